@@ -1,0 +1,249 @@
+// The native core (crates/netcore) against a real kernel. Everything happens
+// in network namespaces this file creates; traffic only goes between them.
+import { execFileSync } from 'node:child_process';
+
+import test, { type ExecutionContext } from 'ava';
+
+import * as native from '../index.js';
+
+const tag = `cnmt-core-${process.pid}`;
+const HOST = tag;
+const SB1 = `${tag}-s1`;
+const SB2 = `${tag}-s2`;
+const SB3 = `${tag}-s3`;
+const ALL = [HOST, SB1, SB2, SB3];
+
+function ip(...args: string[]): string {
+  return execFileSync('ip', args, { encoding: 'utf8' });
+}
+
+function inNetns(netns: string, ...cmd: string[]): string {
+  return execFileSync('ip', ['netns', 'exec', netns, ...cmd], { encoding: 'utf8' });
+}
+
+interface IpLink {
+  ifname: string;
+  ifindex: number;
+  master?: string;
+  mtu: number;
+  flags: string[];
+  address: string;
+}
+
+function ipLinks(netns: string): IpLink[] {
+  return JSON.parse(ip('-n', netns, '-j', 'link', 'show')) as IpLink[];
+}
+
+async function rejectsWith(t: ExecutionContext, p: Promise<unknown>, code: string) {
+  const err = await t.throwsAsync(p);
+  t.is((err as Error & { code?: string }).code, code, err?.message);
+  const body = JSON.parse(err!.message);
+  t.is(body.code, code);
+  t.is(typeof body.message, 'string');
+  return body;
+}
+
+test.before(async () => {
+  for (const n of ALL) await native.netnsCreate(n);
+  await native.ensureBridge({ netns: HOST, name: 'br0', addresses: ['10.231.0.1/24'], mtu: 1500 });
+  await native.attachVeth({
+    hostNetns: HOST,
+    sandboxNetns: SB1,
+    hostIfname: 'vtest1',
+    master: 'br0',
+    ifname: 'eth0',
+    addresses: ['10.231.0.2/24'],
+    gateway: '10.231.0.1',
+  });
+  await native.attachVeth({
+    hostNetns: HOST,
+    sandboxNetns: SB2,
+    hostIfname: 'vtest2',
+    master: 'br0',
+    ifname: 'eth0',
+    mac: '02:42:0a:e7:00:03',
+    addresses: ['10.231.0.3/24', 'fd31::3/64'],
+    gateway: '10.231.0.1',
+  });
+});
+
+test.after.always(async () => {
+  await native.netnsDeleteMany(ALL).catch(() => 0);
+  for (const n of ALL) {
+    try {
+      execFileSync('ip', ['netns', 'delete', n], { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+  }
+});
+
+test.serial('netns created by netnsCreate are visible to ip netns and have lo up', async (t) => {
+  const listed = ip('netns', 'list');
+  for (const n of ALL) {
+    t.true(listed.includes(n));
+    t.true(await native.netnsExists(n));
+  }
+  t.true((await native.netnsList()).includes(HOST));
+  const lo = ipLinks(SB3).find((l) => l.ifname === 'lo');
+  t.truthy(lo);
+  t.true(lo!.flags.includes('UP'));
+  await rejectsWith(t, native.netnsCreate(HOST), 'ERR_NETNS_EXISTS');
+});
+
+test.serial('traffic flows sandbox -> bridge -> sandbox', (t) => {
+  t.notThrows(() => inNetns(SB1, 'ping', '-c1', '-W1', '10.231.0.3'));
+  t.notThrows(() => inNetns(SB2, 'ping', '-c1', '-W1', '10.231.0.2'));
+  t.notThrows(() => inNetns(SB1, 'ping', '-c1', '-W1', '10.231.0.1'));
+});
+
+test.serial('listLinks and ip -j agree', async (t) => {
+  const host = await native.listLinks(HOST);
+  const br = host.find((l) => l.name === 'br0')!;
+  t.is(br.kind, 'bridge');
+  t.true(br.up);
+  t.deepEqual(br.addresses.filter((a) => !a.startsWith('fe80')), ['10.231.0.1/24']);
+  for (const name of ['vtest1', 'vtest2']) {
+    const v = host.find((l) => l.name === name)!;
+    t.is(v.kind, 'veth');
+    t.is(v.master, br.index);
+    t.true(v.up);
+    const fromIp = ipLinks(HOST).find((l) => l.ifname === name)!;
+    t.is(fromIp.ifindex, v.index);
+    t.is(fromIp.master, 'br0');
+    t.is(fromIp.address, v.mac);
+  }
+
+  const sb2 = await native.listLinks(SB2);
+  const eth0 = sb2.find((l) => l.name === 'eth0')!;
+  t.is(eth0.mac, '02:42:0a:e7:00:03');
+  t.true(eth0.up);
+  t.true(eth0.addresses.includes('10.231.0.3/24'));
+  t.true(eth0.addresses.includes('fd31::3/64'));
+  t.true(sb2.find((l) => l.name === 'lo')!.up);
+  const eth0Ip = ipLinks(SB2).find((l) => l.ifname === 'eth0')!;
+  t.is(eth0Ip.ifindex, eth0.index);
+
+  const routes = await native.listRoutes(SB1, 4);
+  const def = routes.find((r) => r.dst === '0.0.0.0/0');
+  t.truthy(def);
+  t.is(def!.gateway, '10.231.0.1');
+  t.is(def!.table, 254);
+  t.true(routes.some((r) => r.dst === '10.231.0.0/24'));
+});
+
+test.serial('ensureBridge is idempotent and rejects a non-bridge', async (t) => {
+  const again = await native.ensureBridge({ netns: HOST, name: 'br0', addresses: ['10.231.0.1/24'] });
+  t.false(again.created);
+  t.is(again.name, 'br0');
+  await rejectsWith(
+    t,
+    native.ensureBridge({ netns: HOST, name: 'vtest1' }),
+    'ERR_INVALID_ARGUMENT',
+  );
+});
+
+test.serial('detachVeth removes the pair', async (t) => {
+  const info = await native.attachVeth({
+    hostNetns: HOST,
+    sandboxNetns: SB3,
+    hostIfname: 'vtest3',
+    master: 'br0',
+    ifname: 'eth3',
+    addresses: ['10.231.0.4/24'],
+    gateway: '10.231.0.1',
+  });
+  t.true(info.hostIfindex > 0);
+  t.true(ipLinks(SB3).some((l) => l.ifname === 'eth3'));
+  t.true(await native.detachVeth(HOST, 'vtest3'));
+  t.false(ipLinks(HOST).some((l) => l.ifname === 'vtest3'));
+  t.false(ipLinks(SB3).some((l) => l.ifname === 'eth3'));
+  t.false(await native.detachVeth(HOST, 'vtest3'));
+  t.false(await native.deleteLink(HOST, 'vtest3'));
+});
+
+test.serial('a failed attach leaves no link behind', async (t) => {
+  const before = ipLinks(HOST).map((l) => l.ifname).sort();
+  const sbBefore = ipLinks(SB3).map((l) => l.ifname).sort();
+
+  await rejectsWith(
+    t,
+    native.attachVeth({ hostNetns: HOST, sandboxNetns: SB3, hostIfname: 'vfail1', master: 'nobridge', ifname: 'eth9' }),
+    'ERR_LINK_NOT_FOUND',
+  );
+  const dup = await rejectsWith(
+    t,
+    native.attachVeth({ hostNetns: HOST, sandboxNetns: SB3, hostIfname: 'vtest1', master: 'br0', ifname: 'eth9' }),
+    'ERR_LINK_EXISTS',
+  );
+  t.is(dup.ifname, 'vtest1');
+  t.is(dup.netns, HOST);
+  // Fails after the pair exists: the gateway is not reachable from the address.
+  await t.throwsAsync(
+    native.attachVeth({
+      hostNetns: HOST,
+      sandboxNetns: SB3,
+      hostIfname: 'vfail2',
+      master: 'br0',
+      ifname: 'eth9',
+      addresses: ['10.231.0.9/24'],
+      gateway: '192.0.2.1',
+    }),
+  );
+  await rejectsWith(
+    t,
+    native.attachVeth({ hostNetns: HOST, sandboxNetns: `${tag}-none`, hostIfname: 'vfail3', ifname: 'eth9' }),
+    'ERR_NETNS_NOT_FOUND',
+  );
+
+  t.deepEqual(ipLinks(HOST).map((l) => l.ifname).sort(), before);
+  t.deepEqual(ipLinks(SB3).map((l) => l.ifname).sort(), sbBefore);
+});
+
+test.serial('bad names and arguments give ERR_INVALID_ARGUMENT', async (t) => {
+  const base = { hostNetns: HOST, sandboxNetns: SB3, hostIfname: 'vok', ifname: 'eth0' };
+  for (const bad of ['', 'a/b', 'has space', '.', '..', 'sixteen-chars-xx']) {
+    await rejectsWith(t, native.attachVeth({ ...base, hostIfname: bad }), 'ERR_INVALID_ARGUMENT');
+    await rejectsWith(t, native.deleteLink(HOST, bad), 'ERR_INVALID_ARGUMENT');
+  }
+  for (const bad of ['', '.', '..', 'a/b', 'x'.repeat(256)]) {
+    await rejectsWith(t, native.netnsCreate(bad), 'ERR_INVALID_ARGUMENT');
+    await rejectsWith(t, native.netnsDelete(bad), 'ERR_INVALID_ARGUMENT');
+  }
+  await rejectsWith(t, native.attachVeth({ ...base, addresses: ['10.0.0.1'] }), 'ERR_INVALID_ARGUMENT');
+  await rejectsWith(t, native.attachVeth({ ...base, mac: 'zz:zz' }), 'ERR_INVALID_ARGUMENT');
+  await rejectsWith(t, native.sysctlGet(HOST, 'kernel.hostname'), 'ERR_INVALID_ARGUMENT');
+  await rejectsWith(t, native.sysctlGet(HOST, 'net..ipv4'), 'ERR_INVALID_ARGUMENT');
+  await rejectsWith(t, native.sysctlGet(HOST, 'net.ipv4/../../x'), 'ERR_INVALID_ARGUMENT');
+  t.false(ipLinks(HOST).some((l) => l.ifname === 'vok'));
+});
+
+test.serial('sysctl in a named netns does not touch the machine', async (t) => {
+  const machine = await native.sysctlGet(null, 'net.ipv4.ip_forward');
+  const inside = await native.sysctlGet(HOST, 'net.ipv4.ip_forward');
+  const flipped = inside === '1' ? '0' : '1';
+  await native.sysctlSet(HOST, 'net.ipv4.ip_forward', flipped);
+  t.is(await native.sysctlGet(HOST, 'net.ipv4.ip_forward'), flipped);
+  t.is(inNetns(HOST, 'cat', '/proc/sys/net/ipv4/ip_forward').trim(), flipped);
+  t.is(await native.sysctlGet(null, 'net.ipv4.ip_forward'), machine);
+  await native.sysctlSet(HOST, 'net.ipv4.conf.all.route_localnet', '1');
+  t.is(await native.sysctlGet(HOST, 'net.ipv4.conf.all.route_localnet'), '1');
+});
+
+test.serial('netnsBind aliases a netns; delete and releaseNetns', async (t) => {
+  const alias = `${tag}-alias`;
+  await native.netnsBind(alias, SB1);
+  try {
+    const viaAlias = await native.listLinks(alias);
+    t.true(viaAlias.some((l) => l.name === 'eth0' && l.addresses.includes('10.231.0.2/24')));
+    await rejectsWith(t, native.netnsBind(alias, SB1), 'ERR_NETNS_EXISTS');
+    await rejectsWith(t, native.netnsBind(`${tag}-x`, `${tag}-missing`), 'ERR_NETNS_NOT_FOUND');
+  } finally {
+    native.releaseNetns(alias);
+    t.true(await native.netnsDelete(alias));
+  }
+  t.false(await native.netnsDelete(alias));
+  t.false(await native.netnsExists(alias));
+  // SB1 itself is untouched by deleting its alias.
+  t.notThrows(() => inNetns(SB1, 'ping', '-c1', '-W1', '10.231.0.3'));
+});

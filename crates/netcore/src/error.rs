@@ -1,0 +1,172 @@
+//! The one error type of netcore: a stable code, a human message with context,
+//! and the offending values (errno, interface name, netns name).
+
+use std::fmt;
+use std::io;
+
+/// Stable error codes; `as_str()` is what JavaScript sees as `err.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The kernel refused a request for a reason not covered below.
+    Kernel,
+    /// EPERM / EACCES.
+    Permission,
+    /// A name, address, key or value failed validation.
+    InvalidArgument,
+    /// /run/netns/NAME does not exist.
+    NetnsNotFound,
+    /// /run/netns/NAME already exists.
+    NetnsExists,
+    /// A link looked up by name or index does not exist.
+    LinkNotFound,
+    /// A link of that name already exists.
+    LinkExists,
+    /// A file or thread operation failed outside netlink.
+    Io,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Kernel => "ERR_KERNEL",
+            ErrorCode::Permission => "ERR_PERMISSION",
+            ErrorCode::InvalidArgument => "ERR_INVALID_ARGUMENT",
+            ErrorCode::NetnsNotFound => "ERR_NETNS_NOT_FOUND",
+            ErrorCode::NetnsExists => "ERR_NETNS_EXISTS",
+            ErrorCode::LinkNotFound => "ERR_LINK_NOT_FOUND",
+            ErrorCode::LinkExists => "ERR_LINK_EXISTS",
+            ErrorCode::Io => "ERR_IO",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: String,
+    pub errno: Option<i32>,
+    pub ifname: Option<String>,
+    pub netns: Option<String>,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Human text for an errno, without std's " (os error N)" suffix.
+pub fn errno_text(errno: i32) -> String {
+    let text = io::Error::from_raw_os_error(errno).to_string();
+    match text.find(" (os error") {
+        Some(pos) => text[..pos].to_string(),
+        None => text,
+    }
+}
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+            errno: None,
+            ifname: None,
+            netns: None,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::InvalidArgument, message)
+    }
+
+    /// Maps an errno by value: EPERM/EACCES -> permission, anything else ->
+    /// kernel. Callers that know better (EEXIST on create, ENODEV on lookup)
+    /// match those first.
+    pub fn from_errno(errno: i32, context: impl fmt::Display) -> Self {
+        let code = match errno {
+            libc::EPERM | libc::EACCES => ErrorCode::Permission,
+            _ => ErrorCode::Kernel,
+        };
+        Error::with_errno(code, errno, context)
+    }
+
+    pub fn with_errno(code: ErrorCode, errno: i32, context: impl fmt::Display) -> Self {
+        let mut e = Error::new(code, format!("{context}: {}", errno_text(errno)));
+        e.errno = Some(errno);
+        e
+    }
+
+    /// An io::Error from a file or thread operation: errno-mapped when it has
+    /// one, ERR_IO otherwise.
+    pub fn from_io(err: &io::Error, context: impl fmt::Display) -> Self {
+        match err.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => {
+                let errno = err.raw_os_error().unwrap_or(libc::EPERM);
+                Error::with_errno(ErrorCode::Permission, errno, context)
+            }
+            Some(errno) => Error::with_errno(ErrorCode::Io, errno, context),
+            None => Error::new(ErrorCode::Io, format!("{context}: {err}")),
+        }
+    }
+
+    pub fn ifname(mut self, ifname: &str) -> Self {
+        self.ifname = Some(ifname.to_string());
+        self
+    }
+
+    pub fn netns(mut self, netns: Option<&str>) -> Self {
+        if let Some(n) = netns {
+            self.netns = Some(n.to_string());
+        }
+        self
+    }
+
+    /// The JSON body carried in the JavaScript error's message.
+    pub fn to_json(&self) -> String {
+        let mut body = serde_json::Map::new();
+        body.insert("code".into(), self.code.as_str().into());
+        body.insert("message".into(), self.message.clone().into());
+        if let Some(errno) = self.errno {
+            body.insert("errno".into(), errno.into());
+        }
+        if let Some(ifname) = &self.ifname {
+            body.insert("ifname".into(), ifname.clone().into());
+        }
+        if let Some(netns) = &self.netns {
+            body.insert("netns".into(), netns.clone().into());
+        }
+        serde_json::Value::Object(body).to_string()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Where a netns argument is shown in messages.
+pub fn ns_label(netns: Option<&str>) -> &str {
+    netns.unwrap_or("<process>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_mapping_and_json() {
+        let e = Error::from_errno(libc::EEXIST, "create veth v0 in netns n1")
+            .ifname("v0")
+            .netns(Some("n1"));
+        assert_eq!(e.code, ErrorCode::Kernel);
+        assert_eq!(e.message, "create veth v0 in netns n1: File exists");
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(v["code"], "ERR_KERNEL");
+        assert_eq!(v["errno"], 17);
+        assert_eq!(v["ifname"], "v0");
+        assert_eq!(v["netns"], "n1");
+        assert_eq!(
+            Error::from_errno(libc::EPERM, "x").code,
+            ErrorCode::Permission
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! napi exports of netcore: convert JS <-> Rust and forward, nothing else.
+//! The contract is ts/native-api.ts (`NativeBinding`).
+//!
+//! Every call returns a Promise settled from the tokio runtime. Rejections are
+//! Errors whose `code` is the stable ERR_* string and whose `message` is the
+//! JSON body of [`error::Error::to_json`].
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod addr;
+pub mod error;
+pub mod link;
+pub mod netns;
+mod nl;
+pub mod route;
+pub mod sysctl;
+
+use std::future::Future;
+
+use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
+use napi::{Env, JsError};
+use napi_derive::napi;
+
+fn js_error(env: &Env, e: &error::Error) -> napi::Error {
+    let err: napi::Error<&'static str> = napi::Error::new(e.code.as_str(), e.to_json());
+    // A JS Error with our own `code`; napi rejects with this very object.
+    napi::Error::from(JsError::from(err).into_unknown(*env))
+}
+
+fn promise<'env, T, F>(env: &'env Env, fut: F) -> napi::Result<PromiseRaw<'env, T>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: Future<Output = error::Result<T>> + Send + 'static,
+{
+    env.spawn_future_with_callback(async move { Ok(fut.await) }, |env, result| {
+        result.map_err(|e| js_error(env, &e))
+    })
+}
+
+#[napi(object)]
+pub struct BridgeSpec {
+    #[napi(ts_type = "string | null")]
+    pub netns: Option<String>,
+    pub name: String,
+    #[napi(ts_type = "number | null")]
+    pub mtu: Option<u32>,
+    #[napi(ts_type = "string | null")]
+    pub mac: Option<String>,
+    /// CIDR strings, e.g. "10.1.0.1/24"; already present ones are kept.
+    #[napi(ts_type = "string[] | null")]
+    pub addresses: Option<Vec<String>>,
+    /// default true
+    #[napi(ts_type = "boolean | null")]
+    pub up: Option<bool>,
+}
+
+#[napi(object)]
+pub struct BridgeInfo {
+    pub ifindex: u32,
+    pub name: String,
+    pub mtu: u32,
+    pub mac: String,
+    /// false when the bridge already existed
+    pub created: bool,
+}
+
+#[napi(object)]
+pub struct VethSpec {
+    #[napi(ts_type = "string | null")]
+    pub host_netns: Option<String>,
+    /// the named netns the peer is born in
+    pub sandbox_netns: String,
+    pub host_ifname: String,
+    /// bridge to enslave the host end to
+    #[napi(ts_type = "string | null")]
+    pub master: Option<String>,
+    /// name of the peer inside the sandbox, e.g. eth0
+    pub ifname: String,
+    #[napi(ts_type = "number | null")]
+    pub mtu: Option<u32>,
+    #[napi(ts_type = "string | null")]
+    pub mac: Option<String>,
+    /// CIDR strings for the peer
+    #[napi(ts_type = "string[] | null")]
+    pub addresses: Option<Vec<String>>,
+    /// IPv4 default route via this gateway
+    #[napi(ts_type = "string | null")]
+    pub gateway: Option<String>,
+    /// IPv6 default route via this gateway
+    #[napi(ts_type = "string | null")]
+    pub gateway6: Option<String>,
+}
+
+#[napi(object)]
+pub struct VethInfo {
+    pub host_ifindex: u32,
+    pub ifindex: u32,
+    pub mac: String,
+    pub host_mac: String,
+}
+
+#[napi(object)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub name: String,
+    #[napi(ts_type = "string | null")]
+    pub kind: Option<String>,
+    #[napi(ts_type = "number | null")]
+    pub master: Option<u32>,
+    pub mtu: u32,
+    pub mac: String,
+    pub up: bool,
+    pub addresses: Vec<String>,
+}
+
+#[napi(object)]
+pub struct RouteInfo {
+    /// CIDR; "0.0.0.0/0" for default
+    pub dst: String,
+    #[napi(ts_type = "string | null")]
+    pub gateway: Option<String>,
+    #[napi(ts_type = "number | null")]
+    pub oif: Option<u32>,
+    pub table: u32,
+}
+
+#[napi(ts_return_type = "Promise<void>")]
+pub fn netns_create(env: &Env, name: String) -> napi::Result<PromiseRaw<'_, ()>> {
+    promise(env, async move { netns::create(&name).await })
+}
+
+#[napi(ts_return_type = "Promise<void>")]
+pub fn netns_bind(
+    env: &Env,
+    name: String,
+    target: Option<String>,
+) -> napi::Result<PromiseRaw<'_, ()>> {
+    promise(
+        env,
+        async move { netns::bind(&name, target.as_deref()).await },
+    )
+}
+
+#[napi(ts_return_type = "Promise<boolean>")]
+pub fn netns_delete(env: &Env, name: String) -> napi::Result<PromiseRaw<'_, bool>> {
+    promise(env, async move { netns::delete(&name).await })
+}
+
+#[napi(ts_return_type = "Promise<number>")]
+pub fn netns_delete_many(env: &Env, names: Vec<String>) -> napi::Result<PromiseRaw<'_, u32>> {
+    promise(env, async move { netns::delete_many(&names).await })
+}
+
+#[napi(ts_return_type = "Promise<string[]>")]
+pub fn netns_list(env: &Env) -> napi::Result<PromiseRaw<'_, Vec<String>>> {
+    promise(env, netns::list())
+}
+
+#[napi(ts_return_type = "Promise<boolean>")]
+pub fn netns_exists(env: &Env, name: String) -> napi::Result<PromiseRaw<'_, bool>> {
+    promise(env, async move { netns::exists(&name).await })
+}
+
+/// Drops the cached netlink socket of a netns (so it does not keep it alive).
+#[napi]
+pub fn release_netns(name: String) {
+    netns::release(&name);
+}
+
+#[napi(ts_return_type = "Promise<BridgeInfo>")]
+pub fn ensure_bridge(env: &Env, spec: BridgeSpec) -> napi::Result<PromiseRaw<'_, BridgeInfo>> {
+    let spec = link::BridgeSpec {
+        netns: spec.netns,
+        name: spec.name,
+        mtu: spec.mtu,
+        mac: spec.mac,
+        addresses: spec.addresses.unwrap_or_default(),
+        up: spec.up.unwrap_or(true),
+    };
+    promise(env, async move {
+        let b = link::ensure_bridge(&spec).await?;
+        Ok(BridgeInfo {
+            ifindex: b.ifindex,
+            name: b.name,
+            mtu: b.mtu,
+            mac: b.mac,
+            created: b.created,
+        })
+    })
+}
+
+#[napi(ts_return_type = "Promise<boolean>")]
+pub fn delete_link(
+    env: &Env,
+    #[napi(ts_arg_type = "string | undefined | null")] netns: Option<String>,
+    name: String,
+) -> napi::Result<PromiseRaw<'_, bool>> {
+    promise(
+        env,
+        async move { link::delete(netns.as_deref(), &name).await },
+    )
+}
+
+#[napi(ts_return_type = "Promise<VethInfo>")]
+pub fn attach_veth(env: &Env, spec: VethSpec) -> napi::Result<PromiseRaw<'_, VethInfo>> {
+    let spec = link::VethSpec {
+        host_netns: spec.host_netns,
+        sandbox_netns: spec.sandbox_netns,
+        host_ifname: spec.host_ifname,
+        master: spec.master,
+        ifname: spec.ifname,
+        mtu: spec.mtu,
+        mac: spec.mac,
+        addresses: spec.addresses.unwrap_or_default(),
+        gateway: spec.gateway,
+        gateway6: spec.gateway6,
+    };
+    promise(env, async move {
+        let v = link::attach_veth(&spec).await?;
+        Ok(VethInfo {
+            host_ifindex: v.host_ifindex,
+            ifindex: v.ifindex,
+            mac: v.mac,
+            host_mac: v.host_mac,
+        })
+    })
+}
+
+#[napi(ts_return_type = "Promise<boolean>")]
+pub fn detach_veth(
+    env: &Env,
+    #[napi(ts_arg_type = "string | undefined | null")] host_netns: Option<String>,
+    host_ifname: String,
+) -> napi::Result<PromiseRaw<'_, bool>> {
+    promise(env, async move {
+        link::detach_veth(host_netns.as_deref(), &host_ifname).await
+    })
+}
+
+#[napi(ts_return_type = "Promise<LinkInfo[]>")]
+pub fn list_links(env: &Env, netns: Option<String>) -> napi::Result<PromiseRaw<'_, Vec<LinkInfo>>> {
+    promise(env, async move {
+        let links = link::list(netns.as_deref()).await?;
+        Ok(links
+            .into_iter()
+            .map(|l| LinkInfo {
+                index: l.index,
+                name: l.name,
+                kind: l.kind,
+                master: l.master,
+                mtu: l.mtu,
+                mac: l.mac,
+                up: l.up,
+                addresses: l.addresses,
+            })
+            .collect())
+    })
+}
+
+#[napi(ts_return_type = "Promise<RouteInfo[]>")]
+pub fn list_routes(
+    env: &Env,
+    netns: Option<String>,
+    family: Option<u32>,
+) -> napi::Result<PromiseRaw<'_, Vec<RouteInfo>>> {
+    promise(env, async move {
+        let routes = route::list(netns.as_deref(), family).await?;
+        Ok(routes
+            .into_iter()
+            .map(|r| RouteInfo {
+                dst: r.dst,
+                gateway: r.gateway,
+                oif: r.oif,
+                table: r.table,
+            })
+            .collect())
+    })
+}
+
+#[napi(ts_return_type = "Promise<string>")]
+pub fn sysctl_get(
+    env: &Env,
+    #[napi(ts_arg_type = "string | undefined | null")] netns: Option<String>,
+    key: String,
+) -> napi::Result<PromiseRaw<'_, String>> {
+    promise(
+        env,
+        async move { sysctl::get(netns.as_deref(), &key).await },
+    )
+}
+
+#[napi(ts_return_type = "Promise<void>")]
+pub fn sysctl_set(
+    env: &Env,
+    #[napi(ts_arg_type = "string | undefined | null")] netns: Option<String>,
+    key: String,
+    value: String,
+) -> napi::Result<PromiseRaw<'_, ()>> {
+    promise(env, async move {
+        sysctl::set(netns.as_deref(), &key, &value).await
+    })
+}

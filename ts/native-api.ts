@@ -1,0 +1,103 @@
+/**
+ * The contract between the TypeScript layer and the Rust addon (crates/netcore).
+ * The generated loader (../index.js) must export exactly these functions; napi-rs
+ * turns Rust `Option<T>` into `T | undefined | null` and snake_case into camelCase.
+ *
+ * Netns arguments: `undefined`/`null` means the process's own network namespace;
+ * a string is a named netns, i.e. the file /run/netns/<name>.
+ *
+ * Every rejection is an Error whose `code` is one of NativeErrorCode and whose
+ * `message` is a JSON object: {"code","message","errno"?,"ifname"?,"netns"?}.
+ */
+export type NativeErrorCode =
+  | 'ERR_KERNEL'
+  | 'ERR_PERMISSION'
+  | 'ERR_INVALID_ARGUMENT'
+  | 'ERR_NETNS_NOT_FOUND'
+  | 'ERR_NETNS_EXISTS'
+  | 'ERR_LINK_NOT_FOUND'
+  | 'ERR_LINK_EXISTS'
+  | 'ERR_IO';
+
+export interface BridgeSpec {
+  netns?: string | null;
+  name: string;
+  mtu?: number | null;
+  mac?: string | null;
+  /** CIDR strings, e.g. "10.1.0.1/24"; already present ones are kept, EEXIST ignored. */
+  addresses?: string[] | null;
+  /** default true */
+  up?: boolean | null;
+}
+
+export interface BridgeInfo {
+  ifindex: number;
+  name: string;
+  mtu: number;
+  mac: string;
+  /** false when the bridge already existed */
+  created: boolean;
+}
+
+export interface VethSpec {
+  hostNetns?: string | null;
+  /** the named netns the peer is born in */
+  sandboxNetns: string;
+  hostIfname: string;
+  /** bridge to enslave the host end to */
+  master?: string | null;
+  /** name of the peer inside the sandbox, e.g. eth0 */
+  ifname: string;
+  mtu?: number | null;
+  mac?: string | null;
+  /** CIDR strings for the peer */
+  addresses?: string[] | null;
+  /** IPv4 default route via this gateway */
+  gateway?: string | null;
+  /** IPv6 default route via this gateway */
+  gateway6?: string | null;
+}
+
+export interface VethInfo {
+  hostIfindex: number;
+  ifindex: number;
+  mac: string;
+  hostMac: string;
+}
+
+export interface LinkInfo {
+  index: number;
+  name: string;
+  kind?: string | null;
+  master?: number | null;
+  mtu: number;
+  mac: string;
+  up: boolean;
+  addresses: string[];
+}
+
+export interface RouteInfo {
+  /** CIDR; "0.0.0.0/0" for default */
+  dst: string;
+  gateway?: string | null;
+  oif?: number | null;
+  table: number;
+}
+
+export interface NativeBinding {
+  netnsCreate(name: string): Promise<void>;
+  netnsBind(name: string, target?: string | null): Promise<void>;
+  netnsDelete(name: string): Promise<boolean>;
+  netnsDeleteMany(names: string[]): Promise<number>;
+  netnsList(): Promise<string[]>;
+  netnsExists(name: string): Promise<boolean>;
+  releaseNetns(name: string): void;
+  ensureBridge(spec: BridgeSpec): Promise<BridgeInfo>;
+  deleteLink(netns: string | undefined | null, name: string): Promise<boolean>;
+  attachVeth(spec: VethSpec): Promise<VethInfo>;
+  detachVeth(hostNetns: string | undefined | null, hostIfname: string): Promise<boolean>;
+  listLinks(netns?: string | null): Promise<LinkInfo[]>;
+  listRoutes(netns?: string | null, family?: number | null): Promise<RouteInfo[]>;
+  sysctlGet(netns: string | undefined | null, key: string): Promise<string>;
+  sysctlSet(netns: string | undefined | null, key: string, value: string): Promise<void>;
+}
