@@ -1,0 +1,651 @@
+/**
+ * NetworkController: the entry point of cnm. It owns the driver registry, IPAM and
+ * the store, creates the predefined networks, and runs every mutating operation as
+ * validate → reserve in the store → program the kernel → commit, undoing both
+ * sides when a step fails.
+ */
+import { join } from 'node:path';
+import { DriverRegistry } from './drivers/registry.js';
+import type { Driver } from './drivers/driver.js';
+import { BridgeOptions } from './drivers/bridge.js';
+import { CnmError, invalid, toCnmError } from './errors.js';
+import { DEFAULT_POOLS, type DefaultPool, chooseSubnet, nameserverPrefixes, validatePools } from './ipam/default-pools.js';
+import { Ipam } from './ipam/ipam.js';
+import { Pool, type PoolConfig } from './ipam/pool.js';
+import { type Cidr, formatCidr, overlaps, parseCidr, parseSubnet } from './net/ip.js';
+import { native } from './native.js';
+import { Network } from './network.js';
+import { currentOwner } from './owner.js';
+import { allNetworks, allSandboxes, endpointsOfNetwork, endpointsOfSandbox, findNetwork, findSandbox, keys } from './records.js';
+import { type ReconcileReport, reconcile } from './reconcile.js';
+import { Sandbox } from './sandbox.js';
+import { LmdbStore } from './store/lmdb-store.js';
+import { ensureStateDir } from './store/state-dir.js';
+import type { Store, StoreTxn } from './store/store.js';
+import type { EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord } from './types.js';
+import { checkIfname, checkName, newId, parseMtu } from './validate.js';
+
+/** Options of {@link NetworkController.open}; the daemon-level settings of Docker. */
+export interface ControllerOptions {
+  /** where the store lives; default /var/lib/cnm */
+  stateDir?: string;
+  /** named netns to treat as the host; default: the process's own netns */
+  hostNetns?: string | null;
+  /** default bridge address in CIDR form, e.g. "172.17.0.1/16" (Docker's --bip) */
+  bip?: string;
+  /** use this existing bridge device for the default bridge (Docker's -b) */
+  bridge?: string;
+  /** MTU of the default bridge network (Docker's --mtu) */
+  mtu?: number;
+  /** pools for automatic subnet choice (Docker's default-address-pools) */
+  defaultAddressPools?: DefaultPool[];
+}
+
+/** One IPAM pool as given to network create. */
+export interface IpamPoolRequest {
+  subnet?: string;
+  gateway?: string;
+  ipRange?: string;
+  auxAddresses?: Record<string, string>;
+}
+
+/** What `docker network create` carries. */
+export interface NetworkCreateOptions {
+  name: string;
+  driver?: string;
+  /** one entry per subnet; omit to choose a subnet from the default pools */
+  ipam?: IpamPoolRequest[];
+  internal?: boolean;
+  attachable?: boolean;
+  options?: Record<string, string>;
+  labels?: Record<string, string>;
+  /** shorthand for the com.docker.network.driver.mtu option */
+  mtu?: number;
+}
+
+/** Options of {@link NetworkController.connect}. */
+export interface ConnectOptions {
+  /** static IPv4 address */
+  ip?: string;
+  aliases?: string[];
+}
+
+/** Options of {@link NetworkController.createSandbox}. */
+export interface SandboxCreateOptions {
+  name: string;
+  /** a network name or id, `host`, `none` or `container:<sandbox>`; default `bridge` */
+  net?: string;
+  ip?: string;
+  aliases?: string[];
+}
+
+export const DEFAULT_STATE_DIR = '/var/lib/cnm';
+export const DEFAULT_BRIDGE_DEVICE = 'cnm0';
+
+export class NetworkController {
+  readonly hostNetns: string | null;
+  readonly stateDir: string;
+  /** @internal */ readonly store: Store;
+  /** @internal */ readonly ipam: Ipam;
+  /** @internal */ readonly drivers: DriverRegistry;
+  private readonly pools: readonly DefaultPool[];
+
+  private constructor(opts: ControllerOptions, store: Store, stateDir: string) {
+    this.hostNetns = opts.hostNetns ?? null;
+    this.stateDir = stateDir;
+    this.store = store;
+    this.ipam = new Ipam(store);
+    this.drivers = new DriverRegistry({ hostNetns: this.hostNetns });
+    this.pools = opts.defaultAddressPools ?? DEFAULT_POOLS;
+  }
+
+  /**
+   * Open the controller: check options, open the store under stateDir (one store
+   * per host netns), reconcile store and kernel, and create the predefined
+   * networks `none`, `host` and `bridge`.
+   */
+  static async open(opts: ControllerOptions = {}): Promise<NetworkController> {
+    if (opts.bip !== undefined && opts.bridge !== undefined) {
+      throw invalid('you specified -b & --bip, mutually exclusive options: configure one or the other', opts.bip);
+    }
+    if (opts.bridge !== undefined) checkIfname(opts.bridge, 'bridge');
+    if (opts.bip !== undefined) parseCidr(opts.bip, 'bip');
+    if (opts.mtu !== undefined) parseMtu(opts.mtu);
+    if (opts.defaultAddressPools) validatePools(opts.defaultAddressPools);
+    const host = opts.hostNetns ?? null;
+    if (host !== null) {
+      checkName('host netns', host, 200);
+      if (!(await native.netnsExists(host))) {
+        throw new CnmError('ERR_NETNS_NOT_FOUND', `host netns ${host} does not exist (create it with "ip netns add ${host}")`, {
+          netns: host,
+        });
+      }
+    }
+    const base = opts.stateDir ?? DEFAULT_STATE_DIR;
+    const dir = join(base, host === null ? 'root' : `netns-${host}`);
+    // the base dir is checked too: it holds every host's state
+    ensureStateDir(base);
+    const store = LmdbStore.open(dir);
+    const ctl = new NetworkController(opts, store, base);
+    try {
+      await ctl.reconcile();
+      await ctl.ensurePredefined(opts);
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+    return ctl;
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+
+  // ---------------------------------------------------------------- networks
+
+  /** Create a network. Nothing is left behind when it fails. */
+  async createNetwork(req: NetworkCreateOptions): Promise<Network> {
+    const rec = await this.planNetwork(req);
+    return new Network(this, await this.commitNetwork(rec, req.ipam === undefined || req.ipam.length === 0));
+  }
+
+  private async planNetwork(req: NetworkCreateOptions, predefined = false): Promise<NetworkRecord> {
+    if (typeof req !== 'object' || req === null) throw invalid('network create needs options', req);
+    checkName('network', req.name);
+    const driverName = req.driver ?? 'bridge';
+    if (typeof driverName !== 'string' || driverName === '') throw invalid('driver name must not be empty', driverName);
+    const driver = this.drivers.get(driverName);
+    if (!predefined && (driverName === 'host' || driverName === 'null')) {
+      throw invalid(`only one instance of "${driverName}" network is allowed`, driverName);
+    }
+    const options = { ...req.options };
+    const labels = { ...req.labels };
+    for (const [what, rec] of [['option', options], ['label', labels]] as const) {
+      for (const [k, v] of Object.entries(rec)) {
+        if (k === '' || typeof v !== 'string') throw invalid(`${what} ${k}: keys must be non-empty and values strings`, k);
+      }
+    }
+    if (req.mtu !== undefined) options[BridgeOptions.mtu] = String(parseMtu(req.mtu));
+    const reqs = req.ipam ?? [];
+    if (!Array.isArray(reqs)) throw invalid('ipam must be a list of pools', reqs);
+    const config: PoolConfig[] = [];
+    if (driver.usesIpam) {
+      for (const p of reqs) {
+        if (!p.subnet) {
+          if (p.gateway || p.ipRange) throw invalid('--gateway and --ip-range need a --subnet', p.gateway ?? p.ipRange);
+          continue;
+        }
+        // Pool validates gateway, range and aux addresses against the subnet
+        config.push(new Pool({ subnet: p.subnet, gateway: p.gateway, ipRange: p.ipRange, auxAddresses: p.auxAddresses }).config);
+      }
+      for (let i = 0; i < config.length; i++) {
+        for (let j = i + 1; j < config.length; j++) {
+          if (overlaps(parseSubnet(config[i]!.subnet), parseSubnet(config[j]!.subnet))) {
+            throw new CnmError('ERR_SUBNET_OVERLAP', `subnets ${config[i]!.subnet} and ${config[j]!.subnet} overlap`, {
+              subnet: config[j]!.subnet,
+            });
+          }
+        }
+      }
+    } else if (reqs.some((p) => p.subnet)) {
+      throw invalid(`the ${driverName} driver takes no subnet`, reqs);
+    }
+    const rec: NetworkRecord = {
+      id: newId(),
+      name: req.name,
+      driver: driverName,
+      scope: 'local',
+      created: new Date().toISOString(),
+      internal: req.internal === true,
+      attachable: req.attachable === true,
+      enableIPv6: false,
+      options,
+      labels,
+      ipam: { driver: 'default', options: {}, config, userSubnet: config.length > 0 },
+      state: 'creating',
+    };
+    if (predefined) rec.predefined = true;
+    driver.prepareNetwork(rec);
+    return rec;
+  }
+
+  /** Reserve in the store, program the kernel, commit; undo on failure. */
+  private async commitNetwork(rec: NetworkRecord, autoSubnet: boolean): Promise<NetworkRecord> {
+    const driver = this.drivers.get(rec.driver);
+    let avoid: Cidr[] = [];
+    if (autoSubnet && driver.usesIpam) avoid = await this.hostPrefixes();
+    for (let attempt = 0; ; attempt++) {
+      if (autoSubnet && driver.usesIpam) {
+        const taken = allNetworks(this.store).flatMap((n) => n.ipam.config.map((c) => parseSubnet(c.subnet)));
+        const subnet = chooseSubnet(this.pools, [...avoid, ...taken]);
+        rec.ipam.config = [new Pool({ subnet }).config];
+        driver.prepareNetwork(rec);
+      }
+      try {
+        this.store.txn((tx) => this.reserveNetwork(tx, rec));
+        break;
+      } catch (e) {
+        // another process took the subnet we chose between our look and our write
+        if (!(autoSubnet && e instanceof CnmError && e.code === 'ERR_SUBNET_OVERLAP' && attempt < 3)) throw e;
+      }
+    }
+    try {
+      await driver.createNetwork(rec);
+    } catch (e) {
+      this.store.txn((tx) => this.unreserveNetwork(tx, rec));
+      throw toCnmError(e, `create network ${rec.name}`);
+    }
+    rec.state = 'ready';
+    delete rec.owner;
+    this.store.txn((tx) => tx.put(keys.net(rec.id), rec));
+    return rec;
+  }
+
+  private reserveNetwork(tx: StoreTxn, rec: NetworkRecord): void {
+    if (tx.get(keys.netName(rec.name)) !== undefined) {
+      throw new CnmError('ERR_NAME_CONFLICT', `network with name ${rec.name} already exists`, { value: rec.name, network: rec.name });
+    }
+    for (const other of allNetworks(tx)) {
+      if (rec.bridge && other.bridge === rec.bridge) {
+        throw new CnmError('ERR_NAME_CONFLICT', `bridge device ${rec.bridge} is already used by network ${other.name}`, { value: rec.bridge });
+      }
+      for (const a of rec.ipam.config) {
+        for (const b of other.ipam.config) {
+          if (overlaps(parseSubnet(a.subnet), parseSubnet(b.subnet))) {
+            throw new CnmError('ERR_SUBNET_OVERLAP', `Pool overlaps with other one on this address space: ${a.subnet} overlaps ${b.subnet} of network ${other.name}`, {
+              subnet: a.subnet,
+              network: other.name,
+            });
+          }
+        }
+      }
+    }
+    rec.owner = currentOwner();
+    tx.put(keys.net(rec.id), rec);
+    tx.put(keys.netName(rec.name), rec.id);
+  }
+
+  /** @internal */
+  unreserveNetwork(tx: StoreTxn, rec: NetworkRecord): void {
+    tx.del(keys.net(rec.id));
+    if (tx.get(keys.netName(rec.name)) === rec.id) tx.del(keys.netName(rec.name));
+    this.ipam.purge(tx, rec);
+  }
+
+  /** Prefixes automatic subnet choice must avoid: host routes and nameservers. */
+  private async hostPrefixes(): Promise<Cidr[]> {
+    const out: Cidr[] = nameserverPrefixes();
+    for (const r of await native.listRoutes(this.hostNetns, 4)) {
+      try {
+        const c = parseCidr(r.dst, 'route');
+        if (c.prefix > 0) out.push(c);
+      } catch {
+        // routes we cannot parse cannot be compared; skip them
+      }
+    }
+    return out;
+  }
+
+  /** All networks, in creation order. */
+  listNetworks(): Network[] {
+    return allNetworks(this.store)
+      .filter((n) => n.state === 'ready')
+      .sort((a, b) => a.created.localeCompare(b.created))
+      .map((n) => new Network(this, n));
+  }
+
+  /** A network by id, name or unique id prefix; ERR_NETWORK_NOT_FOUND otherwise. */
+  getNetwork(ref: string): Network {
+    return new Network(this, findNetwork(this.store, ref));
+  }
+
+  /** Remove a network; refused while endpoints exist or for predefined networks. */
+  async removeNetwork(ref: string): Promise<void> {
+    const rec = findNetwork(this.store, ref);
+    if (rec.predefined) {
+      throw new CnmError('ERR_PREDEFINED_NETWORK', `${rec.name} is a pre-defined network and cannot be removed`, { network: rec.name });
+    }
+    const eps = endpointsOfNetwork(this.store, rec.id);
+    if (eps.length > 0) {
+      throw new CnmError('ERR_NETWORK_IN_USE', `error while removing network: network ${rec.name} id ${rec.id} has active endpoints`, {
+        network: rec.name,
+      });
+    }
+    this.store.txn((tx) => {
+      const cur = tx.get<NetworkRecord>(keys.net(rec.id));
+      if (!cur) throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${ref} not found`, { value: ref });
+      if (endpointsOfNetwork(tx, rec.id).length > 0) {
+        throw new CnmError('ERR_NETWORK_IN_USE', `network ${rec.name} has active endpoints`, { network: rec.name });
+      }
+      tx.put(keys.net(rec.id), { ...cur, state: 'deleting', owner: currentOwner() });
+    });
+    try {
+      await this.drivers.get(rec.driver).deleteNetwork(rec);
+    } catch (e) {
+      this.store.txn((tx) => tx.put(keys.net(rec.id), rec));
+      throw toCnmError(e, `remove network ${rec.name}`);
+    }
+    this.store.txn((tx) => this.unreserveNetwork(tx, rec));
+  }
+
+  // --------------------------------------------------------------- sandboxes
+
+  /**
+   * Create a sandbox: the named netns `name` (so `ip netns exec NAME` works),
+   * joined to one network, or sharing the host's or another sandbox's netns.
+   */
+  async createSandbox(req: SandboxCreateOptions): Promise<Sandbox> {
+    if (typeof req !== 'object' || req === null) throw invalid('sandbox create needs options', req);
+    checkName('sandbox', req.name);
+    const netRef = req.net ?? 'bridge';
+    if (typeof netRef !== 'string' || netRef === '') throw invalid('--net must not be empty', netRef);
+    let mode: SandboxMode = 'network';
+    let shared: SandboxRecord | undefined;
+    let net: NetworkRecord | undefined;
+    if (netRef.startsWith('container:')) {
+      mode = 'container';
+      shared = findSandbox(this.store, netRef.slice('container:'.length));
+      if (req.ip !== undefined) throw invalid('conflicting options: --ip and --net container:… cannot be used together', req.ip);
+    } else {
+      net = findNetwork(this.store, netRef);
+      if (net.driver === 'host') mode = 'host';
+      else if (net.driver === 'null') mode = 'none';
+      if (mode !== 'network' && req.ip !== undefined) {
+        throw invalid(`conflicting options: --ip cannot be used with network mode ${mode}`, req.ip);
+      }
+    }
+    if (await native.netnsExists(req.name)) {
+      throw new CnmError('ERR_NAME_CONFLICT', `a network namespace named ${req.name} already exists`, { value: req.name, sandbox: req.name });
+    }
+    const sb: SandboxRecord = {
+      id: newId(),
+      name: req.name,
+      netns: req.name,
+      mode,
+      created: new Date().toISOString(),
+      state: 'creating',
+      owner: currentOwner(),
+    };
+    if (shared) sb.sharedWith = shared.id;
+    this.store.txn((tx) => {
+      if (tx.get(keys.sbName(sb.name)) !== undefined) {
+        throw new CnmError('ERR_NAME_CONFLICT', `sandbox name ${sb.name} is already in use`, { value: sb.name, sandbox: sb.name });
+      }
+      tx.put(keys.sb(sb.id), sb);
+      tx.put(keys.sbName(sb.name), sb.id);
+    });
+    let netnsMade = false;
+    try {
+      if (mode === 'host') await native.netnsBind(sb.netns, this.hostNetns);
+      else if (mode === 'container') await native.netnsBind(sb.netns, shared!.netns);
+      else await native.netnsCreate(sb.netns);
+      netnsMade = true;
+      if (net) await this.join(net, sb, { ip: req.ip, aliases: req.aliases }, true);
+    } catch (e) {
+      const undo: Error[] = [];
+      if (netnsMade) await native.netnsDelete(sb.netns).catch((u: Error) => undo.push(u));
+      this.store.txn((tx) => {
+        tx.del(keys.sb(sb.id));
+        tx.del(keys.sbName(sb.name));
+      });
+      const err = toCnmError(e, `create sandbox ${sb.name}`);
+      if (undo.length) err.details.undoErrors = undo;
+      throw err;
+    }
+    sb.state = 'ready';
+    delete sb.owner;
+    this.store.txn((tx) => tx.put(keys.sb(sb.id), sb));
+    return new Sandbox(this, sb);
+  }
+
+  listSandboxes(): Sandbox[] {
+    return allSandboxes(this.store)
+      .filter((s) => s.state === 'ready')
+      .sort((a, b) => a.created.localeCompare(b.created))
+      .map((s) => new Sandbox(this, s));
+  }
+
+  getSandbox(ref: string): Sandbox {
+    return new Sandbox(this, findSandbox(this.store, ref));
+  }
+
+  /** Remove a sandbox: its endpoints, their addresses and its netns. Best effort. */
+  async removeSandbox(ref: string): Promise<void> {
+    const sb = findSandbox(this.store, ref);
+    const users = allSandboxes(this.store).filter((s) => s.sharedWith === sb.id);
+    if (users.length > 0) {
+      throw new CnmError('ERR_SANDBOX_IN_USE', `sandbox ${sb.name} is shared by ${users.map((u) => u.name).join(', ')} (container:${sb.name}); remove those first`, {
+        sandbox: sb.name,
+      });
+    }
+    this.store.txn((tx) => tx.put(keys.sb(sb.id), { ...sb, state: 'deleting', owner: currentOwner() }));
+    // deleting the netns takes the sandbox ends of all veths with it; the host ends
+    // are then deleted explicitly, all in flight together
+    try {
+      await native.netnsDelete(sb.netns);
+    } catch (e) {
+      this.store.txn((tx) => tx.put(keys.sb(sb.id), sb));
+      throw toCnmError(e, `remove sandbox ${sb.name}`);
+    }
+    const eps = endpointsOfSandbox(this.store, sb.id);
+    const results = await Promise.allSettled(
+      eps.map((ep) => {
+        const net = this.store.get<NetworkRecord>(keys.net(ep.networkId));
+        return net ? this.drivers.get(net.driver).leave(net, ep, sb) : Promise.resolve();
+      }),
+    );
+    // the netns is gone, so the records go too; a failed host-end delete is reported
+    // and left for reconcile, which removes veths that belong to no endpoint
+    this.store.txn((tx) => {
+      for (const ep of eps) this.forgetEndpoint(tx, ep);
+      tx.del(keys.sb(sb.id));
+      if (tx.get(keys.sbName(sb.name)) === sb.id) tx.del(keys.sbName(sb.name));
+    });
+    const errors = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as Error);
+    if (errors.length > 0) {
+      const first = toCnmError(errors[0], `remove sandbox ${sb.name}`);
+      first.details.undoErrors = errors.slice(1);
+      throw first;
+    }
+  }
+
+  // -------------------------------------------------------------- endpoints
+
+  /** Connect a sandbox to a network (Docker's `network connect`). */
+  async connect(netRef: string, sbRef: string, opts: ConnectOptions = {}): Promise<EndpointRecord> {
+    const net = findNetwork(this.store, netRef);
+    const sb = findSandbox(this.store, sbRef);
+    if (sb.mode === 'container') {
+      throw invalid('container sharing network namespace with another container or host cannot be connected to any other network', sb.name);
+    }
+    if (sb.mode === 'host' || net.driver === 'host') {
+      throw invalid('container cannot be disconnected from host network or connected to host network', sb.name);
+    }
+    if (sb.mode === 'none' || net.driver === 'null') {
+      throw invalid('container cannot be connected to multiple networks with one of the networks in private (none) mode', sb.name);
+    }
+    return this.join(net, sb, opts, false);
+  }
+
+  private async join(net: NetworkRecord, sb: SandboxRecord, opts: ConnectOptions, creating: boolean): Promise<EndpointRecord> {
+    if (net.state !== 'ready') throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${net.name} is being created or removed`, { network: net.name });
+    if (!creating && sb.state !== 'ready') throw new CnmError('ERR_SANDBOX_NOT_FOUND', `sandbox ${sb.name} is being created or removed`, { sandbox: sb.name });
+    const driver = this.drivers.get(net.driver);
+    const aliases = opts.aliases ?? [];
+    if (!Array.isArray(aliases) || aliases.some((a) => typeof a !== 'string' || a === '' || /\s/.test(a))) {
+      throw invalid('aliases must be non-empty strings without spaces', aliases);
+    }
+    if (net.predefined && aliases.length > 0) {
+      throw invalid('network-scoped alias is supported only for containers in user defined networks', aliases);
+    }
+    if (opts.ip !== undefined) {
+      if (net.predefined) throw invalid('user specified IP address is supported on user defined networks only', opts.ip);
+      if (!net.ipam.userSubnet) throw invalid('user specified IP address is supported only when connecting to networks with user configured subnets', opts.ip);
+    }
+    const ep: EndpointRecord = {
+      id: newId(),
+      networkId: net.id,
+      sandboxId: sb.id,
+      ifname: '',
+      hostIfname: '',
+      mac: '',
+      ipv4: '',
+      ipv6: '',
+      gateway: '',
+      defaultGateway: false,
+      aliases,
+      staticIp: opts.ip !== undefined,
+      created: new Date().toISOString(),
+      state: 'pending',
+      owner: currentOwner(),
+    };
+    this.store.txn((tx) => this.reserveEndpoint(tx, net, sb, ep, driver, opts.ip));
+    try {
+      const res = await driver.join(net, ep, sb);
+      if (res.mac) ep.mac = res.mac;
+    } catch (e) {
+      this.store.txn((tx) => this.forgetEndpoint(tx, ep));
+      throw toCnmError(e, `connect ${sb.name} to ${net.name}`);
+    }
+    ep.state = 'active';
+    delete ep.owner;
+    // the commit mark only matters to reconcile after a crash, so it is written in
+    // the background; it re-reads the record so a disconnect in between wins
+    this.store.txnLater((tx) => {
+      const cur = tx.get<EndpointRecord>(keys.ep(net.id, ep.id));
+      if (cur?.state === 'pending') tx.put(keys.ep(net.id, ep.id), ep);
+    });
+    return ep;
+  }
+
+  private reserveEndpoint(tx: StoreTxn, net: NetworkRecord, sb: SandboxRecord, ep: EndpointRecord, driver: Driver, ip?: string): void {
+    if (!tx.get(keys.net(net.id))) throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${net.name} not found`, { network: net.name });
+    if (!tx.get(keys.sb(sb.id))) throw new CnmError('ERR_SANDBOX_NOT_FOUND', `sandbox ${sb.name} not found`, { sandbox: sb.name });
+    const mine = endpointsOfSandbox(tx, sb.id);
+    if (mine.some((e) => e.networkId === net.id)) {
+      throw new CnmError('ERR_ALREADY_CONNECTED', `endpoint with name ${sb.name} already exists in network ${net.name}`, {
+        network: net.name,
+        sandbox: sb.name,
+      });
+    }
+    if (driver.ownNetns && driver.usesIpam) {
+      const prefix = net.options[BridgeOptions.ifacePrefix] ?? 'eth';
+      const used = new Set(mine.map((e) => e.ifname));
+      let i = 0;
+      while (used.has(`${prefix}${i}`)) i++;
+      ep.ifname = `${prefix}${i}`;
+      ep.ipv4 = this.ipam.allocate(tx, net, 4, ep.id, ip);
+      ep.gateway = net.ipam.config.find((c) => c.subnet.includes('.'))?.gateway ?? '';
+      ep.defaultGateway = !net.internal && !mine.some((e) => e.defaultGateway);
+    }
+    driver.createEndpoint(net, ep);
+    tx.put(keys.ep(net.id, ep.id), ep);
+    tx.put(keys.sbEp(sb.id, ep.id), net.id);
+  }
+
+  /** Drop an endpoint's records and addresses (inside a transaction). */
+  /** @internal */
+  forgetEndpoint(tx: StoreTxn, ep: EndpointRecord): void {
+    const net = tx.get<NetworkRecord>(keys.net(ep.networkId));
+    if (net) {
+      this.ipam.release(tx, net, ep.ipv4);
+      this.ipam.release(tx, net, ep.ipv6);
+    }
+    tx.del(keys.ep(ep.networkId, ep.id));
+    tx.del(keys.sbEp(ep.sandboxId, ep.id));
+  }
+
+  /** Disconnect a sandbox from a network and release its address. */
+  async disconnect(netRef: string, sbRef: string): Promise<void> {
+    const net = findNetwork(this.store, netRef);
+    const sb = findSandbox(this.store, sbRef);
+    const ep = endpointsOfSandbox(this.store, sb.id).find((e) => e.networkId === net.id);
+    if (!ep) {
+      throw new CnmError('ERR_NOT_CONNECTED', `container ${sb.name} is not connected to network ${net.name}`, { network: net.name, sandbox: sb.name });
+    }
+    if (net.driver === 'host' || net.driver === 'null') {
+      throw invalid(`container cannot be disconnected from ${net.name} network`, net.name);
+    }
+    await this.drivers.get(net.driver).leave(net, ep, sb);
+    this.store.txn((tx) => this.forgetEndpoint(tx, ep));
+  }
+
+  /** Endpoints of a network (for inspect). @internal */
+  endpointsOf(netId: string): EndpointRecord[] {
+    return endpointsOfNetwork(this.store, netId);
+  }
+
+  /** Endpoints of a sandbox. @internal */
+  sandboxEndpoints(sbId: string): EndpointRecord[] {
+    return endpointsOfSandbox(this.store, sbId);
+  }
+
+  /** Bring store and kernel into agreement (runs at open). */
+  async reconcile(opts: { dryRun?: boolean } = {}): Promise<ReconcileReport> {
+    return reconcile(this, opts);
+  }
+
+  // ------------------------------------------------------------- predefined
+
+  private async ensurePredefined(opts: ControllerOptions): Promise<void> {
+    for (const [name, driver] of [
+      ['none', 'null'],
+      ['host', 'host'],
+    ] as const) {
+      if (this.store.get(keys.netName(name)) === undefined) {
+        const rec = await this.planNetwork({ name, driver }, true);
+        await this.commitNetwork(rec, false);
+      }
+    }
+    const wanted = await this.defaultBridgeRequest(opts);
+    const id = this.store.get<string>(keys.netName('bridge'));
+    if (id !== undefined) {
+      const cur = this.store.get<NetworkRecord>(keys.net(id));
+      if (cur && sameDefaultBridge(cur, wanted)) return;
+      if (cur && endpointsOfNetwork(this.store, cur.id).length > 0) {
+        throw new CnmError('ERR_NETWORK_IN_USE', 'the default bridge settings (bip, bridge, mtu) changed but sandboxes still use the default bridge; remove them first', {
+          network: 'bridge',
+        });
+      }
+      if (cur) {
+        await this.drivers.get('bridge').deleteNetwork(cur);
+        this.store.txn((tx) => this.unreserveNetwork(tx, cur));
+      }
+    }
+    const rec = await this.planNetwork(wanted, true);
+    await this.commitNetwork(rec, !wanted.ipam?.length);
+  }
+
+  private async defaultBridgeRequest(opts: ControllerOptions): Promise<NetworkCreateOptions> {
+    const device = opts.bridge ?? DEFAULT_BRIDGE_DEVICE;
+    const options: Record<string, string> = {
+      [BridgeOptions.defaultBridge]: 'true',
+      [BridgeOptions.icc]: 'true',
+      [BridgeOptions.masquerade]: 'true',
+      [BridgeOptions.hostBinding]: '0.0.0.0',
+      [BridgeOptions.name]: device,
+    };
+    if (opts.mtu !== undefined) options[BridgeOptions.mtu] = String(opts.mtu);
+    const req: NetworkCreateOptions = { name: 'bridge', driver: 'bridge', options };
+    if (opts.bip !== undefined) {
+      const c = parseCidr(opts.bip, 'bip');
+      req.ipam = [{ subnet: formatCidr(c), gateway: opts.bip.split('/')[0] }];
+    } else if (opts.bridge !== undefined) {
+      // an existing device: use the address it already has, as Docker does
+      const link = (await native.listLinks(this.hostNetns)).find((l) => l.name === opts.bridge);
+      if (!link) throw new CnmError('ERR_LINK_NOT_FOUND', `bridge device ${opts.bridge} does not exist; create it first or drop -b`, { ifname: opts.bridge });
+      const v4 = link.addresses.find((a) => a.includes('.'));
+      if (v4) req.ipam = [{ subnet: formatCidr(parseCidr(v4)), gateway: v4.split('/')[0] }];
+    }
+    return req;
+  }
+}
+
+function sameDefaultBridge(cur: NetworkRecord, wanted: NetworkCreateOptions): boolean {
+  if (cur.options[BridgeOptions.name] !== wanted.options?.[BridgeOptions.name]) return false;
+  if (cur.options[BridgeOptions.mtu] !== wanted.options?.[BridgeOptions.mtu]) return false;
+  const w = wanted.ipam?.[0];
+  if (!w) return true;
+  const c = cur.ipam.config[0];
+  return c?.subnet === w.subnet && c?.gateway === w.gateway;
+}

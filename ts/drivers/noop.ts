@@ -1,0 +1,23 @@
+/**
+ * Drivers with no kernel work of their own: `host` (sandboxes use the host netns
+ * itself) and `null` (the `none` network: a netns with only lo, no addresses).
+ */
+import type { Driver } from './driver.js';
+
+export class NoopDriver implements Driver {
+  readonly usesIpam = false;
+  constructor(
+    readonly name: 'host' | 'null',
+    /** host sandboxes share the host netns; none sandboxes get one of their own */
+    readonly ownNetns: boolean,
+  ) {}
+  prepareNetwork(): void {}
+  async createNetwork(): Promise<void> {}
+  async deleteNetwork(): Promise<void> {}
+  createEndpoint(): void {}
+  async deleteEndpoint(): Promise<void> {}
+  async join(): Promise<{ mac?: string }> {
+    return {};
+  }
+  async leave(): Promise<void> {}
+}

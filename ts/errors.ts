@@ -1,0 +1,86 @@
+/**
+ * Stable error codes. The daemon maps them to Docker's HTTP statuses; scripts may
+ * match on them, so a code is never renamed once released.
+ */
+export const ErrorCodes = {
+  ERR_INVALID_ARGUMENT: 400,
+  ERR_NETWORK_NOT_FOUND: 404,
+  ERR_SANDBOX_NOT_FOUND: 404,
+  ERR_ENDPOINT_NOT_FOUND: 404,
+  ERR_NOT_CONNECTED: 404,
+  ERR_NAME_CONFLICT: 409,
+  ERR_ALREADY_CONNECTED: 403,
+  ERR_NETWORK_IN_USE: 403,
+  ERR_SANDBOX_IN_USE: 409,
+  ERR_PREDEFINED_NETWORK: 403,
+  ERR_SUBNET_OVERLAP: 403,
+  ERR_POOL_EXHAUSTED: 403,
+  ERR_ADDRESS_IN_USE: 403,
+  ERR_UNKNOWN_DRIVER: 404,
+  ERR_PERMISSION: 403,
+  ERR_STORE: 500,
+  ERR_KERNEL: 500,
+  ERR_NETNS_NOT_FOUND: 404,
+  ERR_NETNS_EXISTS: 409,
+  ERR_LINK_NOT_FOUND: 404,
+  ERR_LINK_EXISTS: 409,
+  ERR_IO: 500,
+} as const;
+
+/** One of the stable codes a {@link CnmError} carries. */
+export type ErrorCode = keyof typeof ErrorCodes;
+
+const BRAND = Symbol.for('cnm.CnmError');
+
+/** Structured fields attached to an error, next to its message. */
+export interface ErrorDetails {
+  /** the offending value, as the user gave it */
+  value?: unknown;
+  errno?: number;
+  ifname?: string;
+  netns?: string;
+  subnet?: string;
+  network?: string;
+  sandbox?: string;
+  /** errors from undo steps that also failed */
+  undoErrors?: Error[];
+}
+
+/**
+ * The one error class of cnm: a stable `code`, a message a person can act on, and
+ * structured details. `instanceof` works across duplicate copies of the package.
+ */
+export class CnmError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
+    super(message);
+    this.name = 'CnmError';
+    this.code = code;
+    this.details = details;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  /** HTTP status Docker would answer with for this error. */
+  get status(): number {
+    return ErrorCodes[this.code] ?? 500;
+  }
+
+  static override [Symbol.hasInstance](x: unknown): boolean {
+    return typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[BRAND] === true;
+  }
+}
+
+/** Shorthand for ERR_INVALID_ARGUMENT with the offending value attached. */
+export function invalid(message: string, value?: unknown): CnmError {
+  return new CnmError('ERR_INVALID_ARGUMENT', message, { value });
+}
+
+/** Wrap anything thrown into a CnmError, keeping CnmErrors as they are. */
+export function toCnmError(e: unknown, context?: string): CnmError {
+  if (e instanceof CnmError) return e;
+  const err = e instanceof Error ? e : new Error(String(e));
+  const msg = context ? `${context}: ${err.message}` : err.message;
+  return new CnmError('ERR_KERNEL', msg);
+}

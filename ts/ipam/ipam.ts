@@ -1,0 +1,145 @@
+/**
+ * The default IPAM driver over the store. The store is the authority: one record
+ * per allocated address (an allocation writes O(1) bytes) plus a serial cursor per
+ * pool. The in-memory bitmaps are a cache for fast search; when another process
+ * has allocated or released behind our back, the store check corrects them.
+ */
+import { CnmError, invalid } from '../errors.js';
+import { type Family, formatIp, parseIp } from '../net/ip.js';
+import type { Store, StoreTxn } from '../store/store.js';
+import type { AllocationRecord, NetworkRecord } from '../types.js';
+import { Pool } from './pool.js';
+
+const allocPrefix = (netId: string, subnet: string) => `ipam/${netId}/${subnet}/a/`;
+const cursorKey = (netId: string, subnet: string) => `ipam/${netId}/${subnet}/cursor`;
+
+export class Ipam {
+  private readonly pools = new Map<string, Pool[]>();
+
+  constructor(private readonly store: Store) {}
+
+  /** Build (and cache) the pools of a network, loading its allocations. */
+  poolsOf(net: NetworkRecord): Pool[] {
+    let pools = this.pools.get(net.id);
+    if (!pools) {
+      pools = net.ipam.config.map((c) => this.loadPool(net.id, new Pool(c)));
+      this.pools.set(net.id, pools);
+    }
+    return pools;
+  }
+
+  private loadPool(netId: string, pool: Pool): Pool {
+    const prefix = allocPrefix(netId, pool.config.subnet);
+    for (const [key] of this.store.range<AllocationRecord>(prefix)) {
+      const off = pool.offsetOf(parseIp(key.slice(prefix.length)));
+      pool.take(off, false);
+    }
+    return pool;
+  }
+
+  private reload(net: NetworkRecord, index: number): Pool {
+    const pools = this.poolsOf(net);
+    const fresh = this.loadPool(net.id, new Pool(net.ipam.config[index]!));
+    pools[index] = fresh;
+    return fresh;
+  }
+
+  forget(netId: string): void {
+    this.pools.delete(netId);
+  }
+
+  /**
+   * Allocate one address of `family` for an endpoint inside the caller's store
+   * transaction. Returns "addr/prefix". A static address must be inside a subnet.
+   */
+  allocate(tx: StoreTxn, net: NetworkRecord, family: Family, endpointId: string, staticIp?: string): string {
+    const pools = this.poolsOf(net);
+    let index: number;
+    let off: number;
+    if (staticIp !== undefined) {
+      const ip = parseIp(staticIp, 'IP address');
+      if (ip.family !== family) throw invalid(`address ${staticIp} is not an IPv${family} address`, staticIp);
+      index = pools.findIndex((p) => p.family === family && p.bitmap.size > 0 && safeContains(p, ip.value));
+      if (index < 0) {
+        const subnets = pools.filter((p) => p.family === family).map((p) => p.config.subnet);
+        throw invalid(`address ${staticIp} is not inside the network's subnets (${subnets.join(', ') || 'none'})`, staticIp);
+      }
+      const pool = pools[index]!;
+      off = pool.checkStatic(ip);
+      if (tx.get(allocPrefix(net.id, pool.config.subnet) + formatIp(ip)) !== undefined) {
+        pool.take(off, false);
+        throw new CnmError('ERR_ADDRESS_IN_USE', `address ${staticIp} is already in use on ${net.name}`, { value: staticIp, network: net.name });
+      }
+      pool.take(off, false);
+    } else {
+      index = pools.findIndex((p) => p.family === family);
+      if (index < 0) throw invalid(`network ${net.name} has no IPv${family} subnet`, net.name);
+      ({ index, off } = this.allocateDynamic(tx, net, family));
+    }
+    const pool = pools[index]!;
+    const ip = pool.addressAt(off);
+    tx.put(allocPrefix(net.id, pool.config.subnet) + formatIp(ip), { endpointId } satisfies AllocationRecord);
+    return `${formatIp(ip)}/${pool.subnet.prefix}`;
+  }
+
+  private allocateDynamic(tx: StoreTxn, net: NetworkRecord, family: Family): { index: number; off: number } {
+    const pools = this.poolsOf(net);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      for (let i = 0; i < pools.length; i++) {
+        let pool = pools[i]!;
+        if (pool.family !== family) continue;
+        if (attempt === 1) pool = this.reload(net, i);
+        const prefix = allocPrefix(net.id, pool.config.subnet);
+        pool.cursor = tx.get<number>(cursorKey(net.id, pool.config.subnet)) ?? -1;
+        const off = pool.nextFree((o) => tx.get(prefix + formatIp(pool.addressAt(o))) !== undefined);
+        if (off >= 0) {
+          pool.take(off, true);
+          tx.put(cursorKey(net.id, pool.config.subnet), off);
+          return { index: i, off };
+        }
+      }
+    }
+    const subnets = pools.filter((p) => p.family === family).map((p) => p.config.subnet);
+    throw new CnmError('ERR_POOL_EXHAUSTED', `no available IPv${family} addresses on network ${net.name} (${subnets.join(', ')}): disconnect something or use a larger subnet or ip-range`, {
+      network: net.name,
+      subnet: subnets.join(','),
+    });
+  }
+
+  /** Release an address ("addr/prefix" or "addr") inside the caller's transaction. */
+  release(tx: StoreTxn, net: NetworkRecord, address: string): void {
+    if (!address) return;
+    const ip = parseIp(address.split('/')[0]!);
+    for (const pool of this.poolsOf(net)) {
+      if (pool.family !== ip.family || !safeContains(pool, ip.value)) continue;
+      tx.del(allocPrefix(net.id, pool.config.subnet) + formatIp(ip));
+      pool.release(pool.offsetOf(ip));
+      return;
+    }
+  }
+
+  /** Remove every IPAM record of a network (on network rm). */
+  purge(tx: StoreTxn, net: NetworkRecord): void {
+    for (const [key] of tx.range(`ipam/${net.id}/`)) tx.del(key);
+    this.forget(net.id);
+  }
+
+  /** All allocations of a network: address -> endpoint id. */
+  allocations(net: NetworkRecord): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const c of net.ipam.config) {
+      const prefix = allocPrefix(net.id, c.subnet);
+      for (const [key, rec] of this.store.range<AllocationRecord>(prefix)) out.set(key.slice(prefix.length), rec.endpointId);
+    }
+    return out;
+  }
+}
+
+function safeContains(pool: Pool, value: bigint): boolean {
+  try {
+    pool.offsetOf({ family: pool.family, value });
+    return true;
+  } catch {
+    return false;
+  }
+}

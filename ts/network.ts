@@ -1,0 +1,113 @@
+/** A network as users see it, with Docker's `network inspect` shape. */
+import type { NetworkController } from './controller.js';
+import { isAlive } from './owner.js';
+import { keys } from './records.js';
+import type { NetworkRecord, SandboxRecord } from './types.js';
+
+/** One entry of `Containers` in Docker's network inspect. */
+export interface NetworkContainer {
+  Name: string;
+  EndpointID: string;
+  MacAddress: string;
+  IPv4Address: string;
+  IPv6Address: string;
+}
+
+/** Docker's network inspect JSON. */
+export interface NetworkInspect {
+  Name: string;
+  Id: string;
+  Created: string;
+  Scope: string;
+  Driver: string;
+  EnableIPv4: boolean;
+  EnableIPv6: boolean;
+  IPAM: {
+    Driver: string;
+    Options: Record<string, string> | null;
+    Config: Array<{ Subnet: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> }>;
+  };
+  Internal: boolean;
+  Attachable: boolean;
+  Ingress: boolean;
+  ConfigFrom: { Network: string };
+  ConfigOnly: boolean;
+  Containers: Record<string, NetworkContainer>;
+  Options: Record<string, string>;
+  Labels: Record<string, string>;
+}
+
+export class Network {
+  /** @internal */
+  constructor(
+    private readonly ctl: NetworkController,
+    /** the stored record; treat as read-only */
+    readonly record: NetworkRecord,
+  ) {}
+
+  get id(): string {
+    return this.record.id;
+  }
+  get name(): string {
+    return this.record.name;
+  }
+  get driver(): string {
+    return this.record.driver;
+  }
+  /** the bridge device, for bridge networks */
+  get bridge(): string | undefined {
+    return this.record.bridge;
+  }
+  /** IPv4 subnets, e.g. ["10.1.0.0/24"] */
+  get subnets(): string[] {
+    return this.record.ipam.config.map((c) => c.subnet);
+  }
+  get gateways(): string[] {
+    return this.record.ipam.config.map((c) => c.gateway ?? '');
+  }
+
+  inspect(): NetworkInspect {
+    const r = this.record;
+    const containers: Record<string, NetworkContainer> = {};
+    for (const ep of this.ctl.endpointsOf(r.id)) {
+      // an endpoint whose commit mark is still being written by a live process is shown
+      if (ep.state !== 'active' && !isAlive(ep.owner)) continue;
+      const sb = this.ctl.store.get<SandboxRecord>(keys.sb(ep.sandboxId));
+      if (!sb) continue;
+      containers[sb.id] = {
+        Name: sb.name,
+        EndpointID: ep.id,
+        MacAddress: ep.mac,
+        IPv4Address: ep.ipv4,
+        IPv6Address: ep.ipv6,
+      };
+    }
+    return {
+      Name: r.name,
+      Id: r.id,
+      Created: r.created,
+      Scope: r.scope,
+      Driver: r.driver,
+      EnableIPv4: true,
+      EnableIPv6: r.enableIPv6,
+      IPAM: {
+        Driver: r.ipam.driver,
+        Options: Object.keys(r.ipam.options).length ? r.ipam.options : null,
+        Config: r.ipam.config.map((c) => {
+          const out: NetworkInspect['IPAM']['Config'][number] = { Subnet: c.subnet, Gateway: c.gateway };
+          if (c.ipRange) out.IPRange = c.ipRange;
+          if (c.auxAddresses && Object.keys(c.auxAddresses).length) out.AuxiliaryAddresses = c.auxAddresses;
+          return out;
+        }),
+      },
+      Internal: r.internal,
+      Attachable: r.attachable,
+      Ingress: false,
+      ConfigFrom: { Network: '' },
+      ConfigOnly: false,
+      Containers: containers,
+      Options: r.options,
+      Labels: r.labels,
+    };
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Reconcile: bring store and kernel into agreement after a crash or a reboot.
+ * Half-made work of dead processes is rolled back, sandboxes whose netns vanished
+ * are released, missing bridges are made again, and veths on our bridges that
+ * belong to no endpoint are removed. Work owned by live processes is left alone.
+ */
+import type { NetworkController } from './controller.js';
+import { native } from './native.js';
+import { isAlive } from './owner.js';
+import { allNetworks, allSandboxes, endpointsOfNetwork, endpointsOfSandbox, keys } from './records.js';
+import type { AllocationRecord, EndpointRecord, NetworkRecord, SandboxRecord } from './types.js';
+
+export interface ReconcileReport {
+  /** what was done (or, in a dry run, would be done) */
+  actions: string[];
+  /** steps that failed; reconcile carries on past them */
+  errors: string[];
+}
+
+export async function reconcile(ctl: NetworkController, opts: { dryRun?: boolean } = {}): Promise<ReconcileReport> {
+  const report: ReconcileReport = { actions: [], errors: [] };
+  const dry = opts.dryRun === true;
+  const host = ctl.hostNetns;
+  const store = ctl.store;
+
+  const step = async (what: string, fn: () => Promise<unknown> | unknown): Promise<void> => {
+    report.actions.push(what);
+    if (dry) return;
+    try {
+      await fn();
+    } catch (e) {
+      report.errors.push(`${what}: ${(e as Error).message}`);
+    }
+  };
+  const dropEndpoint = (ep: EndpointRecord) => store.txn((tx) => ctl.forgetEndpoint(tx, ep));
+
+  const namespaces = new Set(await native.netnsList());
+
+  // endpoints a dead process left half-made
+  for (const net of allNetworks(store)) {
+    for (const ep of endpointsOfNetwork(store, net.id)) {
+      if (ep.state === 'pending' && !isAlive(ep.owner)) {
+        await step(`roll back half-made endpoint ${ep.id.slice(0, 12)} on ${net.name}`, async () => {
+          if (ep.hostIfname) await native.detachVeth(host, ep.hostIfname);
+          dropEndpoint(ep);
+        });
+      }
+    }
+  }
+
+  // sandboxes half-made by a dead process, or whose netns is gone
+  for (const sb of allSandboxes(store)) {
+    const halfDone = sb.state !== 'ready' && !isAlive(sb.owner);
+    const gone = sb.state === 'ready' && !namespaces.has(sb.netns);
+    if (!halfDone && !gone) continue;
+    await step(`${gone ? 'release sandbox whose netns is gone' : 'roll back half-made sandbox'} ${sb.name}`, async () => {
+      if (halfDone && namespaces.has(sb.netns)) await native.netnsDelete(sb.netns);
+      // a cached socket would keep a netns deleted behind our back alive
+      if (gone) native.releaseNetns(sb.netns);
+      await removeSandboxRecords(ctl, sb);
+    });
+  }
+
+  // networks half-made or half-removed by a dead process; bridges missing after reboot
+  const links = await native.listLinks(host);
+  const linkByName = new Map(links.map((l) => [l.name, l]));
+  for (const net of allNetworks(store)) {
+    if (net.state !== 'ready' && !isAlive(net.owner)) {
+      await step(`roll back half-${net.state === 'creating' ? 'made' : 'removed'} network ${net.name}`, async () => {
+        if (net.bridge && (net.bridgeCreated || net.bridge === `br-${net.id.slice(0, 12)}`)) {
+          await native.deleteLink(host, net.bridge);
+        }
+        for (const ep of endpointsOfNetwork(store, net.id)) dropEndpoint(ep);
+        store.txn((tx) => ctl.unreserveNetwork(tx, net));
+      });
+    } else if (net.state === 'ready' && net.driver === 'bridge' && net.bridge && !linkByName.has(net.bridge)) {
+      await step(`recreate missing bridge ${net.bridge} of network ${net.name}`, async () => {
+        await ctl.drivers.get('bridge').createNetwork(net);
+        store.txn((tx) => tx.put(keys.net(net.id), net));
+      });
+    }
+  }
+
+  // veths on our bridges that no endpoint accounts for
+  const ours = new Map<number, NetworkRecord>();
+  for (const net of allNetworks(store)) {
+    const l = net.bridge ? linkByName.get(net.bridge) : undefined;
+    if (l) ours.set(l.index, net);
+  }
+  const known = new Set<string>();
+  for (const net of allNetworks(store)) for (const ep of endpointsOfNetwork(store, net.id)) known.add(ep.hostIfname);
+  for (const l of links) {
+    if (l.kind === 'veth' && l.master != null && ours.has(l.master) && !known.has(l.name)) {
+      await step(`remove orphan veth ${l.name} on bridge ${ours.get(l.master)!.bridge}`, () => native.deleteLink(host, l.name));
+    }
+  }
+
+  // addresses held by endpoints that no longer exist
+  for (const net of allNetworks(store)) {
+    for (const [key, rec] of store.range<AllocationRecord>(`ipam/${net.id}/`)) {
+      if (!key.includes('/a/')) continue;
+      if (store.get(keys.ep(net.id, rec.endpointId)) === undefined) {
+        const ip = key.slice(key.lastIndexOf('/a/') + 3);
+        await step(`free leaked address ${ip} on ${net.name}`, () => store.txn((tx) => ctl.ipam.release(tx, net, ip)));
+      }
+    }
+  }
+  return report;
+}
+
+async function removeSandboxRecords(ctl: NetworkController, sb: SandboxRecord): Promise<void> {
+  const eps = endpointsOfSandbox(ctl.store, sb.id);
+  await Promise.allSettled(eps.filter((e) => e.hostIfname).map((e) => native.detachVeth(ctl.hostNetns, e.hostIfname)));
+  ctl.store.txn((tx) => {
+    for (const ep of eps) ctl.forgetEndpoint(tx, ep);
+    tx.del(keys.sb(sb.id));
+    if (tx.get(keys.sbName(sb.name)) === sb.id) tx.del(keys.sbName(sb.name));
+  });
+}

@@ -1,0 +1,91 @@
+/** A sandbox (a container, as far as networking goes) and its inspect shape. */
+import type { NetworkController } from './controller.js';
+import { keys } from './records.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from './types.js';
+
+/** Per-network settings, as in Docker's NetworkSettings.Networks. */
+export interface SandboxNetwork {
+  NetworkID: string;
+  EndpointID: string;
+  Gateway: string;
+  IPAddress: string;
+  IPPrefixLen: number;
+  IPv6Gateway: string;
+  GlobalIPv6Address: string;
+  GlobalIPv6PrefixLen: number;
+  MacAddress: string;
+  Aliases: string[] | null;
+  /** the interface name inside the sandbox (cnm addition) */
+  InterfaceName: string;
+}
+
+export interface SandboxInspect {
+  Id: string;
+  Name: string;
+  Created: string;
+  /** path of the netns, usable with nsenter --net=… */
+  SandboxKey: string;
+  NetworkMode: string;
+  Networks: Record<string, SandboxNetwork>;
+}
+
+export class Sandbox {
+  /** @internal */
+  constructor(
+    private readonly ctl: NetworkController,
+    readonly record: SandboxRecord,
+  ) {}
+
+  get id(): string {
+    return this.record.id;
+  }
+  get name(): string {
+    return this.record.name;
+  }
+  /** name of the netns under /run/netns */
+  get netns(): string {
+    return this.record.netns;
+  }
+
+  endpoints(): EndpointRecord[] {
+    return this.ctl.sandboxEndpoints(this.record.id).sort((a, b) => a.ifname.localeCompare(b.ifname, 'en', { numeric: true }));
+  }
+
+  inspect(): SandboxInspect {
+    const r = this.record;
+    const networks: Record<string, SandboxNetwork> = {};
+    let mode: string = r.mode;
+    for (const ep of this.endpoints()) {
+      const net = this.ctl.store.get<NetworkRecord>(keys.net(ep.networkId));
+      if (!net) continue;
+      const [ip, len] = ep.ipv4 ? ep.ipv4.split('/') : ['', '0'];
+      const [ip6, len6] = ep.ipv6 ? ep.ipv6.split('/') : ['', '0'];
+      networks[net.name] = {
+        NetworkID: net.id,
+        EndpointID: ep.id,
+        Gateway: ep.gateway,
+        IPAddress: ip!,
+        IPPrefixLen: Number(len),
+        IPv6Gateway: '',
+        GlobalIPv6Address: ip6!,
+        GlobalIPv6PrefixLen: Number(len6),
+        MacAddress: ep.mac,
+        Aliases: ep.aliases.length ? ep.aliases : null,
+        InterfaceName: ep.ifname,
+      };
+      if (mode === 'network') mode = net.name === 'bridge' ? 'default' : net.name;
+    }
+    if (r.mode === 'container') {
+      const other = this.ctl.store.get<SandboxRecord>(keys.sb(r.sharedWith ?? ''));
+      mode = `container:${other?.name ?? r.sharedWith}`;
+    }
+    return {
+      Id: r.id,
+      Name: r.name,
+      Created: r.created,
+      SandboxKey: `/run/netns/${r.netns}`,
+      NetworkMode: mode,
+      Networks: networks,
+    };
+  }
+}

@@ -1,0 +1,79 @@
+/** Records kept in the store. Plain JSON so that any process can read them. */
+import type { PoolConfig } from './ipam/pool.js';
+import type { Owner } from './owner.js';
+
+export type RecordState = 'creating' | 'ready' | 'deleting';
+
+export interface NetworkRecord {
+  id: string;
+  name: string;
+  driver: string;
+  scope: 'local';
+  created: string;
+  internal: boolean;
+  attachable: boolean;
+  enableIPv6: boolean;
+  /** driver options, Docker's "Options" */
+  options: Record<string, string>;
+  labels: Record<string, string>;
+  ipam: {
+    driver: string;
+    options: Record<string, string>;
+    /** canonical pool configs (subnet and gateway always filled in) */
+    config: PoolConfig[];
+    /** true when the user gave the subnet (Docker allows --ip only then) */
+    userSubnet: boolean;
+  };
+  /** the bridge device, for the bridge driver */
+  bridge?: string;
+  /** false when we adopted an existing device and must not delete it */
+  bridgeCreated?: boolean;
+  mtu?: number;
+  predefined?: boolean;
+  state: RecordState;
+  /** set while an operation on it is in flight */
+  owner?: Owner;
+}
+
+export type SandboxMode = 'network' | 'host' | 'none' | 'container';
+
+export interface SandboxRecord {
+  id: string;
+  name: string;
+  /** name of the file under /run/netns */
+  netns: string;
+  mode: SandboxMode;
+  /** for container mode: the sandbox whose netns this one shares */
+  sharedWith?: string;
+  created: string;
+  state: RecordState;
+  owner?: Owner;
+}
+
+export interface EndpointRecord {
+  id: string;
+  networkId: string;
+  sandboxId: string;
+  /** interface name inside the sandbox (eth0, eth1, …); empty for host/none */
+  ifname: string;
+  /** host end of the veth pair; empty when the driver makes no link */
+  hostIfname: string;
+  mac: string;
+  /** CIDR of the IPv4 address, e.g. "10.1.0.2/24"; empty when none */
+  ipv4: string;
+  ipv6: string;
+  gateway: string;
+  /** true when this endpoint provides the sandbox's default route */
+  defaultGateway: boolean;
+  aliases: string[];
+  /** the address was asked for with --ip */
+  staticIp: boolean;
+  created: string;
+  state: 'pending' | 'active';
+  owner?: Owner;
+}
+
+/** An IPAM allocation record: who holds one address. */
+export interface AllocationRecord {
+  endpointId: string;
+}
