@@ -1,0 +1,68 @@
+/** Argument parsing for the `cnm` command, on node:util parseArgs. */
+import { parseArgs } from 'node:util';
+import { invalid } from '../errors.js';
+
+export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
+
+/** Options accepted before the command word (and, for convenience, after it). */
+export const GLOBAL_OPTIONS: OptionSpec = {
+  'state-dir': { type: 'string' },
+  'host-netns': { type: 'string' },
+  bip: { type: 'string' },
+  bridge: { type: 'string', short: 'b' },
+  'default-mtu': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+export interface Parsed {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+  /** arguments after `--`, untouched */
+  rest: string[];
+}
+
+/** Parse a command's arguments; unknown options are an ERR_INVALID_ARGUMENT. */
+export function parse(argv: string[], spec: OptionSpec): Parsed {
+  const dd = argv.indexOf('--');
+  const head = dd >= 0 ? argv.slice(0, dd) : argv;
+  const rest = dd >= 0 ? argv.slice(dd + 1) : [];
+  try {
+    const { values, positionals } = parseArgs({
+      args: head,
+      options: { ...GLOBAL_OPTIONS, ...spec },
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values: values as Parsed['values'], positionals, rest };
+  } catch (e) {
+    throw invalid(`${(e as Error).message.replace(/\. To specify a positional.*$/s, '')} (see --help)`);
+  }
+}
+
+/** Split leading global options from the command words. */
+export function splitGlobal(argv: string[]): { globals: string[]; command: string[] } {
+  const globals: string[] = [];
+  let i = 0;
+  while (i < argv.length && argv[i]!.startsWith('-') && argv[i] !== '--') {
+    const a = argv[i]!;
+    const name = a.replace(/^--?/, '').split('=')[0]!;
+    const spec = GLOBAL_OPTIONS[name] ?? Object.values(GLOBAL_OPTIONS).find((o) => o.short === name);
+    if (!spec) throw invalid(`unknown global option ${a} (see cnm --help)`, a);
+    globals.push(a);
+    if (spec.type === 'string' && !a.includes('=')) {
+      if (i + 1 >= argv.length) throw invalid(`option ${a} needs a value`, a);
+      globals.push(argv[i + 1]!);
+      i++;
+    }
+    i++;
+  }
+  return { globals, command: argv.slice(i) };
+}
+
+export function str(v: Parsed['values'][string]): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function list(v: Parsed['values'][string]): string[] {
+  return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
+}

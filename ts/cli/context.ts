@@ -1,0 +1,53 @@
+/** What every CLI command gets: the parsed global options and a controller opener. */
+import { NetworkController } from '../controller.js';
+import { CnmError, invalid } from '../errors.js';
+import { parseMtu } from '../validate.js';
+import { type Parsed, str } from './args.js';
+
+export interface CliContext {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  /** open the controller with the global options (state dir, host netns, bridge) */
+  open: (v: Parsed['values']) => Promise<NetworkController>;
+}
+
+export async function openFromOptions(v: Parsed['values']): Promise<NetworkController> {
+  const mtu = str(v['default-mtu']);
+  const hostNetns = str(v['host-netns']) ?? process.env.CNM_HOST_NETNS;
+  if (hostNetns === '') throw invalid('--host-netns must not be empty');
+  return NetworkController.open({
+    stateDir: str(v['state-dir']) ?? process.env.CNM_STATE_DIR,
+    hostNetns: hostNetns ?? null,
+    bip: str(v.bip),
+    bridge: str(v.bridge),
+    mtu: mtu === undefined ? undefined : parseMtu(mtu, '--default-mtu'),
+  });
+}
+
+/** Run fn with an open controller and always close it. */
+export async function withController<T>(ctx: CliContext, v: Parsed['values'], fn: (c: NetworkController) => Promise<T>): Promise<T> {
+  const ctl = await ctx.open(v);
+  try {
+    return await fn(ctl);
+  } finally {
+    await ctl.close();
+  }
+}
+
+/**
+ * Apply fn to each NAME|ID like docker does for inspect and rm: carry on past a
+ * CnmError, print it, and return exit code 1 if any failed.
+ */
+export async function eachRef(ctx: CliContext, refs: string[], fn: (ref: string) => unknown): Promise<number> {
+  let rc = 0;
+  for (const ref of refs) {
+    try {
+      await fn(ref);
+    } catch (e) {
+      if (!(e instanceof CnmError)) throw e;
+      ctx.err(`Error: ${e.message}`);
+      rc = 1;
+    }
+  }
+  return rc;
+}

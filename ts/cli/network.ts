@@ -1,0 +1,168 @@
+/** `cnm network …`: create, ls, inspect, rm, connect, disconnect. */
+import type { IpamPoolRequest } from '../controller.js';
+import { invalid } from '../errors.js';
+import { contains, parseCidr, parseIp, parseSubnet } from '../net/ip.js';
+import { parseKv } from '../validate.js';
+import { list, parse, str } from './args.js';
+import { type CliContext, eachRef, withController } from './context.js';
+import { json, table } from './format.js';
+
+export const NETWORK_USAGE = `Usage: cnm network COMMAND
+
+Commands:
+  create [--driver bridge] [--subnet CIDR]... [--gateway IP]... [--ip-range CIDR]...
+         [--aux-address name=IP]... [--internal] [--attachable] [--opt k=v]... [--label k=v]...
+         [--mtu N] NAME
+  ls [--format table|json] [-q]
+  inspect NAME|ID...
+  rm NAME|ID...
+  connect [--ip IP] [--alias A]... NETWORK SANDBOX
+  disconnect NETWORK SANDBOX`;
+
+/** Pair gateways, ranges and aux addresses with the subnet containing them, as docker does. */
+export function ipamFromFlags(subnets: string[], gateways: string[], ranges: string[], aux: string[]): IpamPoolRequest[] {
+  const pools: IpamPoolRequest[] = subnets.map((s) => ({ subnet: s }));
+  const parsed = subnets.map((s) => parseSubnet(s));
+  const home = (ipOrCidr: string, what: string) => {
+    const ip = ipOrCidr.includes('/') ? (() => { const c = parseCidr(ipOrCidr, what); return { family: c.family, value: c.addr }; })() : parseIp(ipOrCidr, what);
+    const i = parsed.findIndex((c) => contains(c, ip));
+    if (i < 0) throw invalid(`no matching subnet for ${what} ${ipOrCidr}`, ipOrCidr);
+    return pools[i]!;
+  };
+  for (const g of gateways) {
+    const p = home(g, 'gateway');
+    if (p.gateway) throw invalid(`cannot configure multiple gateways (${p.gateway}, ${g}) for the same subnet ${p.subnet}`, g);
+    p.gateway = g;
+  }
+  for (const r of ranges) {
+    const p = home(r, 'range');
+    if (p.ipRange) throw invalid(`cannot configure multiple ranges (${p.ipRange}, ${r}) on the same subnet ${p.subnet}`, r);
+    p.ipRange = r;
+  }
+  for (const [name, ip] of Object.entries(parseKv(aux, 'aux-address'))) {
+    const p = home(ip, 'auxiliary address');
+    p.auxAddresses = { ...p.auxAddresses, [name]: ip };
+  }
+  return pools;
+}
+
+export async function networkCommand(ctx: CliContext, argv: string[]): Promise<number> {
+  const [sub, ...args] = argv;
+  switch (sub) {
+    case 'create': {
+      const { values: v, positionals } = parse(args, {
+        driver: { type: 'string', short: 'd' },
+        subnet: { type: 'string', multiple: true },
+        gateway: { type: 'string', multiple: true },
+        'ip-range': { type: 'string', multiple: true },
+        'aux-address': { type: 'string', multiple: true },
+        internal: { type: 'boolean' },
+        attachable: { type: 'boolean' },
+        opt: { type: 'string', short: 'o', multiple: true },
+        label: { type: 'string', multiple: true },
+        mtu: { type: 'string' },
+      });
+      if (positionals.length !== 1) throw invalid('network create needs exactly one NAME');
+      const subnets = list(v.subnet);
+      if (subnets.length === 0 && (list(v.gateway).length || list(v['ip-range']).length || list(v['aux-address']).length)) {
+        throw invalid('--gateway, --ip-range and --aux-address need a --subnet');
+      }
+      const mtu = str(v.mtu);
+      if (mtu !== undefined && !/^\d+$/.test(mtu)) throw invalid(`--mtu ${mtu}: expected an integer`, mtu);
+      const ipam = ipamFromFlags(subnets, list(v.gateway), list(v['ip-range']), list(v['aux-address']));
+      return withController(ctx, v, async (ctl) => {
+        const net = await ctl.createNetwork({
+          name: positionals[0]!,
+          driver: str(v.driver),
+          ipam,
+          internal: v.internal === true,
+          attachable: v.attachable === true,
+          options: parseKv(list(v.opt), 'option'),
+          labels: parseKv(list(v.label), 'label'),
+          mtu: mtu === undefined ? undefined : Number(mtu),
+        });
+        ctx.out(net.id);
+        return 0;
+      });
+    }
+    case 'ls':
+    case 'list': {
+      const { values: v } = parse(args, { format: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } });
+      const fmt = str(v.format) ?? 'table';
+      if (fmt !== 'table' && fmt !== 'json') throw invalid(`--format ${fmt}: expected table or json`, fmt);
+      return withController(ctx, v, async (ctl) => {
+        const nets = ctl.listNetworks();
+        if (v.quiet) {
+          for (const n of nets) ctx.out(n.id.slice(0, 12));
+        } else if (fmt === 'json') {
+          ctx.out(
+            JSON.stringify(
+              nets.map((n) => ({
+                ID: n.id.slice(0, 12),
+                Name: n.name,
+                Driver: n.driver,
+                Scope: n.record.scope,
+                IPv4: 'true',
+                IPv6: String(n.record.enableIPv6),
+                Internal: String(n.record.internal),
+                Subnets: n.subnets,
+                Labels: Object.entries(n.record.labels).map(([k, val]) => `${k}=${val}`).join(','),
+                CreatedAt: n.record.created,
+              })),
+              null,
+              2,
+            ),
+          );
+        } else {
+          ctx.out(table(['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'], nets.map((n) => [n.id.slice(0, 12), n.name, n.driver, n.record.scope])));
+        }
+        return 0;
+      });
+    }
+    case 'inspect': {
+      const { values: v, positionals } = parse(args, {});
+      if (positionals.length === 0) throw invalid('network inspect needs at least one NAME or ID');
+      return withController(ctx, v, async (ctl) => {
+        const found: unknown[] = [];
+        const rc = await eachRef(ctx, positionals, (ref) => found.push(ctl.getNetwork(ref).inspect()));
+        ctx.out(json(found));
+        return rc;
+      });
+    }
+    case 'rm':
+    case 'remove': {
+      const { values: v, positionals } = parse(args, {});
+      if (positionals.length === 0) throw invalid('network rm needs at least one NAME or ID');
+      return withController(ctx, v, async (ctl) =>
+        eachRef(ctx, positionals, async (ref) => {
+          await ctl.removeNetwork(ref);
+          ctx.out(ref);
+        }),
+      );
+    }
+    case 'connect': {
+      const { values: v, positionals } = parse(args, { ip: { type: 'string' }, alias: { type: 'string', multiple: true } });
+      if (positionals.length !== 2) throw invalid('network connect needs NETWORK and SANDBOX');
+      return withController(ctx, v, async (ctl) => {
+        await ctl.connect(positionals[0]!, positionals[1]!, { ip: str(v.ip), aliases: list(v.alias) });
+        return 0;
+      });
+    }
+    case 'disconnect': {
+      const { values: v, positionals } = parse(args, {});
+      if (positionals.length !== 2) throw invalid('network disconnect needs NETWORK and SANDBOX');
+      return withController(ctx, v, async (ctl) => {
+        await ctl.disconnect(positionals[0]!, positionals[1]!);
+        return 0;
+      });
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      ctx.out(NETWORK_USAGE);
+      return sub === undefined ? 1 : 0;
+    default:
+      throw invalid(`unknown command "network ${sub}"\n${NETWORK_USAGE}`, sub);
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * `cnm run`: create a sandbox, run a command inside its netns with stdio attached,
+ * and remove the sandbox afterwards with --rm. The command runs through
+ * `ip netns exec NAME CMD ARGS…` as an argument vector, never through a shell.
+ */
+import { spawn } from 'node:child_process';
+import { invalid } from '../errors.js';
+import { list, parse, str } from './args.js';
+import { type CliContext, withController } from './context.js';
+
+export async function runCommand(ctx: CliContext, argv: string[]): Promise<number> {
+  const { values: v, rest, positionals } = parse(argv, {
+    name: { type: 'string' },
+    rm: { type: 'boolean' },
+    net: { type: 'string' },
+    network: { type: 'string' },
+    ip: { type: 'string' },
+    alias: { type: 'string', multiple: true },
+  });
+  const cmd = rest.length ? rest : positionals;
+  if (cmd.length === 0) throw invalid('cnm run needs a command: cnm run [--name N] [--rm] --net NET -- CMD ARGS…');
+  const name = str(v.name) ?? `cnm-${Math.random().toString(16).slice(2, 10)}`;
+  return withController(ctx, v, async (ctl) => {
+    const sb = await ctl.createSandbox({
+      name,
+      net: str(v.net) ?? str(v.network),
+      ip: str(v.ip),
+      aliases: list(v.alias).length ? list(v.alias) : undefined,
+    });
+    let code: number;
+    try {
+      code = await new Promise<number>((resolve, reject) => {
+        const child = spawn('ip', ['netns', 'exec', sb.netns, ...cmd], { stdio: 'inherit' });
+        const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+        const onInt = forward('SIGINT');
+        const onTerm = forward('SIGTERM');
+        process.on('SIGINT', onInt);
+        process.on('SIGTERM', onTerm);
+        child.on('error', reject);
+        child.on('exit', (c, sig) => {
+          process.off('SIGINT', onInt);
+          process.off('SIGTERM', onTerm);
+          resolve(c ?? 128 + (sig === 'SIGKILL' ? 9 : sig === 'SIGTERM' ? 15 : 2));
+        });
+      });
+    } finally {
+      if (v.rm) await ctl.removeSandbox(sb.id);
+    }
+    return code;
+  });
+}

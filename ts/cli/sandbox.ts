@@ -1,0 +1,98 @@
+/** `cnm sandbox …`: create, ls, inspect, rm. */
+import { invalid } from '../errors.js';
+import { list, parse, str } from './args.js';
+import { type CliContext, eachRef, withController } from './context.js';
+import { json, table } from './format.js';
+
+export const SANDBOX_USAGE = `Usage: cnm sandbox COMMAND
+
+Commands:
+  create [--net NETWORK|host|none|container:NAME] [--ip IP] [--alias A]... NAME
+  ls [--format table|json] [-q]
+  inspect NAME|ID...
+  rm NAME|ID...`;
+
+export async function sandboxCommand(ctx: CliContext, argv: string[]): Promise<number> {
+  const [sub, ...args] = argv;
+  switch (sub) {
+    case 'create': {
+      const { values: v, positionals } = parse(args, {
+        net: { type: 'string' },
+        network: { type: 'string' },
+        ip: { type: 'string' },
+        alias: { type: 'string', multiple: true },
+      });
+      if (positionals.length !== 1) throw invalid('sandbox create needs exactly one NAME');
+      return withController(ctx, v, async (ctl) => {
+        const sb = await ctl.createSandbox({
+          name: positionals[0]!,
+          net: str(v.net) ?? str(v.network),
+          ip: str(v.ip),
+          aliases: list(v.alias).length ? list(v.alias) : undefined,
+        });
+        ctx.out(sb.id);
+        return 0;
+      });
+    }
+    case 'ls':
+    case 'list': {
+      const { values: v } = parse(args, { format: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } });
+      const fmt = str(v.format) ?? 'table';
+      if (fmt !== 'table' && fmt !== 'json') throw invalid(`--format ${fmt}: expected table or json`, fmt);
+      return withController(ctx, v, async (ctl) => {
+        const sbs = ctl.listSandboxes().map((s) => s.inspect());
+        if (v.quiet) {
+          for (const s of sbs) ctx.out(s.Name);
+        } else if (fmt === 'json') {
+          ctx.out(JSON.stringify(sbs, null, 2));
+        } else {
+          ctx.out(
+            table(
+              ['SANDBOX ID', 'NAME', 'MODE', 'NETWORKS', 'ADDRESSES'],
+              sbs.map((s) => [
+                s.Id.slice(0, 12),
+                s.Name,
+                s.NetworkMode,
+                Object.keys(s.Networks).join(','),
+                Object.values(s.Networks)
+                  .filter((n) => n.IPAddress)
+                  .map((n) => `${n.InterfaceName}=${n.IPAddress}/${n.IPPrefixLen}`)
+                  .join(','),
+              ]),
+            ),
+          );
+        }
+        return 0;
+      });
+    }
+    case 'inspect': {
+      const { values: v, positionals } = parse(args, {});
+      if (positionals.length === 0) throw invalid('sandbox inspect needs at least one NAME or ID');
+      return withController(ctx, v, async (ctl) => {
+        const found: unknown[] = [];
+        const rc = await eachRef(ctx, positionals, (ref) => found.push(ctl.getSandbox(ref).inspect()));
+        ctx.out(json(found));
+        return rc;
+      });
+    }
+    case 'rm':
+    case 'remove': {
+      const { values: v, positionals } = parse(args, { force: { type: 'boolean', short: 'f' } });
+      if (positionals.length === 0) throw invalid('sandbox rm needs at least one NAME or ID');
+      return withController(ctx, v, async (ctl) =>
+        eachRef(ctx, positionals, async (ref) => {
+          await ctl.removeSandbox(ref);
+          ctx.out(ref);
+        }),
+      );
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      ctx.out(SANDBOX_USAGE);
+      return sub === undefined ? 1 : 0;
+    default:
+      throw invalid(`unknown command "sandbox ${sub}"\n${SANDBOX_USAGE}`, sub);
+  }
+}
