@@ -1,0 +1,114 @@
+// The `cnm` command end to end, in a child process like a user runs it.
+import { existsSync } from 'node:fs';
+import test from 'ava';
+import { type IsolatedHost, inNs, isolatedHost, pings } from './helpers/host.js';
+import { cnm } from './helpers/cli.js';
+
+let host: IsolatedHost;
+let g: string[];
+test.before(async () => {
+  host = await isolatedHost('cli');
+  g = ['--state-dir', host.stateDir, '--host-netns', host.ns];
+});
+test.after.always(async () => {
+  await host?.cleanup();
+});
+
+test.serial('network create/ls/inspect/connect/disconnect/rm through the CLI', (t) => {
+  let r = cnm([...g, 'network', 'create', '--subnet', '10.71.0.0/24', '--gateway', '10.71.0.254', '--ip-range', '10.71.0.32/27', '--label', 'a=b', '-o', 'com.docker.network.driver.mtu=1450', 'clinet']);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout.trim(), /^[0-9a-f]{64}$/);
+  r = cnm([...g, 'network', 'ls']);
+  t.regex(r.stdout, /NETWORK ID\s+NAME\s+DRIVER\s+SCOPE/);
+  t.regex(r.stdout, /clinet\s+bridge\s+local/);
+  r = cnm([...g, 'network', 'ls', '-q']);
+  t.is(r.stdout.trim().split('\n').length, 4);
+  const ins = JSON.parse(cnm([...g, 'network', 'inspect', 'clinet']).stdout)[0];
+  t.deepEqual(ins.IPAM.Config, [{ Subnet: '10.71.0.0/24', Gateway: '10.71.0.254', IPRange: '10.71.0.32/27' }]);
+  t.deepEqual(ins.Labels, { a: 'b' });
+  t.is(ins.Options['com.docker.network.driver.mtu'], '1450');
+  const s1 = host.name('s1');
+  const s2 = host.name('s2');
+  t.is(cnm([...g, 'sandbox', 'create', '--net', 'clinet', s1]).code, 0);
+  t.is(cnm([...g, 'sandbox', 'create', '--net', 'none', s2]).code, 0);
+  r = cnm([...g, 'sandbox', 'create', s2]);
+  t.not(r.code, 0);
+  t.regex(r.stderr, /^Error: /);
+  // connect a bridge-mode sandbox to a second network with a static IP and an alias
+  const s3 = host.name('s3');
+  t.is(cnm([...g, 'sandbox', 'create', s3]).code, 0, 'default network is bridge');
+  r = cnm([...g, 'network', 'connect', '--ip', '10.71.0.7', '--alias', 'db', 'clinet', s3]);
+  t.is(r.code, 0, r.stderr);
+  const sb = JSON.parse(cnm([...g, 'sandbox', 'inspect', s3]).stdout)[0];
+  t.is(sb.Networks.clinet.IPAddress, '10.71.0.7');
+  t.deepEqual(sb.Networks.clinet.Aliases, ['db']);
+  t.is(sb.Networks.clinet.InterfaceName, 'eth1');
+  t.true(pings(s1, '10.71.0.7'));
+  const containers = JSON.parse(cnm([...g, 'network', 'inspect', 'clinet']).stdout)[0].Containers;
+  t.is(Object.keys(containers).length, 2);
+  r = cnm([...g, 'network', 'rm', 'clinet']);
+  t.not(r.code, 0);
+  t.regex(r.stderr, /Error: .*active endpoints/);
+  t.is(cnm([...g, 'network', 'disconnect', 'clinet', s3]).code, 0);
+  r = cnm([...g, 'network', 'disconnect', 'clinet', s3]);
+  t.not(r.code, 0);
+  t.regex(r.stderr, /not connected/);
+  const ls = JSON.parse(cnm([...g, 'sandbox', 'ls', '--format', 'json']).stdout) as Array<{ Name: string }>;
+  t.deepEqual(ls.map((s) => s.Name).sort(), [s1, s2, s3].sort());
+  t.is(cnm([...g, 'sandbox', 'rm', s1, s2, s3]).code, 0);
+  t.is(cnm([...g, 'network', 'rm', 'clinet']).code, 0);
+  t.is(JSON.parse(cnm([...g, 'network', 'ls', '--format', 'json']).stdout).length, 3);
+});
+
+test.serial('an internal network gives no default route', (t) => {
+  t.is(cnm([...g, 'network', 'create', '--internal', '--subnet', '10.72.0.0/24', 'inner']).code, 0);
+  const s = host.name('in');
+  t.is(cnm([...g, 'sandbox', 'create', '--net', 'inner', s]).code, 0);
+  t.notRegex(inNs(s, 'ip', 'route', 'show'), /default/);
+  t.true(JSON.parse(cnm([...g, 'network', 'inspect', 'inner']).stdout)[0].Internal);
+  t.is(cnm([...g, 'sandbox', 'rm', s]).code, 0);
+  t.is(cnm([...g, 'network', 'rm', 'inner']).code, 0);
+});
+
+test.serial('cnm run runs a command inside a fresh sandbox and --rm removes it', (t) => {
+  t.is(cnm([...g, 'network', 'create', '--subnet', '10.73.0.0/24', 'runnet']).code, 0);
+  const name = host.name('run');
+  const r = cnm([...g, 'run', '--rm', '--name', name, '--net', 'runnet', '--', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /inet 10\.73\.0\.2\/24/);
+  t.false(existsSync(`/run/netns/${name}`));
+  // the exit code of the command comes back
+  const f = cnm([...g, 'run', '--rm', '--net', 'runnet', '--', 'sh', '-c', 'exit 7']);
+  t.is(f.code, 7);
+  t.is(JSON.parse(cnm([...g, 'sandbox', 'ls', '--format', 'json']).stdout).length, 0);
+  t.is(cnm([...g, 'network', 'rm', 'runnet']).code, 0);
+});
+
+test.serial('errors print "Error: <message>" with a non-zero exit code', (t) => {
+  const cases = [
+    ['network', 'create', '--subnet', '10.74.0.1/24', 'x'],
+    ['network', 'create', '--subnet', 'nope', 'x'],
+    ['network', 'create', 'bad name'],
+    ['network', 'create', '--driver', 'nosuch', 'x'],
+    ['network', 'create', '--gateway', '10.0.0.1', 'x'],
+    ['network', 'create', '--nosuchflag', 'x'],
+    ['network', 'inspect', 'nosuch'],
+    ['network', 'rm', 'bridge'],
+    ['network', 'connect', 'bridge', 'nosuch'],
+    ['sandbox', 'create', '--net', 'nosuch', host.name('zz')],
+    ['sandbox', 'rm', 'nosuch'],
+    ['frobnicate'],
+  ];
+  for (const c of cases) {
+    const r = cnm([...g, ...c]);
+    t.not(r.code, 0, c.join(' '));
+    t.regex(r.stderr, /^Error: \S/m, c.join(' '));
+  }
+  t.false(existsSync(`/run/netns/${host.name('zz')}`));
+});
+
+test.serial('--bip and --bridge together are refused, as in Docker', (t) => {
+  const r = cnm(['--state-dir', host.stateDir, '--host-netns', host.ns, '--bip', '10.75.0.1/24', '--bridge', 'br0', 'network', 'ls']);
+  t.not(r.code, 0);
+  t.regex(r.stderr, /mutually exclusive/);
+});

@@ -1,0 +1,182 @@
+// Sandboxes on bridge networks: real ping and TCP between namespaces.
+import test from 'ava';
+import type { NetworkController } from '../ts/controller.js';
+import { type IsolatedHost, eventually, inNs, ipj, isolatedHost, pings } from './helpers/host.js';
+import { startEchoServer, tcpExchange } from './helpers/tcp.js';
+
+let host: IsolatedHost;
+let ctl: NetworkController;
+
+test.before(async () => {
+  host = await isolatedHost('sbx');
+  ctl = await host.open();
+});
+test.after.always(async () => {
+  await host?.cleanup();
+});
+
+interface Addr {
+  ifname: string;
+  operstate: string;
+  flags: string[];
+  mtu: number;
+  address: string;
+  addr_info: Array<{ family: string; local: string; prefixlen: number }>;
+}
+
+const v4 = (ns: string, ifname: string) =>
+  ipj<Addr[]>(ns, 'addr', 'show', 'dev', ifname)[0]!.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+
+test.serial('two sandboxes on one network ping each other and exchange TCP', async (t) => {
+  await ctl.createNetwork({ name: 'n1', ipam: [{ subnet: '10.41.0.0/24' }] });
+  const a = await ctl.createSandbox({ name: host.name('a'), net: 'n1' });
+  const b = await ctl.createSandbox({ name: host.name('b'), net: 'n1' });
+  const ia = a.inspect().Networks.n1!;
+  const ib = b.inspect().Networks.n1!;
+  t.is(ia.IPAddress, '10.41.0.2');
+  t.is(ib.IPAddress, '10.41.0.3');
+  t.is(ia.Gateway, '10.41.0.1');
+  t.deepEqual(v4(a.netns, 'eth0'), ['10.41.0.2/24']);
+  const eth0 = ipj<Addr[]>(a.netns, 'link', 'show', 'dev', 'eth0')[0]!;
+  t.is(eth0.address, ia.MacAddress);
+  t.true(eth0.flags.includes('UP'));
+  t.true(ipj<Addr[]>(a.netns, 'link', 'show', 'dev', 'lo')[0]!.flags.includes('UP'), 'lo is up');
+  const routes = ipj<Array<{ dst: string; gateway?: string }>>(a.netns, 'route', 'show');
+  t.truthy(routes.find((r) => r.dst === 'default' && r.gateway === '10.41.0.1'), 'default route via the gateway');
+  t.true(pings(a.netns, ib.IPAddress));
+  t.true(pings(b.netns, ia.IPAddress));
+  t.true(pings(a.netns, '10.41.0.1'), 'the bridge gateway answers');
+  const server = await startEchoServer(b.netns, ib.IPAddress, 5050);
+  try {
+    t.is(tcpExchange(a.netns, ib.IPAddress, 5050, 'hello-over-tcp'), 'hello-over-tcp');
+  } finally {
+    server.kill();
+  }
+  const ins = ctl.getNetwork('n1').inspect();
+  t.is(Object.keys(ins.Containers).length, 2);
+  t.is(ins.Containers[a.id]!.IPv4Address, '10.41.0.2/24');
+  t.is(ins.Containers[a.id]!.MacAddress, ia.MacAddress);
+  t.is(ins.Containers[a.id]!.EndpointID, ia.EndpointID);
+});
+
+test.serial('network rm is refused while endpoints exist; after sandbox rm nothing remains', async (t) => {
+  const e = await t.throwsAsync(ctl.removeNetwork('n1'));
+  t.is((e as { code?: string }).code, 'ERR_NETWORK_IN_USE');
+  const bridge = ctl.getNetwork('n1').bridge!;
+  const hostEnds = ctl.listSandboxes().flatMap((s) => s.endpoints().map((x) => x.hostIfname)).filter(Boolean);
+  t.true(hostEnds.length >= 2);
+  await ctl.removeSandbox(host.name('a'));
+  await ctl.removeSandbox(host.name('b'));
+  await ctl.removeNetwork('n1');
+  const gone = await eventually(() => {
+    const names = ipj<Array<{ ifname: string }>>(host.ns, 'link', 'show').map((l) => l.ifname);
+    return !names.includes(bridge) && hostEnds.every((h) => !names.includes(h));
+  });
+  t.true(gone, 'bridge and host veth ends are gone from the kernel');
+  t.false((await import('node:fs')).existsSync(`/run/netns/${host.name('a')}`));
+});
+
+test.serial('a sandbox joins two networks as eth0 and eth1, and leaves one', async (t) => {
+  await ctl.createNetwork({ name: 'front', ipam: [{ subnet: '10.42.0.0/24' }] });
+  await ctl.createNetwork({ name: 'back', ipam: [{ subnet: '10.43.0.0/24' }] });
+  const both = await ctl.createSandbox({ name: host.name('both'), net: 'front' });
+  const fr = await ctl.createSandbox({ name: host.name('fr'), net: 'front' });
+  const bk = await ctl.createSandbox({ name: host.name('bk'), net: 'back' });
+  await ctl.connect('back', both.name);
+  t.deepEqual(v4(both.netns, 'eth0'), ['10.42.0.2/24']);
+  t.deepEqual(v4(both.netns, 'eth1'), ['10.43.0.3/24'], 'bk took .2 first');
+  t.true(pings(both.netns, fr.inspect().Networks.front!.IPAddress));
+  t.true(pings(both.netns, bk.inspect().Networks.back!.IPAddress));
+  await t.throwsAsync(ctl.connect('back', both.name), { code: 'ERR_ALREADY_CONNECTED' } as never);
+  await ctl.disconnect('back', both.name);
+  t.deepEqual(ipj(both.netns, 'link', 'show', 'type', 'veth').length, 1, 'eth1 is gone');
+  t.false(pings(both.netns, bk.inspect().Networks.back!.IPAddress));
+  await t.throwsAsync(ctl.disconnect('back', both.name), { code: 'ERR_NOT_CONNECTED' } as never);
+  t.deepEqual(Object.keys(ctl.getNetwork('back').inspect().Containers), [bk.id]);
+  // reconnect gets the next interface name free again and a fresh address
+  await ctl.connect('back', both.name);
+  t.is(both.inspect().Networks.back!.InterfaceName, 'eth1');
+  t.is(both.inspect().Networks.back!.IPAddress, '10.43.0.4', 'serial allocation: the released address is not reused at once');
+  for (const s of [both, fr, bk]) await ctl.removeSandbox(s.name);
+  await ctl.removeNetwork('front');
+  await ctl.removeNetwork('back');
+});
+
+test.serial('static IP, ip-range and gateway options', async (t) => {
+  await ctl.createNetwork({ name: 'st', ipam: [{ subnet: '10.44.0.0/24', gateway: '10.44.0.254', ipRange: '10.44.0.64/26' }] });
+  const dyn = await ctl.createSandbox({ name: host.name('dyn'), net: 'st' });
+  t.is(dyn.inspect().Networks.st!.IPAddress, '10.44.0.64');
+  t.is(dyn.inspect().Networks.st!.Gateway, '10.44.0.254');
+  const fixed = await ctl.createSandbox({ name: host.name('fixed'), net: 'st', ip: '10.44.0.10' });
+  t.deepEqual(v4(fixed.netns, 'eth0'), ['10.44.0.10/24']);
+  const routes = ipj<Array<{ dst: string; gateway?: string }>>(fixed.netns, 'route', 'show');
+  t.truthy(routes.find((r) => r.dst === 'default' && r.gateway === '10.44.0.254'));
+  t.true(pings(fixed.netns, '10.44.0.64'));
+  await ctl.store.flushed();
+  const before = ctl.store.range('');
+  await t.throwsAsync(ctl.createSandbox({ name: host.name('dup'), net: 'st', ip: '10.44.0.10' }), { code: 'ERR_ADDRESS_IN_USE' } as never);
+  await t.throwsAsync(ctl.createSandbox({ name: host.name('gw'), net: 'st', ip: '10.44.0.254' }), { code: 'ERR_ADDRESS_IN_USE' } as never);
+  await t.throwsAsync(ctl.createSandbox({ name: host.name('out'), net: 'st', ip: '10.45.0.9' }), { code: 'ERR_INVALID_ARGUMENT' } as never);
+  await t.throwsAsync(ctl.createSandbox({ name: host.name('bad'), net: 'st', ip: 'x.y' }), { code: 'ERR_INVALID_ARGUMENT' } as never);
+  t.deepEqual(ctl.store.range(''), before, 'failed creates changed nothing in the store');
+  for (const n of ['dup', 'gw', 'out', 'bad']) t.false((await import('node:fs')).existsSync(`/run/netns/${host.name(n)}`), `no netns left for ${n}`);
+  // --ip needs a user-configured subnet, as in Docker
+  await ctl.createNetwork({ name: 'autonet' });
+  await t.throwsAsync(ctl.createSandbox({ name: host.name('auto'), net: 'autonet', ip: '172.18.0.9' }), { code: 'ERR_INVALID_ARGUMENT' } as never);
+  await ctl.removeSandbox(dyn.name);
+  await ctl.removeSandbox(fixed.name);
+  await ctl.removeNetwork('st');
+  await ctl.removeNetwork('autonet');
+});
+
+test.serial('a /29 is exhausted after 5 sandboxes with ERR_POOL_EXHAUSTED, leaving nothing behind', async (t) => {
+  await ctl.createNetwork({ name: 'tiny', ipam: [{ subnet: '10.46.0.0/29' }] });
+  const made = [];
+  for (let i = 0; i < 5; i++) made.push(await ctl.createSandbox({ name: host.name(`t${i}`), net: 'tiny' }));
+  t.deepEqual(
+    made.map((s) => s.inspect().Networks.tiny!.IPAddress),
+    ['10.46.0.2', '10.46.0.3', '10.46.0.4', '10.46.0.5', '10.46.0.6'],
+  );
+  const e = await t.throwsAsync(ctl.createSandbox({ name: host.name('t5'), net: 'tiny' }));
+  t.is((e as { code?: string }).code, 'ERR_POOL_EXHAUSTED');
+  t.false((await import('node:fs')).existsSync(`/run/netns/${host.name('t5')}`));
+  await t.throwsAsync(async () => ctl.getSandbox(host.name('t5')), { code: 'ERR_SANDBOX_NOT_FOUND' } as never);
+  // disconnect releases: one more fits after one leaves
+  await ctl.removeSandbox(made[2]!.name);
+  const again = await ctl.createSandbox({ name: host.name('t6'), net: 'tiny' });
+  t.is(again.inspect().Networks.tiny!.IPAddress, '10.46.0.4');
+  for (const s of [...made.filter((_, i) => i !== 2), again]) await ctl.removeSandbox(s.name);
+  await ctl.removeNetwork('tiny');
+});
+
+test.serial('host, none and container modes do what they say', async (t) => {
+  const hostSb = await ctl.createSandbox({ name: host.name('hostmode'), net: 'host' });
+  // the sandbox netns is the host netns: it sees the default bridge cnm0
+  t.truthy(ipj<Array<{ ifname: string }>>(hostSb.netns, 'link', 'show').find((l) => l.ifname === 'cnm0'));
+  t.is(hostSb.inspect().NetworkMode, 'host');
+  t.truthy(ctl.getNetwork('host').inspect().Containers[hostSb.id]);
+
+  const none = await ctl.createSandbox({ name: host.name('nonemode'), net: 'none' });
+  const links = ipj<Array<{ ifname: string; flags: string[] }>>(none.netns, 'link', 'show');
+  t.deepEqual(links.map((l) => l.ifname), ['lo']);
+  t.true(links[0]!.flags.includes('UP'));
+  t.is(inNs(none.netns, 'ip', '-4', 'route', 'show').trim(), '');
+  await t.throwsAsync(ctl.connect('bridge', none.name), { code: 'ERR_INVALID_ARGUMENT' } as never);
+
+  const web = await ctl.createSandbox({ name: host.name('web'), net: 'bridge' });
+  const side = await ctl.createSandbox({ name: host.name('side'), net: `container:${web.name}` });
+  const ip = web.inspect().Networks.bridge!.IPAddress;
+  t.deepEqual(v4(side.netns, 'eth0'), v4(web.netns, 'eth0'), 'container mode shares the netns');
+  t.is(side.inspect().NetworkMode, `container:${web.name}`);
+  t.truthy(ip);
+  await t.throwsAsync(ctl.connect('bridge', side.name), { code: 'ERR_INVALID_ARGUMENT' } as never);
+  await t.throwsAsync(ctl.removeSandbox(web.name), { code: 'ERR_SANDBOX_IN_USE' } as never);
+  await ctl.removeSandbox(side.name);
+  // removing the host-mode sandbox must not remove the host netns
+  await ctl.removeSandbox(hostSb.name);
+  t.true((await import('node:fs')).existsSync(`/run/netns/${host.ns}`));
+  t.truthy(ipj<Array<{ ifname: string }>>(host.ns, 'link', 'show').find((l) => l.ifname === 'cnm0'));
+  await ctl.removeSandbox(none.name);
+  await ctl.removeSandbox(web.name);
+  t.deepEqual(ctl.listSandboxes(), []);
+});
