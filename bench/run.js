@@ -1,0 +1,97 @@
+// The benchmark harness: `npm run bench [-- --json FILE] [-- --sizes 1,100,500]`.
+// Everything runs inside a host netns of its own; the machine's network is untouched.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { NetworkController, native } from '../dist/index.js';
+import { Ipam } from '../dist/ipam/ipam.js';
+import { Pool } from '../dist/ipam/pool.js';
+import { printTable, summarize } from './stats.js';
+
+const { values } = parseArgs({
+  options: { json: { type: 'string' }, sizes: { type: 'string', default: '1,100,500' }, quick: { type: 'boolean' } },
+});
+const sizes = values.sizes.split(',').map(Number);
+const tag = `cnm-bench-${process.pid}`;
+const hostNs = `${tag}-host`;
+const stateDir = mkdtempSync(join(tmpdir(), 'cnm-bench-'));
+const rows = [];
+const now = () => performance.now();
+
+async function time(fn) {
+  const t = now();
+  await fn();
+  return now() - t;
+}
+
+async function cleanup() {
+  const mine = (await native.netnsList()).filter((n) => n.startsWith(tag));
+  await native.netnsDeleteMany(mine);
+  rmSync(stateDir, { recursive: true, force: true });
+}
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+
+try {
+  await native.netnsCreate(hostNs);
+  const ctl = await NetworkController.open({ stateDir, hostNetns: hostNs });
+
+  // network create / rm
+  const create = [];
+  const rm = [];
+  for (let i = 0; i < 30; i++) {
+    create.push(await time(() => ctl.createNetwork({ name: `bn${i}`, ipam: [{ subnet: `10.200.${i}.0/24` }] })));
+  }
+  for (let i = 0; i < 30; i++) rm.push(await time(() => ctl.removeNetwork(`bn${i}`)));
+  rows.push(summarize('network create', create, { target: '<= 3 ms p50' }));
+  rows.push(summarize('network rm', rm));
+
+  // attach / detach at N sandboxes on one network; netns creation timed on its own
+  await ctl.createNetwork({ name: 'seed', ipam: [{ subnet: '10.128.0.0/16' }] });
+  for (const n of sizes) {
+    const net = `bench${n}`;
+    await ctl.createNetwork({ name: net, ipam: [{ subnet: `10.${100 + sizes.indexOf(n)}.0.0/16` }] });
+    const names = Array.from({ length: n }, (_, i) => `${tag}-n${n}-${i}`);
+    const nsCreate = [];
+    for (const name of names) nsCreate.push(await time(() => native.netnsCreate(name)));
+    rows.push(summarize(`netns create (N=${n})`, nsCreate));
+    // sandboxes need a record: bind them as sandboxes via the seed network, then time
+    // the attach to the benchmark network (a second, full veth attach: eth1)
+    await native.netnsDeleteMany(names);
+    for (const name of names) await ctl.createSandbox({ name, net: 'seed' });
+    const attach = [];
+    for (const name of names) attach.push(await time(() => ctl.connect(net, name)));
+    rows.push(summarize(`endpoint attach (N=${n})`, attach, { target: '<= 1.5 ms p50' }));
+    const detach = [];
+    for (const name of names) detach.push(await time(() => ctl.disconnect(net, name)));
+    rows.push(summarize(`endpoint detach (N=${n})`, detach));
+    const sbRm = [];
+    for (const name of names) sbRm.push(await time(() => ctl.removeSandbox(name)));
+    rows.push(summarize(`sandbox rm (N=${n})`, sbRm));
+    await ctl.removeNetwork(net);
+  }
+
+  // IPAM: in memory, and persisted in the store (one transaction per allocation)
+  const pool = new Pool({ subnet: '10.0.0.0/16' });
+  const mem = [];
+  for (let i = 0; i < 20000; i++) {
+    const t = now();
+    const off = pool.nextFree();
+    pool.take(off, true);
+    mem.push(now() - t);
+  }
+  rows.push(summarize('ipam allocate in memory (/16)', mem));
+  const ipam = new Ipam(ctl.store);
+  const seed = ctl.getNetwork('seed').record;
+  const persisted = [];
+  for (let i = 0; i < 2000; i++) {
+    persisted.push(await time(() => ctl.store.txn((tx) => ipam.allocate(tx, seed, 4, `bench-${i}`))));
+  }
+  rows.push(summarize('ipam allocate persisted (/16)', persisted));
+  await ctl.close();
+
+  printTable(rows);
+  if (values.json) writeFileSync(values.json, JSON.stringify({ date: new Date().toISOString(), rows }, null, 2));
+} finally {
+  await cleanup();
+}
