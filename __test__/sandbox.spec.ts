@@ -63,7 +63,7 @@ test.serial('network rm is refused while endpoints exist; after sandbox rm nothi
   const e = await t.throwsAsync(ctl.removeNetwork('n1'));
   t.is((e as { code?: string }).code, 'ERR_NETWORK_IN_USE');
   const bridge = ctl.getNetwork('n1').bridge!;
-  const hostEnds = ctl.listSandboxes().flatMap((s) => s.endpoints().map((x) => x.hostIfname)).filter(Boolean);
+  const hostEnds = ctl.listSandboxes().flatMap((s) => s.endpoints().map((x) => x.record.hostIfname)).filter(Boolean);
   t.true(hostEnds.length >= 2);
   await ctl.removeSandbox(host.name('a'));
   await ctl.removeSandbox(host.name('b'));

@@ -14,6 +14,7 @@ import { Ipam } from './ipam/ipam.js';
 import { Pool, type PoolConfig } from './ipam/pool.js';
 import { type Cidr, formatCidr, overlaps, parseCidr, parseSubnet } from './net/ip.js';
 import { native } from './native.js';
+import { Endpoint } from './endpoint.js';
 import { Network } from './network.js';
 import { currentOwner } from './owner.js';
 import { allNetworks, allSandboxes, endpointsOfNetwork, endpointsOfSandbox, findNetwork, findSandbox, keys } from './records.js';
@@ -452,7 +453,7 @@ export class NetworkController {
   // -------------------------------------------------------------- endpoints
 
   /** Connect a sandbox to a network (Docker's `network connect`). */
-  async connect(netRef: string, sbRef: string, opts: ConnectOptions = {}): Promise<EndpointRecord> {
+  async connect(netRef: string, sbRef: string, opts: ConnectOptions = {}): Promise<Endpoint> {
     const net = findNetwork(this.store, netRef);
     const sb = findSandbox(this.store, sbRef);
     if (sb.mode === 'container') {
@@ -464,7 +465,7 @@ export class NetworkController {
     if (sb.mode === 'none' || net.driver === 'null') {
       throw invalid('container cannot be connected to multiple networks with one of the networks in private (none) mode', sb.name);
     }
-    return this.join(net, sb, opts, false);
+    return new Endpoint(await this.join(net, sb, opts, false));
   }
 
   private async join(net: NetworkRecord, sb: SandboxRecord, opts: ConnectOptions, creating: boolean): Promise<EndpointRecord> {

@@ -12,6 +12,8 @@ export { NetworkController, DEFAULT_STATE_DIR, DEFAULT_BRIDGE_DEVICE } from './c
 export type { ControllerOptions, NetworkCreateOptions, IpamPoolRequest, ConnectOptions, SandboxCreateOptions } from './controller.js';
 export { Network } from './network.js';
 export type { NetworkInspect, NetworkContainer } from './network.js';
+export { Endpoint } from './endpoint.js';
+export type { EndpointInspect } from './endpoint.js';
 export { Sandbox } from './sandbox.js';
 export type { SandboxInspect, SandboxNetwork } from './sandbox.js';
 export { CnmError, ErrorCodes } from './errors.js';

@@ -1,7 +1,8 @@
 /** A sandbox (a container, as far as networking goes) and its inspect shape. */
 import type { NetworkController } from './controller.js';
 import { keys } from './records.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from './types.js';
+import { Endpoint } from './endpoint.js';
+import type { NetworkRecord, SandboxRecord } from './types.js';
 
 /** Per-network settings, as in Docker's NetworkSettings.Networks. */
 export interface SandboxNetwork {
@@ -47,15 +48,19 @@ export class Sandbox {
     return this.record.netns;
   }
 
-  endpoints(): EndpointRecord[] {
-    return this.ctl.sandboxEndpoints(this.record.id).sort((a, b) => a.ifname.localeCompare(b.ifname, 'en', { numeric: true }));
+  /** the sandbox's endpoints, in interface order (eth0, eth1, …) */
+  endpoints(): Endpoint[] {
+    return this.ctl
+      .sandboxEndpoints(this.record.id)
+      .sort((a, b) => a.ifname.localeCompare(b.ifname, 'en', { numeric: true }))
+      .map((r) => new Endpoint(r));
   }
 
   inspect(): SandboxInspect {
     const r = this.record;
     const networks: Record<string, SandboxNetwork> = {};
     let mode: string = r.mode;
-    for (const ep of this.endpoints()) {
+    for (const { record: ep } of this.endpoints()) {
       const net = this.ctl.store.get<NetworkRecord>(keys.net(ep.networkId));
       if (!net) continue;
       const [ip, len] = ep.ipv4 ? ep.ipv4.split('/') : ['', '0'];
