@@ -56,6 +56,8 @@ export interface VethSpec {
   gateway?: string | null;
   /** IPv6 default route via this gateway */
   gateway6?: string | null;
+  /** hairpin mode on the bridge port (a sandbox reaching its own published port) */
+  hairpin?: boolean | null;
 }
 
 export interface VethInfo {
@@ -84,7 +86,7 @@ export interface RouteInfo {
   table: number;
 }
 
-export interface NativeBinding {
+export interface NativeBinding extends NativeFirewall {
   netnsCreate(name: string): Promise<void>;
   netnsBind(name: string, target?: string | null): Promise<void>;
   netnsDelete(name: string): Promise<boolean>;
@@ -100,4 +102,66 @@ export interface NativeBinding {
   listRoutes(netns?: string | null, family?: number | null): Promise<RouteInfo[]>;
   sysctlGet(netns: string | undefined | null, key: string): Promise<string>;
   sysctlSet(netns: string | undefined | null, key: string, value: string): Promise<void>;
+}
+
+// ---------------------------------------------------------------- firewall
+
+/** Which firewall backend programs the rules. */
+export type FirewallBackendName = 'nftables' | 'iptables' | 'none';
+
+/** Per-network firewall state: one bridge and how its traffic is treated. */
+export interface FirewallNetwork {
+  /** the bridge device */
+  bridge: string;
+  /** IPv4 subnet of the network, CIDR (iptables rules match on it) */
+  subnet: string;
+  /** masquerade traffic from the subnet that leaves through anything but its own bridge */
+  masquerade: boolean;
+  /** inter-container communication on this bridge */
+  icc: boolean;
+  /** no traffic in or out except on the bridge itself */
+  internal: boolean;
+  /** the network id, used as the rule tag (iptables comment) */
+  tag: string;
+}
+
+/** One published port (a range is expanded into one mapping per port by the caller). */
+export interface PortMapping {
+  proto: 'tcp' | 'udp' | 'sctp';
+  /** IPv4 host address; absent/null = every local address (0.0.0.0) */
+  hostIp?: string | null;
+  hostPort: number;
+  containerIp: string;
+  containerPort: number;
+  /** the bridge the container sits behind (iptables rules use it) */
+  bridge: string;
+  /** the endpoint id, used as the rule tag */
+  tag: string;
+}
+
+/** One atomic change to the firewall of one netns. */
+export interface FirewallBatch {
+  backend: FirewallBackendName;
+  netns?: string | null;
+  addNetworks?: FirewallNetwork[] | null;
+  removeNetworks?: FirewallNetwork[] | null;
+  addPorts?: PortMapping[] | null;
+  removePorts?: PortMapping[] | null;
+}
+
+/** What the firewall of one netns holds that we made. */
+export interface FirewallState {
+  networks: FirewallNetwork[];
+  ports: PortMapping[];
+}
+
+export interface NativeFirewall {
+  /** create our table(s)/chains if missing; idempotent */
+  firewallInit(backend: FirewallBackendName, netns?: string | null): Promise<void>;
+  /** apply a batch atomically (nftables: one netlink transaction) */
+  applyFirewall(batch: FirewallBatch): Promise<void>;
+  /** read back what we made (for reconcile and tests) */
+  firewallState(backend: FirewallBackendName, netns?: string | null): Promise<FirewallState>;
+  /** remove everything we made in that netns */
+  firewallReset(backend: FirewallBackendName, netns?: string | null): Promise<void>;
 }

@@ -21,6 +21,8 @@ pub enum ErrorCode {
     LinkNotFound,
     /// A link of that name already exists.
     LinkExists,
+    /// A published host port (proto, host address, port) is already mapped.
+    PortAllocated,
     /// A file or thread operation failed outside netlink.
     Io,
 }
@@ -35,6 +37,7 @@ impl ErrorCode {
             ErrorCode::NetnsExists => "ERR_NETNS_EXISTS",
             ErrorCode::LinkNotFound => "ERR_LINK_NOT_FOUND",
             ErrorCode::LinkExists => "ERR_LINK_EXISTS",
+            ErrorCode::PortAllocated => "ERR_PORT_ALLOCATED",
             ErrorCode::Io => "ERR_IO",
         }
     }

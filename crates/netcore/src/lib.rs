@@ -9,6 +9,7 @@
 
 pub mod addr;
 pub mod error;
+pub mod firewall;
 pub mod link;
 pub mod netns;
 mod nl;
@@ -17,7 +18,7 @@ pub mod sysctl;
 
 use std::future::Future;
 
-use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
+use napi::bindgen_prelude::{Either, Null, PromiseRaw, ToNapiValue};
 use napi::{Env, JsError};
 use napi_derive::napi;
 
@@ -89,6 +90,10 @@ pub struct VethSpec {
     /// IPv6 default route via this gateway
     #[napi(ts_type = "string | null")]
     pub gateway6: Option<String>,
+    /// hairpin mode on the bridge port, so that DNATed traffic can go back out
+    /// the port it came in by (a sandbox reaching its own published port)
+    #[napi(ts_type = "boolean | null")]
+    pub hairpin: Option<bool>,
 }
 
 #[napi(object)]
@@ -214,6 +219,7 @@ pub fn attach_veth(env: &Env, spec: VethSpec) -> napi::Result<PromiseRaw<'_, Vet
         addresses: spec.addresses.unwrap_or_default(),
         gateway: spec.gateway,
         gateway6: spec.gateway6,
+        hairpin: spec.hairpin.unwrap_or(false),
     };
     promise(env, async move {
         let v = link::attach_veth(&spec).await?;
@@ -298,5 +304,198 @@ pub fn sysctl_set(
 ) -> napi::Result<PromiseRaw<'_, ()>> {
     promise(env, async move {
         sysctl::set(netns.as_deref(), &key, &value).await
+    })
+}
+
+/// Per-network firewall state: one bridge and how its traffic is treated.
+#[napi(object)]
+pub struct FirewallNetwork {
+    pub bridge: String,
+    /// IPv4 subnet, CIDR; "" when unknown
+    pub subnet: String,
+    pub masquerade: bool,
+    pub icc: bool,
+    pub internal: bool,
+    pub tag: String,
+}
+
+/// One published port.
+#[napi(object)]
+pub struct PortMapping {
+    #[napi(ts_type = "'tcp' | 'udp' | 'sctp'")]
+    pub proto: String,
+    /// absent/null: every local address
+    #[napi(ts_type = "string | null")]
+    pub host_ip: Option<Either<String, Null>>,
+    pub host_port: u32,
+    pub container_ip: String,
+    pub container_port: u32,
+    pub bridge: String,
+    pub tag: String,
+}
+
+/// One atomic change to the firewall of one netns.
+#[napi(object)]
+pub struct FirewallBatch {
+    #[napi(ts_type = "'nftables' | 'iptables' | 'none'")]
+    pub backend: String,
+    #[napi(ts_type = "string | null")]
+    pub netns: Option<String>,
+    #[napi(ts_type = "FirewallNetwork[] | null")]
+    pub add_networks: Option<Vec<FirewallNetwork>>,
+    #[napi(ts_type = "FirewallNetwork[] | null")]
+    pub remove_networks: Option<Vec<FirewallNetwork>>,
+    #[napi(ts_type = "PortMapping[] | null")]
+    pub add_ports: Option<Vec<PortMapping>>,
+    #[napi(ts_type = "PortMapping[] | null")]
+    pub remove_ports: Option<Vec<PortMapping>>,
+}
+
+#[napi(object)]
+pub struct FirewallState {
+    pub networks: Vec<FirewallNetwork>,
+    pub ports: Vec<PortMapping>,
+}
+
+fn fw_network(n: FirewallNetwork) -> error::Result<firewall::Network> {
+    firewall::validate_ifname(&n.bridge)?;
+    firewall::validate_tag(&n.tag)?;
+    let subnet = match n.subnet.as_str() {
+        "" => None,
+        s => Some(firewall::Subnet::parse(s)?),
+    };
+    Ok(firewall::Network {
+        bridge: n.bridge,
+        subnet,
+        masquerade: n.masquerade,
+        icc: n.icc,
+        internal: n.internal,
+        tag: n.tag,
+    })
+}
+
+fn fw_port(p: PortMapping) -> error::Result<firewall::Port> {
+    if !p.bridge.is_empty() {
+        firewall::validate_ifname(&p.bridge)?;
+    }
+    firewall::validate_tag(&p.tag)?;
+    Ok(firewall::Port {
+        proto: firewall::Proto::parse(&p.proto)?,
+        host_ip: match &p.host_ip {
+            Some(Either::A(ip)) => Some(firewall::parse_ipv4(ip, "host IP")?),
+            _ => None,
+        },
+        host_port: firewall::parse_port(p.host_port, "host port")?,
+        container_ip: firewall::parse_ipv4(&p.container_ip, "container IP")?,
+        container_port: firewall::parse_port(p.container_port, "container port")?,
+        bridge: p.bridge,
+        tag: p.tag,
+    })
+}
+
+fn fw_batch(
+    b: FirewallBatch,
+) -> error::Result<(firewall::BackendName, Option<String>, firewall::Batch)> {
+    let nets = |v: Option<Vec<FirewallNetwork>>| {
+        v.unwrap_or_default()
+            .into_iter()
+            .map(fw_network)
+            .collect::<error::Result<Vec<_>>>()
+    };
+    let ports = |v: Option<Vec<PortMapping>>| {
+        v.unwrap_or_default()
+            .into_iter()
+            .map(fw_port)
+            .collect::<error::Result<Vec<_>>>()
+    };
+    Ok((
+        firewall::BackendName::parse(&b.backend)?,
+        b.netns,
+        firewall::Batch {
+            add_networks: nets(b.add_networks)?,
+            remove_networks: nets(b.remove_networks)?,
+            add_ports: ports(b.add_ports)?,
+            remove_ports: ports(b.remove_ports)?,
+        },
+    ))
+}
+
+fn js_state(s: firewall::State) -> FirewallState {
+    FirewallState {
+        networks: s
+            .networks
+            .into_iter()
+            .map(|n| FirewallNetwork {
+                bridge: n.bridge,
+                subnet: n.subnet.map(|s| s.to_string()).unwrap_or_default(),
+                masquerade: n.masquerade,
+                icc: n.icc,
+                internal: n.internal,
+                tag: n.tag,
+            })
+            .collect(),
+        ports: s
+            .ports
+            .into_iter()
+            .map(|p| PortMapping {
+                proto: p.proto.as_str().to_string(),
+                host_ip: Some(match p.host_ip {
+                    Some(ip) => Either::A(ip.to_string()),
+                    None => Either::B(Null),
+                }),
+                host_port: u32::from(p.host_port),
+                container_ip: p.container_ip.to_string(),
+                container_port: u32::from(p.container_port),
+                bridge: p.bridge,
+                tag: p.tag,
+            })
+            .collect(),
+    }
+}
+
+/// Creates our table (nftables) or chains (iptables) if missing; idempotent.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn firewall_init(
+    env: &Env,
+    #[napi(ts_arg_type = "'nftables' | 'iptables' | 'none'")] backend: String,
+    #[napi(ts_arg_type = "string | undefined | null")] netns: Option<String>,
+) -> napi::Result<PromiseRaw<'_, ()>> {
+    promise(env, async move {
+        firewall::init(firewall::BackendName::parse(&backend)?, netns).await
+    })
+}
+
+/// Applies a batch atomically (nftables: one netlink transaction).
+#[napi(ts_return_type = "Promise<void>")]
+pub fn apply_firewall(env: &Env, batch: FirewallBatch) -> napi::Result<PromiseRaw<'_, ()>> {
+    let parsed = fw_batch(batch);
+    promise(env, async move {
+        let (backend, netns, batch) = parsed?;
+        firewall::apply(backend, netns, batch).await
+    })
+}
+
+/// Reads back what we made (for reconcile and tests).
+#[napi(ts_return_type = "Promise<FirewallState>")]
+pub fn firewall_state(
+    env: &Env,
+    #[napi(ts_arg_type = "'nftables' | 'iptables' | 'none'")] backend: String,
+    #[napi(ts_arg_type = "string | undefined | null")] netns: Option<String>,
+) -> napi::Result<PromiseRaw<'_, FirewallState>> {
+    promise(env, async move {
+        let state = firewall::state(firewall::BackendName::parse(&backend)?, netns).await?;
+        Ok(js_state(state))
+    })
+}
+
+/// Removes everything we made in that netns, and nothing else.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn firewall_reset(
+    env: &Env,
+    #[napi(ts_arg_type = "'nftables' | 'iptables' | 'none'")] backend: String,
+    #[napi(ts_arg_type = "string | undefined | null")] netns: Option<String>,
+) -> napi::Result<PromiseRaw<'_, ()>> {
+    promise(env, async move {
+        firewall::reset(firewall::BackendName::parse(&backend)?, netns).await
     })
 }

@@ -9,7 +9,7 @@ use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use rtnetlink::{Handle, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use crate::addr::{self, Cidr};
 use crate::error::{ns_label, Error, ErrorCode, Result};
@@ -385,6 +385,7 @@ pub struct VethSpec {
     pub addresses: Vec<String>,
     pub gateway: Option<String>,
     pub gateway6: Option<String>,
+    pub hairpin: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -487,6 +488,15 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
         set = set.controller(index);
     }
     let host_set = nl::send(&host, RouteNetlinkMessage::SetLink(set.build()), nl::ACK);
+    // Bridge-port options only exist once the master is set; the kernel handles
+    // this socket's requests in order, so no wait is needed before sending.
+    let hairpin = (spec.hairpin && master.is_some()).then(|| {
+        let port = LinkBridgePort::new(0)
+            .name(host_if.to_string())
+            .hairpin(true)
+            .build();
+        nl::send(&host, RouteNetlinkMessage::NewLink(port), nl::ACK)
+    });
     let host_get = get_by_name(&host, host_if);
     let host_side = async {
         host_set.await.map_err(|e| {
@@ -500,6 +510,16 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
             .ifname(host_if)
             .netns(host_ns)
         })?;
+        if let Some(h) = hairpin {
+            h.await.map_err(|e| {
+                Error::from_errno(
+                    e,
+                    format_args!("set hairpin on {host_if} in netns {}", ns_label(host_ns)),
+                )
+                .ifname(host_if)
+                .netns(host_ns)
+            })?;
+        }
         match host_get.await {
             Ok(Some(m)) => Ok(details(&m)),
             Ok(None) => Err(not_found(host_if, host_ns)),

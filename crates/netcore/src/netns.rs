@@ -165,6 +165,27 @@ where
         .map_err(|_| Error::new(ErrorCode::Io, "netns thread ended without a result"))?
 }
 
+/// The blocking form of [`on_thread`], for code already running on a
+/// blocking pool thread: spawns a thread that enters `netns`, runs `f` there
+/// and exits; waits for it.
+pub fn on_thread_blocking<T, F>(netns: Option<&str>, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    let name = netns.map(str::to_string);
+    let thread = std::thread::Builder::new()
+        .name("cnm-netns".into())
+        .spawn(move || match &name {
+            Some(n) => enter(n).and_then(|()| f()),
+            None => f(),
+        })
+        .map_err(|e| Error::from_io(&e, "spawn netns thread"))?;
+    thread
+        .join()
+        .map_err(|_| Error::new(ErrorCode::Io, "netns thread panicked"))?
+}
+
 fn new_socket(netns: Option<&str>) -> Result<Socket> {
     Socket::new(NETLINK_ROUTE).map_err(|e| {
         Error::from_io(
@@ -193,7 +214,7 @@ fn cache() -> MutexGuard<'static, Cache> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn ns_id(name: &str) -> Result<(u64, u64)> {
+pub(crate) fn ns_id(name: &str) -> Result<(u64, u64)> {
     let meta = fs::metadata(path(name)).map_err(|e| open_error(&e, name))?;
     Ok((meta.dev(), meta.ino()))
 }
@@ -255,8 +276,10 @@ fn install(key: Option<String>, id: Option<(u64, u64)>, socket: Socket) -> Resul
 }
 
 /// Drops the cached handle of `name` and stops its connection task, closing
-/// the socket that would otherwise keep the netns (and its links) alive.
+/// the socket that would otherwise keep the netns (and its links) alive; the
+/// firewall's netfilter socket of that netns goes with it.
 pub fn release(name: &str) -> Option<JoinHandle<()>> {
+    crate::firewall::release(name);
     let cached = cache().remove(&Some(name.to_string()))?;
     cached.task.abort();
     Some(cached.task)
@@ -370,7 +393,8 @@ fn bind_blocking(name: &str, target: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-async fn blocking<T, F>(f: F) -> Result<T>
+/// Runs blocking work (spawned programs, netfilter sockets) off the async workers.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,

@@ -1,0 +1,367 @@
+//! The firewall of one netns: port publishing (DNAT), masquerade, isolation
+//! between bridges, inter-container communication and internal networks.
+//!
+//! One trait, one file per backend, a `none` backend and a selector, in the
+//! shape of netavark's `FirewallDriver`:
+//!
+//! - [`nftables`] (default): a fixed base ruleset in `table ip cnm`, created
+//!   once; networks and published ports are only set/map elements, changed in
+//!   one nfnetlink transaction, so one change costs the same however many
+//!   exist.
+//! - [`iptables`]: our own chains (`CNM-*`) in the nat and filter tables,
+//!   changed through one `iptables-restore --noflush` per call, each rule
+//!   tagged with a comment `cnm:net:<tag>` / `cnm:ep:<tag>/<bridge>`.
+//! - [`none`]: does nothing.
+//!
+//! Every value is parsed and validated here before a backend sees it; no
+//! backend builds a shell command line, and spawned programs get their
+//! arguments as a vector and their rule text on stdin.
+
+pub mod exec;
+pub mod iptables;
+pub mod nftables;
+pub mod none;
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use crate::error::{Error, Result};
+use crate::netns::blocking;
+
+/// A transport protocol a port can be published for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Proto {
+    pub fn parse(s: &str) -> Result<Proto> {
+        match s {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            "sctp" => Ok(Proto::Sctp),
+            _ => Err(Error::invalid(format!(
+                "invalid protocol {s:?}: expected tcp, udp or sctp"
+            ))),
+        }
+    }
+
+    pub fn from_number(n: u8) -> Option<Proto> {
+        match n {
+            6 => Some(Proto::Tcp),
+            17 => Some(Proto::Udp),
+            132 => Some(Proto::Sctp),
+            _ => None,
+        }
+    }
+
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+            Proto::Sctp => 132,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An IPv4 subnet, stored as its network address (host bits cleared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Subnet {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Subnet {
+    pub fn parse(s: &str) -> Result<Subnet> {
+        let bad = || Error::invalid(format!("invalid IPv4 subnet {s:?}: expected a.b.c.d/len"));
+        let (addr, len) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = len.parse().map_err(|_| bad())?;
+        if prefix > 32 || len.starts_with('+') {
+            return Err(bad());
+        }
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix))
+        };
+        Ok(Subnet {
+            addr: Ipv4Addr::from(u32::from(addr) & mask),
+            prefix,
+        })
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// One bridge network and how its traffic is treated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    pub bridge: String,
+    /// None when unknown (nftables does not need it).
+    pub subnet: Option<Subnet>,
+    pub masquerade: bool,
+    pub icc: bool,
+    pub internal: bool,
+    pub tag: String,
+}
+
+/// One published port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    pub proto: Proto,
+    /// None: every local address.
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub container_ip: Ipv4Addr,
+    pub container_port: u16,
+    /// "" when unknown (nftables does not hold it).
+    pub bridge: String,
+    pub tag: String,
+}
+
+impl Port {
+    /// The published key: two mappings with the same key cannot coexist.
+    pub fn key(&self) -> (Proto, Option<Ipv4Addr>, u16) {
+        (self.proto, self.host_ip, self.host_port)
+    }
+
+    pub fn describe(&self) -> String {
+        let host = self
+            .host_ip
+            .map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string());
+        format!(
+            "{}/{}:{} -> {}:{}",
+            self.proto, host, self.host_port, self.container_ip, self.container_port
+        )
+    }
+}
+
+/// One atomic change to the firewall of one netns.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub add_networks: Vec<Network>,
+    pub remove_networks: Vec<Network>,
+    pub add_ports: Vec<Port>,
+    pub remove_ports: Vec<Port>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.add_networks.is_empty()
+            && self.remove_networks.is_empty()
+            && self.add_ports.is_empty()
+            && self.remove_ports.is_empty()
+    }
+}
+
+/// What the firewall of one netns holds that we made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    pub networks: Vec<Network>,
+    pub ports: Vec<Port>,
+}
+
+/// Interface names as the kernel takes them: 1..15 bytes, no '/', ':' or
+/// whitespace, not "." or ".."; and, since iptables rules name them, no
+/// quotes, backslash, '#' or control characters.
+pub fn validate_ifname(name: &str) -> Result<()> {
+    let bad_char = |c: char| {
+        c == '/'
+            || c == ':'
+            || c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '"' | '\'' | '\\' | '#')
+    };
+    if name.is_empty() || name.len() > 15 || name == "." || name == ".." || name.contains(bad_char)
+    {
+        return Err(Error::invalid(format!("invalid interface name {name:?}")).ifname(name));
+    }
+    Ok(())
+}
+
+/// Tags (network and endpoint ids): up to 200 of [A-Za-z0-9_.:-], possibly
+/// empty. They end up in iptables comments.
+pub fn validate_tag(tag: &str) -> Result<()> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-');
+    if tag.len() > 200 || !tag.chars().all(ok) {
+        return Err(Error::invalid(format!(
+            "invalid firewall tag {tag:?}: up to 200 of A-Z a-z 0-9 _ . : -"
+        )));
+    }
+    Ok(())
+}
+
+pub fn parse_ipv4(s: &str, what: &str) -> Result<Ipv4Addr> {
+    s.parse()
+        .map_err(|_| Error::invalid(format!("invalid {what} {s:?}: expected an IPv4 address")))
+}
+
+pub fn parse_port(n: u32, what: &str) -> Result<u16> {
+    match u16::try_from(n) {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err(Error::invalid(format!(
+            "invalid {what} {n}: expected 1..65535"
+        ))),
+    }
+}
+
+/// A backend selected by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendName {
+    Nftables,
+    Iptables,
+    None,
+}
+
+impl BackendName {
+    pub fn parse(s: &str) -> Result<BackendName> {
+        match s {
+            "nftables" => Ok(BackendName::Nftables),
+            "iptables" => Ok(BackendName::Iptables),
+            "none" => Ok(BackendName::None),
+            _ => Err(Error::invalid(format!(
+                "invalid firewall backend {s:?}: expected nftables, iptables or none"
+            ))),
+        }
+    }
+}
+
+/// A firewall backend. Methods block (netlink round trips or a spawned
+/// program) and run on a blocking pool thread, never on the JS thread; work
+/// inside a netns happens through a socket opened inside it or a child
+/// process that entered it, never by moving a shared thread.
+///
+/// `netns` None is the process's own netns. Every method is idempotent for
+/// the same input: `init` twice leaves one base ruleset, `apply` of a removal
+/// of something absent is no error, `reset` of nothing is no error. Adding a
+/// port whose (proto, host address, host port) is already published fails
+/// with ERR_PORT_ALLOCATED and changes nothing.
+pub trait FirewallBackend: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Creates our table or chains if missing.
+    fn init(&self, netns: Option<&str>) -> Result<()>;
+    /// Applies a whole batch or nothing of it.
+    fn apply(&self, netns: Option<&str>, batch: &Batch) -> Result<()>;
+    /// Reads back what we made.
+    fn state(&self, netns: Option<&str>) -> Result<State>;
+    /// Removes everything we made, and nothing else.
+    fn reset(&self, netns: Option<&str>) -> Result<()>;
+}
+
+pub fn backend(name: BackendName) -> &'static dyn FirewallBackend {
+    match name {
+        BackendName::Nftables => &nftables::Nftables,
+        BackendName::Iptables => &iptables::Iptables,
+        BackendName::None => &none::NoFirewall,
+    }
+}
+
+/// Forgets cached sockets of a netns (see `netns::release`).
+pub fn release(name: &str) {
+    nftables::release(name);
+}
+
+fn check_netns(netns: Option<&str>) -> Result<()> {
+    if let Some(n) = netns {
+        crate::netns::validate_name(n)?;
+    }
+    Ok(())
+}
+
+pub async fn init(name: BackendName, netns: Option<String>) -> Result<()> {
+    check_netns(netns.as_deref())?;
+    blocking(move || {
+        backend(name)
+            .init(netns.as_deref())
+            .map_err(|e| e.netns(netns.as_deref()))
+    })
+    .await
+}
+
+pub async fn apply(name: BackendName, netns: Option<String>, batch: Batch) -> Result<()> {
+    check_netns(netns.as_deref())?;
+    if batch.is_empty() {
+        return Ok(());
+    }
+    blocking(move || {
+        backend(name)
+            .apply(netns.as_deref(), &batch)
+            .map_err(|e| e.netns(netns.as_deref()))
+    })
+    .await
+}
+
+pub async fn state(name: BackendName, netns: Option<String>) -> Result<State> {
+    check_netns(netns.as_deref())?;
+    blocking(move || {
+        backend(name)
+            .state(netns.as_deref())
+            .map_err(|e| e.netns(netns.as_deref()))
+    })
+    .await
+}
+
+pub async fn reset(name: BackendName, netns: Option<String>) -> Result<()> {
+    check_netns(netns.as_deref())?;
+    blocking(move || {
+        backend(name)
+            .reset(netns.as_deref())
+            .map_err(|e| e.netns(netns.as_deref()))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn values() {
+        assert_eq!(Proto::parse("sctp").unwrap().number(), 132);
+        assert!(Proto::parse("icmp").is_err());
+        let s = Subnet::parse("10.1.2.3/24").unwrap();
+        assert_eq!(s.to_string(), "10.1.2.0/24");
+        assert_eq!(Subnet::parse("0.0.0.0/0").unwrap().prefix, 0);
+        for bad in ["10.0.0.0", "10.0.0.0/33", "x/24", "10.0.0.0/+8"] {
+            assert!(Subnet::parse(bad).is_err(), "{bad}");
+        }
+        assert!(validate_ifname("br-0123456789a").is_ok());
+        for bad in ["", "a/b", "a b", "0123456789abcdef", "a:b", "a\"b", ".."] {
+            assert_eq!(
+                validate_ifname(bad).unwrap_err().code,
+                ErrorCode::InvalidArgument,
+                "{bad}"
+            );
+        }
+        assert!(validate_tag("").is_ok());
+        assert!(validate_tag("net-1:abc_.9").is_ok());
+        assert!(validate_tag("a b").is_err());
+        assert!(validate_tag("a/b").is_err());
+        assert_eq!(parse_port(65535, "p").unwrap(), 65535);
+        assert!(parse_port(0, "p").is_err());
+        assert!(parse_port(65536, "p").is_err());
+    }
+}
