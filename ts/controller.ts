@@ -12,7 +12,11 @@ import { CnmError, invalid, toCnmError } from './errors.js';
 import { DEFAULT_POOLS, type DefaultPool, chooseSubnet, nameserverPrefixes, validatePools } from './ipam/default-pools.js';
 import { Ipam } from './ipam/ipam.js';
 import { Pool, type PoolConfig } from './ipam/pool.js';
-import { type Cidr, formatCidr, overlaps, parseCidr, parseSubnet } from './net/ip.js';
+import { type Cidr, formatCidr, overlaps, parseCidr, parseIp, parseSubnet } from './net/ip.js';
+import { Firewall, checkBackend } from './firewall.js';
+import type { FirewallBackendName } from './native-api.js';
+import { type PortBinding, checkBinding } from './ports.js';
+import { releasePorts, reservePorts } from './port-allocator.js';
 import { native } from './native.js';
 import { Endpoint } from './endpoint.js';
 import { Network } from './network.js';
@@ -40,6 +44,18 @@ export interface ControllerOptions {
   mtu?: number;
   /** pools for automatic subnet choice (Docker's default-address-pools) */
   defaultAddressPools?: DefaultPool[];
+  /** firewall backend; default nftables */
+  firewall?: FirewallBackendName;
+  /** Docker's --iptables: false means no firewall rules at all (firewall "none") */
+  iptables?: boolean;
+  /** inter-container communication on the default bridge (Docker's --icc); default true */
+  icc?: boolean;
+  /** turn on IPv4 forwarding in the host netns (Docker's --ip-forward); default true */
+  ipForward?: boolean;
+  /** default host IP for published ports (Docker's --ip); default 0.0.0.0 */
+  ip?: string;
+  /** host port range for ephemeral published ports; default: the host's ip_local_port_range */
+  portRange?: [number, number];
 }
 
 /** One IPAM pool as given to network create. */
@@ -69,6 +85,8 @@ export interface ConnectOptions {
   /** static IPv4 address */
   ip?: string;
   aliases?: string[];
+  /** ports to publish on this endpoint (bridge networks) */
+  ports?: PortBinding[];
 }
 
 /** Options of {@link NetworkController.createSandbox}. */
@@ -78,6 +96,8 @@ export interface SandboxCreateOptions {
   net?: string;
   ip?: string;
   aliases?: string[];
+  /** ports to publish (Docker's -p), on the sandbox's network */
+  ports?: PortBinding[];
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/cnm';
@@ -89,15 +109,21 @@ export class NetworkController {
   /** @internal */ readonly store: Store;
   /** @internal */ readonly ipam: Ipam;
   /** @internal */ readonly drivers: DriverRegistry;
+  /** @internal */ readonly firewall: Firewall;
   private readonly pools: readonly DefaultPool[];
+  private readonly defaultHostIp: string;
+  private portRange: [number, number];
 
-  private constructor(opts: ControllerOptions, store: Store, stateDir: string) {
+  private constructor(opts: ControllerOptions, store: Store, stateDir: string, backend: FirewallBackendName) {
     this.hostNetns = opts.hostNetns ?? null;
     this.stateDir = stateDir;
     this.store = store;
     this.ipam = new Ipam(store);
-    this.drivers = new DriverRegistry({ hostNetns: this.hostNetns });
+    this.firewall = new Firewall(backend, this.hostNetns);
+    this.drivers = new DriverRegistry({ hostNetns: this.hostNetns, firewall: this.firewall });
     this.pools = opts.defaultAddressPools ?? DEFAULT_POOLS;
+    this.defaultHostIp = opts.ip ?? '0.0.0.0';
+    this.portRange = opts.portRange ?? [32768, 60999];
   }
 
   /**
@@ -113,6 +139,12 @@ export class NetworkController {
     if (opts.bip !== undefined) parseCidr(opts.bip, 'bip');
     if (opts.mtu !== undefined) parseMtu(opts.mtu);
     if (opts.defaultAddressPools) validatePools(opts.defaultAddressPools);
+    const backend = firewallBackend(opts);
+    if (opts.icc === false && backend === 'none') {
+      throw invalid('you specified --iptables=false (firewall none) with --icc=false: ICC=false needs the firewall to work; set --icc or --iptables to true', opts.icc);
+    }
+    if (opts.ip !== undefined && parseIp(opts.ip, 'ip').family !== 4) throw invalid(`--ip ${opts.ip} must be an IPv4 address`, opts.ip);
+    if (opts.portRange !== undefined) checkPortRange(opts.portRange);
     const host = opts.hostNetns ?? null;
     if (host !== null) {
       checkName('host netns', host, 200);
@@ -127,8 +159,9 @@ export class NetworkController {
     // the base dir is checked too: it holds every host's state
     ensureStateDir(base);
     const store = LmdbStore.open(dir);
-    const ctl = new NetworkController(opts, store, base);
+    const ctl = new NetworkController(opts, store, base, backend);
     try {
+      await ctl.prepareHost(opts);
       await ctl.reconcile();
       await ctl.ensurePredefined(opts);
     } catch (e) {
@@ -140,6 +173,18 @@ export class NetworkController {
 
   async close(): Promise<void> {
     await this.store.close();
+  }
+
+  /** Firewall base rules, IP forwarding and the ephemeral port range of the host netns. */
+  private async prepareHost(opts: ControllerOptions): Promise<void> {
+    await this.firewall.init();
+    if (opts.ipForward !== false && (await native.sysctlGet(this.hostNetns, 'net.ipv4.ip_forward')).trim() !== '1') {
+      await native.sysctlSet(this.hostNetns, 'net.ipv4.ip_forward', '1');
+    }
+    if (opts.portRange === undefined) {
+      const [lo, hi] = (await native.sysctlGet(this.hostNetns, 'net.ipv4.ip_local_port_range')).trim().split(/\s+/).map(Number);
+      if (lo && hi && lo <= hi) this.portRange = [lo, hi];
+    }
   }
 
   // ---------------------------------------------------------------- networks
@@ -381,7 +426,9 @@ export class NetworkController {
       else if (mode === 'container') await native.netnsBind(sb.netns, shared!.netns);
       else await native.netnsCreate(sb.netns);
       netnsMade = true;
-      if (net) await this.join(net, sb, { ip: req.ip, aliases: req.aliases }, true);
+      // host-mode sandboxes publish nothing: they use the host's ports directly, as in Docker
+      const ports = mode === 'network' ? req.ports : undefined;
+      if (net) await this.join(net, sb, { ip: req.ip, aliases: req.aliases, ports }, true);
     } catch (e) {
       const undo: Error[] = [];
       if (netnsMade) await native.netnsDelete(sb.netns).catch((u: Error) => undo.push(u));
@@ -430,9 +477,12 @@ export class NetworkController {
     }
     const eps = endpointsOfSandbox(this.store, sb.id);
     const results = await Promise.allSettled(
-      eps.map((ep) => {
+      eps.map(async (ep) => {
         const net = this.store.get<NetworkRecord>(keys.net(ep.networkId));
-        return net ? this.drivers.get(net.driver).leave(net, ep, sb) : Promise.resolve();
+        if (!net) return;
+        const driver = this.drivers.get(net.driver);
+        if (ep.ports?.length) await driver.revokeExternalConnectivity(net, ep);
+        await driver.leave(net, ep, sb);
       }),
     );
     // the netns is gone, so the records go too; a failed host-end delete is reported
@@ -479,8 +529,12 @@ export class NetworkController {
     if (net.predefined && aliases.length > 0) {
       throw invalid('network-scoped alias is supported only for containers in user defined networks', aliases);
     }
+    const bindings = (opts.ports ?? []).map(checkBinding);
+    if (bindings.length > 0 && net.internal) {
+      throw invalid(`network ${net.name} is internal: it has no way in or out, so ports cannot be published on it`, net.name);
+    }
     if (opts.ip !== undefined) {
-      if (net.predefined) throw invalid('user specified IP address is supported on user defined networks only', opts.ip);
+      if (net.predefined && net.name === 'bridge') throw invalid('user specified IP address is supported on user defined networks only', opts.ip);
       if (!net.ipam.userSubnet) throw invalid('user specified IP address is supported only when connecting to networks with user configured subnets', opts.ip);
     }
     const ep: EndpointRecord = {
@@ -500,13 +554,25 @@ export class NetworkController {
       state: 'pending',
       owner: currentOwner(),
     };
-    this.store.txn((tx) => this.reserveEndpoint(tx, net, sb, ep, driver, opts.ip));
+    const hostIp = net.options[BridgeOptions.hostBinding] ?? this.defaultHostIp;
+    this.store.txn((tx) => {
+      this.reserveEndpoint(tx, net, sb, ep, driver, opts.ip);
+      if (bindings.length > 0 && driver.usesIpam) {
+        ep.ports = reservePorts(tx, bindings, hostIp, this.portRange, ep.id);
+        tx.put(keys.ep(net.id, ep.id), ep);
+      }
+    });
+    let joined = false;
     try {
       const res = await driver.join(net, ep, sb);
+      joined = true;
       if (res.mac) ep.mac = res.mac;
+      if (ep.ports?.length) await driver.programExternalConnectivity(net, ep);
     } catch (e) {
+      const err = toCnmError(e, `connect ${sb.name} to ${net.name}`);
+      if (joined) await driver.leave(net, ep, sb).catch((u: Error) => (err.details.undoErrors = [u]));
       this.store.txn((tx) => this.forgetEndpoint(tx, ep));
-      throw toCnmError(e, `connect ${sb.name} to ${net.name}`);
+      throw err;
     }
     ep.state = 'active';
     delete ep.owner;
@@ -552,6 +618,7 @@ export class NetworkController {
       this.ipam.release(tx, net, ep.ipv4);
       this.ipam.release(tx, net, ep.ipv6);
     }
+    releasePorts(tx, ep.ports ?? []);
     tx.del(keys.ep(ep.networkId, ep.id));
     tx.del(keys.sbEp(ep.sandboxId, ep.id));
   }
@@ -567,7 +634,9 @@ export class NetworkController {
     if (net.driver === 'host' || net.driver === 'null') {
       throw invalid(`container cannot be disconnected from ${net.name} network`, net.name);
     }
-    await this.drivers.get(net.driver).leave(net, ep, sb);
+    const driver = this.drivers.get(net.driver);
+    if (ep.ports?.length) await driver.revokeExternalConnectivity(net, ep);
+    await driver.leave(net, ep, sb);
     this.store.txn((tx) => this.forgetEndpoint(tx, ep));
   }
 
@@ -621,9 +690,9 @@ export class NetworkController {
     const device = opts.bridge ?? DEFAULT_BRIDGE_DEVICE;
     const options: Record<string, string> = {
       [BridgeOptions.defaultBridge]: 'true',
-      [BridgeOptions.icc]: 'true',
+      [BridgeOptions.icc]: String(opts.icc !== false),
       [BridgeOptions.masquerade]: 'true',
-      [BridgeOptions.hostBinding]: '0.0.0.0',
+      [BridgeOptions.hostBinding]: opts.ip ?? '0.0.0.0',
       [BridgeOptions.name]: device,
     };
     if (opts.mtu !== undefined) options[BridgeOptions.mtu] = String(opts.mtu);
@@ -643,10 +712,25 @@ export class NetworkController {
 }
 
 function sameDefaultBridge(cur: NetworkRecord, wanted: NetworkCreateOptions): boolean {
-  if (cur.options[BridgeOptions.name] !== wanted.options?.[BridgeOptions.name]) return false;
-  if (cur.options[BridgeOptions.mtu] !== wanted.options?.[BridgeOptions.mtu]) return false;
+  const opts = (o: Record<string, string>) => JSON.stringify(Object.entries(o).sort());
+  if (opts(cur.options) !== opts(wanted.options ?? {})) return false;
   const w = wanted.ipam?.[0];
   if (!w) return true;
   const c = cur.ipam.config[0];
   return c?.subnet === w.subnet && c?.gateway === w.gateway;
+}
+
+function firewallBackend(opts: ControllerOptions): FirewallBackendName {
+  if (opts.iptables === false) {
+    if (opts.firewall !== undefined && opts.firewall !== 'none') {
+      throw invalid(`--iptables=false conflicts with --firewall ${opts.firewall}`, opts.firewall);
+    }
+    return 'none';
+  }
+  return opts.firewall === undefined ? 'nftables' : checkBackend(opts.firewall);
+}
+
+function checkPortRange(r: unknown): void {
+  const ok = Array.isArray(r) && r.length === 2 && r.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535) && r[0] <= r[1];
+  if (!ok) throw invalid(`port range ${JSON.stringify(r)} must be [low, high] with 1 <= low <= high <= 65535`, r);
 }

@@ -1,6 +1,7 @@
 /** A network as users see it, with Docker's `network inspect` shape. */
 import type { NetworkController } from './controller.js';
 import { isAlive } from './owner.js';
+import { dockerPorts } from './ports.js';
 import { keys } from './records.js';
 import type { NetworkRecord, SandboxRecord } from './types.js';
 
@@ -11,6 +12,8 @@ export interface NetworkContainer {
   MacAddress: string;
   IPv4Address: string;
   IPv6Address: string;
+  /** published ports of this endpoint, in Docker's port-map shape (cnm addition) */
+  Ports?: Record<string, Array<{ HostIp: string; HostPort: string }>>;
 }
 
 /** Docker's network inspect JSON. */
@@ -81,6 +84,7 @@ export class Network {
         IPv4Address: ep.ipv4,
         IPv6Address: ep.ipv6,
       };
+      if (ep.ports?.length) containers[sb.id]!.Ports = dockerPorts(ep.ports);
     }
     return {
       Name: r.name,

@@ -5,7 +5,9 @@
  * belong to no endpoint are removed. Work owned by live processes is left alone.
  */
 import type { NetworkController } from './controller.js';
+import { Firewall } from './firewall.js';
 import { native } from './native.js';
+import type { FirewallNetwork, PortMapping } from './native-api.js';
 import { isAlive } from './owner.js';
 import { allNetworks, allSandboxes, endpointsOfNetwork, endpointsOfSandbox, keys } from './records.js';
 import type { AllocationRecord, EndpointRecord, NetworkRecord, SandboxRecord } from './types.js';
@@ -92,6 +94,41 @@ export async function reconcile(ctl: NetworkController, opts: { dryRun?: boolean
   for (const l of links) {
     if (l.kind === 'veth' && l.master != null && ours.has(l.master) && !known.has(l.name)) {
       await step(`remove orphan veth ${l.name} on bridge ${ours.get(l.master)!.bridge}`, () => native.deleteLink(host, l.name));
+    }
+  }
+
+  // firewall entries: every ready bridge network and published port present, nothing else
+  if (ctl.firewall.enabled) {
+    const state = await ctl.firewall.state();
+    const wantNets = allNetworks(store)
+      .filter((n) => n.state === 'ready' && n.driver === 'bridge' && n.bridge)
+      .map((n) => Firewall.network(n));
+    const wantPorts = allNetworks(store).flatMap((n) =>
+      n.driver === 'bridge' ? endpointsOfNetwork(store, n.id).flatMap((ep) => Firewall.ports(n, ep)) : [],
+    );
+    const netKey = (n: FirewallNetwork) => `${n.bridge}|${n.masquerade}|${n.icc}|${n.internal}`;
+    const portKey = (p: PortMapping) => `${p.proto}|${p.hostIp ?? '0.0.0.0'}|${p.hostPort}|${p.containerIp}|${p.containerPort}`;
+    const haveNets = new Set(state.networks.map(netKey));
+    const haveBridges = new Set(state.networks.map((n) => n.bridge));
+    const wantBridges = new Set(wantNets.map((n) => n.bridge));
+    const havePorts = new Set(state.ports.map(portKey));
+    const wantPortKeys = new Set(wantPorts.map(portKey));
+    const addNetworks = wantNets.filter((n) => !haveNets.has(netKey(n)));
+    const removeNetworks = state.networks.filter((n) => !wantBridges.has(n.bridge) || !wantNets.some((w) => netKey(w) === netKey(n)));
+    const addPorts = wantPorts.filter((p) => !havePorts.has(portKey(p)));
+    const removePorts = state.ports.filter((p) => !wantPortKeys.has(portKey(p)));
+    for (const n of removeNetworks) report.actions.push(`remove firewall entries of bridge ${n.bridge}`);
+    for (const n of addNetworks) report.actions.push(`${haveBridges.has(n.bridge) ? 'update' : 'restore'} firewall entries of bridge ${n.bridge}`);
+    for (const p of removePorts) report.actions.push(`remove stale port mapping ${p.proto}/${p.hostPort}`);
+    for (const p of addPorts) report.actions.push(`restore port mapping ${p.proto}/${p.hostPort} -> ${p.containerIp}:${p.containerPort}`);
+    if (!dry && (addNetworks.length || removeNetworks.length || addPorts.length || removePorts.length)) {
+      try {
+        // removals first, in their own batch, so that an updated entry is re-added cleanly
+        await ctl.firewall.apply({ removeNetworks, removePorts });
+        await ctl.firewall.apply({ addNetworks, addPorts });
+      } catch (e) {
+        report.errors.push(`firewall: ${(e as Error).message}`);
+      }
     }
   }
 

@@ -2,6 +2,7 @@
 import type { NetworkController } from './controller.js';
 import { keys } from './records.js';
 import { Endpoint } from './endpoint.js';
+import { type PortMappingRecord, dockerPorts } from './ports.js';
 import type { NetworkRecord, SandboxRecord } from './types.js';
 
 /** Per-network settings, as in Docker's NetworkSettings.Networks. */
@@ -28,6 +29,8 @@ export interface SandboxInspect {
   SandboxKey: string;
   NetworkMode: string;
   Networks: Record<string, SandboxNetwork>;
+  /** published ports, Docker's NetworkSettings.Ports shape */
+  Ports: Record<string, Array<{ HostIp: string; HostPort: string }>>;
 }
 
 export class Sandbox {
@@ -59,6 +62,7 @@ export class Sandbox {
   inspect(): SandboxInspect {
     const r = this.record;
     const networks: Record<string, SandboxNetwork> = {};
+    const ports: PortMappingRecord[] = [];
     let mode: string = r.mode;
     for (const { record: ep } of this.endpoints()) {
       const net = this.ctl.store.get<NetworkRecord>(keys.net(ep.networkId));
@@ -79,6 +83,7 @@ export class Sandbox {
         InterfaceName: ep.ifname,
       };
       if (mode === 'network') mode = net.name === 'bridge' ? 'default' : net.name;
+      ports.push(...(ep.ports ?? []));
     }
     if (r.mode === 'container') {
       const other = this.ctl.store.get<SandboxRecord>(keys.sb(r.sharedWith ?? ''));
@@ -91,6 +96,7 @@ export class Sandbox {
       SandboxKey: `/run/netns/${r.netns}`,
       NetworkMode: mode,
       Networks: networks,
+      Ports: dockerPorts(ports),
     };
   }
 }

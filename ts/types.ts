@@ -1,6 +1,7 @@
 /** Records kept in the store. Plain JSON so that any process can read them. */
 import type { PoolConfig } from './ipam/pool.js';
 import type { Owner } from './owner.js';
+import type { PortMappingRecord } from './ports.js';
 
 export type RecordState = 'creating' | 'ready' | 'deleting';
 
@@ -68,6 +69,8 @@ export interface EndpointRecord {
   aliases: string[];
   /** the address was asked for with --ip */
   staticIp: boolean;
+  /** published ports (bridge networks) */
+  ports?: PortMappingRecord[];
   created: string;
   state: 'pending' | 'active';
   owner?: Owner;

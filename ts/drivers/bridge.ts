@@ -3,6 +3,7 @@
  * pair per endpoint with its peer born inside the sandbox netns.
  */
 import { invalid } from '../errors.js';
+import { Firewall } from '../firewall.js';
 import { parseIp } from '../net/ip.js';
 import { native } from '../native.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
@@ -74,10 +75,29 @@ export class BridgeDriver implements Driver {
     });
     net.bridgeCreated = info.created;
     if (net.mtu === undefined) net.mtu = info.mtu;
+    try {
+      if (this.ctx.firewall.enabled) {
+        // published ports must answer on 127.0.0.1 too: let DNATed loopback traffic leave via the bridge
+        await native.sysctlSet(this.ctx.hostNetns, `net.ipv4.conf.${net.bridge}.route_localnet`, '1');
+      }
+      await this.ctx.firewall.apply({ addNetworks: [Firewall.network(net)] });
+    } catch (e) {
+      if (info.created) await native.deleteLink(this.ctx.hostNetns, net.bridge!).catch(() => undefined);
+      throw e;
+    }
   }
 
   async deleteNetwork(net: NetworkRecord): Promise<void> {
+    await this.ctx.firewall.apply({ removeNetworks: [Firewall.network(net)] });
     if (net.bridgeCreated) await native.deleteLink(this.ctx.hostNetns, net.bridge!);
+  }
+
+  async programExternalConnectivity(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    await this.ctx.firewall.apply({ addPorts: Firewall.ports(net, ep) });
+  }
+
+  async revokeExternalConnectivity(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    await this.ctx.firewall.apply({ removePorts: Firewall.ports(net, ep) });
   }
 
   createEndpoint(_net: NetworkRecord, ep: EndpointRecord): void {
@@ -99,6 +119,9 @@ export class BridgeDriver implements Driver {
       addresses: [ep.ipv4, ep.ipv6].filter((a) => a !== ''),
       gateway: ep.defaultGateway && ep.ipv4 ? ep.gateway : null,
       gateway6: null,
+      // with br_netfilter the DNAT of a hairpin flow happens on the bridge, which
+      // must then send the frame back out the port it came in by
+      hairpin: this.ctx.firewall.enabled,
     });
     return { mac: info.mac };
   }

@@ -3,11 +3,13 @@
  * after it has reserved everything in the store; a driver never touches the store.
  * Each method that changes the kernel undoes its own partial work when it fails.
  */
+import type { Firewall } from '../firewall.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 
 export interface DriverContext {
   /** the netns the controller treats as its host; null = the process's own */
   hostNetns: string | null;
+  firewall: Firewall;
 }
 
 export interface Driver {
@@ -28,4 +30,8 @@ export interface Driver {
   deleteEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
   join(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<{ mac?: string }>;
   leave(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void>;
+  /** publish the endpoint's ports (ep.ports) */
+  programExternalConnectivity(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
+  /** withdraw the endpoint's published ports */
+  revokeExternalConnectivity(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
 }

@@ -20,4 +20,6 @@ export class NoopDriver implements Driver {
     return {};
   }
   async leave(): Promise<void> {}
+  async programExternalConnectivity(): Promise<void> {}
+  async revokeExternalConnectivity(): Promise<void> {}
 }
