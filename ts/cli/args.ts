@@ -11,8 +11,16 @@ export const GLOBAL_OPTIONS: OptionSpec = {
   bip: { type: 'string' },
   bridge: { type: 'string', short: 'b' },
   'default-mtu': { type: 'string' },
+  firewall: { type: 'string' },
+  iptables: { type: 'string' },
+  icc: { type: 'string' },
+  'ip-forward': { type: 'string' },
+  ip: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
+
+/** Global options whose names commands reuse with another meaning (sandbox create --ip). */
+export const LEADING_ONLY = new Set(['ip']);
 
 export interface Parsed {
   values: Record<string, string | boolean | string[] | undefined>;

@@ -1,7 +1,8 @@
 /** What every CLI command gets: the parsed global options and a controller opener. */
 import { NetworkController } from '../controller.js';
 import { CnmError, invalid } from '../errors.js';
-import { parseMtu } from '../validate.js';
+import { checkBackend } from '../firewall.js';
+import { parseBool, parseMtu } from '../validate.js';
 import { type Parsed, str } from './args.js';
 
 export interface CliContext {
@@ -11,8 +12,14 @@ export interface CliContext {
   open: (v: Parsed['values']) => Promise<NetworkController>;
 }
 
+function flag(v: Parsed['values'], name: string): boolean | undefined {
+  const s = str(v[name]);
+  return s === undefined ? undefined : parseBool(`--${name}`, s);
+}
+
 export async function openFromOptions(v: Parsed['values']): Promise<NetworkController> {
   const mtu = str(v['default-mtu']);
+  const firewall = str(v.firewall) ?? process.env.CNM_FIREWALL;
   const hostNetns = str(v['host-netns']) ?? process.env.CNM_HOST_NETNS;
   if (hostNetns === '') throw invalid('--host-netns must not be empty');
   return NetworkController.open({
@@ -21,6 +28,11 @@ export async function openFromOptions(v: Parsed['values']): Promise<NetworkContr
     bip: str(v.bip),
     bridge: str(v.bridge),
     mtu: mtu === undefined ? undefined : parseMtu(mtu, '--default-mtu'),
+    firewall: firewall === undefined ? undefined : checkBackend(firewall),
+    iptables: flag(v, 'iptables'),
+    icc: flag(v, 'icc'),
+    ipForward: flag(v, 'ip-forward'),
+    ip: str(v.ip),
   });
 }
 

@@ -1,9 +1,10 @@
 /** The `cnm` command: docker-like networking from the shell. */
 import { CnmError } from '../errors.js';
-import { GLOBAL_OPTIONS, parse, splitGlobal } from './args.js';
+import { GLOBAL_OPTIONS, LEADING_ONLY, parse, splitGlobal } from './args.js';
 import { type CliContext, openFromOptions } from './context.js';
 import { demoCommand } from './demo.js';
 import { NETWORK_USAGE, networkCommand } from './network.js';
+import { portCommand } from './port.js';
 import { runCommand } from './run.js';
 import { SANDBOX_USAGE, sandboxCommand } from './sandbox.js';
 import { systemCommand } from './system.js';
@@ -16,11 +17,17 @@ Global options:
   --bip CIDR           address of the default bridge (like dockerd --bip)
   -b, --bridge DEV     use an existing bridge device for the default bridge
   --default-mtu N      MTU of the default bridge network
+  --firewall B         nftables (default), iptables or none (env CNM_FIREWALL)
+  --iptables=false     no firewall rules at all (same as --firewall none)
+  --icc=false          no traffic between sandboxes on the default bridge
+  --ip-forward=false   leave net.ipv4.ip_forward of the host netns alone
+  --ip IP              default host IP for published ports (before the command only)
 
 Commands:
   network   create, ls, inspect, rm, connect, disconnect networks
   sandbox   create, ls, inspect, rm sandboxes (named network namespaces)
-  run       run a command in a new sandbox: cnm run [--name N] [--rm] --net NET -- CMD ARGS...
+  run       run a command in a new sandbox: cnm run [--name N] [--rm] [-p SPEC]... --net NET -- CMD ARGS...
+  port      list published ports: cnm port SANDBOX [PORT[/PROTO]]
   system    reconcile [--dry-run]: bring store and kernel into agreement
   demo      a self-contained walk-through in an isolated namespace
 
@@ -35,7 +42,11 @@ export async function main(argv: string[], ctx: Omit<CliContext, 'open'> = { out
     const full: CliContext = {
       ...ctx,
       // command-level options win over the leading global ones
-      open: (v) => openFromOptions({ ...g, ...Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined)) }),
+      open: (v) =>
+        openFromOptions({
+          ...g,
+          ...Object.fromEntries(Object.entries(v).filter(([k, x]) => x !== undefined && k in GLOBAL_OPTIONS && !LEADING_ONLY.has(k))),
+        }),
     };
     const [cmd, ...rest] = command;
     if (g.help || cmd === undefined || cmd === 'help' || cmd === '--help') {
@@ -51,6 +62,8 @@ export async function main(argv: string[], ctx: Omit<CliContext, 'open'> = { out
         return await runCommand(full, rest);
       case 'system':
         return await systemCommand(full, rest);
+      case 'port':
+        return await portCommand(full, rest);
       case 'demo':
         return await demoCommand(full);
       default:

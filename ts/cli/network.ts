@@ -1,6 +1,7 @@
 /** `cnm network …`: create, ls, inspect, rm, connect, disconnect. */
 import type { IpamPoolRequest } from '../controller.js';
 import { invalid } from '../errors.js';
+import { parsePublish } from '../ports.js';
 import { contains, parseCidr, parseIp, parseSubnet } from '../net/ip.js';
 import { parseKv } from '../validate.js';
 import { list, parse, str } from './args.js';
@@ -16,7 +17,7 @@ Commands:
   ls [--format table|json] [-q]
   inspect NAME|ID...
   rm NAME|ID...
-  connect [--ip IP] [--alias A]... NETWORK SANDBOX
+  connect [--ip IP] [--alias A]... [-p SPEC]... NETWORK SANDBOX
   disconnect NETWORK SANDBOX`;
 
 /** Pair gateways, ranges and aux addresses with the subnet containing them, as docker does. */
@@ -141,10 +142,15 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
       );
     }
     case 'connect': {
-      const { values: v, positionals } = parse(args, { ip: { type: 'string' }, alias: { type: 'string', multiple: true } });
+      const { values: v, positionals } = parse(args, {
+        ip: { type: 'string' },
+        alias: { type: 'string', multiple: true },
+        publish: { type: 'string', short: 'p', multiple: true },
+      });
       if (positionals.length !== 2) throw invalid('network connect needs NETWORK and SANDBOX');
+      const ports = list(v.publish).flatMap(parsePublish);
       return withController(ctx, v, async (ctl) => {
-        await ctl.connect(positionals[0]!, positionals[1]!, { ip: str(v.ip), aliases: list(v.alias) });
+        await ctl.connect(positionals[0]!, positionals[1]!, { ip: str(v.ip), aliases: list(v.alias), ports });
         return 0;
       });
     }

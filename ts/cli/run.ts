@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { invalid } from '../errors.js';
+import { parsePublish } from '../ports.js';
 import { list, parse, str } from './args.js';
 import { type CliContext, withController } from './context.js';
 
@@ -16,7 +17,9 @@ export async function runCommand(ctx: CliContext, argv: string[]): Promise<numbe
     network: { type: 'string' },
     ip: { type: 'string' },
     alias: { type: 'string', multiple: true },
+    publish: { type: 'string', short: 'p', multiple: true },
   });
+  const ports = list(v.publish).flatMap(parsePublish);
   const cmd = rest.length ? rest : positionals;
   if (cmd.length === 0) throw invalid('cnm run needs a command: cnm run [--name N] [--rm] --net NET -- CMD ARGS…');
   const name = str(v.name) ?? `cnm-${Math.random().toString(16).slice(2, 10)}`;
@@ -26,6 +29,7 @@ export async function runCommand(ctx: CliContext, argv: string[]): Promise<numbe
       net: str(v.net) ?? str(v.network),
       ip: str(v.ip),
       aliases: list(v.alias).length ? list(v.alias) : undefined,
+      ports,
     });
     let code: number;
     try {

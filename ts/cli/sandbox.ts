@@ -1,5 +1,6 @@
 /** `cnm sandbox …`: create, ls, inspect, rm. */
 import { invalid } from '../errors.js';
+import { parsePublish } from '../ports.js';
 import { list, parse, str } from './args.js';
 import { type CliContext, eachRef, withController } from './context.js';
 import { json, table } from './format.js';
@@ -7,7 +8,7 @@ import { json, table } from './format.js';
 export const SANDBOX_USAGE = `Usage: cnm sandbox COMMAND
 
 Commands:
-  create [--net NETWORK|host|none|container:NAME] [--ip IP] [--alias A]... NAME
+  create [--net NETWORK|host|none|container:NAME] [--ip IP] [--alias A]... [-p SPEC]... NAME
   ls [--format table|json] [-q]
   inspect NAME|ID...
   rm NAME|ID...`;
@@ -21,14 +22,17 @@ export async function sandboxCommand(ctx: CliContext, argv: string[]): Promise<n
         network: { type: 'string' },
         ip: { type: 'string' },
         alias: { type: 'string', multiple: true },
+        publish: { type: 'string', short: 'p', multiple: true },
       });
       if (positionals.length !== 1) throw invalid('sandbox create needs exactly one NAME');
+      const ports = list(v.publish).flatMap(parsePublish);
       return withController(ctx, v, async (ctl) => {
         const sb = await ctl.createSandbox({
           name: positionals[0]!,
           net: str(v.net) ?? str(v.network),
           ip: str(v.ip),
           aliases: list(v.alias).length ? list(v.alias) : undefined,
+          ports,
         });
         ctx.out(sb.id);
         return 0;
