@@ -112,3 +112,29 @@ test.serial('--bip and --bridge together are refused, as in Docker', (t) => {
   t.not(r.code, 0);
   t.regex(r.stderr, /mutually exclusive/);
 });
+
+test.serial('-p publishes ports; cnm port lists them like docker port', (t) => {
+  const s = host.name('pp');
+  let r = cnm([...g, 'sandbox', 'create', '-p', '8080:80', '-p', '127.0.0.1:5353:53/udp', s]);
+  t.is(r.code, 0, r.stderr);
+  r = cnm([...g, 'port', s]);
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(r.stdout.trim().split('\n'), ['53/udp -> 127.0.0.1:5353', '80/tcp -> 0.0.0.0:8080']);
+  t.is(cnm([...g, 'port', s, '80']).stdout.trim(), '0.0.0.0:8080');
+  r = cnm([...g, 'port', s, '81']);
+  t.not(r.code, 0);
+  t.regex(r.stderr, /^Error: no public port/);
+  const ins = JSON.parse(cnm([...g, 'sandbox', 'inspect', s]).stdout)[0];
+  t.deepEqual(ins.Ports['80/tcp'], [{ HostIp: '0.0.0.0', HostPort: '8080' }]);
+  r = cnm([...g, 'sandbox', 'create', '-p', '8080:80', host.name('pp2')]);
+  t.not(r.code, 0);
+  t.regex(r.stderr, /port is already allocated/);
+  r = cnm([...g, 'sandbox', 'create', '-p', '80/icmp', host.name('pp3')]);
+  t.regex(r.stderr, /^Error: invalid protocol/);
+  t.is(cnm([...g, 'sandbox', 'rm', s]).code, 0);
+  r = cnm(['--iptables=false', '--icc=false', ...g, 'network', 'ls']);
+  t.not(r.code, 0);
+  t.regex(r.stderr, /icc/i);
+  r = cnm(['--firewall', 'pf', ...g, 'network', 'ls']);
+  t.regex(r.stderr, /^Error: unknown firewall backend/);
+});

@@ -1,0 +1,4 @@
+// Firewall behaviour on the iptables backend.
+import { firewallSuite } from './helpers/firewall-suite.js';
+
+firewallSuite('iptables');

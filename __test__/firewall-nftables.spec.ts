@@ -1,0 +1,4 @@
+// Firewall behaviour on the nftables backend (the default).
+import { firewallSuite } from './helpers/firewall-suite.js';
+
+firewallSuite('nftables');
