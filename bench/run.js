@@ -7,10 +7,15 @@ import { parseArgs } from 'node:util';
 import { NetworkController, native } from '../dist/index.js';
 import { Ipam } from '../dist/ipam/ipam.js';
 import { Pool } from '../dist/ipam/pool.js';
+import { firewallBench } from './firewall.js';
 import { printTable, summarize } from './stats.js';
 
 const { values } = parseArgs({
-  options: { json: { type: 'string' }, sizes: { type: 'string', default: '1,100,500' }, quick: { type: 'boolean' } },
+  options: {
+    json: { type: 'string' },
+    sizes: { type: 'string', default: '1,100,500' },
+    firewall: { type: 'string', default: 'nftables,iptables' },
+  },
 });
 const sizes = values.sizes.split(',').map(Number);
 const tag = `cnm-bench-${process.pid}`;
@@ -89,6 +94,10 @@ try {
   }
   rows.push(summarize('ipam allocate persisted (/16)', persisted));
   await ctl.close();
+
+  for (const backend of values.firewall.split(',').filter(Boolean)) {
+    await firewallBench({ backend, tag, stateDir, rows });
+  }
 
   printTable(rows);
   if (values.json) writeFileSync(values.json, JSON.stringify({ date: new Date().toISOString(), rows }, null, 2));
