@@ -102,6 +102,24 @@ test.serial('a sandbox joins two networks as eth0 and eth1, and leaves one', asy
   await ctl.removeNetwork('back');
 });
 
+test.serial("when the network giving the default route is left, another network's gateway takes over", async (t) => {
+  await ctl.createNetwork({ name: 'gw1', ipam: [{ subnet: '10.47.0.0/24' }] });
+  await ctl.createNetwork({ name: 'gw2', ipam: [{ subnet: '10.48.0.0/24' }] });
+  const sb = await ctl.createSandbox({ name: host.name('gw'), net: 'gw1' });
+  await ctl.connect('gw2', sb.name);
+  const dflt = () => ipj<Array<{ dst: string; gateway?: string; dev: string }>>(sb.netns, 'route', 'show', 'default');
+  t.deepEqual(dflt().map((r) => [r.gateway, r.dev]), [['10.47.0.1', 'eth0']]);
+  await ctl.disconnect('gw1', sb.name);
+  t.deepEqual(dflt().map((r) => [r.gateway, r.dev]), [['10.48.0.1', 'eth1']]);
+  t.true(sb.endpoints()[0]!.record.defaultGateway);
+  // joining again does not steal the default route back
+  await ctl.connect('gw1', sb.name);
+  t.deepEqual(dflt().map((r) => [r.gateway, r.dev]), [['10.48.0.1', 'eth1']]);
+  await ctl.removeSandbox(sb.name);
+  await ctl.removeNetwork('gw1');
+  await ctl.removeNetwork('gw2');
+});
+
 test.serial('static IP, ip-range and gateway options', async (t) => {
   await ctl.createNetwork({ name: 'st', ipam: [{ subnet: '10.44.0.0/24', gateway: '10.44.0.254', ipRange: '10.44.0.64/26' }] });
   const dyn = await ctl.createSandbox({ name: host.name('dyn'), net: 'st' });

@@ -562,18 +562,22 @@ export class NetworkController {
         tx.put(keys.ep(net.id, ep.id), ep);
       }
     });
-    let joined = false;
-    try {
-      const res = await driver.join(net, ep, sb);
-      joined = true;
-      if (res.mac) ep.mac = res.mac;
-      if (ep.ports?.length) await driver.programExternalConnectivity(net, ep);
-    } catch (e) {
-      const err = toCnmError(e, `connect ${sb.name} to ${net.name}`);
-      if (joined) await driver.leave(net, ep, sb).catch((u: Error) => (err.details.undoErrors = [u]));
+    // the port rules can go in before the link exists, so both are in flight together
+    const [joined, published] = await Promise.allSettled([
+      driver.join(net, ep, sb),
+      ep.ports?.length ? driver.programExternalConnectivity(net, ep) : Promise.resolve(),
+    ]);
+    if (joined.status === 'rejected' || published.status === 'rejected') {
+      const first = joined.status === 'rejected' ? joined.reason : (published as PromiseRejectedResult).reason;
+      const err = toCnmError(first, `connect ${sb.name} to ${net.name}`);
+      const undo: Error[] = [];
+      if (joined.status === 'fulfilled') await driver.leave(net, ep, sb).catch((u: Error) => undo.push(u));
+      if (published.status === 'fulfilled' && ep.ports?.length) await driver.revokeExternalConnectivity(net, ep).catch((u: Error) => undo.push(u));
+      if (undo.length) err.details.undoErrors = undo;
       this.store.txn((tx) => this.forgetEndpoint(tx, ep));
       throw err;
     }
+    if (joined.value.mac) ep.mac = joined.value.mac;
     ep.state = 'active';
     delete ep.owner;
     // the commit mark only matters to reconcile after a crash, so it is written in
@@ -637,7 +641,21 @@ export class NetworkController {
     const driver = this.drivers.get(net.driver);
     if (ep.ports?.length) await driver.revokeExternalConnectivity(net, ep);
     await driver.leave(net, ep, sb);
-    this.store.txn((tx) => this.forgetEndpoint(tx, ep));
+    const heir = ep.defaultGateway ? this.gatewayHeir(sb, ep) : undefined;
+    this.store.txn((tx) => {
+      this.forgetEndpoint(tx, ep);
+      if (heir) tx.put(keys.ep(heir.networkId, heir.id), { ...heir, defaultGateway: true });
+    });
+    // the default route left with the interface: another network's gateway takes over, as in Docker
+    if (heir) await native.setDefaultRoute(sb.netns, heir.ifname, heir.gateway, 4);
+  }
+
+  /** The endpoint that takes over the default route when `leaving` goes. */
+  private gatewayHeir(sb: SandboxRecord, leaving: EndpointRecord): EndpointRecord | undefined {
+    return endpointsOfSandbox(this.store, sb.id)
+      .filter((e) => e.id !== leaving.id && e.gateway !== '' && e.ipv4 !== '')
+      .filter((e) => !this.store.get<NetworkRecord>(keys.net(e.networkId))?.internal)
+      .sort((a, b) => a.ifname.localeCompare(b.ifname, 'en', { numeric: true }))[0];
   }
 
   /** Endpoints of a network (for inspect). @internal */

@@ -100,6 +100,8 @@ export interface NativeBinding extends NativeFirewall {
   detachVeth(hostNetns: string | undefined | null, hostIfname: string): Promise<boolean>;
   listLinks(netns?: string | null): Promise<LinkInfo[]>;
   listRoutes(netns?: string | null, family?: number | null): Promise<RouteInfo[]>;
+  /** make gateway (out of ifname) the default route of family 4|6 in a named netns; no gateway removes it */
+  setDefaultRoute(netns: string, ifname: string | undefined | null, gateway: string | undefined | null, family: number): Promise<void>;
   sysctlGet(netns: string | undefined | null, key: string): Promise<string>;
   sysctlSet(netns: string | undefined | null, key: string, value: string): Promise<void>;
 }

@@ -283,6 +283,22 @@ pub fn list_routes(
     })
 }
 
+/// Make `gateway` out of `ifname` the default route of `family` (4 or 6) inside
+/// the named netns, replacing any other; with no gateway, remove it.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn set_default_route(
+    env: &Env,
+    netns: String,
+    #[napi(ts_arg_type = "string | undefined | null")] ifname: Option<String>,
+    #[napi(ts_arg_type = "string | undefined | null")] gateway: Option<String>,
+    family: u32,
+) -> napi::Result<PromiseRaw<'_, ()>> {
+    promise(env, async move {
+        let gw = gateway.as_deref().map(addr::parse_ip).transpose()?;
+        route::set_default(&netns, ifname.as_deref(), gw, family).await
+    })
+}
+
 #[napi(ts_return_type = "Promise<string>")]
 pub fn sysctl_get(
     env: &Env,

@@ -134,6 +134,15 @@ async fn get_by_name(
     }
 }
 
+/// The index of link `name` in `netns`, or ERR_LINK_NOT_FOUND.
+pub(crate) async fn index_of(handle: &Handle, netns: Option<&str>, name: &str) -> Result<u32> {
+    match get_by_name(handle, name).await {
+        Ok(Some(m)) => Ok(m.header.index),
+        Ok(None) => Err(not_found(name, netns)),
+        Err(e) => Err(lookup_error(e, name, netns)),
+    }
+}
+
 fn lookup_error(errno: nl::Errno, name: &str, netns: Option<&str>) -> Error {
     Error::from_errno(
         errno,

@@ -77,6 +77,56 @@ fn describe(msg: &RouteMessage) -> Option<RouteDetails> {
     })
 }
 
+/// Makes `gateway` (out of `ifname`) the default route of its family in
+/// `netns`, replacing any other; with no gateway, removes the default route of
+/// `family` (absent is fine). Used when the endpoint that gave a sandbox its
+/// default route leaves and another takes over.
+pub async fn set_default(
+    netns: &str,
+    ifname: Option<&str>,
+    gateway: Option<IpAddr>,
+    family: u32,
+) -> Result<()> {
+    netns::validate_name(netns)?;
+    let ns = Some(netns);
+    let handle = netns::handle(ns).await?;
+    let ctx = |what: &str| format!("{what} default route in netns {netns}");
+    match (gateway, ifname) {
+        (Some(gw), Some(ifname)) => {
+            if (family == 4) != gw.is_ipv4() {
+                return Err(Error::invalid(format!("gateway {gw} is not IPv{family}")));
+            }
+            let index = crate::link::index_of(&handle, ns, ifname).await?;
+            nl::send(&handle, default_message(gw, index), REPLACE)
+                .await
+                .map_err(|e| {
+                    Error::from_errno(e, ctx("replace"))
+                        .ifname(ifname)
+                        .netns(ns)
+                })?;
+        }
+        (Some(_), None) => return Err(Error::invalid("a gateway needs an interface")),
+        (None, _) => {
+            let msg = match family {
+                4 => RouteMessageBuilder::<Ipv4Addr>::new().build(),
+                6 => RouteMessageBuilder::<Ipv6Addr>::new().build(),
+                f => return Err(Error::invalid(format!("invalid address family {f}"))),
+            };
+            match nl::send(&handle, RouteNetlinkMessage::DelRoute(msg), nl::ACK).await {
+                Ok(_) | Err(libc::ESRCH) => {}
+                Err(e) => return Err(Error::from_errno(e, ctx("delete")).netns(ns)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Create-or-replace flags (`ip route replace`).
+const REPLACE: u16 = rtnetlink::packet_core::NLM_F_REQUEST
+    | rtnetlink::packet_core::NLM_F_ACK
+    | rtnetlink::packet_core::NLM_F_CREATE
+    | rtnetlink::packet_core::NLM_F_REPLACE;
+
 /// Main-table routes of `netns`; `family` 4, 6 or None for both.
 pub async fn list(netns: Option<&str>, family: Option<u32>) -> Result<Vec<RouteDetails>> {
     let families: &[AddressFamily] = match family {
