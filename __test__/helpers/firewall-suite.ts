@@ -4,12 +4,12 @@
  * with real traffic between namespaces, and the rules read back from the kernel.
  */
 import { existsSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import test from 'ava';
 import type { NetworkController } from '../../ts/controller.js';
 import type { FirewallBackendName } from '../../ts/native-api.js';
 import { native } from '../../ts/native.js';
-import { type IsolatedHost, inNs, isolatedHost, pings } from './host.js';
+import { type IsolatedHost, inNs, isolatedHost, pings, sysbin } from './host.js';
 import { HOST_IP, OUTSIDE_IP, wireOutside } from './outside.js';
 import { startEchoServer, startPeerServer, startUdpEchoServer, tcpTry, udpTry } from './tcp.js';
 
@@ -69,6 +69,18 @@ export function firewallSuite(backend: Exclude<FirewallBackendName, 'none'>): vo
       st.ports.map((p) => `${p.proto}:${p.hostPort}->${p.containerIp}:${p.containerPort}`).sort(),
       [`sctp:9000->${ip}:9000`, `tcp:8080->${ip}:80`, `udp:5353->${ip}:53`],
     );
+  });
+
+  test.serial('ip_forward is on in the host netns only; the machine root netns has no cnm rules', async (t) => {
+    t.is((await native.sysctlGet(host.ns, 'net.ipv4.ip_forward')).trim(), '1');
+    t.is(inNs(host.ns, 'cat', '/proc/sys/net/ipv4/ip_forward').trim(), '1');
+    if (backend === 'nftables') {
+      t.regex(inNs(host.ns, sysbin('nft'), 'list', 'tables'), /table ip cnm/);
+      t.notRegex(execFileSync(sysbin('nft'), ['list', 'tables'], { encoding: 'utf8' }), /table ip cnm/, 'root netns untouched');
+    } else {
+      t.regex(inNs(host.ns, sysbin('iptables-save')), /CNM-FORWARD/);
+      t.notRegex(execFileSync(sysbin('iptables-save'), { encoding: 'utf8' }), /CNM-/, 'root netns untouched');
+    }
   });
 
   test.serial('a host port already published is refused with ERR_PORT_ALLOCATED and nothing changes', async (t) => {

@@ -4,7 +4,7 @@
  * machine's real network; cleanup removes every namespace the file made.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ControllerOptions, NetworkController } from '../../ts/controller.js';
@@ -72,4 +72,15 @@ export async function eventually(fn: () => boolean | Promise<boolean>, ms = 3000
     if (Date.now() > end) return false;
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * Absolute path of a system tool: under npm, node_modules/.bin comes first in PATH
+ * and holds an unrelated `nft`.
+ */
+export function sysbin(tool: string): string {
+  for (const dir of ['/usr/sbin', '/sbin', '/usr/bin', '/bin', '/usr/local/sbin', '/usr/local/bin']) {
+    if (existsSync(`${dir}/${tool}`)) return `${dir}/${tool}`;
+  }
+  throw new Error(`${tool} is not installed`);
 }
