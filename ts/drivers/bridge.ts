@@ -119,9 +119,10 @@ export class BridgeDriver implements Driver {
       addresses: [ep.ipv4, ep.ipv6].filter((a) => a !== ''),
       gateway: ep.defaultGateway && ep.ipv4 ? ep.gateway : null,
       gateway6: null,
-      // with br_netfilter the DNAT of a hairpin flow happens on the bridge, which
-      // must then send the frame back out the port it came in by
-      hairpin: this.ctx.firewall.enabled,
+      // with br_netfilter the DNAT of a sandbox reaching its own published port
+      // happens on the bridge, which must send the frame back out the port it
+      // came in by; only endpoints that publish ports need it (it costs a request)
+      hairpin: this.ctx.firewall.enabled && (ep.ports?.length ?? 0) > 0,
     });
     return { mac: info.mac };
   }
