@@ -4,14 +4,17 @@
 //! for local destinations) and CNM-POSTROUTING (from POSTROUTING); filter
 //! CNM-FORWARD (first in FORWARD), CNM-ISOLATION and CNM-ISOLATION-2 (Docker's
 //! two-stage isolation). Every rule of a network carries the comment
-//! `cnm:net:<tag>`, every DNAT rule `cnm:ep:<tag>/<bridge>`. Each call reads
-//! the tables once with `iptables-save` and writes once with
-//! `iptables-restore --noflush`, both run inside the netns; deletions repeat
-//! the saved rule spec exactly.
+//! `cnm:net:<tag>`, every DNAT rule `cnm:ep:<tag>/<bridge>`. Each call writes
+//! once with `iptables-restore --noflush`, run inside the netns; deletions
+//! repeat the saved rule spec exactly. The tables are read with
+//! `iptables-save` first, except by an `apply` that can trust the model it
+//! kept from its previous call (see "Skipping iptables-save" below).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use super::exec;
 use super::{Batch, FirewallBackend, Network, Port, Proto, State, Subnet};
@@ -29,9 +32,6 @@ const ISOLATION2: &str = "CNM-ISOLATION-2";
 
 const NET_TAG: &str = "cnm:net:";
 const EP_TAG: &str = "cnm:ep:";
-
-/// One read-modify-write at a time in this process.
-static LOCK: Mutex<()> = Mutex::new(());
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Table {
@@ -569,14 +569,111 @@ const CHAINS: &[(Table, &str)] = &[
     (Table::Filter, ISOLATION2),
 ];
 
-fn lock() -> std::sync::MutexGuard<'static, ()> {
+/// Forgets the rule copy of a netns that is going away (see `netns::release`).
+pub fn release(name: &str) {
+    lock().remove(&Some(name.to_string()));
+}
+
+fn lock() -> MutexGuard<'static, HashMap<Option<String>, Cached>> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A published key with an unspecified host address folded into None.
+type PortKey = (Proto, Option<Ipv4Addr>, u16);
+
+fn port_key(p: &Port) -> PortKey {
+    let (proto, ip, port) = p.key();
+    (proto, ip.filter(|ip| !ip.is_unspecified()), port)
+}
+
+/// The rules of the nat and filter tables, indexed so that planning a batch
+/// costs what the batch holds, not what the tables hold.
+#[derive(Debug, Default)]
+struct Model {
+    chains: HashSet<(Table, String)>,
+    next: u64,
+    /// In the order they were seen or added (ids grow).
+    rules: BTreeMap<u64, Rule>,
+    by_key: HashMap<RuleKey, Vec<u64>>,
+    by_net: HashMap<(String, String), Vec<u64>>,
+    by_port: HashMap<PortKey, Vec<u64>>,
+}
+
+fn unindex<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<u64>>, key: K, id: u64) {
+    if let Some(ids) = map.get_mut(&key) {
+        ids.retain(|i| *i != id);
+        if ids.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
+impl Model {
+    fn from_saved(saved: Saved) -> Model {
+        let mut m = Model {
+            chains: saved.chains,
+            ..Model::default()
+        };
+        for r in saved.rules {
+            m.insert(r);
+        }
+        m
+    }
+
+    fn insert(&mut self, rule: Rule) {
+        let id = self.next;
+        self.next += 1;
+        self.by_key.entry(rule.key()).or_default().push(id);
+        if let Some(n) = saved_network_id(&rule) {
+            self.by_net.entry(n).or_default().push(id);
+        }
+        if let Some(p) = saved_port(&rule) {
+            self.by_port.entry(port_key(&p)).or_default().push(id);
+        }
+        self.rules.insert(id, rule);
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Some(rule) = self.rules.remove(&id) else {
+            return;
+        };
+        unindex(&mut self.by_key, rule.key(), id);
+        if let Some(n) = saved_network_id(&rule) {
+            unindex(&mut self.by_net, n, id);
+        }
+        if let Some(p) = saved_port(&rule) {
+            unindex(&mut self.by_port, port_key(&p), id);
+        }
+    }
+
+    fn has_chain(&self, table: Table, chain: &str) -> bool {
+        self.chains.contains(&(table, chain.to_string()))
+    }
+}
+
+/// What a batch does: the restore script, and the same change to the model.
+#[derive(Debug, Default)]
+struct Plan {
+    script: Script,
+    deleted: Vec<u64>,
+    added: Vec<Rule>,
+}
+
+impl Plan {
+    fn commit_to(self, model: &mut Model) {
+        for id in self.deleted {
+            model.remove(id);
+        }
+        for rule in self.added {
+            model.insert(rule);
+        }
+    }
+}
+
 /// The restore script of a batch, given what is there now.
-fn plan(saved: &Saved, batch: &Batch, netns: Option<&str>) -> Result<Script> {
+fn plan(model: &Model, batch: &Batch, netns: Option<&str>) -> Result<Plan> {
     for (t, c) in CHAINS {
-        if !saved.has_chain(*t, c) {
+        if !model.has_chain(*t, c) {
             return Err(Error::new(
                 ErrorCode::Kernel,
                 format!(
@@ -587,50 +684,43 @@ fn plan(saved: &Saved, batch: &Batch, netns: Option<&str>) -> Result<Script> {
             ));
         }
     }
-    let mut script = Script::default();
-    let mut deleted: HashSet<usize> = HashSet::new();
-    let delete = |script: &mut Script, deleted: &mut HashSet<usize>, i: usize| {
-        if deleted.insert(i) {
-            let r = &saved.rules[i];
-            script.push(r.table, r.line("-D"));
+    let mut out = Plan::default();
+    let mut deleted: HashSet<u64> = HashSet::new();
+    let mut delete = |out: &mut Plan, ids: Option<&Vec<u64>>| {
+        for &id in ids.into_iter().flatten() {
+            if deleted.insert(id) {
+                let r = &model.rules[&id];
+                out.script.push(r.table, r.line("-D"));
+                out.deleted.push(id);
+            }
         }
     };
     // Networks removed or re-added: every rule of theirs goes.
     for n in batch.remove_networks.iter().chain(&batch.add_networks) {
-        let id = (n.tag.clone(), n.bridge.clone());
-        for (i, r) in saved.rules.iter().enumerate() {
-            if saved_network_id(r).as_ref() == Some(&id) {
-                delete(&mut script, &mut deleted, i);
-            }
-        }
+        delete(
+            &mut out,
+            model.by_net.get(&(n.tag.clone(), n.bridge.clone())),
+        );
     }
     for p in &batch.remove_ports {
-        let key = port_rule(p).key();
-        for (i, r) in saved.rules.iter().enumerate() {
-            if r.key() == key {
-                delete(&mut script, &mut deleted, i);
-            }
-        }
+        delete(&mut out, model.by_key.get(&port_rule(p).key()));
     }
-    // Published keys that stay.
-    let mut taken: HashSet<(Proto, Option<Ipv4Addr>, u16)> = saved
-        .rules
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !deleted.contains(i))
-        .filter_map(|(_, r)| saved_port(r))
-        .map(|p| p.key())
-        .collect();
     for n in &batch.add_networks {
         for (rule, pos) in network_rules(n)? {
             let verb = if pos == Pos::Insert { "-I" } else { "-A" };
-            script.push(rule.table, rule.line(verb));
+            out.script.push(rule.table, rule.line(verb));
+            out.added.push(rule);
         }
     }
+    // Published keys that stay, and those this batch adds.
+    let mut added: HashSet<PortKey> = HashSet::new();
     for p in &batch.add_ports {
-        let mut key = p.key();
-        key.1 = key.1.filter(|ip| !ip.is_unspecified());
-        if !taken.insert(key) {
+        let key = port_key(p);
+        let stays = model
+            .by_port
+            .get(&key)
+            .is_some_and(|ids| ids.iter().any(|id| !deleted.contains(id)));
+        if stays || !added.insert(key) {
             return Err(Error::new(
                 ErrorCode::PortAllocated,
                 format!(
@@ -641,12 +731,269 @@ fn plan(saved: &Saved, batch: &Batch, netns: Option<&str>) -> Result<Script> {
             ));
         }
         let rule = port_rule(p);
-        script.push(rule.table, rule.line("-A"));
+        out.script.push(rule.table, rule.line("-A"));
+        out.added.push(rule);
     }
-    Ok(script)
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// Skipping iptables-save
+//
+// Reading the tables costs as much as they hold (70 ms at 10 000 rules), so
+// `apply` keeps, per netns, the model of the tables it last saw or wrote,
+// and trusts it only while the netns's nf_tables generation id (bumped by
+// every ruleset change in the netns, from any program) is the one recorded
+// with it: then the model is the kernel's rules, exactly, and ERR_PORT_ALLOCATED
+// and deletions are planned from it as from a fresh `iptables-save`. A model
+// is recorded only after a restore moved the generation by exactly its
+// number of COMMITs (iptables-nft commits once per table), i.e. nobody else
+// changed anything in between; with iptables-legacy the generation does not
+// move and every call reads the tables, as before. The netns is identified
+// by its cookie (never reused), so a netns deleted and made again under the
+// same name is never mistaken for the old one. Nothing is held open between
+// calls: a socket would keep a deleted netns alive.
+
+/// Models per netns name (None: the process netns); also serialises every
+/// read-modify-write of this backend in this process.
+static LOCK: LazyLock<Mutex<HashMap<Option<String>, Cached>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// At most this many netns keep a model; beyond, one is forgotten.
+const MAX_CACHED: usize = 64;
+
+struct Cached {
+    cookie: u64,
+    generation: u32,
+    model: Model,
+}
+
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_NEWGEN: u16 = 15;
+const NFT_MSG_GETGEN: u16 = 16;
+const NFTA_GEN_ID: u16 = 1;
+#[cfg(not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64")))]
+const SO_NETNS_COOKIE: libc::c_int = 71;
+
+/// A NETLINK_NETFILTER socket opened inside a netns, for one call.
+struct GenProbe {
+    fd: OwnedFd,
+    cookie: u64,
+}
+
+fn open_probe_socket() -> io::Result<GenProbe> {
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_NETFILTER,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: raw is a fresh fd nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let cookie = netns_cookie(&fd)?;
+    Ok(GenProbe { fd, cookie })
+}
+
+#[cfg(not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64")))]
+fn netns_cookie(fd: &OwnedFd) -> io::Result<u64> {
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: cookie and len are valid for writes of the given size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if len as usize != std::mem::size_of::<u64>() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    Ok(cookie)
+}
+
+#[cfg(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64"))]
+fn netns_cookie(_fd: &OwnedFd) -> io::Result<u64> {
+    Err(io::Error::from_raw_os_error(libc::ENOPROTOOPT))
+}
+
+/// The NFT_MSG_GETGEN request.
+fn getgen_request(seq: u32) -> [u8; 20] {
+    let mut m = [0u8; 20];
+    m[0..4].copy_from_slice(&20u32.to_ne_bytes());
+    let ty = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
+    m[4..6].copy_from_slice(&ty.to_ne_bytes());
+    m[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    m[8..12].copy_from_slice(&seq.to_ne_bytes());
+    // pid 0; nfgenmsg: AF_UNSPEC, NFNETLINK_V0, res_id 0.
+    m
+}
+
+/// NFTA_GEN_ID of an NFT_MSG_NEWGEN reply.
+fn parse_newgen(buf: &[u8], seq: u32) -> Option<u32> {
+    let word = |at: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(buf.get(at..at + 4)?.try_into().ok()?))
+    };
+    let mut off = 0;
+    while off + 16 <= buf.len() {
+        let len = word(off)? as usize;
+        if len < 16 || off + len > buf.len() {
+            return None;
+        }
+        let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+        if ty == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN && word(off + 8)? == seq {
+            // nlmsghdr (16), nfgenmsg (4), then attributes.
+            let mut a = off + 20;
+            while a + 4 <= off + len {
+                let alen = u16::from_ne_bytes([buf[a], buf[a + 1]]) as usize;
+                let aty = u16::from_ne_bytes([buf[a + 2], buf[a + 3]]) & 0x3fff;
+                if alen < 4 || a + alen > off + len {
+                    return None;
+                }
+                if aty == NFTA_GEN_ID && alen >= 8 {
+                    return Some(u32::from_be_bytes(buf[a + 4..a + 8].try_into().ok()?));
+                }
+                a += (alen + 3) & !3;
+            }
+            return None;
+        }
+        off += (len + 3) & !3;
+    }
+    None
+}
+
+impl GenProbe {
+    fn open(netns: Option<&str>) -> Result<GenProbe> {
+        let ctx = "open netfilter netlink socket";
+        match netns {
+            None => open_probe_socket().map_err(|e| Error::from_io(&e, ctx)),
+            Some(_) => crate::netns::on_thread_blocking(netns, move || {
+                open_probe_socket().map_err(|e| Error::from_io(&e, ctx))
+            }),
+        }
+    }
+
+    /// The netns's current nf_tables generation id.
+    fn generation(&self) -> io::Result<u32> {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let req = getgen_request(seq);
+        // SAFETY: sockaddr_nl is plain data; zero is a valid value.
+        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        // SAFETY: req and kernel are valid for the given sizes.
+        let sent = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                req.as_ptr().cast(),
+                req.len(),
+                0,
+                (&kernel as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut buf = vec![0u8; 8192];
+        loop {
+            // The kernel answers inside sendto, so the reply is queued.
+            // SAFETY: buf is valid for writes of its length.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if let Some(g) = parse_newgen(&buf[..n as usize], seq) {
+                return Ok(g);
+            }
+        }
+    }
 }
 
 pub struct Iptables;
+
+impl Iptables {
+    /// Plans from a trusted model when there is one, else from
+    /// `iptables-save`; restores; records the model when it can be trusted.
+    fn apply_locked(
+        cache: &mut HashMap<Option<String>, Cached>,
+        netns: Option<&str>,
+        batch: &Batch,
+    ) -> Result<()> {
+        let key = netns.map(str::to_string);
+        let cached = cache.remove(&key);
+        // Without a probe or a generation the model cannot be trusted: read.
+        let probe = GenProbe::open(netns).ok();
+        let before = probe.as_ref().and_then(|p| p.generation().ok());
+        let (mut model, hit) = match (&probe, before, cached) {
+            (Some(p), Some(g), Some(c)) if c.cookie == p.cookie && c.generation == g => {
+                (c.model, true)
+            }
+            _ => (Model::from_saved(save(netns)?), false),
+        };
+        let keep = |cache: &mut HashMap<Option<String>, Cached>, model: Model, generation| {
+            let Some(p) = &probe else { return };
+            if cache.len() >= MAX_CACHED {
+                if let Some(k) = cache.keys().next().cloned() {
+                    cache.remove(&k);
+                }
+            }
+            cache.insert(
+                key.clone(),
+                Cached {
+                    cookie: p.cookie,
+                    generation,
+                    model,
+                },
+            );
+        };
+        let planned = match plan(&model, batch, netns) {
+            Ok(p) => p,
+            Err(e) => {
+                if hit {
+                    keep(cache, model, before.unwrap_or_default());
+                }
+                return Err(e);
+            }
+        };
+        let commits = [&planned.script.nat, &planned.script.filter]
+            .iter()
+            .filter(|l| !l.is_empty())
+            .count() as u32;
+        if commits == 0 {
+            if hit {
+                keep(cache, model, before.unwrap_or_default());
+            }
+            return Ok(());
+        }
+        restore(netns, &planned.script)?;
+        let after = probe.as_ref().and_then(|p| p.generation().ok());
+        if let (Some(b), Some(a)) = (before, after) {
+            if a == b.wrapping_add(commits) {
+                planned.commit_to(&mut model);
+                keep(cache, model, a);
+            }
+        }
+        Ok(())
+    }
+}
 
 impl FirewallBackend for Iptables {
     fn name(&self) -> &'static str {
@@ -654,7 +1001,8 @@ impl FirewallBackend for Iptables {
     }
 
     fn init(&self, netns: Option<&str>) -> Result<()> {
-        let _guard = lock();
+        let mut cache = lock();
+        cache.remove(&netns.map(str::to_string));
         let saved = save(netns)?;
         let mut script = Script::default();
         for (t, c) in CHAINS {
@@ -684,10 +1032,8 @@ impl FirewallBackend for Iptables {
     }
 
     fn apply(&self, netns: Option<&str>, batch: &Batch) -> Result<()> {
-        let _guard = lock();
-        let saved = save(netns)?;
-        let script = plan(&saved, batch, netns)?;
-        restore(netns, &script)
+        let mut cache = lock();
+        Iptables::apply_locked(&mut cache, netns, batch)
     }
 
     fn state(&self, netns: Option<&str>) -> Result<State> {
@@ -695,7 +1041,8 @@ impl FirewallBackend for Iptables {
     }
 
     fn reset(&self, netns: Option<&str>) -> Result<()> {
-        let _guard = lock();
+        let mut cache = lock();
+        cache.remove(&netns.map(str::to_string));
         let saved = save(netns)?;
         let mut script = Script::default();
         for r in &saved.rules {
@@ -803,27 +1150,91 @@ COMMIT
             ":CNM-PREROUTING - [0:0]",
             ":CNM-PREROUTING - [0:0]\n:X - [0:0]",
         );
-        let saved = Saved::parse(&text);
+        let mut model = Model::from_saved(Saved::parse(&text));
         let batch = Batch {
             remove_networks: vec![net()],
             remove_ports: vec![port()],
             ..Batch::default()
         };
-        let script = plan(&saved, &batch, None).unwrap();
-        assert_eq!(script.nat.len(), 3);
-        assert!(script.nat.iter().all(|l| l.starts_with("-D ")));
-        assert_eq!(script.filter.len(), 1);
+        let p = plan(&model, &batch, None).unwrap();
+        assert_eq!(p.script.nat.len(), 3);
+        assert!(p.script.nat.iter().all(|l| l.starts_with("-D ")));
+        assert_eq!(p.script.filter.len(), 1);
         let batch = Batch {
             add_ports: vec![port()],
             ..Batch::default()
         };
-        let err = plan(&saved, &batch, None).unwrap_err();
+        let err = plan(&model, &batch, None).unwrap_err();
         assert_eq!(err.code, ErrorCode::PortAllocated);
         let batch = Batch {
             add_ports: vec![port()],
             remove_ports: vec![port()],
             ..Batch::default()
         };
-        assert!(plan(&saved, &batch, None).is_ok());
+        assert!(plan(&model, &batch, None).is_ok());
+        // The same key twice in one batch.
+        let other = Port {
+            host_port: 5354,
+            ..port()
+        };
+        let batch = Batch {
+            add_ports: vec![other.clone(), other.clone()],
+            ..Batch::default()
+        };
+        let err = plan(&model, &batch, None).unwrap_err();
+        assert_eq!(err.code, ErrorCode::PortAllocated);
+
+        // A model kept up to date by plans plans like a fresh save.
+        let batch = Batch {
+            remove_ports: vec![port()],
+            add_ports: vec![other.clone()],
+            ..Batch::default()
+        };
+        plan(&model, &batch, None).unwrap().commit_to(&mut model);
+        assert!(model.by_key.contains_key(&port_rule(&other).key()));
+        assert!(!model.by_key.contains_key(&port_rule(&port()).key()));
+        let batch = Batch {
+            add_ports: vec![port()],
+            ..Batch::default()
+        };
+        plan(&model, &batch, None).unwrap().commit_to(&mut model);
+        let err = plan(&model, &batch, None).unwrap_err();
+        assert_eq!(err.code, ErrorCode::PortAllocated);
+        let batch = Batch {
+            remove_networks: vec![net()],
+            add_networks: vec![net()],
+            ..Batch::default()
+        };
+        let p = plan(&model, &batch, None).unwrap();
+        let deleted = p.script.nat.iter().chain(&p.script.filter);
+        assert_eq!(deleted.filter(|l| l.starts_with("-D ")).count(), 3);
+        p.commit_to(&mut model);
+        let p = plan(&model, &batch, None).unwrap();
+        let deleted = p.script.nat.iter().chain(&p.script.filter);
+        assert_eq!(
+            deleted.filter(|l| l.starts_with("-D ")).count(),
+            network_rules(&net()).unwrap().len()
+        );
+    }
+
+    #[test]
+    fn generation_messages() {
+        let req = getgen_request(7);
+        assert_eq!(u32::from_ne_bytes(req[0..4].try_into().unwrap()), 20);
+        assert_eq!(u16::from_ne_bytes([req[4], req[5]]), (10 << 8) | 16);
+        // NEWGEN: nlmsghdr, nfgenmsg, NFTA_GEN_ID = 0x01020304 (big-endian).
+        let mut reply = Vec::new();
+        reply.extend_from_slice(&28u32.to_ne_bytes());
+        reply.extend_from_slice(&((10u16 << 8) | 15).to_ne_bytes());
+        reply.extend_from_slice(&0u16.to_ne_bytes());
+        reply.extend_from_slice(&7u32.to_ne_bytes());
+        reply.extend_from_slice(&0u32.to_ne_bytes());
+        reply.extend_from_slice(&[0, 0, 0, 0]);
+        reply.extend_from_slice(&8u16.to_ne_bytes());
+        reply.extend_from_slice(&1u16.to_ne_bytes());
+        reply.extend_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(parse_newgen(&reply, 7), Some(0x0102_0304));
+        assert_eq!(parse_newgen(&reply, 8), None);
+        assert_eq!(parse_newgen(&reply[..20], 7), None);
     }
 }

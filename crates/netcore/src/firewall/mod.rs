@@ -281,6 +281,7 @@ pub fn backend(name: BackendName) -> &'static dyn FirewallBackend {
 /// Forgets cached sockets of a netns (see `netns::release`).
 pub fn release(name: &str) {
     nftables::release(name);
+    iptables::release(name);
 }
 
 fn check_netns(netns: Option<&str>) -> Result<()> {
