@@ -9,7 +9,7 @@ import { DriverRegistry } from './drivers/registry.js';
 import type { Driver } from './drivers/driver.js';
 import { BridgeOptions } from './drivers/bridge.js';
 import { CnmError, invalid, toCnmError } from './errors.js';
-import { DEFAULT_POOLS, type DefaultPool, chooseSubnet, nameserverPrefixes, validatePools } from './ipam/default-pools.js';
+import { DEFAULT_POOLS, type DefaultPool, chooseSubnet, nameserverPrefixes, ulaPrefix, validatePools } from './ipam/default-pools.js';
 import { Ipam } from './ipam/ipam.js';
 import { Pool, type PoolConfig } from './ipam/pool.js';
 import { type Cidr, formatCidr, overlaps, parseCidr, parseIp, parseSubnet } from './net/ip.js';
@@ -78,12 +78,16 @@ export interface NetworkCreateOptions {
   labels?: Record<string, string>;
   /** shorthand for the com.docker.network.driver.mtu option */
   mtu?: number;
+  /** give the network IPv6 too; a /64 is chosen when no IPv6 subnet is given */
+  enableIPv6?: boolean;
 }
 
 /** Options of {@link NetworkController.connect}. */
 export interface ConnectOptions {
   /** static IPv4 address */
   ip?: string;
+  /** static IPv6 address */
+  ip6?: string;
   aliases?: string[];
   /** ports to publish on this endpoint (bridge networks) */
   ports?: PortBinding[];
@@ -95,6 +99,7 @@ export interface SandboxCreateOptions {
   /** a network name or id, `host`, `none` or `container:<sandbox>`; default `bridge` */
   net?: string;
   ip?: string;
+  ip6?: string;
   aliases?: string[];
   /** ports to publish (Docker's -p), on the sandbox's network */
   ports?: PortBinding[];
@@ -120,7 +125,7 @@ export class NetworkController {
     this.store = store;
     this.ipam = new Ipam(store);
     this.firewall = new Firewall(backend, this.hostNetns);
-    this.drivers = new DriverRegistry({ hostNetns: this.hostNetns, firewall: this.firewall });
+    this.drivers = new DriverRegistry({ hostNetns: this.hostNetns, firewall: this.firewall, ipForward: opts.ipForward !== false });
     this.pools = opts.defaultAddressPools ?? DEFAULT_POOLS;
     this.defaultHostIp = opts.ip ?? '0.0.0.0';
     this.portRange = opts.portRange ?? [32768, 60999];
@@ -192,7 +197,7 @@ export class NetworkController {
   /** Create a network. Nothing is left behind when it fails. */
   async createNetwork(req: NetworkCreateOptions): Promise<Network> {
     const rec = await this.planNetwork(req);
-    return new Network(this, await this.commitNetwork(rec, req.ipam === undefined || req.ipam.length === 0));
+    return new Network(this, await this.commitNetwork(rec));
   }
 
   private async planNetwork(req: NetworkCreateOptions, predefined = false): Promise<NetworkRecord> {
@@ -236,6 +241,9 @@ export class NetworkController {
     } else if (reqs.some((p) => p.subnet)) {
       throw invalid(`the ${driverName} driver takes no subnet`, reqs);
     }
+    if (req.enableIPv6 !== undefined && typeof req.enableIPv6 !== 'boolean') throw invalid('enableIPv6 must be a boolean', req.enableIPv6);
+    // an IPv6 subnet asks for IPv6 as plainly as --ipv6 does
+    const enableIPv6 = driver.usesIpam && (req.enableIPv6 === true || config.some((c) => c.subnet.includes(':')));
     const rec: NetworkRecord = {
       id: newId(),
       name: req.name,
@@ -244,7 +252,7 @@ export class NetworkController {
       created: new Date().toISOString(),
       internal: req.internal === true,
       attachable: req.attachable === true,
-      enableIPv6: false,
+      enableIPv6,
       options,
       labels,
       ipam: { driver: 'default', options: {}, config, userSubnet: config.length > 0 },
@@ -256,15 +264,21 @@ export class NetworkController {
   }
 
   /** Reserve in the store, program the kernel, commit; undo on failure. */
-  private async commitNetwork(rec: NetworkRecord, autoSubnet: boolean): Promise<NetworkRecord> {
+  private async commitNetwork(rec: NetworkRecord): Promise<NetworkRecord> {
     const driver = this.drivers.get(rec.driver);
+    const given = rec.ipam.config;
+    const autoV4 = driver.usesIpam && !given.some((c) => !c.subnet.includes(':'));
+    const autoV6 = driver.usesIpam && rec.enableIPv6 && !given.some((c) => c.subnet.includes(':'));
+    const autoSubnet = autoV4 || autoV6;
     let avoid: Cidr[] = [];
-    if (autoSubnet && driver.usesIpam) avoid = await this.hostPrefixes();
+    if (autoSubnet) avoid = await this.hostPrefixes();
     for (let attempt = 0; ; attempt++) {
-      if (autoSubnet && driver.usesIpam) {
+      if (autoSubnet) {
         const taken = allNetworks(this.store).flatMap((n) => n.ipam.config.map((c) => parseSubnet(c.subnet)));
-        const subnet = chooseSubnet(this.pools, [...avoid, ...taken]);
-        rec.ipam.config = [new Pool({ subnet }).config];
+        const chosen: PoolConfig[] = [];
+        if (autoV4) chosen.push(new Pool({ subnet: chooseSubnet(this.pools, [...avoid, ...taken]) }).config);
+        if (autoV6) chosen.push(new Pool({ subnet: chooseSubnet([{ base: ulaPrefix(), size: 64 }], [...avoid, ...taken], 6) }).config);
+        rec.ipam.config = [...given, ...chosen];
         driver.prepareNetwork(rec);
       }
       try {
@@ -321,7 +335,7 @@ export class NetworkController {
   /** Prefixes automatic subnet choice must avoid: host routes and nameservers. */
   private async hostPrefixes(): Promise<Cidr[]> {
     const out: Cidr[] = nameserverPrefixes();
-    for (const r of await native.listRoutes(this.hostNetns, 4)) {
+    for (const r of await native.listRoutes(this.hostNetns, null)) {
       try {
         const c = parseCidr(r.dst, 'route');
         if (c.prefix > 0) out.push(c);
@@ -396,8 +410,8 @@ export class NetworkController {
       net = findNetwork(this.store, netRef);
       if (net.driver === 'host') mode = 'host';
       else if (net.driver === 'null') mode = 'none';
-      if (mode !== 'network' && req.ip !== undefined) {
-        throw invalid(`conflicting options: --ip cannot be used with network mode ${mode}`, req.ip);
+      if (mode !== 'network' && (req.ip !== undefined || req.ip6 !== undefined)) {
+        throw invalid(`conflicting options: --ip/--ip6 cannot be used with network mode ${mode}`, req.ip ?? req.ip6);
       }
     }
     if (await native.netnsExists(req.name)) {
@@ -428,7 +442,7 @@ export class NetworkController {
       netnsMade = true;
       // host-mode sandboxes publish nothing: they use the host's ports directly, as in Docker
       const ports = mode === 'network' ? req.ports : undefined;
-      if (net) await this.join(net, sb, { ip: req.ip, aliases: req.aliases, ports }, true);
+      if (net) await this.join(net, sb, { ip: req.ip, ip6: req.ip6, aliases: req.aliases, ports }, true);
     } catch (e) {
       const undo: Error[] = [];
       if (netnsMade) await native.netnsDelete(sb.netns).catch((u: Error) => undo.push(u));
@@ -533,6 +547,9 @@ export class NetworkController {
     if (bindings.length > 0 && net.internal) {
       throw invalid(`network ${net.name} is internal: it has no way in or out, so ports cannot be published on it`, net.name);
     }
+    if (opts.ip6 !== undefined && !net.ipam.userSubnet) {
+      throw invalid('user specified IP address is supported only when connecting to networks with user configured subnets', opts.ip6);
+    }
     if (opts.ip !== undefined) {
       if (net.predefined && net.name === 'bridge') throw invalid('user specified IP address is supported on user defined networks only', opts.ip);
       if (!net.ipam.userSubnet) throw invalid('user specified IP address is supported only when connecting to networks with user configured subnets', opts.ip);
@@ -547,6 +564,7 @@ export class NetworkController {
       ipv4: '',
       ipv6: '',
       gateway: '',
+      gateway6: '',
       defaultGateway: false,
       aliases,
       staticIp: opts.ip !== undefined,
@@ -556,7 +574,7 @@ export class NetworkController {
     };
     const hostIp = net.options[BridgeOptions.hostBinding] ?? this.defaultHostIp;
     this.store.txn((tx) => {
-      this.reserveEndpoint(tx, net, sb, ep, driver, opts.ip);
+      this.reserveEndpoint(tx, net, sb, ep, driver, opts.ip, opts.ip6);
       if (bindings.length > 0 && driver.usesIpam) {
         ep.ports = reservePorts(tx, bindings, hostIp, this.portRange, ep.id);
         tx.put(keys.ep(net.id, ep.id), ep);
@@ -589,7 +607,7 @@ export class NetworkController {
     return ep;
   }
 
-  private reserveEndpoint(tx: StoreTxn, net: NetworkRecord, sb: SandboxRecord, ep: EndpointRecord, driver: Driver, ip?: string): void {
+  private reserveEndpoint(tx: StoreTxn, net: NetworkRecord, sb: SandboxRecord, ep: EndpointRecord, driver: Driver, ip?: string, ip6?: string): void {
     if (!tx.get(keys.net(net.id))) throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${net.name} not found`, { network: net.name });
     if (!tx.get(keys.sb(sb.id))) throw new CnmError('ERR_SANDBOX_NOT_FOUND', `sandbox ${sb.name} not found`, { sandbox: sb.name });
     const mine = endpointsOfSandbox(tx, sb.id);
@@ -607,6 +625,13 @@ export class NetworkController {
       ep.ifname = `${prefix}${i}`;
       ep.ipv4 = this.ipam.allocate(tx, net, 4, ep.id, ip);
       ep.gateway = net.ipam.config.find((c) => c.subnet.includes('.'))?.gateway ?? '';
+      const v6 = net.ipam.config.find((c) => c.subnet.includes(':'));
+      if (v6) {
+        ep.ipv6 = this.ipam.allocate(tx, net, 6, ep.id, ip6);
+        ep.gateway6 = v6.gateway;
+      } else if (ip6 !== undefined) {
+        throw invalid(`network ${net.name} has no IPv6 subnet: create it with --ipv6 to use --ip6`, ip6);
+      }
       ep.defaultGateway = !net.internal && !mine.some((e) => e.defaultGateway);
     }
     driver.createEndpoint(net, ep);
@@ -648,6 +673,7 @@ export class NetworkController {
     });
     // the default route left with the interface: another network's gateway takes over, as in Docker
     if (heir) await native.setDefaultRoute(sb.netns, heir.ifname, heir.gateway, 4);
+    if (heir?.ipv6 && heir.gateway6) await native.setDefaultRoute(sb.netns, heir.ifname, heir.gateway6, 6);
   }
 
   /** The endpoint that takes over the default route when `leaving` goes. */
@@ -682,7 +708,7 @@ export class NetworkController {
     ] as const) {
       if (this.store.get(keys.netName(name)) === undefined) {
         const rec = await this.planNetwork({ name, driver }, true);
-        await this.commitNetwork(rec, false);
+        await this.commitNetwork(rec);
       }
     }
     const wanted = await this.defaultBridgeRequest(opts);
@@ -701,7 +727,7 @@ export class NetworkController {
       }
     }
     const rec = await this.planNetwork(wanted, true);
-    await this.commitNetwork(rec, !wanted.ipam?.length);
+    await this.commitNetwork(rec);
   }
 
   private async defaultBridgeRequest(opts: ControllerOptions): Promise<NetworkCreateOptions> {

@@ -75,7 +75,7 @@ export class Sandbox {
         Gateway: ep.gateway,
         IPAddress: ip!,
         IPPrefixLen: Number(len),
-        IPv6Gateway: '',
+        IPv6Gateway: ep.ipv6 ? (ep.gateway6 ?? '') : '',
         GlobalIPv6Address: ip6!,
         GlobalIPv6PrefixLen: Number(len6),
         MacAddress: ep.mac,

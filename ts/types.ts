@@ -64,6 +64,8 @@ export interface EndpointRecord {
   ipv4: string;
   ipv6: string;
   gateway: string;
+  /** IPv6 gateway ("" when the network has no IPv6) */
+  gateway6?: string;
   /** true when this endpoint provides the sandbox's default route */
   defaultGateway: boolean;
   aliases: string[];

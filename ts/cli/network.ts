@@ -12,12 +12,12 @@ export const NETWORK_USAGE = `Usage: cnm network COMMAND
 
 Commands:
   create [--driver bridge] [--subnet CIDR]... [--gateway IP]... [--ip-range CIDR]...
-         [--aux-address name=IP]... [--internal] [--attachable] [--opt k=v]... [--label k=v]...
+         [--aux-address name=IP]... [--internal] [--attachable] [--ipv6] [--opt k=v]... [--label k=v]...
          [--mtu N] NAME
   ls [--format table|json] [-q]
   inspect NAME|ID...
   rm NAME|ID...
-  connect [--ip IP] [--alias A]... [-p SPEC]... NETWORK SANDBOX
+  connect [--ip IP] [--ip6 IP] [--alias A]... [-p SPEC]... NETWORK SANDBOX
   disconnect NETWORK SANDBOX`;
 
 /** Pair gateways, ranges and aux addresses with the subnet containing them, as docker does. */
@@ -59,6 +59,7 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
         'aux-address': { type: 'string', multiple: true },
         internal: { type: 'boolean' },
         attachable: { type: 'boolean' },
+        ipv6: { type: 'boolean' },
         opt: { type: 'string', short: 'o', multiple: true },
         label: { type: 'string', multiple: true },
         mtu: { type: 'string' },
@@ -78,6 +79,7 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
           ipam,
           internal: v.internal === true,
           attachable: v.attachable === true,
+          enableIPv6: v.ipv6 === true ? true : undefined,
           options: parseKv(list(v.opt), 'option'),
           labels: parseKv(list(v.label), 'label'),
           mtu: mtu === undefined ? undefined : Number(mtu),
@@ -144,13 +146,14 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
     case 'connect': {
       const { values: v, positionals } = parse(args, {
         ip: { type: 'string' },
+        ip6: { type: 'string' },
         alias: { type: 'string', multiple: true },
         publish: { type: 'string', short: 'p', multiple: true },
       });
       if (positionals.length !== 2) throw invalid('network connect needs NETWORK and SANDBOX');
       const ports = list(v.publish).flatMap(parsePublish);
       return withController(ctx, v, async (ctl) => {
-        await ctl.connect(positionals[0]!, positionals[1]!, { ip: str(v.ip), aliases: list(v.alias), ports });
+        await ctl.connect(positionals[0]!, positionals[1]!, { ip: str(v.ip), ip6: str(v.ip6), aliases: list(v.alias), ports });
         return 0;
       });
     }

@@ -16,6 +16,7 @@ export async function runCommand(ctx: CliContext, argv: string[]): Promise<numbe
     net: { type: 'string' },
     network: { type: 'string' },
     ip: { type: 'string' },
+    ip6: { type: 'string' },
     alias: { type: 'string', multiple: true },
     publish: { type: 'string', short: 'p', multiple: true },
   });
@@ -28,6 +29,7 @@ export async function runCommand(ctx: CliContext, argv: string[]): Promise<numbe
       name,
       net: str(v.net) ?? str(v.network),
       ip: str(v.ip),
+      ip6: str(v.ip6),
       aliases: list(v.alias).length ? list(v.alias) : undefined,
       ports,
     });

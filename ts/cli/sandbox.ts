@@ -8,7 +8,7 @@ import { json, table } from './format.js';
 export const SANDBOX_USAGE = `Usage: cnm sandbox COMMAND
 
 Commands:
-  create [--net NETWORK|host|none|container:NAME] [--ip IP] [--alias A]... [-p SPEC]... NAME
+  create [--net NETWORK|host|none|container:NAME] [--ip IP] [--ip6 IP] [--alias A]... [-p SPEC]... NAME
   ls [--format table|json] [-q]
   inspect NAME|ID...
   rm NAME|ID...`;
@@ -21,6 +21,7 @@ export async function sandboxCommand(ctx: CliContext, argv: string[]): Promise<n
         net: { type: 'string' },
         network: { type: 'string' },
         ip: { type: 'string' },
+        ip6: { type: 'string' },
         alias: { type: 'string', multiple: true },
         publish: { type: 'string', short: 'p', multiple: true },
       });
@@ -31,6 +32,7 @@ export async function sandboxCommand(ctx: CliContext, argv: string[]): Promise<n
           name: positionals[0]!,
           net: str(v.net) ?? str(v.network),
           ip: str(v.ip),
+          ip6: str(v.ip6),
           aliases: list(v.alias).length ? list(v.alias) : undefined,
           ports,
         });

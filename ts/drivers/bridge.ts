@@ -76,6 +76,9 @@ export class BridgeDriver implements Driver {
     net.bridgeCreated = info.created;
     if (net.mtu === undefined) net.mtu = info.mtu;
     try {
+      if (this.ctx.ipForward && net.ipam.config.some((c) => c.subnet.includes(':'))) {
+        await native.sysctlSet(this.ctx.hostNetns, 'net.ipv6.conf.all.forwarding', '1');
+      }
       if (this.ctx.firewall.enabled) {
         // published ports must answer on 127.0.0.1 too: let DNATed loopback traffic leave via the bridge
         await native.sysctlSet(this.ctx.hostNetns, `net.ipv4.conf.${net.bridge}.route_localnet`, '1');
@@ -118,7 +121,7 @@ export class BridgeDriver implements Driver {
       mac: ep.mac,
       addresses: [ep.ipv4, ep.ipv6].filter((a) => a !== ''),
       gateway: ep.defaultGateway && ep.ipv4 ? ep.gateway : null,
-      gateway6: null,
+      gateway6: ep.defaultGateway && ep.ipv6 ? (ep.gateway6 ?? null) : null,
       // with br_netfilter the DNAT of a sandbox reaching its own published port
       // happens on the bridge, which must send the frame back out the port it
       // came in by; only endpoints that publish ports need it (it costs a request)

@@ -10,6 +10,8 @@ export interface DriverContext {
   /** the netns the controller treats as its host; null = the process's own */
   hostNetns: string | null;
   firewall: Firewall;
+  /** turn on forwarding in the host netns for the families networks use */
+  ipForward: boolean;
 }
 
 export interface Driver {

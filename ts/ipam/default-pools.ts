@@ -5,7 +5,9 @@
  * netns, or a nameserver of the host's resolv.conf (Docker's CheckRouteOverlaps /
  * CheckNameserverOverlaps).
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { CnmError, invalid } from '../errors.js';
 import { type Cidr, bits, formatCidr, mask, networkOf, overlaps, parseIp, parseSubnet } from '../net/ip.js';
 
@@ -87,4 +89,22 @@ export function chooseSubnet(pools: readonly DefaultPool[], avoid: readonly Cidr
     'ERR_POOL_EXHAUSTED',
     `all predefined address pools have been fully subnetted: ${tried.join(', ') || 'no IPv' + family + ' pool configured'}; remove unused networks or configure more default address pools`,
   );
+}
+
+/**
+ * A ULA /48 (RFC 4193: fd00::/8 plus a 40-bit global ID) derived from a stable
+ * host id — /etc/machine-id, else the hostname — as Docker does, so that one host
+ * always picks its automatic IPv6 /64s from the same /48.
+ */
+export function ulaPrefix(): string {
+  let id: string;
+  try {
+    id = readFileSync('/etc/machine-id', 'utf8').trim();
+  } catch {
+    id = '';
+  }
+  if (id === '') id = hostname();
+  const h = createHash('sha256').update(id).digest();
+  const g = (i: number) => ((h[i]! << 8) | h[i + 1]!).toString(16);
+  return `fd${h[0]!.toString(16).padStart(2, '0')}:${g(1)}:${g(3)}::/48`;
 }

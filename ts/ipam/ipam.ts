@@ -55,11 +55,11 @@ export class Ipam {
   allocate(tx: StoreTxn, net: NetworkRecord, family: Family, endpointId: string, staticIp?: string): string {
     const pools = this.poolsOf(net);
     let index: number;
-    let off: number;
+    let off: bigint;
     if (staticIp !== undefined) {
       const ip = parseIp(staticIp, 'IP address');
       if (ip.family !== family) throw invalid(`address ${staticIp} is not an IPv${family} address`, staticIp);
-      index = pools.findIndex((p) => p.family === family && p.bitmap.size > 0 && safeContains(p, ip.value));
+      index = pools.findIndex((p) => p.contains(ip));
       if (index < 0) {
         const subnets = pools.filter((p) => p.family === family).map((p) => p.config.subnet);
         throw invalid(`address ${staticIp} is not inside the network's subnets (${subnets.join(', ') || 'none'})`, staticIp);
@@ -82,7 +82,7 @@ export class Ipam {
     return `${formatIp(ip)}/${pool.subnet.prefix}`;
   }
 
-  private allocateDynamic(tx: StoreTxn, net: NetworkRecord, family: Family): { index: number; off: number } {
+  private allocateDynamic(tx: StoreTxn, net: NetworkRecord, family: Family): { index: number; off: bigint } {
     const pools = this.poolsOf(net);
     for (let attempt = 0; attempt < 2; attempt++) {
       for (let i = 0; i < pools.length; i++) {
@@ -90,11 +90,13 @@ export class Ipam {
         if (pool.family !== family) continue;
         if (attempt === 1) pool = this.reload(net, i);
         const prefix = allocPrefix(net.id, pool.config.subnet);
-        pool.cursor = tx.get<number>(cursorKey(net.id, pool.config.subnet)) ?? -1;
+        // the cursor is a string: IPv6 offsets do not fit a float
+        const cur = tx.get<string | number>(cursorKey(net.id, pool.config.subnet));
+        pool.cursor = cur === undefined ? -1n : BigInt(cur);
         const off = pool.nextFree((o) => tx.get(prefix + formatIp(pool.addressAt(o))) !== undefined);
-        if (off >= 0) {
+        if (off >= 0n) {
           pool.take(off, true);
-          tx.put(cursorKey(net.id, pool.config.subnet), off);
+          tx.put(cursorKey(net.id, pool.config.subnet), off.toString());
           return { index: i, off };
         }
       }
@@ -111,7 +113,7 @@ export class Ipam {
     if (!address) return;
     const ip = parseIp(address.split('/')[0]!);
     for (const pool of this.poolsOf(net)) {
-      if (pool.family !== ip.family || !safeContains(pool, ip.value)) continue;
+      if (!pool.contains(ip)) continue;
       tx.del(allocPrefix(net.id, pool.config.subnet) + formatIp(ip));
       pool.release(pool.offsetOf(ip));
       return;
@@ -132,14 +134,5 @@ export class Ipam {
       for (const [key, rec] of this.store.range<AllocationRecord>(prefix)) out.set(key.slice(prefix.length), rec.endpointId);
     }
     return out;
-  }
-}
-
-function safeContains(pool: Pool, value: bigint): boolean {
-  try {
-    pool.offsetOf({ family: pool.family, value });
-    return true;
-  } catch {
-    return false;
   }
 }

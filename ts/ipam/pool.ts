@@ -1,8 +1,9 @@
 /**
  * One address pool: a subnet, the range dynamic allocation may use, the addresses
- * that are never handed out (network, broadcast, gateway, auxiliary), and a
+ * that are never handed out (network, IPv4 broadcast, gateway, auxiliary), and a
  * serial cursor: allocation continues after the last address handed out and
  * wraps at the end of the range, so a released address is not reused at once.
+ * Offsets are bigints so that IPv4 and IPv6 (up to /64 and beyond) share the code.
  */
 import { CnmError, invalid } from '../errors.js';
 import {
@@ -18,7 +19,7 @@ import {
   parseSubnet,
   sizeOf,
 } from '../net/ip.js';
-import { Bitmap } from './bitmap.js';
+import { type OffsetSet, offsetSet } from './offset-set.js';
 
 /** What the user asked for, as strings (Docker's IPAM config shape). */
 export interface PoolConfig {
@@ -28,44 +29,40 @@ export interface PoolConfig {
   auxAddresses?: Record<string, string>;
 }
 
-/** Largest subnet whose bitmap we keep in memory (a /8: 16 M addresses, 2 MiB). */
-const MAX_HOST_BITS = 24;
+/** IPv4 subnets larger than a /8 are refused: nobody needs them on one bridge. */
+const MAX_V4_HOST_BITS = 24;
 
 export class Pool {
   readonly subnet: Cidr;
   readonly gateway: Ip;
   /** first and one-past-last offset dynamic allocation may use */
-  readonly rangeStart: number;
-  readonly rangeEnd: number;
-  readonly reserved = new Set<number>();
-  readonly bitmap: Bitmap;
-  /** offset of the last address handed out, -1 before the first */
-  cursor = -1;
+  readonly rangeStart: bigint;
+  readonly rangeEnd: bigint;
+  readonly reserved = new Set<bigint>();
+  readonly held: OffsetSet;
+  /** offset of the last address handed out, -1n before the first */
+  cursor = -1n;
   readonly config: Required<Pick<PoolConfig, 'subnet' | 'gateway'>> & PoolConfig;
+  private readonly base: bigint;
+  private readonly size: bigint;
 
   constructor(cfg: PoolConfig) {
     const subnet = parseSubnet(cfg.subnet);
     const hostBits = bits(subnet.family) - subnet.prefix;
-    if (subnet.family === 4 && hostBits < 2) {
-      throw invalid(`subnet ${cfg.subnet} is too small: an IPv4 network needs at least a /30`, cfg.subnet);
+    if (hostBits < 2) {
+      throw invalid(`subnet ${cfg.subnet} is too small: a network needs at least a /${bits(subnet.family) - 2}`, cfg.subnet);
     }
-    if (subnet.family === 6 && hostBits < 2) {
-      throw invalid(`subnet ${cfg.subnet} is too small: an IPv6 network needs at least a /126`, cfg.subnet);
-    }
-    if (hostBits > MAX_HOST_BITS) {
-      throw invalid(
-        `subnet ${cfg.subnet} is too large: at most ${MAX_HOST_BITS} host bits (a /${bits(subnet.family) - MAX_HOST_BITS}) are supported`,
-        cfg.subnet,
-      );
+    if (subnet.family === 4 && hostBits > MAX_V4_HOST_BITS) {
+      throw invalid(`subnet ${cfg.subnet} is too large: IPv4 subnets up to a /8 are supported`, cfg.subnet);
     }
     this.subnet = subnet;
-    const size = Number(sizeOf(subnet));
-    this.bitmap = new Bitmap(size);
-    const net = networkOf(subnet);
+    this.size = sizeOf(subnet);
+    this.base = networkOf(subnet);
+    this.held = offsetSet(this.size);
 
-    // network address, and for IPv4 the broadcast address, are never usable
-    this.reserve(0);
-    if (subnet.family === 4) this.reserve(size - 1);
+    // the network address (IPv6: the subnet-router anycast) and the IPv4 broadcast
+    this.reserve(0n);
+    if (subnet.family === 4) this.reserve(this.size - 1n);
 
     let gw: Ip;
     if (cfg.gateway !== undefined && cfg.gateway !== '') {
@@ -73,18 +70,17 @@ export class Pool {
       if (!contains(subnet, gw)) {
         throw invalid(`gateway ${cfg.gateway} is not inside subnet ${formatCidr(subnet)}`, cfg.gateway);
       }
-      const off = Number(gw.value - net);
-      if (off === 0 || (subnet.family === 4 && off === size - 1)) {
+      if (this.reserved.has(gw.value - this.base)) {
         throw invalid(`gateway ${cfg.gateway} is the network or broadcast address of ${formatCidr(subnet)}`, cfg.gateway);
       }
     } else {
-      gw = { family: subnet.family, value: net + 1n };
+      gw = { family: subnet.family, value: this.base + 1n };
     }
     this.gateway = gw;
-    this.reserve(Number(gw.value - net));
+    this.reserve(gw.value - this.base);
 
-    let start = 0;
-    let end = size;
+    let start = 0n;
+    let end = this.size;
     if (cfg.ipRange !== undefined && cfg.ipRange !== '') {
       const r = parseCidr(cfg.ipRange, 'ip-range');
       if (networkOf(r) !== r.addr) {
@@ -93,8 +89,8 @@ export class Pool {
       if (r.family !== subnet.family || r.prefix < subnet.prefix || !contains(subnet, { family: r.family, value: r.addr })) {
         throw invalid(`ip-range ${cfg.ipRange} is not inside subnet ${formatCidr(subnet)}`, cfg.ipRange);
       }
-      start = Number(r.addr - net);
-      end = start + Number(sizeOf(r));
+      start = r.addr - this.base;
+      end = start + sizeOf(r);
     }
     this.rangeStart = start;
     this.rangeEnd = end;
@@ -104,65 +100,71 @@ export class Pool {
       if (!contains(subnet, ip)) {
         throw invalid(`auxiliary address ${name}=${addr} is not inside subnet ${formatCidr(subnet)}`, addr);
       }
-      this.reserve(Number(ip.value - net));
+      this.reserve(ip.value - this.base);
     }
     this.config = { ...cfg, subnet: formatCidr(subnet), gateway: formatIp(gw) };
   }
 
-  private reserve(off: number): void {
+  private reserve(off: bigint): void {
     this.reserved.add(off);
-    this.bitmap.set(off);
+    this.held.set(off);
   }
 
   get family(): 4 | 6 {
     return this.subnet.family;
   }
 
+  /** Whether an address lies inside the subnet. */
+  contains(ip: Ip): boolean {
+    return contains(this.subnet, ip);
+  }
+
   /** Offset of an address inside the subnet; throws if it is outside. */
-  offsetOf(ip: Ip): number {
+  offsetOf(ip: Ip): bigint {
     if (!contains(this.subnet, ip)) {
       throw invalid(`address ${formatIp(ip)} is not inside subnet ${formatCidr(this.subnet)}`, formatIp(ip));
     }
-    return Number(ip.value - networkOf(this.subnet));
+    return ip.value - this.base;
   }
 
-  addressAt(off: number): Ip {
-    return { family: this.subnet.family, value: networkOf(this.subnet) + BigInt(off) };
+  addressAt(off: bigint): Ip {
+    return { family: this.subnet.family, value: this.base + off };
   }
 
   /**
-   * Next free offset after the cursor, wrapping once. `taken` lets the caller veto
-   * offsets that another process holds but this bitmap has not seen yet.
+   * Next free offset after the cursor, wrapping once; -1n when the range is full.
+   * `taken` lets the caller veto offsets that another process holds but this
+   * pool has not seen yet.
    */
-  nextFree(taken: (off: number) => boolean = () => false): number {
-    const from = this.cursor + 1 >= this.rangeEnd || this.cursor + 1 < this.rangeStart ? this.rangeStart : this.cursor + 1;
-    const spans: Array<[number, number]> = [
+  nextFree(taken: (off: bigint) => boolean = () => false): bigint {
+    const next = this.cursor + 1n;
+    const from = next >= this.rangeEnd || next < this.rangeStart ? this.rangeStart : next;
+    for (const [lo, hi] of [
       [from, this.rangeEnd],
       [this.rangeStart, from],
-    ];
-    for (const [lo, hi] of spans) {
+    ] as const) {
       let i = lo;
       while (i < hi) {
-        const off = this.bitmap.nextClear(i, hi);
-        if (off < 0) break;
+        const off = this.held.nextClear(i, hi);
+        if (off < 0n) break;
         if (!taken(off)) return off;
-        this.bitmap.set(off);
-        i = off + 1;
+        this.held.set(off);
+        i = off + 1n;
       }
     }
-    return -1;
+    return -1n;
   }
 
   /** Mark a dynamically or statically chosen offset as allocated. */
-  take(off: number, moveCursor: boolean): void {
-    this.bitmap.set(off);
+  take(off: bigint, moveCursor: boolean): void {
+    this.held.set(off);
     if (moveCursor) this.cursor = off;
   }
 
-  /** Check that a static address can be handed out; returns its offset. */
-  checkStatic(ip: Ip): number {
+  /** Check that a static address may be handed out; returns its offset. */
+  checkStatic(ip: Ip): bigint {
     const off = this.offsetOf(ip);
-    if (off === Number(this.gateway.value - networkOf(this.subnet))) {
+    if (off === this.gateway.value - this.base) {
       throw new CnmError('ERR_ADDRESS_IN_USE', `address ${formatIp(ip)} is the gateway of ${formatCidr(this.subnet)}`, {
         value: formatIp(ip),
       });
@@ -170,7 +172,7 @@ export class Pool {
     if (this.reserved.has(off)) {
       throw invalid(`address ${formatIp(ip)} is reserved in ${formatCidr(this.subnet)} (network, broadcast or auxiliary address)`, formatIp(ip));
     }
-    if (this.bitmap.has(off)) {
+    if (this.held.has(off)) {
       throw new CnmError('ERR_ADDRESS_IN_USE', `address ${formatIp(ip)} is already in use on ${formatCidr(this.subnet)}`, {
         value: formatIp(ip),
       });
@@ -178,7 +180,12 @@ export class Pool {
     return off;
   }
 
-  release(off: number): void {
-    if (!this.reserved.has(off)) this.bitmap.clear(off);
+  /** Whether an offset is held (allocated or reserved). */
+  isHeld(off: bigint): boolean {
+    return this.held.has(off);
+  }
+
+  release(off: bigint): void {
+    if (!this.reserved.has(off)) this.held.clear(off);
   }
 }

@@ -243,7 +243,9 @@ async fn add_addresses_idempotent(
 ) -> Result<()> {
     let pending: Vec<_> = cidrs
         .iter()
-        .map(|c| nl::send(handle, addr::add_message(index, *c, false), nl::CREATE))
+        // no DAD: the gateway address is ours alone, and a tentative address would
+        // leave sandboxes without an IPv6 router for a second
+        .map(|c| nl::send(handle, addr::add_message(index, *c, true), nl::CREATE))
         .collect();
     let results = futures::future::join_all(pending).await;
     for (cidr, r) in cidrs.iter().zip(results) {

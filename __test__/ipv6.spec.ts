@@ -1,0 +1,105 @@
+// IPv6 and dual stack on bridge networks, with real traffic.
+import test from 'ava';
+import type { NetworkController } from '../ts/controller.js';
+import { ulaPrefix } from '../ts/ipam/default-pools.js';
+import { type IsolatedHost, inNs, ipj, isolatedHost } from './helpers/host.js';
+import { startEchoServer, tcpTry } from './helpers/tcp.js';
+
+let host: IsolatedHost;
+let ctl: NetworkController;
+test.before(async () => {
+  host = await isolatedHost('ip6');
+  ctl = await host.open();
+});
+test.after.always(async () => {
+  await host?.cleanup();
+});
+
+const ping6 = (ns: string, ip: string) => {
+  try {
+    inNs(ns, 'ping', '-6', '-c', '1', '-W', '2', ip);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test.serial('dual stack: both addresses, both gateways, both default routes; ping and TCP over IPv6', async (t) => {
+  const net = await ctl.createNetwork({ name: 'dual', ipam: [{ subnet: '10.91.0.0/24' }, { subnet: 'fd00:91::/64' }] });
+  const ins = net.inspect();
+  t.true(ins.EnableIPv6);
+  t.deepEqual(ins.IPAM.Config, [
+    { Subnet: '10.91.0.0/24', Gateway: '10.91.0.1' },
+    { Subnet: 'fd00:91::/64', Gateway: 'fd00:91::1' },
+  ]);
+  const a = await ctl.createSandbox({ name: host.name('a'), net: 'dual' });
+  const b = await ctl.createSandbox({ name: host.name('b'), net: 'dual', ip6: 'fd00:91::beef' });
+  const na = a.inspect().Networks.dual!;
+  const nb = b.inspect().Networks.dual!;
+  t.is(na.IPAddress, '10.91.0.2');
+  t.is(na.GlobalIPv6Address, 'fd00:91::2');
+  t.is(na.GlobalIPv6PrefixLen, 64);
+  t.is(na.IPv6Gateway, 'fd00:91::1');
+  t.is(nb.GlobalIPv6Address, 'fd00:91::beef');
+  const addrs = ipj<Array<{ addr_info: Array<{ family: string; local: string; scope: string }> }>>(a.netns, 'addr', 'show', 'dev', 'eth0')[0]!;
+  t.truthy(addrs.addr_info.find((x) => x.family === 'inet6' && x.local === 'fd00:91::2' && x.scope === 'global'));
+  const r6 = ipj<Array<{ dst: string; gateway?: string }>>(a.netns, '-6', 'route', 'show', 'default');
+  t.deepEqual(r6.map((r) => r.gateway), ['fd00:91::1']);
+  t.true(ping6(a.netns, 'fd00:91::beef'));
+  t.true(ping6(a.netns, 'fd00:91::1'), 'the bridge answers on its IPv6 gateway address');
+  const server = await startEchoServer(b.netns, 'fd00:91::beef', 6060);
+  try {
+    t.is(tcpTry(a.netns, 'fd00:91::beef', 6060, 'over-v6'), 'over-v6');
+  } finally {
+    server.kill();
+  }
+  t.is(ctl.getNetwork('dual').inspect().Containers[b.id]!.IPv6Address, 'fd00:91::beef/64');
+  // the bridge carries both gateway addresses
+  const br = ipj<Array<{ addr_info: Array<{ local: string; prefixlen: number }> }>>(host.ns, 'addr', 'show', 'dev', net.bridge!)[0]!;
+  t.deepEqual(br.addr_info.filter((x) => !x.local.startsWith('fe80')).map((x) => `${x.local}/${x.prefixlen}`).sort(), ['10.91.0.1/24', 'fd00:91::1/64']);
+  await t.throwsAsync(ctl.connect('dual', a.name), { code: 'ERR_ALREADY_CONNECTED' } as never);
+  await t.throwsAsync(ctl.createSandbox({ name: host.name('dup6'), net: 'dual', ip6: 'fd00:91::beef' }), { code: 'ERR_ADDRESS_IN_USE' } as never);
+  await t.throwsAsync(ctl.createSandbox({ name: host.name('out6'), net: 'dual', ip6: 'fd00:92::1' }), { code: 'ERR_INVALID_ARGUMENT' } as never);
+  await ctl.removeSandbox(a.name);
+  await ctl.removeSandbox(b.name);
+  await ctl.removeNetwork('dual');
+});
+
+test.serial('--ipv6 without an IPv6 subnet takes a /64 from the host ULA /48', async (t) => {
+  const n1 = await ctl.createNetwork({ name: 'ula1', enableIPv6: true });
+  const n2 = await ctl.createNetwork({ name: 'ula2', enableIPv6: true });
+  const ula = ulaPrefix();
+  t.regex(ula, /^fd[0-9a-f]{2}:[0-9a-f]{1,4}:[0-9a-f]{1,4}::\/48$/);
+  const base = ula.split('::')[0]!;
+  const v6 = (n: typeof n1) => n.subnets.find((s) => s.includes(':'))!;
+  t.is(v6(n1), `${base}::/64`);
+  t.is(v6(n2), `${base}:1::/64`);
+  t.true(n1.subnets.some((s) => s.includes('.')), 'IPv4 comes along');
+  const s = await ctl.createSandbox({ name: host.name('u'), net: 'ula1' });
+  t.is(s.inspect().Networks.ula1!.GlobalIPv6Address, `${base}::2`);
+  t.true(ping6(s.netns, `${base}::1`));
+  await ctl.removeSandbox(s.name);
+  await ctl.removeNetwork('ula1');
+  await ctl.removeNetwork('ula2');
+});
+
+test.serial('IPv6 bad input gets coded errors and changes nothing', async (t) => {
+  await ctl.store.flushed();
+  const before = JSON.stringify(ctl.store.range(''));
+  const cases: Array<Parameters<NetworkController['createNetwork']>[0]> = [
+    { name: 'b1', ipam: [{ subnet: 'fd00:93::/128' }] },
+    { name: 'b2', ipam: [{ subnet: 'fd00:93::1/64' }] },
+    { name: 'b3', ipam: [{ subnet: 'fd00:93::/64', gateway: 'fd00:94::1' }] },
+    { name: 'b4', ipam: [{ subnet: 'fd00:93::/64', ipRange: '10.0.0.0/24' }] },
+    { name: 'b5', ipam: [{ subnet: 'fd00:93::/64' }, { subnet: 'fd00:93::/80' }] },
+  ];
+  for (const c of cases) {
+    const e = await t.throwsAsync(ctl.createNetwork(c), undefined, JSON.stringify(c));
+    t.true(['ERR_INVALID_ARGUMENT', 'ERR_SUBNET_OVERLAP'].includes((e as { code: string }).code), `${JSON.stringify(c)}: ${e?.message}`);
+  }
+  await ctl.createNetwork({ name: 'v4only', ipam: [{ subnet: '10.92.0.0/24' }] });
+  await t.throwsAsync(ctl.createSandbox({ name: host.name('x'), net: 'v4only', ip6: 'fd00::5' }), { code: 'ERR_INVALID_ARGUMENT' } as never);
+  await ctl.removeNetwork('v4only');
+  await ctl.store.flushed();
+  t.is(JSON.stringify(ctl.store.range('')), before);
+});
