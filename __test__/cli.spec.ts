@@ -138,3 +138,18 @@ test.serial('-p publishes ports; cnm port lists them like docker port', (t) => {
   r = cnm(['--firewall', 'pf', ...g, 'network', 'ls']);
   t.regex(r.stderr, /^Error: unknown firewall backend/);
 });
+
+test.serial('--default-address-pool replaces the pools automatic subnets come from', async (t) => {
+  const h2 = await isolatedHost('clipool');
+  try {
+    const g2 = ['--state-dir', h2.stateDir, '--host-netns', h2.ns, '--default-address-pool', 'base=10.123.0.0/16,size=24'];
+    for (const n of ['p1', 'p2']) t.is(cnm([...g2, 'network', 'create', n]).code, 0);
+    const subnets = ['bridge', 'p1', 'p2'].map((n) => JSON.parse(cnm([...g2, 'network', 'inspect', n]).stdout)[0].IPAM.Config[0].Subnet);
+    t.deepEqual(subnets, ['10.123.0.0/24', '10.123.1.0/24', '10.123.2.0/24']);
+    const r = cnm(['--state-dir', h2.stateDir, '--host-netns', h2.ns, '--default-address-pool', 'base=10.0.0.0/8', 'network', 'ls']);
+    t.not(r.code, 0);
+    t.regex(r.stderr, /^Error: invalid --default-address-pool/);
+  } finally {
+    await h2.cleanup();
+  }
+});

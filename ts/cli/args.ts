@@ -16,6 +16,7 @@ export const GLOBAL_OPTIONS: OptionSpec = {
   icc: { type: 'string' },
   'ip-forward': { type: 'string' },
   ip: { type: 'string' },
+  'default-address-pool': { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
 };
 

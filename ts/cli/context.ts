@@ -3,13 +3,24 @@ import { NetworkController } from '../controller.js';
 import { CnmError, invalid } from '../errors.js';
 import { checkBackend } from '../firewall.js';
 import { parseBool, parseMtu } from '../validate.js';
-import { type Parsed, str } from './args.js';
+import { type Parsed, list, str } from './args.js';
+import type { DefaultPool } from '../ipam/default-pools.js';
 
 export interface CliContext {
   out: (s: string) => void;
   err: (s: string) => void;
   /** open the controller with the global options (state dir, host netns, bridge) */
   open: (v: Parsed['values']) => Promise<NetworkController>;
+}
+
+/** Docker's `--default-address-pool base=10.10.0.0/16,size=24`. */
+export function parsePoolFlag(s: string): DefaultPool {
+  const kv = Object.fromEntries(s.split(',').map((p) => p.split('=', 2) as [string, string]));
+  const size = Number(kv.size);
+  if (!kv.base || !/^\d+$/.test(kv.size ?? '') || Object.keys(kv).some((k) => k !== 'base' && k !== 'size')) {
+    throw invalid(`invalid --default-address-pool "${s}": expected base=CIDR,size=N`, s);
+  }
+  return { base: kv.base, size };
 }
 
 function flag(v: Parsed['values'], name: string): boolean | undefined {
@@ -33,6 +44,7 @@ export async function openFromOptions(v: Parsed['values']): Promise<NetworkContr
     icc: flag(v, 'icc'),
     ipForward: flag(v, 'ip-forward'),
     ip: str(v.ip),
+    defaultAddressPools: list(v['default-address-pool']).length ? list(v['default-address-pool']).map(parsePoolFlag) : undefined,
   });
 }
 

@@ -22,6 +22,8 @@ Global options:
   --icc=false          no traffic between sandboxes on the default bridge
   --ip-forward=false   leave net.ipv4.ip_forward of the host netns alone
   --ip IP              default host IP for published ports (before the command only)
+  --default-address-pool base=CIDR,size=N
+                       pools for automatic subnets (repeatable; replaces the defaults)
 
 Commands:
   network   create, ls, inspect, rm, connect, disconnect networks
