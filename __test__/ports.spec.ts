@@ -29,6 +29,7 @@ function memTxn(): StoreTxn {
     get: <T>(k: string) => m.get(k) as T | undefined,
     put: (k, v) => void m.set(k, v),
     del: (k) => void m.delete(k),
+    onAbort: () => undefined,
     range: <T>(p: string) => [...m].filter(([k]) => k.startsWith(p)).sort() as Array<[string, T]>,
   };
 }

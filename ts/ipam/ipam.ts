@@ -12,40 +12,54 @@ import { Pool } from './pool.js';
 
 const allocPrefix = (netId: string, subnet: string) => `ipam/${netId}/${subnet}/a/`;
 const cursorKey = (netId: string, subnet: string) => `ipam/${netId}/${subnet}/cursor`;
+/** bumped on every release, so other processes know their bitmaps are stale */
+const genKey = (netId: string) => `ipam/${netId}/gen`;
 
 export class Ipam {
   private readonly pools = new Map<string, Pool[]>();
+  /** the release generation each network's cache was loaded at */
+  private readonly loadedGen = new Map<string, number>();
 
   constructor(private readonly store: Store) {}
 
-  /** Build (and cache) the pools of a network, loading its allocations. */
-  poolsOf(net: NetworkRecord): Pool[] {
+  /**
+   * Build (and cache) the pools of a network, loading its allocations. Inside a
+   * transaction the cache is first checked against the release generation: an
+   * address another process released must not look taken here.
+   */
+  poolsOf(net: NetworkRecord, tx?: StoreTxn): Pool[] {
     let pools = this.pools.get(net.id);
+    const gen = tx ? (tx.get<number>(genKey(net.id)) ?? 0) : undefined;
+    if (pools && gen !== undefined && gen !== this.loadedGen.get(net.id)) pools = undefined;
     if (!pools) {
-      pools = net.ipam.config.map((c) => this.loadPool(net.id, new Pool(c)));
+      pools = net.ipam.config.map((c) => this.loadPool(net.id, new Pool(c), tx));
       this.pools.set(net.id, pools);
+      this.loadedGen.set(net.id, gen ?? (this.store.get<number>(genKey(net.id)) ?? 0));
     }
+    // whatever this transaction does to the cache is undone with it
+    tx?.onAbort(() => this.forget(net.id));
     return pools;
   }
 
-  private loadPool(netId: string, pool: Pool): Pool {
+  private loadPool(netId: string, pool: Pool, tx?: StoreTxn): Pool {
     const prefix = allocPrefix(netId, pool.config.subnet);
-    for (const [key] of this.store.range<AllocationRecord>(prefix)) {
+    for (const [key] of (tx ?? this.store).range<AllocationRecord>(prefix)) {
       const off = pool.offsetOf(parseIp(key.slice(prefix.length)));
       pool.take(off, false);
     }
     return pool;
   }
 
-  private reload(net: NetworkRecord, index: number): Pool {
-    const pools = this.poolsOf(net);
-    const fresh = this.loadPool(net.id, new Pool(net.ipam.config[index]!));
+  private reload(tx: StoreTxn, net: NetworkRecord, index: number): Pool {
+    const pools = this.poolsOf(net, tx);
+    const fresh = this.loadPool(net.id, new Pool(net.ipam.config[index]!), tx);
     pools[index] = fresh;
     return fresh;
   }
 
   forget(netId: string): void {
     this.pools.delete(netId);
+    this.loadedGen.delete(netId);
   }
 
   /**
@@ -53,7 +67,7 @@ export class Ipam {
    * transaction. Returns "addr/prefix". A static address must be inside a subnet.
    */
   allocate(tx: StoreTxn, net: NetworkRecord, family: Family, endpointId: string, staticIp?: string): string {
-    const pools = this.poolsOf(net);
+    const pools = this.poolsOf(net, tx);
     let index: number;
     let off: bigint;
     if (staticIp !== undefined) {
@@ -65,8 +79,11 @@ export class Ipam {
         throw invalid(`address ${staticIp} is not inside the network's subnets (${subnets.join(', ') || 'none'})`, staticIp);
       }
       const pool = pools[index]!;
+      const key = allocPrefix(net.id, pool.config.subnet) + formatIp(ip);
+      // the store decides; a cache entry it does not back is dropped
+      if (tx.get(key) === undefined) pool.release(pool.offsetOf(ip));
       off = pool.checkStatic(ip);
-      if (tx.get(allocPrefix(net.id, pool.config.subnet) + formatIp(ip)) !== undefined) {
+      if (tx.get(key) !== undefined) {
         pool.take(off, false);
         throw new CnmError('ERR_ADDRESS_IN_USE', `address ${staticIp} is already in use on ${net.name}`, { value: staticIp, network: net.name });
       }
@@ -83,12 +100,12 @@ export class Ipam {
   }
 
   private allocateDynamic(tx: StoreTxn, net: NetworkRecord, family: Family): { index: number; off: bigint } {
-    const pools = this.poolsOf(net);
+    const pools = this.poolsOf(net, tx);
     for (let attempt = 0; attempt < 2; attempt++) {
       for (let i = 0; i < pools.length; i++) {
         let pool = pools[i]!;
         if (pool.family !== family) continue;
-        if (attempt === 1) pool = this.reload(net, i);
+        if (attempt === 1) pool = this.reload(tx, net, i);
         const prefix = allocPrefix(net.id, pool.config.subnet);
         // the cursor is a string: IPv6 offsets do not fit a float
         const cur = tx.get<string | number>(cursorKey(net.id, pool.config.subnet));
@@ -112,10 +129,18 @@ export class Ipam {
   release(tx: StoreTxn, net: NetworkRecord, address: string): void {
     if (!address) return;
     const ip = parseIp(address.split('/')[0]!);
-    for (const pool of this.poolsOf(net)) {
+    for (const pool of this.poolsOf(net, tx)) {
       if (!pool.contains(ip)) continue;
-      tx.del(allocPrefix(net.id, pool.config.subnet) + formatIp(ip));
+      const key = allocPrefix(net.id, pool.config.subnet) + formatIp(ip);
+      if (tx.get(key) === undefined) {
+        pool.release(pool.offsetOf(ip));
+        return;
+      }
+      tx.del(key);
       pool.release(pool.offsetOf(ip));
+      const gen = (tx.get<number>(genKey(net.id)) ?? 0) + 1;
+      tx.put(genKey(net.id), gen);
+      this.loadedGen.set(net.id, gen);
       return;
     }
   }

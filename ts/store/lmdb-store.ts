@@ -59,6 +59,8 @@ export class LmdbStore implements Store {
     this.txn((tx) => tx.del(key));
   }
 
+  onAbort(): void {}
+
   range<T>(prefix: string): Array<[string, T]> {
     const out: Array<[string, T]> = [];
     for (const { key, value } of this.db.getRange({ start: prefix, end: `${prefix}\uffff` })) {
@@ -70,9 +72,12 @@ export class LmdbStore implements Store {
   private readonly pending = new Set<Promise<unknown>>();
 
   txnLater(fn: (tx: StoreTxn) => void): void {
+    const aborts: Array<() => void> = [];
     const p = this.db
-      .transaction(() => fn(this.txView(true)))
-      .catch(() => undefined)
+      .transaction(() => fn(this.txView(true, aborts)))
+      .catch(() => {
+        for (const a of aborts) a();
+      })
       .finally(() => this.pending.delete(p));
     this.pending.add(p);
   }
@@ -82,9 +87,12 @@ export class LmdbStore implements Store {
   }
 
   /** inside an async transaction callback lmdb wants put/remove, inside a sync one putSync/removeSync */
-  private txView(background = false): StoreTxn {
+  private txView(background = false, aborts?: Array<() => void>): StoreTxn {
     const db = this.db;
     return {
+      onAbort: (fn) => {
+        aborts?.push(fn);
+      },
       get: <V>(key: string) => db.get(key) as V | undefined,
       put: (key, value) => {
         if (background) void db.put(key, value as never);
@@ -99,10 +107,12 @@ export class LmdbStore implements Store {
   }
 
   txn<T>(fn: (tx: StoreTxn) => T): T {
-    const tx = this.txView();
+    const aborts: Array<() => void> = [];
+    const tx = this.txView(false, aborts);
     try {
       return this.db.transactionSync(() => fn(tx));
     } catch (e) {
+      for (const a of aborts) a();
       if (e instanceof CnmError) throw e;
       throw new CnmError('ERR_STORE', `store ${this.path}: ${(e as Error).message}`);
     }

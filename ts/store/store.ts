@@ -10,6 +10,11 @@ export interface StoreTxn {
   del(key: string): void;
   /** entries whose key starts with prefix, in key order */
   range<T>(prefix: string): Array<[string, T]>;
+  /**
+   * Run fn if this transaction is rolled back, so that caches filled during it
+   * (the IPAM bitmaps) can be dropped. Outside a transaction it does nothing.
+   */
+  onAbort(fn: () => void): void;
 }
 
 export interface Store extends StoreTxn {
