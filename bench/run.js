@@ -8,6 +8,7 @@ import { NetworkController, native } from '../dist/index.js';
 import { Ipam } from '../dist/ipam/ipam.js';
 import { Pool } from '../dist/ipam/pool.js';
 import { firewallBench } from './firewall.js';
+import { ipamBench } from './ipam.js';
 import { printTable, summarize } from './stats.js';
 
 const { values } = parseArgs({
@@ -93,6 +94,7 @@ try {
     persisted.push(await time(() => ctl.store.txn((tx) => ipam.allocate(tx, seed, 4, `bench-${i}`))));
   }
   rows.push(summarize('ipam allocate persisted (/16)', persisted));
+  await ipamBench(rows, { summarize });
   await ctl.close();
 
   for (const backend of values.firewall.split(',').filter(Boolean)) {
