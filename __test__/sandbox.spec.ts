@@ -147,6 +147,23 @@ test.serial('static IP, ip-range and gateway options', async (t) => {
   await ctl.removeNetwork('autonet');
 });
 
+test.serial('a network with two subnets: addresses spill into the second, each with its own gateway', async (t) => {
+  await ctl.createNetwork({ name: 'two', ipam: [{ subnet: '10.49.0.0/30' }, { subnet: '10.49.1.0/30' }] });
+  const s1 = await ctl.createSandbox({ name: host.name('two1'), net: 'two' });
+  const s2 = await ctl.createSandbox({ name: host.name('two2'), net: 'two' });
+  t.deepEqual([s1, s2].map((s) => [s.inspect().Networks.two!.IPAddress, s.inspect().Networks.two!.Gateway]), [
+    ['10.49.0.2', '10.49.0.1'],
+    ['10.49.1.2', '10.49.1.1'],
+  ]);
+  const r = ipj<Array<{ gateway?: string }>>(s2.netns, 'route', 'show', 'default');
+  t.deepEqual(r.map((x) => x.gateway), ['10.49.1.1']);
+  t.true(pings(s2.netns, '10.49.1.1'));
+  await t.throwsAsync(ctl.createSandbox({ name: host.name('two3'), net: 'two' }), { code: 'ERR_POOL_EXHAUSTED' } as never);
+  await ctl.removeSandbox(s1.name);
+  await ctl.removeSandbox(s2.name);
+  await ctl.removeNetwork('two');
+});
+
 test.serial('a /29 is exhausted after 5 sandboxes with ERR_POOL_EXHAUSTED, leaving nothing behind', async (t) => {
   await ctl.createNetwork({ name: 'tiny', ipam: [{ subnet: '10.46.0.0/29' }] });
   const made = [];

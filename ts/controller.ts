@@ -12,7 +12,7 @@ import { CnmError, invalid, toCnmError } from './errors.js';
 import { DEFAULT_POOLS, type DefaultPool, chooseSubnet, nameserverPrefixes, ulaPrefix, validatePools } from './ipam/default-pools.js';
 import { Ipam } from './ipam/ipam.js';
 import { Pool, type PoolConfig } from './ipam/pool.js';
-import { type Cidr, formatCidr, overlaps, parseCidr, parseIp, parseSubnet } from './net/ip.js';
+import { type Cidr, contains, formatCidr, overlaps, parseCidr, parseIp, parseSubnet } from './net/ip.js';
 import { Firewall, checkBackend } from './firewall.js';
 import type { FirewallBackendName } from './native-api.js';
 import { type PortBinding, checkBinding } from './ports.js';
@@ -624,11 +624,11 @@ export class NetworkController {
       while (used.has(`${prefix}${i}`)) i++;
       ep.ifname = `${prefix}${i}`;
       ep.ipv4 = this.ipam.allocate(tx, net, 4, ep.id, ip);
-      ep.gateway = net.ipam.config.find((c) => c.subnet.includes('.'))?.gateway ?? '';
-      const v6 = net.ipam.config.find((c) => c.subnet.includes(':'));
-      if (v6) {
+      // with several subnets, the gateway is the one of the subnet the address came from
+      ep.gateway = gatewayFor(net, ep.ipv4);
+      if (net.ipam.config.some((c) => c.subnet.includes(':'))) {
         ep.ipv6 = this.ipam.allocate(tx, net, 6, ep.id, ip6);
-        ep.gateway6 = v6.gateway;
+        ep.gateway6 = gatewayFor(net, ep.ipv6);
       } else if (ip6 !== undefined) {
         throw invalid(`network ${net.name} has no IPv6 subnet: create it with --ipv6 to use --ip6`, ip6);
       }
@@ -777,4 +777,9 @@ function firewallBackend(opts: ControllerOptions): FirewallBackendName {
 function checkPortRange(r: unknown): void {
   const ok = Array.isArray(r) && r.length === 2 && r.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535) && r[0] <= r[1];
   if (!ok) throw invalid(`port range ${JSON.stringify(r)} must be [low, high] with 1 <= low <= high <= 65535`, r);
+}
+
+function gatewayFor(net: NetworkRecord, address: string): string {
+  const ip = parseIp(address.split('/')[0]!);
+  return net.ipam.config.find((c) => contains(parseSubnet(c.subnet), ip))?.gateway ?? '';
 }
