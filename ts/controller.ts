@@ -13,6 +13,7 @@ import { DEFAULT_POOLS, type DefaultPool, chooseSubnet, nameserverPrefixes, ulaP
 import { Ipam } from './ipam/ipam.js';
 import { Pool, type PoolConfig } from './ipam/pool.js';
 import { type Cidr, contains, formatCidr, overlaps, parseCidr, parseIp, parseSubnet } from './net/ip.js';
+import { fault } from './fault.js';
 import { Firewall, checkBackend } from './firewall.js';
 import type { FirewallBackendName } from './native-api.js';
 import { type PortBinding, checkBinding } from './ports.js';
@@ -289,15 +290,22 @@ export class NetworkController {
         if (!(autoSubnet && e instanceof CnmError && e.code === 'ERR_SUBNET_OVERLAP' && attempt < 3)) throw e;
       }
     }
+    let created = false;
     try {
+      fault('network.create.reserve');
       await driver.createNetwork(rec);
+      created = true;
+      fault('network.create.kernel');
     } catch (e) {
+      const err = toCnmError(e, `create network ${rec.name}`);
+      if (created) await driver.deleteNetwork(rec).catch((u: Error) => (err.details.undoErrors = [u]));
       this.store.txn((tx) => this.unreserveNetwork(tx, rec));
-      throw toCnmError(e, `create network ${rec.name}`);
+      throw err;
     }
     rec.state = 'ready';
     delete rec.owner;
     this.store.txn((tx) => tx.put(keys.net(rec.id), rec));
+    fault('network.create.commit');
     return rec;
   }
 
@@ -380,12 +388,16 @@ export class NetworkController {
       tx.put(keys.net(rec.id), { ...cur, state: 'deleting', owner: currentOwner() });
     });
     try {
+      fault('network.rm.mark');
       await this.drivers.get(rec.driver).deleteNetwork(rec);
     } catch (e) {
       this.store.txn((tx) => tx.put(keys.net(rec.id), rec));
       throw toCnmError(e, `remove network ${rec.name}`);
     }
+    // the kernel side is gone: from here on the removal only moves forward
+    fault('network.rm.kernel');
     this.store.txn((tx) => this.unreserveNetwork(tx, rec));
+    fault('network.rm.commit');
   }
 
   // --------------------------------------------------------------- sandboxes
@@ -435,18 +447,28 @@ export class NetworkController {
       tx.put(keys.sbName(sb.name), sb.id);
     });
     let netnsMade = false;
+    let joined: EndpointRecord | undefined;
     try {
+      fault('sandbox.create.reserve');
       if (mode === 'host') await native.netnsBind(sb.netns, this.hostNetns);
       else if (mode === 'container') await native.netnsBind(sb.netns, shared!.netns);
       else await native.netnsCreate(sb.netns);
       netnsMade = true;
+      fault('sandbox.create.netns');
       // host-mode sandboxes publish nothing: they use the host's ports directly, as in Docker
       const ports = mode === 'network' ? req.ports : undefined;
-      if (net) await this.join(net, sb, { ip: req.ip, ip6: req.ip6, aliases: req.aliases, ports }, true);
+      if (net) joined = await this.join(net, sb, { ip: req.ip, ip6: req.ip6, aliases: req.aliases, ports }, true);
+      fault('sandbox.create.join');
     } catch (e) {
       const undo: Error[] = [];
+      if (joined && net) {
+        const driver = this.drivers.get(net.driver);
+        if (joined.ports?.length) await driver.revokeExternalConnectivity(net, joined).catch((u: Error) => undo.push(u));
+        await driver.leave(net, joined, sb).catch((u: Error) => undo.push(u));
+      }
       if (netnsMade) await native.netnsDelete(sb.netns).catch((u: Error) => undo.push(u));
       this.store.txn((tx) => {
+        if (joined) this.forgetEndpoint(tx, joined);
         tx.del(keys.sb(sb.id));
         tx.del(keys.sbName(sb.name));
       });
@@ -457,6 +479,7 @@ export class NetworkController {
     sb.state = 'ready';
     delete sb.owner;
     this.store.txn((tx) => tx.put(keys.sb(sb.id), sb));
+    fault('sandbox.create.commit');
     return new Sandbox(this, sb);
   }
 
@@ -484,11 +507,13 @@ export class NetworkController {
     // deleting the netns takes the sandbox ends of all veths with it; the host ends
     // are then deleted explicitly, all in flight together
     try {
+      fault('sandbox.rm.mark');
       await native.netnsDelete(sb.netns);
     } catch (e) {
       this.store.txn((tx) => tx.put(keys.sb(sb.id), sb));
       throw toCnmError(e, `remove sandbox ${sb.name}`);
     }
+    fault('sandbox.rm.netns');
     const eps = endpointsOfSandbox(this.store, sb.id);
     const results = await Promise.allSettled(
       eps.map(async (ep) => {
@@ -499,6 +524,7 @@ export class NetworkController {
         await driver.leave(net, ep, sb);
       }),
     );
+    fault('sandbox.rm.leave');
     // the netns is gone, so the records go too; a failed host-end delete is reported
     // and left for reconcile, which removes veths that belong to no endpoint
     this.store.txn((tx) => {
@@ -506,6 +532,7 @@ export class NetworkController {
       tx.del(keys.sb(sb.id));
       if (tx.get(keys.sbName(sb.name)) === sb.id) tx.del(keys.sbName(sb.name));
     });
+    fault('sandbox.rm.commit');
     const errors = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as Error);
     if (errors.length > 0) {
       const first = toCnmError(errors[0], `remove sandbox ${sb.name}`);
@@ -582,11 +609,23 @@ export class NetworkController {
     });
     // the port rules can go in before the link exists, so both are in flight together
     const [joined, published] = await Promise.allSettled([
-      driver.join(net, ep, sb),
+      (async () => {
+        fault('connect.reserve');
+        const r = await driver.join(net, ep, sb);
+        return r;
+      })(),
       ep.ports?.length ? driver.programExternalConnectivity(net, ep) : Promise.resolve(),
     ]);
-    if (joined.status === 'rejected' || published.status === 'rejected') {
-      const first = joined.status === 'rejected' ? joined.reason : (published as PromiseRejectedResult).reason;
+    let injected: unknown;
+    if (joined.status === 'fulfilled' && published.status === 'fulfilled') {
+      try {
+        fault('connect.kernel');
+      } catch (e) {
+        injected = e;
+      }
+    }
+    if (joined.status === 'rejected' || published.status === 'rejected' || injected !== undefined) {
+      const first = joined.status === 'rejected' ? joined.reason : published.status === 'rejected' ? published.reason : injected;
       const err = toCnmError(first, `connect ${sb.name} to ${net.name}`);
       const undo: Error[] = [];
       if (joined.status === 'fulfilled') await driver.leave(net, ep, sb).catch((u: Error) => undo.push(u));
@@ -604,6 +643,11 @@ export class NetworkController {
       const cur = tx.get<EndpointRecord>(keys.ep(net.id, ep.id));
       if (cur?.state === 'pending') tx.put(keys.ep(net.id, ep.id), ep);
     });
+    if (process.env.CNM_FAULT) {
+      // make the background commit land first, so that a crash here is "after commit"
+      await this.store.flushed();
+      fault('connect.commit');
+    }
     return ep;
   }
 
@@ -664,13 +708,22 @@ export class NetworkController {
       throw invalid(`container cannot be disconnected from ${net.name} network`, net.name);
     }
     const driver = this.drivers.get(net.driver);
-    if (ep.ports?.length) await driver.revokeExternalConnectivity(net, ep);
+    // the way back is open until the link goes: a failure before that leaves all as it was
+    try {
+      if (ep.ports?.length) await driver.revokeExternalConnectivity(net, ep);
+      fault('disconnect.revoke');
+    } catch (e) {
+      if (ep.ports?.length) await driver.programExternalConnectivity(net, ep).catch(() => undefined);
+      throw toCnmError(e, `disconnect ${sb.name} from ${net.name}`);
+    }
     await driver.leave(net, ep, sb);
+    fault('disconnect.leave');
     const heir = ep.defaultGateway ? this.gatewayHeir(sb, ep) : undefined;
     this.store.txn((tx) => {
       this.forgetEndpoint(tx, ep);
       if (heir) tx.put(keys.ep(heir.networkId, heir.id), { ...heir, defaultGateway: true });
     });
+    fault('disconnect.commit');
     // the default route left with the interface: another network's gateway takes over, as in Docker
     if (heir) await native.setDefaultRoute(sb.netns, heir.ifname, heir.gateway, 4);
     if (heir?.ipv6 && heir.gateway6) await native.setDefaultRoute(sb.netns, heir.ifname, heir.gateway6, 6);

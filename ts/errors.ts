@@ -26,6 +26,7 @@ export const ErrorCodes = {
   ERR_LINK_NOT_FOUND: 404,
   ERR_LINK_EXISTS: 409,
   ERR_IO: 500,
+  ERR_FAULT_INJECTED: 500,
 } as const;
 
 /** One of the stable codes a {@link CnmError} carries. */

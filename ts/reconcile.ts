@@ -83,6 +83,17 @@ export async function reconcile(ctl: NetworkController, opts: { dryRun?: boolean
     }
   }
 
+  // endpoints whose link is gone (a crash between a disconnect's kernel work and its
+  // commit): the user asked for them to go, so the records follow the kernel
+  const hostLinks = new Set(links.map((l) => l.name));
+  for (const net of allNetworks(store)) {
+    if (net.driver !== 'bridge') continue;
+    for (const ep of endpointsOfNetwork(store, net.id)) {
+      if (ep.state !== 'active' || !ep.hostIfname || hostLinks.has(ep.hostIfname)) continue;
+      await step(`drop endpoint ${ep.id.slice(0, 12)} on ${net.name} whose link is gone`, () => dropEndpoint(ep));
+    }
+  }
+
   // veths on our bridges that no endpoint accounts for
   const ours = new Map<number, NetworkRecord>();
   for (const net of allNetworks(store)) {

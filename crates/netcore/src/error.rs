@@ -25,6 +25,8 @@ pub enum ErrorCode {
     PortAllocated,
     /// A file or thread operation failed outside netlink.
     Io,
+    /// CNM_FAULT named this step (tests only).
+    FaultInjected,
 }
 
 impl ErrorCode {
@@ -37,6 +39,7 @@ impl ErrorCode {
             ErrorCode::NetnsExists => "ERR_NETNS_EXISTS",
             ErrorCode::LinkNotFound => "ERR_LINK_NOT_FOUND",
             ErrorCode::LinkExists => "ERR_LINK_EXISTS",
+            ErrorCode::FaultInjected => "ERR_FAULT_INJECTED",
             ErrorCode::PortAllocated => "ERR_PORT_ALLOCATED",
             ErrorCode::Io => "ERR_IO",
         }

@@ -9,6 +9,7 @@
 
 pub mod addr;
 pub mod error;
+pub mod fault;
 pub mod firewall;
 pub mod link;
 pub mod netns;

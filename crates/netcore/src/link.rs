@@ -339,7 +339,11 @@ pub async fn ensure_bridge(spec: &BridgeSpec) -> Result<BridgeResult> {
     .await
     .map_err(|e| create_error(e, format!("create bridge {name}"), name, netns))?;
     let made = created_link(&handle, replies, name, netns).await?;
-    if let Err(e) = add_addresses_idempotent(&handle, netns, made.index, name, &cidrs).await {
+    let configured = async {
+        crate::fault::point("netcore.bridge.created")?;
+        add_addresses_idempotent(&handle, netns, made.index, name, &cidrs).await
+    };
+    if let Err(e) = configured.await {
         let _ = delete_index(&handle, made.index).await;
         return Err(e);
     }
@@ -491,6 +495,10 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
             return Err(e);
         }
     };
+    if let Err(e) = crate::fault::point("netcore.veth.created") {
+        let _ = delete_index(&sb, peer.index).await;
+        return Err(e);
+    }
 
     // Host end: master and up, then read back; sandbox end: addresses and
     // routes. Both netns at once.

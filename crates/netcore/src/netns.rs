@@ -301,6 +301,7 @@ pub async fn create(name: &str) -> Result<()> {
     let id = ns_id(name)?;
     let result = async {
         let handle = install(Some(name.to_string()), Some(id), socket)?;
+        crate::fault::point("netcore.netns.created")?;
         crate::link::set_up(&handle, Some(name), 1, "lo").await
     }
     .await;

@@ -1,0 +1,58 @@
+/**
+ * Fault injection for tests: `CNM_FAULT=<point>[:crash][,<point>[:crash]…]` makes
+ * the named step boundary fail as if the step had failed (so the operation's own
+ * undo runs), or with `:crash` kills the process on the spot (so the next start's
+ * reconcile has to clean up). Points are listed in FAULT_POINTS; netcore has its
+ * own (netcore.*), read from the same variable.
+ */
+import { CnmError } from './errors.js';
+
+/** Every step boundary of every mutating operation, in order. */
+export const FAULT_POINTS = [
+  'network.create.reserve',
+  'network.create.kernel',
+  'network.create.commit',
+  'network.rm.mark',
+  'network.rm.kernel',
+  'network.rm.commit',
+  'sandbox.create.reserve',
+  'sandbox.create.netns',
+  'sandbox.create.join',
+  'sandbox.create.commit',
+  'connect.reserve',
+  'connect.kernel',
+  'connect.commit',
+  'disconnect.revoke',
+  'disconnect.leave',
+  'disconnect.commit',
+  'sandbox.rm.mark',
+  'sandbox.rm.netns',
+  'sandbox.rm.leave',
+  'sandbox.rm.commit',
+] as const;
+
+export type FaultPoint = (typeof FAULT_POINTS)[number];
+
+/** The step boundaries inside netcore (crates/netcore/src/fault.rs). */
+export const NETCORE_FAULT_POINTS = ['netcore.netns.created', 'netcore.bridge.created', 'netcore.veth.created'] as const;
+
+let parsed: Map<string, 'error' | 'crash'> | undefined;
+
+function faults(): Map<string, 'error' | 'crash'> {
+  if (parsed === undefined) {
+    parsed = new Map();
+    for (const item of (process.env.CNM_FAULT ?? '').split(',')) {
+      const [point, mode] = item.trim().split(':');
+      if (point) parsed.set(point, mode === 'crash' ? 'crash' : 'error');
+    }
+  }
+  return parsed;
+}
+
+/** A step boundary: fails or kills the process when CNM_FAULT names it. */
+export function fault(point: FaultPoint): void {
+  const mode = faults().get(point);
+  if (mode === undefined) return;
+  if (mode === 'crash') process.kill(process.pid, 'SIGKILL');
+  throw new CnmError('ERR_FAULT_INJECTED', `fault injected at ${point} (CNM_FAULT)`, { value: point });
+}
