@@ -3,7 +3,7 @@
  * lock shared by every process that opens the file, crash-safe commits and no
  * server — the role BoltDB plays in libnetwork.
  */
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type RootDatabase, open } from 'lmdb';
 import { CnmError } from '../errors.js';
@@ -12,6 +12,35 @@ import { ensureStateDir } from './state-dir.js';
 
 /** File name of the database inside a host's state directory. */
 export const STORE_FILE = 'cnm.mdb';
+
+/** LMDB's meta page magic (0xBEEFC0DE), at byte 24 of each of the two meta pages. */
+const MAGIC = 0xbeefc0de;
+const META_MAGIC_AT = 24;
+
+/**
+ * Look at the two meta pages before LMDB maps the file: a file cut short or
+ * overwritten must stop cnm with a message naming it (LMDB itself may crash on
+ * such a file), and must be left exactly as it is for the user to inspect.
+ */
+function checkHeader(path: string): void {
+  const size = statSync(path).size;
+  if (size === 0) return;
+  const fail = (why: string) =>
+    new CnmError('ERR_STORE', `store file ${path} is damaged (${why}); cnm will not touch it: move it away to start afresh, or restore a backup`, {
+      value: path,
+    });
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(Math.min(size, 64 * 1024 + 64));
+    readSync(fd, head, 0, head.length, 0);
+    const magicAt = (off: number) => off + META_MAGIC_AT + 4 <= head.length && head.readUInt32LE(off + META_MAGIC_AT) === MAGIC;
+    if (!magicAt(0)) throw fail('no LMDB header');
+    const second = [4096, 8192, 16384, 32768, 65536].find((ps) => magicAt(ps));
+    if (second === undefined) throw fail(`truncated to ${size} bytes, or its second meta page is overwritten`);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 export class LmdbStore implements Store {
   private readonly db: RootDatabase;
@@ -25,15 +54,7 @@ export class LmdbStore implements Store {
   static open(dir: string): LmdbStore {
     ensureStateDir(dir);
     const path = join(dir, STORE_FILE);
-    if (existsSync(path)) {
-      const size = statSync(path).size;
-      // an LMDB file always holds two meta pages; anything shorter was cut off
-      if (size > 0 && size < 8192) {
-        throw new CnmError('ERR_STORE', `store file ${path} is truncated (${size} bytes); move it away to start afresh`, {
-          value: path,
-        });
-      }
-    }
+    if (existsSync(path)) checkHeader(path);
     let db: RootDatabase;
     try {
       db = open({ path, compression: false, noSubdir: true, maxReaders: 256, noMetaSync: true } as Parameters<typeof open>[0]);
