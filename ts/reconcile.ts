@@ -53,7 +53,8 @@ export async function reconcile(ctl: NetworkController, opts: { dryRun?: boolean
   // sandboxes half-made by a dead process, or whose netns is gone
   for (const sb of allSandboxes(store)) {
     const halfDone = sb.state !== 'ready' && !isAlive(sb.owner);
-    const gone = sb.state === 'ready' && !namespaces.has(sb.netns);
+    // the list is a snapshot: a sandbox another process finished since is not gone
+    const gone = sb.state === 'ready' && !namespaces.has(sb.netns) && !(await native.netnsExists(sb.netns));
     if (!halfDone && !gone) continue;
     await step(`${gone ? 'release sandbox whose netns is gone' : 'roll back half-made sandbox'} ${sb.name}`, async () => {
       if (halfDone && namespaces.has(sb.netns)) await native.netnsDelete(sb.netns);
@@ -85,11 +86,17 @@ export async function reconcile(ctl: NetworkController, opts: { dryRun?: boolean
 
   // endpoints whose link is gone (a crash between a disconnect's kernel work and its
   // commit): the user asked for them to go, so the records follow the kernel
-  const hostLinks = new Set(links.map((l) => l.name));
-  for (const net of allNetworks(store)) {
-    if (net.driver !== 'bridge') continue;
-    for (const ep of endpointsOfNetwork(store, net.id)) {
-      if (ep.state !== 'active' || !ep.hostIfname || hostLinks.has(ep.hostIfname)) continue;
+  // read the endpoints first and the links after: an endpoint active at the read
+  // had its link before it, so only a really lost link is missing from the list
+  const active = allNetworks(store)
+    .filter((n) => n.driver === 'bridge')
+    .flatMap((n) => endpointsOfNetwork(store, n.id).map((ep) => ({ ep, net: n })))
+    .filter(({ ep }) => ep.state === 'active' && ep.hostIfname !== '');
+  const inSnapshot = new Set(links.map((l) => l.name));
+  if (active.some(({ ep }) => !inSnapshot.has(ep.hostIfname))) {
+    const fresh = new Set((await native.listLinks(host)).map((l) => l.name));
+    for (const { ep, net } of active) {
+      if (fresh.has(ep.hostIfname)) continue;
       await step(`drop endpoint ${ep.id.slice(0, 12)} on ${net.name} whose link is gone`, () => dropEndpoint(ep));
     }
   }
