@@ -53,6 +53,7 @@ export class Firewall {
     return {
       bridge: net.bridge!,
       subnet: net.ipam.config.find((c) => c.subnet.includes('.'))?.subnet ?? '',
+      subnet6: net.ipam.config.find((c) => c.subnet.includes(':'))?.subnet ?? null,
       masquerade: opt(OPT_MASQ, true) && !net.internal,
       icc: opt(OPT_ICC, true),
       internal: net.internal,
@@ -60,17 +61,26 @@ export class Firewall {
     };
   }
 
-  /** The firewall entries of an endpoint's published ports. */
+  /**
+   * The firewall entries of an endpoint's published ports. A dual-stack endpoint's
+   * ports are published on IPv6 too (to its IPv6 address), unless bound to a
+   * specific IPv4 host address.
+   */
   static ports(net: NetworkRecord, ep: EndpointRecord, maps: readonly PortMappingRecord[] = ep.ports ?? []): PortMapping[] {
     const containerIp = ep.ipv4.split('/')[0]!;
-    return maps.map((m) => ({
-      proto: m.proto,
-      hostIp: m.hostIp === '0.0.0.0' ? undefined : m.hostIp,
-      hostPort: m.hostPort,
-      containerIp,
-      containerPort: m.containerPort,
-      bridge: net.bridge!,
-      tag: ep.id,
-    }));
+    const containerIp6 = ep.ipv6 ? ep.ipv6.split('/')[0]! : null;
+    return maps.map((m) => {
+      const hostIp = m.hostIp === '0.0.0.0' ? undefined : m.hostIp;
+      return {
+        proto: m.proto,
+        hostIp,
+        hostPort: m.hostPort,
+        containerIp,
+        containerIp6: hostIp === undefined ? containerIp6 : null,
+        containerPort: m.containerPort,
+        bridge: net.bridge!,
+        tag: ep.id,
+      };
+    });
   }
 }

@@ -117,6 +117,8 @@ export interface FirewallNetwork {
   bridge: string;
   /** IPv4 subnet of the network, CIDR (iptables rules match on it) */
   subnet: string;
+  /** IPv6 subnet of a dual-stack network, CIDR; absent/null = none (the iptables backend writes ip6tables rules only for networks with one) */
+  subnet6?: string | null;
   /** masquerade traffic from the subnet that leaves through anything but its own bridge */
   masquerade: boolean;
   /** inter-container communication on this bridge */
@@ -134,6 +136,8 @@ export interface PortMapping {
   hostIp?: string | null;
   hostPort: number;
   containerIp: string;
+  /** also publish the host port on IPv6 to this container address (unless hostIp is a specific IPv4 address); absent/null = IPv4 only */
+  containerIp6?: string | null;
   containerPort: number;
   /** the bridge the container sits behind (iptables rules use it) */
   bridge: string;

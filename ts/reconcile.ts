@@ -124,8 +124,11 @@ export async function reconcile(ctl: NetworkController, opts: { dryRun?: boolean
     const wantPorts = allNetworks(store).flatMap((n) =>
       n.driver === 'bridge' ? endpointsOfNetwork(store, n.id).flatMap((ep) => Firewall.ports(n, ep)) : [],
     );
-    const netKey = (n: FirewallNetwork) => `${n.bridge}|${n.masquerade}|${n.icc}|${n.internal}`;
-    const portKey = (p: PortMapping) => `${p.proto}|${p.hostIp ?? '0.0.0.0'}|${p.hostPort}|${p.containerIp}|${p.containerPort}`;
+    // nftables keeps no subnets (its sets are keyed by bridge), iptables rules carry them
+    const subnets = ctl.firewall.backend === 'iptables';
+    const netKey = (n: FirewallNetwork) => `${n.bridge}|${n.masquerade}|${n.icc}|${n.internal}|${subnets ? (n.subnet6 ?? '') : ''}`;
+    const portKey = (p: PortMapping) =>
+      `${p.proto}|${p.hostIp ?? '0.0.0.0'}|${p.hostPort}|${p.containerIp}|${p.containerPort}|${p.containerIp6 ?? ''}`;
     const haveNets = new Set(state.networks.map(netKey));
     const haveBridges = new Set(state.networks.map((n) => n.bridge));
     const wantBridges = new Set(wantNets.map((n) => n.bridge));

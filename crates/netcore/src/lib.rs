@@ -330,6 +330,9 @@ pub struct FirewallNetwork {
     pub bridge: String,
     /// IPv4 subnet, CIDR; "" when unknown
     pub subnet: String,
+    /// IPv6 subnet of a dual-stack network, CIDR; absent/null: none
+    #[napi(ts_type = "string | null")]
+    pub subnet6: Option<Either<String, Null>>,
     pub masquerade: bool,
     pub icc: bool,
     pub internal: bool,
@@ -346,6 +349,10 @@ pub struct PortMapping {
     pub host_ip: Option<Either<String, Null>>,
     pub host_port: u32,
     pub container_ip: String,
+    /// also published on IPv6 to this container address (unless host_ip is
+    /// a specific IPv4 address); absent/null: IPv4 only
+    #[napi(ts_type = "string | null")]
+    pub container_ip6: Option<Either<String, Null>>,
     pub container_port: u32,
     pub bridge: String,
     pub tag: String,
@@ -381,9 +388,14 @@ fn fw_network(n: FirewallNetwork) -> error::Result<firewall::Network> {
         "" => None,
         s => Some(firewall::Subnet::parse(s)?),
     };
+    let subnet6 = match &n.subnet6 {
+        Some(Either::A(s)) if !s.is_empty() => Some(firewall::Subnet6::parse(s)?),
+        _ => None,
+    };
     Ok(firewall::Network {
         bridge: n.bridge,
         subnet,
+        subnet6,
         masquerade: n.masquerade,
         icc: n.icc,
         internal: n.internal,
@@ -404,6 +416,12 @@ fn fw_port(p: PortMapping) -> error::Result<firewall::Port> {
         },
         host_port: firewall::parse_port(p.host_port, "host port")?,
         container_ip: firewall::parse_ipv4(&p.container_ip, "container IP")?,
+        container_ip6: match &p.container_ip6 {
+            Some(Either::A(ip)) if !ip.is_empty() => {
+                Some(firewall::parse_ipv6(ip, "container IPv6")?)
+            }
+            _ => None,
+        },
         container_port: firewall::parse_port(p.container_port, "container port")?,
         bridge: p.bridge,
         tag: p.tag,
@@ -445,6 +463,10 @@ fn js_state(s: firewall::State) -> FirewallState {
             .map(|n| FirewallNetwork {
                 bridge: n.bridge,
                 subnet: n.subnet.map(|s| s.to_string()).unwrap_or_default(),
+                subnet6: Some(match n.subnet6 {
+                    Some(s) => Either::A(s.to_string()),
+                    None => Either::B(Null),
+                }),
                 masquerade: n.masquerade,
                 icc: n.icc,
                 internal: n.internal,
@@ -462,6 +484,10 @@ fn js_state(s: firewall::State) -> FirewallState {
                 }),
                 host_port: u32::from(p.host_port),
                 container_ip: p.container_ip.to_string(),
+                container_ip6: Some(match p.container_ip6 {
+                    Some(ip) => Either::A(ip.to_string()),
+                    None => Either::B(Null),
+                }),
                 container_port: u32::from(p.container_port),
                 bridge: p.bridge,
                 tag: p.tag,

@@ -35,6 +35,11 @@ fn resolve(program: &str) -> Option<std::path::PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Whether `program` is installed in one of the system directories.
+pub fn available(program: &str) -> bool {
+    resolve(program).is_some()
+}
+
 /// Runs `program args…` inside `netns` (None: the process netns), feeding
 /// `stdin`, and waits for it. Err only when it could not be run at all.
 pub fn run(netns: Option<&str>, program: &str, args: &[&str], stdin: &str) -> Result<Output> {

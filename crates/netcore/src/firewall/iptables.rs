@@ -9,19 +9,30 @@
 //! repeat the saved rule spec exactly. The tables are read with
 //! `iptables-save` first, except by an `apply` that can trust the model it
 //! kept from its previous call (see "Skipping iptables-save" below).
+//!
+//! IPv6: the same chains in the nat and filter tables of ip6tables, written
+//! with `ip6tables-restore --noflush` and read with `ip6tables-save`; a
+//! network gets IPv6 rules when it has an IPv6 subnet (no localhost
+//! masquerade: ::1 cannot be routed out), a port a DNAT rule when it has a
+//! container IPv6 address and no specific IPv4 host address. A call that
+//! changes both families runs both programs, IPv4 first; every check
+//! (ERR_PORT_ALLOCATED, missing chains) is done before either runs. Without
+//! ip6tables installed the backend is IPv4 only, and refuses IPv6 rules.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use super::exec;
-use super::{Batch, FirewallBackend, Network, Port, Proto, State, Subnet};
+use super::{Batch, FirewallBackend, Network, Port, Proto, State, Subnet, Subnet6};
 use crate::error::{ns_label, Error, ErrorCode, Result};
 
 const SAVE: &str = "iptables-save";
 const RESTORE: &str = "iptables-restore";
+const SAVE6: &str = "ip6tables-save";
+const RESTORE6: &str = "ip6tables-restore";
 const RESTORE_ARGS: &[&str] = &["--noflush", "-w", "10"];
 
 const PREROUTING: &str = "CNM-PREROUTING";
@@ -37,13 +48,46 @@ const EP_TAG: &str = "cnm:ep:";
 enum Table {
     Nat,
     Filter,
+    /// The nat table of ip6tables.
+    Nat6,
+    /// The filter table of ip6tables.
+    Filter6,
 }
 
 impl Table {
     fn name(self) -> &'static str {
         match self {
-            Table::Nat => "nat",
-            Table::Filter => "filter",
+            Table::Nat | Table::Nat6 => "nat",
+            Table::Filter | Table::Filter6 => "filter",
+        }
+    }
+
+    fn v6(self) -> bool {
+        matches!(self, Table::Nat6 | Table::Filter6)
+    }
+
+    fn nat(v6: bool) -> Table {
+        if v6 {
+            Table::Nat6
+        } else {
+            Table::Nat
+        }
+    }
+
+    fn filter(v6: bool) -> Table {
+        if v6 {
+            Table::Filter6
+        } else {
+            Table::Filter
+        }
+    }
+
+    /// "iptables" or "ip6tables", for messages.
+    fn program(self) -> &'static str {
+        if self.v6() {
+            "ip6tables"
+        } else {
+            "iptables"
         }
     }
 }
@@ -94,7 +138,7 @@ impl Rule {
 }
 
 fn quote(s: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "-_.:/!+=,@%".contains(c);
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_.:/!+=,@%[]".contains(c);
     if !s.is_empty() && s.chars().all(safe) {
         s.to_string()
     } else {
@@ -161,7 +205,12 @@ fn options(args: &[String]) -> Vec<Opt> {
             let mut v = args.get(i).cloned();
             i += 1;
             if matches!(name, "-s" | "-d") {
-                v = v.map(|s| s.strip_suffix("/32").map(str::to_string).unwrap_or(s));
+                v = v.map(|s| {
+                    s.strip_suffix("/32")
+                        .or_else(|| s.strip_suffix("/128"))
+                        .map(str::to_string)
+                        .unwrap_or(s)
+                });
             }
             out.push((neg, name.to_string(), v));
         } else {
@@ -215,7 +264,8 @@ fn split_words(line: &str) -> Vec<String> {
     out
 }
 
-/// What `iptables-save` showed of the nat and filter tables.
+/// What `iptables-save` (and `ip6tables-save`) showed of the nat and
+/// filter tables.
 #[derive(Debug, Default)]
 struct Saved {
     chains: HashSet<(Table, String)>,
@@ -223,15 +273,22 @@ struct Saved {
 }
 
 impl Saved {
-    fn parse(text: &str) -> Saved {
+    /// Parses the output of `iptables-save`, or of `ip6tables-save` with `v6`.
+    fn parse(text: &str, v6: bool) -> Saved {
         let mut saved = Saved::default();
+        saved.add(text, v6);
+        saved
+    }
+
+    fn add(&mut self, text: &str, v6: bool) {
+        let saved = self;
         let mut table = None;
         for line in text.lines() {
             let line = line.trim();
             if let Some(t) = line.strip_prefix('*') {
                 table = match t {
-                    "nat" => Some(Table::Nat),
-                    "filter" => Some(Table::Filter),
+                    "nat" => Some(Table::nat(v6)),
+                    "filter" => Some(Table::filter(v6)),
                     _ => None,
                 };
                 continue;
@@ -253,7 +310,6 @@ impl Saved {
                 }
             }
         }
-        saved
     }
 
     fn has_chain(&self, table: Table, chain: &str) -> bool {
@@ -278,8 +334,19 @@ fn ep_comment(p: &Port) -> String {
     format!("{EP_TAG}{}/{}", p.tag, p.bridge)
 }
 
-/// The rules of a network, in the order they are added.
+/// The rules of a network, in the order they are added: IPv4, then IPv6
+/// when it has an IPv6 subnet.
 fn network_rules(n: &Network) -> Result<Vec<(Rule, Pos)>> {
+    let mut out = family_rules(n, false, n.subnet.map(|s| s.to_string()))?;
+    if let Some(s6) = n.subnet6 {
+        out.extend(family_rules(n, true, Some(s6.to_string()))?);
+    }
+    Ok(out)
+}
+
+/// The rules of a network in one family.
+fn family_rules(n: &Network, v6: bool, subnet: Option<String>) -> Result<Vec<(Rule, Pos)>> {
+    let (nat, filter) = (Table::nat(v6), Table::filter(v6));
     let c = net_comment(n);
     let br = n.bridge.as_str();
     let cm = ["-m", "comment", "--comment", c.as_str()];
@@ -296,17 +363,17 @@ fn network_rules(n: &Network) -> Result<Vec<(Rule, Pos)>> {
         args: with(head, tail),
     };
     let mut out = Vec::new();
-    let subnet = n.subnet.map(|s| s.to_string());
     if n.masquerade && !n.internal {
         let Some(s) = subnet.as_deref() else {
             return Err(Error::invalid(format!(
-                "network on bridge {br}: the iptables backend needs the subnet to masquerade"
+                "network on bridge {br}: the {} backend needs the subnet to masquerade",
+                nat.program()
             ))
             .ifname(br));
         };
         out.push((
             rule(
-                Table::Nat,
+                nat,
                 POSTROUTING,
                 &["-s", s, "!", "-o", br],
                 &["-j", "MASQUERADE"],
@@ -314,19 +381,23 @@ fn network_rules(n: &Network) -> Result<Vec<(Rule, Pos)>> {
             Pos::Append,
         ));
     }
-    out.push((
-        rule(
-            Table::Nat,
-            POSTROUTING,
-            &["-o", br, "-m", "addrtype", "--src-type", "LOCAL"],
-            &["-j", "MASQUERADE"],
-        ),
-        Pos::Append,
-    ));
+    if !v6 {
+        // 127.0.0.1 DNATed to a container (route_localnet); IPv6 has no
+        // equivalent: ::1 cannot leave the host.
+        out.push((
+            rule(
+                nat,
+                POSTROUTING,
+                &["-o", br, "-m", "addrtype", "--src-type", "LOCAL"],
+                &["-j", "MASQUERADE"],
+            ),
+            Pos::Append,
+        ));
+    }
     if let Some(s) = subnet.as_deref() {
         out.push((
             rule(
-                Table::Nat,
+                nat,
                 POSTROUTING,
                 &["-s", s, "-o", br, "-m", "conntrack", "--ctstate", "DNAT"],
                 &["-j", "MASQUERADE"],
@@ -336,38 +407,23 @@ fn network_rules(n: &Network) -> Result<Vec<(Rule, Pos)>> {
     }
     if n.internal {
         out.push((
-            rule(
-                Table::Filter,
-                FORWARD,
-                &["-i", br, "!", "-o", br],
-                &["-j", "DROP"],
-            ),
+            rule(filter, FORWARD, &["-i", br, "!", "-o", br], &["-j", "DROP"]),
             Pos::Insert,
         ));
         out.push((
-            rule(
-                Table::Filter,
-                FORWARD,
-                &["!", "-i", br, "-o", br],
-                &["-j", "DROP"],
-            ),
+            rule(filter, FORWARD, &["!", "-i", br, "-o", br], &["-j", "DROP"]),
             Pos::Insert,
         ));
     }
     // Inserted last, so it ends up first.
     let verdict = if n.icc { "ACCEPT" } else { "DROP" };
     out.push((
-        rule(
-            Table::Filter,
-            FORWARD,
-            &["-i", br, "-o", br],
-            &["-j", verdict],
-        ),
+        rule(filter, FORWARD, &["-i", br, "-o", br], &["-j", verdict]),
         Pos::Insert,
     ));
     out.push((
         rule(
-            Table::Filter,
+            filter,
             ISOLATION,
             &["-i", br, "!", "-o", br],
             &["-j", ISOLATION2],
@@ -375,10 +431,37 @@ fn network_rules(n: &Network) -> Result<Vec<(Rule, Pos)>> {
         Pos::Append,
     ));
     out.push((
-        rule(Table::Filter, ISOLATION2, &["-o", br], &["-j", "DROP"]),
+        rule(filter, ISOLATION2, &["-o", br], &["-j", "DROP"]),
         Pos::Append,
     ));
     Ok(out)
+}
+
+/// The IPv6 DNAT rule of a port, when it is published on IPv6.
+fn port_rule6(p: &Port) -> Option<Rule> {
+    let target = p.v6_target()?;
+    let proto = p.proto.as_str();
+    let args = [
+        "-p",
+        proto,
+        "-m",
+        proto,
+        "--dport",
+        &p.host_port.to_string(),
+        "-m",
+        "comment",
+        "--comment",
+        &ep_comment(p),
+        "-j",
+        "DNAT",
+        "--to-destination",
+        &format!("[{target}]:{}", p.container_port),
+    ];
+    Some(Rule {
+        table: Table::Nat6,
+        chain: PREROUTING.to_string(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+    })
 }
 
 fn port_rule(p: &Port) -> Rule {
@@ -412,11 +495,13 @@ fn port_rule(p: &Port) -> Rule {
     }
 }
 
-/// The published key of a saved DNAT rule of ours.
+/// The published key of a saved DNAT rule of ours. An IPv6 rule gives a
+/// port with container address 0.0.0.0 and its `container_ip6`.
 fn saved_port(rule: &Rule) -> Option<Port> {
-    if rule.table != Table::Nat || rule.chain != PREROUTING {
+    if rule.table.name() != "nat" || rule.chain != PREROUTING {
         return None;
     }
+    let v6 = rule.table.v6();
     let opts = options(&rule.args);
     let (tag, bridge) = comment(&opts)?.strip_prefix(EP_TAG)?.rsplit_once('/')?;
     if opt(&opts, "-j")?.1 != "DNAT" {
@@ -425,16 +510,23 @@ fn saved_port(rule: &Rule) -> Option<Port> {
     let proto = Proto::parse(opt(&opts, "-p")?.1).ok()?;
     let host_port = opt(&opts, "--dport")?.1.parse().ok()?;
     let host_ip = match opt(&opts, "-d") {
-        Some((false, ip)) => Some(ip.parse::<Ipv4Addr>().ok()?),
-        Some((true, _)) => return None,
+        Some((false, ip)) if !v6 => Some(ip.parse::<Ipv4Addr>().ok()?),
+        Some(_) => return None,
         None => None,
     };
     let (cip, cport) = opt(&opts, "--to-destination")?.1.rsplit_once(':')?;
+    let (container_ip, container_ip6) = if v6 {
+        let ip = cip.strip_prefix('[')?.strip_suffix(']')?;
+        (Ipv4Addr::UNSPECIFIED, Some(ip.parse::<Ipv6Addr>().ok()?))
+    } else {
+        (cip.parse().ok()?, None)
+    };
     Some(Port {
         proto,
         host_ip,
         host_port,
-        container_ip: cip.parse().ok()?,
+        container_ip,
+        container_ip6,
         container_port: cport.parse().ok()?,
         bridge: bridge.to_string(),
         tag: tag.to_string(),
@@ -451,10 +543,15 @@ fn saved_network_id(rule: &Rule) -> Option<(String, String)> {
 
 fn parse_state(saved: &Saved) -> State {
     let mut nets: BTreeMap<(String, String), Network> = BTreeMap::new();
-    let mut ports = Vec::new();
+    let mut ports: Vec<Port> = Vec::new();
+    let mut ports6 = Vec::new();
     for rule in &saved.rules {
         if let Some(p) = saved_port(rule) {
-            ports.push(p);
+            if rule.table.v6() {
+                ports6.push(p);
+            } else {
+                ports.push(p);
+            }
             continue;
         }
         let Some((tag, bridge)) = saved_network_id(rule) else {
@@ -465,6 +562,7 @@ fn parse_state(saved: &Saved) -> State {
             .or_insert_with(|| Network {
                 bridge,
                 subnet: None,
+                subnet6: None,
                 masquerade: false,
                 icc: true,
                 internal: false,
@@ -472,7 +570,11 @@ fn parse_state(saved: &Saved) -> State {
             });
         let opts = options(&rule.args);
         if let Some((false, s)) = opt(&opts, "-s") {
-            n.subnet = n.subnet.or_else(|| Subnet::parse(s).ok());
+            if rule.table.v6() {
+                n.subnet6 = n.subnet6.or_else(|| Subnet6::parse(s).ok());
+            } else {
+                n.subnet = n.subnet.or_else(|| Subnet::parse(s).ok());
+            }
         }
         let target = opt(&opts, "-j").map(|(_, t)| t);
         let i = opt(&opts, "-i");
@@ -491,6 +593,20 @@ fn parse_state(saved: &Saved) -> State {
             _ => {}
         }
     }
+    // An IPv6 DNAT rule belongs to the IPv4 one of the same key and endpoint.
+    for p6 in ports6 {
+        let twin = ports.iter_mut().find(|p| {
+            port_key(p) == port_key(&p6)
+                && p.tag == p6.tag
+                && p.bridge == p6.bridge
+                && p.container_port == p6.container_port
+                && p.container_ip6.is_none()
+        });
+        match twin {
+            Some(p) => p.container_ip6 = p6.container_ip6,
+            None => ports.push(p6),
+        }
+    }
     ports.sort_by_key(|p| (p.host_ip, p.proto.number(), p.host_port));
     State {
         networks: nets.into_values().collect(),
@@ -498,25 +614,49 @@ fn parse_state(saved: &Saved) -> State {
     }
 }
 
-/// Lines for `iptables-restore --noflush`, per table, in order.
+/// Lines for `iptables-restore --noflush` (and `ip6tables-restore`), per
+/// table, in order.
 #[derive(Debug, Default)]
 struct Script {
     nat: Vec<String>,
     filter: Vec<String>,
+    nat6: Vec<String>,
+    filter6: Vec<String>,
 }
 
 impl Script {
     fn push(&mut self, table: Table, line: String) {
+        self.lines_mut(table).push(line);
+    }
+
+    fn lines_mut(&mut self, table: Table) -> &mut Vec<String> {
         match table {
-            Table::Nat => self.nat.push(line),
-            Table::Filter => self.filter.push(line),
+            Table::Nat => &mut self.nat,
+            Table::Filter => &mut self.filter,
+            Table::Nat6 => &mut self.nat6,
+            Table::Filter6 => &mut self.filter6,
         }
     }
 
-    fn text(&self) -> Option<String> {
+    fn tables(&self) -> [(Table, &Vec<String>); 4] {
+        [
+            (Table::Nat, &self.nat),
+            (Table::Filter, &self.filter),
+            (Table::Nat6, &self.nat6),
+            (Table::Filter6, &self.filter6),
+        ]
+    }
+
+    /// The number of tables the script changes (one COMMIT each).
+    fn commits(&self) -> u32 {
+        self.tables().iter().filter(|(_, l)| !l.is_empty()).count() as u32
+    }
+
+    /// The input of `iptables-restore`, or with `v6` of `ip6tables-restore`.
+    fn text(&self, v6: bool) -> Option<String> {
         let mut out = String::new();
-        for (table, lines) in [(Table::Nat, &self.nat), (Table::Filter, &self.filter)] {
-            if lines.is_empty() {
+        for (table, lines) in self.tables() {
+            if lines.is_empty() || table.v6() != v6 {
                 continue;
             }
             out.push('*');
@@ -532,42 +672,106 @@ impl Script {
     }
 }
 
+/// Whether ip6tables is installed.
+fn have_v6() -> bool {
+    exec::available(SAVE6) && exec::available(RESTORE6)
+}
+
+/// Both families' tables (IPv6 only when ip6tables is installed).
 fn save(netns: Option<&str>) -> Result<Saved> {
     let text = exec::run_ok(netns, SAVE, &[], "")?;
-    Ok(Saved::parse(&text))
+    let mut saved = Saved::parse(&text, false);
+    if have_v6() {
+        let text6 = exec::run_ok(netns, SAVE6, &[], "")?;
+        saved.add(&text6, true);
+    }
+    Ok(saved)
 }
 
 fn restore(netns: Option<&str>, script: &Script) -> Result<()> {
-    if let Some(text) = script.text() {
+    if let Some(text) = script.text(false) {
         exec::run_ok(netns, RESTORE, RESTORE_ARGS, &text)?;
+    }
+    if let Some(text) = script.text(true) {
+        exec::run_ok(netns, RESTORE6, RESTORE_ARGS, &text)?;
     }
     Ok(())
 }
 
-fn jump_rules() -> Vec<Rule> {
+fn jump_rules(v6: bool) -> Vec<Rule> {
+    let (nat, filter) = (Table::nat(v6), Table::filter(v6));
+    let output: &[&str] = if v6 {
+        // ::1 cannot be DNATed out of the host: leave it alone.
+        &[
+            "!",
+            "-d",
+            "::1",
+            "-m",
+            "addrtype",
+            "--dst-type",
+            "LOCAL",
+            "-j",
+            PREROUTING,
+        ]
+    } else {
+        &["-m", "addrtype", "--dst-type", "LOCAL", "-j", PREROUTING]
+    };
     vec![
         Rule::new(
-            Table::Nat,
+            nat,
             "PREROUTING",
             &["-m", "addrtype", "--dst-type", "LOCAL", "-j", PREROUTING],
         ),
-        Rule::new(
-            Table::Nat,
-            "OUTPUT",
-            &["-m", "addrtype", "--dst-type", "LOCAL", "-j", PREROUTING],
-        ),
-        Rule::new(Table::Nat, "POSTROUTING", &["-j", POSTROUTING]),
-        Rule::new(Table::Filter, "FORWARD", &["-j", FORWARD]),
+        Rule::new(nat, "OUTPUT", output),
+        Rule::new(nat, "POSTROUTING", &["-j", POSTROUTING]),
+        Rule::new(filter, "FORWARD", &["-j", FORWARD]),
     ]
 }
 
-const CHAINS: &[(Table, &str)] = &[
-    (Table::Nat, PREROUTING),
-    (Table::Nat, POSTROUTING),
-    (Table::Filter, FORWARD),
-    (Table::Filter, ISOLATION),
-    (Table::Filter, ISOLATION2),
+/// The rules at the end of CNM-FORWARD.
+fn base_rules(v6: bool) -> Vec<Rule> {
+    let filter = Table::filter(v6);
+    vec![
+        Rule::new(
+            filter,
+            FORWARD,
+            &["-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"],
+        ),
+        Rule::new(filter, FORWARD, &["-j", ISOLATION]),
+    ]
+}
+
+const CHAIN_NAMES: &[(bool, &str)] = &[
+    (true, PREROUTING),
+    (true, POSTROUTING),
+    (false, FORWARD),
+    (false, ISOLATION),
+    (false, ISOLATION2),
 ];
+
+/// Our chains of one family.
+fn chains(v6: bool) -> Vec<(Table, &'static str)> {
+    CHAIN_NAMES
+        .iter()
+        .map(|(nat, c)| {
+            let t = if *nat {
+                Table::nat(v6)
+            } else {
+                Table::filter(v6)
+            };
+            (t, *c)
+        })
+        .collect()
+}
+
+/// The families this host handles: IPv4, and IPv6 with ip6tables.
+fn families() -> Vec<bool> {
+    if have_v6() {
+        vec![false, true]
+    } else {
+        vec![false]
+    }
+}
 
 /// Forgets the rule copy of a netns that is going away (see `netns::release`).
 pub fn release(name: &str) {
@@ -672,17 +876,28 @@ impl Plan {
 
 /// The restore script of a batch, given what is there now.
 fn plan(model: &Model, batch: &Batch, netns: Option<&str>) -> Result<Plan> {
-    for (t, c) in CHAINS {
-        if !model.has_chain(*t, c) {
-            return Err(Error::new(
-                ErrorCode::Kernel,
-                format!(
-                    "chain {c} is missing in table {} of netns {} (call firewallInit first)",
-                    t.name(),
-                    ns_label(netns)
-                ),
-            ));
+    let missing = |v6: bool| -> Result<()> {
+        for (t, c) in chains(v6) {
+            if !model.has_chain(t, c) {
+                return Err(Error::new(
+                    ErrorCode::Kernel,
+                    format!(
+                        "chain {c} is missing in {} table {} of netns {} (call firewallInit first{})",
+                        t.program(),
+                        t.name(),
+                        ns_label(netns),
+                        if v6 { "; IPv6 rules need ip6tables" } else { "" }
+                    ),
+                ));
+            }
         }
+        Ok(())
+    };
+    missing(false)?;
+    let needs_v6 = batch.add_networks.iter().any(|n| n.subnet6.is_some())
+        || batch.add_ports.iter().any(|p| p.v6_target().is_some());
+    if needs_v6 {
+        missing(true)?;
     }
     let mut out = Plan::default();
     let mut deleted: HashSet<u64> = HashSet::new();
@@ -704,6 +919,18 @@ fn plan(model: &Model, batch: &Batch, netns: Option<&str>) -> Result<Plan> {
     }
     for p in &batch.remove_ports {
         delete(&mut out, model.by_key.get(&port_rule(p).key()));
+        // The IPv6 rule of the key goes with the IPv4 one, wherever it points.
+        if p.host_ip.is_none_or(|ip| ip.is_unspecified()) {
+            let v6: Vec<u64> = model
+                .by_port
+                .get(&port_key(p))
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|id| model.rules.get(id).is_some_and(|r| r.table == Table::Nat6))
+                .collect();
+            delete(&mut out, Some(&v6));
+        }
     }
     for n in &batch.add_networks {
         for (rule, pos) in network_rules(n)? {
@@ -730,9 +957,10 @@ fn plan(model: &Model, batch: &Batch, netns: Option<&str>) -> Result<Plan> {
                 ),
             ));
         }
-        let rule = port_rule(p);
-        out.script.push(rule.table, rule.line("-A"));
-        out.added.push(rule);
+        for rule in std::iter::once(port_rule(p)).chain(port_rule6(p)) {
+            out.script.push(rule.table, rule.line("-A"));
+            out.added.push(rule);
+        }
     }
     Ok(out)
 }
@@ -973,10 +1201,7 @@ impl Iptables {
                 return Err(e);
             }
         };
-        let commits = [&planned.script.nat, &planned.script.filter]
-            .iter()
-            .filter(|l| !l.is_empty())
-            .count() as u32;
+        let commits = planned.script.commits();
         if commits == 0 {
             if hit {
                 keep(cache, model, before.unwrap_or_default());
@@ -1005,27 +1230,22 @@ impl FirewallBackend for Iptables {
         cache.remove(&netns.map(str::to_string));
         let saved = save(netns)?;
         let mut script = Script::default();
-        for (t, c) in CHAINS {
-            if !saved.has_chain(*t, c) {
-                script.push(*t, format!(":{c} - [0:0]"));
+        for v6 in families() {
+            for (t, c) in chains(v6) {
+                if !saved.has_chain(t, c) {
+                    script.push(t, format!(":{c} - [0:0]"));
+                }
             }
-        }
-        for rule in jump_rules() {
-            if !saved.has_rule(&rule) {
-                let verb = if rule.chain == "FORWARD" { "-I" } else { "-A" };
-                script.push(rule.table, rule.line(verb));
+            for rule in jump_rules(v6) {
+                if !saved.has_rule(&rule) {
+                    let verb = if rule.chain == "FORWARD" { "-I" } else { "-A" };
+                    script.push(rule.table, rule.line(verb));
+                }
             }
-        }
-        for rule in [
-            Rule::new(
-                Table::Filter,
-                FORWARD,
-                &["-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"],
-            ),
-            Rule::new(Table::Filter, FORWARD, &["-j", ISOLATION]),
-        ] {
-            if !saved.has_rule(&rule) {
-                script.push(rule.table, rule.line("-A"));
+            for rule in base_rules(v6) {
+                if !saved.has_rule(&rule) {
+                    script.push(rule.table, rule.line("-A"));
+                }
             }
         }
         restore(netns, &script)
@@ -1047,17 +1267,18 @@ impl FirewallBackend for Iptables {
         let mut script = Script::default();
         for r in &saved.rules {
             let target = opt(&options(&r.args), "-j").map(|(_, t)| t.to_string());
-            let ours = |c: &str| CHAINS.iter().any(|(_, name)| *name == c);
+            let ours = |c: &str| CHAIN_NAMES.iter().any(|(_, name)| *name == c);
             if !ours(&r.chain) && target.as_deref().is_some_and(ours) {
                 script.push(r.table, r.line("-D"));
             }
         }
-        for (t, c) in CHAINS {
+        let all: Vec<(Table, &str)> = families().into_iter().flat_map(chains).collect();
+        for (t, c) in &all {
             if saved.has_chain(*t, c) {
                 script.push(*t, format!("-F {c}"));
             }
         }
-        for (t, c) in CHAINS {
+        for (t, c) in &all {
             if saved.has_chain(*t, c) {
                 script.push(*t, format!("-X {c}"));
             }
@@ -1074,6 +1295,7 @@ mod tests {
         Network {
             bridge: "br0".into(),
             subnet: Some(Subnet::parse("10.9.0.0/24").unwrap()),
+            subnet6: None,
             masquerade: true,
             icc: false,
             internal: false,
@@ -1087,6 +1309,7 @@ mod tests {
             host_ip: Some("192.0.2.1".parse().unwrap()),
             host_port: 5353,
             container_ip: "10.9.0.2".parse().unwrap(),
+            container_ip6: None,
             container_port: 53,
             bridge: "br0".into(),
             tag: "ep1".into(),
@@ -1123,7 +1346,7 @@ COMMIT
 
     #[test]
     fn state_from_save() {
-        let saved = Saved::parse(SAVED);
+        let saved = Saved::parse(SAVED, false);
         let s = parse_state(&saved);
         assert_eq!(s.networks.len(), 1);
         let n = &s.networks[0];
@@ -1136,11 +1359,11 @@ COMMIT
 
     #[test]
     fn generated_rules_match_saved_ones() {
-        let saved = Saved::parse(SAVED);
+        let saved = Saved::parse(SAVED, false);
         assert!(saved.has_rule(&port_rule(&port())));
         let rules = network_rules(&net()).unwrap();
         assert!(saved.has_rule(&rules[0].0));
-        assert!(saved.has_rule(&jump_rules()[0]));
+        assert!(saved.has_rule(&jump_rules(false)[0]));
     }
 
     #[test]
@@ -1150,7 +1373,7 @@ COMMIT
             ":CNM-PREROUTING - [0:0]",
             ":CNM-PREROUTING - [0:0]\n:X - [0:0]",
         );
-        let mut model = Model::from_saved(Saved::parse(&text));
+        let mut model = Model::from_saved(Saved::parse(&text, false));
         let batch = Batch {
             remove_networks: vec![net()],
             remove_ports: vec![port()],
@@ -1215,6 +1438,151 @@ COMMIT
             deleted.filter(|l| l.starts_with("-D ")).count(),
             network_rules(&net()).unwrap().len()
         );
+    }
+
+    /// IPv6 rules as ip6tables-save prints them.
+    const SAVED6: &str = r#"# Generated by ip6tables-save
+*nat
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:CNM-POSTROUTING - [0:0]
+:CNM-PREROUTING - [0:0]
+-A OUTPUT ! -d ::1/128 -m addrtype --dst-type LOCAL -j CNM-PREROUTING
+-A CNM-POSTROUTING -s fd00:9::/64 ! -o br0 -m comment --comment "cnm:net:n1" -j MASQUERADE
+-A CNM-PREROUTING -p tcp -m tcp --dport 8080 -m comment --comment "cnm:ep:ep2/br0" -j DNAT --to-destination [fd00:9::2]:80
+COMMIT
+*filter
+:FORWARD ACCEPT [0:0]
+:CNM-FORWARD - [0:0]
+-A CNM-FORWARD -i br0 -o br0 -m comment --comment "cnm:net:n1" -j DROP
+COMMIT
+"#;
+
+    fn net6() -> Network {
+        Network {
+            subnet6: Some(Subnet6::parse("fd00:9::/64").unwrap()),
+            ..net()
+        }
+    }
+
+    fn port6() -> Port {
+        Port {
+            proto: Proto::Tcp,
+            host_ip: None,
+            host_port: 8080,
+            container_ip: "10.9.0.2".parse().unwrap(),
+            container_ip6: Some("fd00:9::2".parse().unwrap()),
+            container_port: 80,
+            bridge: "br0".into(),
+            tag: "ep2".into(),
+        }
+    }
+
+    #[test]
+    fn ipv6_rules() {
+        let rules = network_rules(&net6()).unwrap();
+        let v4 = network_rules(&net()).unwrap();
+        let v6: Vec<_> = rules.iter().filter(|(r, _)| r.table.v6()).collect();
+        assert_eq!(rules.len() - v6.len(), v4.len());
+        // no localhost masquerade for IPv6
+        assert_eq!(v6.len(), v4.len() - 1);
+        assert!(v6.iter().all(|(r, _)| !r.args.iter().any(|a| a == "LOCAL")));
+        let mut saved = Saved::parse(SAVED, false);
+        saved.add(SAVED6, true);
+        assert!(saved.has_rule(&v6[0].0), "{:?}", v6[0].0);
+        assert!(saved.has_rule(&port_rule6(&port6()).unwrap()));
+        assert!(saved.has_rule(&jump_rules(true)[1]));
+        // the IPv4 twin is not in SAVED: the IPv6 port stands alone
+        let s = parse_state(&saved);
+        assert_eq!(s.networks.len(), 1);
+        assert_eq!(s.networks[0].subnet6, net6().subnet6);
+        assert_eq!(s.networks[0].subnet, net().subnet);
+        let alone = s.ports.iter().find(|p| p.tag == "ep2").unwrap();
+        assert!(alone.container_ip.is_unspecified());
+        assert_eq!(alone.container_ip6, port6().container_ip6);
+        // with its IPv4 twin, one port
+        saved.rules.push(port_rule(&Port {
+            container_ip6: None,
+            ..port6()
+        }));
+        let s = parse_state(&saved);
+        assert_eq!(s.ports.iter().filter(|p| p.tag == "ep2").count(), 1);
+        assert_eq!(s.ports.iter().find(|p| p.tag == "ep2").unwrap(), &port6());
+        // an IPv4 host address: IPv4 only
+        let pinned = Port {
+            host_ip: Some("192.0.2.1".parse().unwrap()),
+            ..port6()
+        };
+        assert!(port_rule6(&pinned).is_none());
+    }
+
+    #[test]
+    fn ipv6_plan() {
+        let mut text6 = SAVED6.to_string();
+        text6 = text6.replace(
+            ":CNM-FORWARD - [0:0]",
+            ":CNM-FORWARD - [0:0]\n:CNM-ISOLATION - [0:0]\n:CNM-ISOLATION-2 - [0:0]",
+        );
+        let mut saved = Saved::parse(SAVED, false);
+        let model4 = Model::from_saved(Saved::parse(SAVED, false));
+        // without the IPv6 chains, IPv6 rules are refused; IPv4 ones are fine
+        let batch = Batch {
+            add_ports: vec![Port {
+                host_port: 8081,
+                ..port6()
+            }],
+            ..Batch::default()
+        };
+        assert_eq!(
+            plan(&model4, &batch, None).unwrap_err().code,
+            ErrorCode::Kernel
+        );
+        let v4only = Batch {
+            add_ports: vec![Port {
+                host_port: 8081,
+                container_ip6: None,
+                ..port6()
+            }],
+            ..Batch::default()
+        };
+        assert!(plan(&model4, &v4only, None).is_ok());
+        saved.add(&text6, true);
+        let model = Model::from_saved(saved);
+        let p = plan(&model, &batch, None).unwrap();
+        assert_eq!(p.script.nat.len(), 1);
+        assert_eq!(p.script.nat6.len(), 1);
+        assert!(p.script.text(true).unwrap().contains("[fd00:9::2]:80"));
+        assert_eq!(p.script.commits(), 2);
+        // the IPv6 rule holds the key: a second mapping is refused
+        let batch = Batch {
+            add_ports: vec![port6()],
+            ..Batch::default()
+        };
+        assert_eq!(
+            plan(&model, &batch, None).unwrap_err().code,
+            ErrorCode::PortAllocated
+        );
+        // removing the mapping removes its IPv6 rule, even unnamed
+        let batch = Batch {
+            remove_ports: vec![Port {
+                container_ip6: None,
+                ..port6()
+            }],
+            ..Batch::default()
+        };
+        let p = plan(&model, &batch, None).unwrap();
+        assert_eq!(p.script.nat6.len(), 1);
+        assert!(p.script.nat6[0].starts_with("-D CNM-PREROUTING"));
+        // a network's rules go in both families
+        let batch = Batch {
+            remove_networks: vec![net6()],
+            add_networks: vec![net6()],
+            ..Batch::default()
+        };
+        let p = plan(&model, &batch, None).unwrap();
+        assert!(p.script.nat6.iter().any(|l| l.starts_with("-D ")));
+        assert!(p.script.filter6.iter().any(|l| l.starts_with("-I ")));
+        assert!(p.script.text(true).unwrap().contains("fd00:9::/64"));
     }
 
     #[test]

@@ -4,13 +4,19 @@
 //! One trait, one file per backend, a `none` backend and a selector, in the
 //! shape of netavark's `FirewallDriver`:
 //!
-//! - [`nftables`] (default): a fixed base ruleset in `table ip cnm`, created
-//!   once; networks and published ports are only set/map elements, changed in
-//!   one nfnetlink transaction, so one change costs the same however many
-//!   exist.
-//! - [`iptables`]: our own chains (`CNM-*`) in the nat and filter tables,
-//!   changed through one `iptables-restore --noflush` per call, each rule
-//!   tagged with a comment `cnm:net:<tag>` / `cnm:ep:<tag>/<bridge>`.
+//! - [`nftables`] (default): a fixed base ruleset in `table ip cnm` and its
+//!   IPv6 twin `table ip6 cnm`, created once; networks and published ports
+//!   are only set/map elements, changed in one nfnetlink transaction that
+//!   spans both tables, so one change costs the same however many exist.
+//! - [`iptables`]: our own chains (`CNM-*`) in the nat and filter tables of
+//!   iptables and ip6tables, changed through one `iptables-restore --noflush`
+//!   (and one `ip6tables-restore --noflush` when IPv6 rules change) per call,
+//!   each rule tagged with a comment `cnm:net:<tag>` / `cnm:ep:<tag>/<bridge>`.
+//!
+//! IPv6 gets the same treatment as IPv4: isolation between bridges, internal
+//! networks, icc, masquerade and published ports (a port is published on
+//! IPv6 too when it has a container IPv6 address and no specific IPv4 host
+//! address).
 //! - [`none`]: does nothing.
 //!
 //! Every value is parsed and validated here before a backend sees it; no
@@ -23,7 +29,7 @@ pub mod nftables;
 pub mod none;
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::{Error, Result};
 use crate::netns::blocking;
@@ -115,12 +121,50 @@ impl fmt::Display for Subnet {
     }
 }
 
+/// An IPv6 subnet, stored as its network address (host bits cleared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Subnet6 {
+    pub addr: Ipv6Addr,
+    pub prefix: u8,
+}
+
+impl Subnet6 {
+    pub fn parse(s: &str) -> Result<Subnet6> {
+        let bad = || Error::invalid(format!("invalid IPv6 subnet {s:?}: expected addr/len"));
+        let (addr, len) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv6Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = len.parse().map_err(|_| bad())?;
+        if prefix > 128 || len.starts_with('+') {
+            return Err(bad());
+        }
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(prefix))
+        };
+        Ok(Subnet6 {
+            addr: Ipv6Addr::from(u128::from(addr) & mask),
+            prefix,
+        })
+    }
+}
+
+impl fmt::Display for Subnet6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
 /// One bridge network and how its traffic is treated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Network {
     pub bridge: String,
     /// None when unknown (nftables does not need it).
     pub subnet: Option<Subnet>,
+    /// The IPv6 subnet of a dual-stack network. The iptables backend writes
+    /// ip6tables rules only for networks that have one; nftables does not
+    /// need it (its IPv6 table treats every bridge like its IPv4 table).
+    pub subnet6: Option<Subnet6>,
     pub masquerade: bool,
     pub icc: bool,
     pub internal: bool,
@@ -135,6 +179,9 @@ pub struct Port {
     pub host_ip: Option<Ipv4Addr>,
     pub host_port: u16,
     pub container_ip: Ipv4Addr,
+    /// Also published on IPv6 to this address, unless `host_ip` is a
+    /// specific IPv4 address.
+    pub container_ip6: Option<Ipv6Addr>,
     pub container_port: u16,
     /// "" when unknown (nftables does not hold it).
     pub bridge: String,
@@ -147,12 +194,30 @@ impl Port {
         (self.proto, self.host_ip, self.host_port)
     }
 
+    /// The container address the port is published to on IPv6, if any: an
+    /// IPv4 host address limits a mapping to IPv4.
+    pub fn v6_target(&self) -> Option<Ipv6Addr> {
+        match self.host_ip {
+            Some(ip) if !ip.is_unspecified() => None,
+            _ => self.container_ip6,
+        }
+    }
+
     pub fn describe(&self) -> String {
         let host = self
             .host_ip
             .map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string());
+        let v6 = self
+            .v6_target()
+            .map(|ip| {
+                format!(
+                    " and [::]:{} -> [{ip}]:{}",
+                    self.host_port, self.container_port
+                )
+            })
+            .unwrap_or_default();
         format!(
-            "{}/{}:{} -> {}:{}",
+            "{}/{}:{} -> {}:{}{v6}",
             self.proto, host, self.host_port, self.container_ip, self.container_port
         )
     }
@@ -216,6 +281,11 @@ pub fn validate_tag(tag: &str) -> Result<()> {
 pub fn parse_ipv4(s: &str, what: &str) -> Result<Ipv4Addr> {
     s.parse()
         .map_err(|_| Error::invalid(format!("invalid {what} {s:?}: expected an IPv4 address")))
+}
+
+pub fn parse_ipv6(s: &str, what: &str) -> Result<Ipv6Addr> {
+    s.parse()
+        .map_err(|_| Error::invalid(format!("invalid {what} {s:?}: expected an IPv6 address")))
 }
 
 pub fn parse_port(n: u32, what: &str) -> Result<u16> {
@@ -349,6 +419,14 @@ mod tests {
         for bad in ["10.0.0.0", "10.0.0.0/33", "x/24", "10.0.0.0/+8"] {
             assert!(Subnet::parse(bad).is_err(), "{bad}");
         }
+        let s6 = Subnet6::parse("fd00:1::5/64").unwrap();
+        assert_eq!(s6.to_string(), "fd00:1::/64");
+        assert_eq!(Subnet6::parse("::/0").unwrap().prefix, 0);
+        for bad in ["fd00::", "fd00::/129", "10.0.0.0/8", "fd00::/+8"] {
+            assert!(Subnet6::parse(bad).is_err(), "{bad}");
+        }
+        assert!(parse_ipv6("fd00::1", "x").is_ok());
+        assert!(parse_ipv6("10.0.0.1", "x").is_err());
         assert!(validate_ifname("br-0123456789a").is_ok());
         for bad in ["", "a/b", "a b", "0123456789abcdef", "a:b", "a\"b", ".."] {
             assert_eq!(

@@ -1,18 +1,24 @@
-//! The nftables backend: `table ip cnm` with a fixed base ruleset, created
-//! once per netns by `init` (one `nft -f -`), and changed afterwards only by
-//! adding and removing set/map elements in one nfnetlink transaction sent
-//! over a NETLINK_NETFILTER socket that was opened inside the netns. No
-//! spawned program and no rule is touched on the hot path, so the cost of a
-//! change does not grow with the number of networks or ports.
+//! The nftables backend: `table ip cnm` and its IPv6 twin `table ip6 cnm`
+//! with a fixed base ruleset, created once per netns by `init` (one
+//! `nft -f -`), and changed afterwards only by adding and removing set/map
+//! elements in one nfnetlink transaction (spanning both tables) sent over a
+//! NETLINK_NETFILTER socket that was opened inside the netns. No spawned
+//! program and no rule is touched on the hot path, so the cost of a change
+//! does not grow with the number of networks or ports.
+//!
+//! Every network is an element of the sets of both tables, so isolation,
+//! internal networks and icc hold for IPv4 and IPv6 alike; a published port
+//! is an element of the IPv4 maps, and of the IPv6 `ports` map when it has a
+//! container IPv6 address and no specific IPv4 host address.
 //!
 //! Element encodings follow the nft data types: ifname is 16 bytes
 //! NUL-padded; inet_proto 1 byte, inet_service 2 bytes big-endian, ipv4_addr
-//! 4 bytes network order; each component of a concatenation is padded to a
-//! multiple of 4 bytes.
+//! 4 bytes and ipv6_addr 16 bytes network order; each component of a
+//! concatenation is padded to a multiple of 4 bytes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
@@ -25,10 +31,18 @@ use crate::error::{ns_label, Error, ErrorCode, Result};
 pub const TABLE: &str = "cnm";
 
 /// The base ruleset; `create table` first makes the whole transaction fail
-/// (and add nothing twice) when the table already exists.
-pub const RULESET: &str = r#"create table ip cnm
+/// (and add nothing twice) when a table already exists. The version comment
+/// goes with `create`: the kernel keeps the user data a table is created
+/// with, and ignores it in a later `table … { comment … }` of the same
+/// transaction (which is an update).
+///
+/// The IPv6 table has no `ports_ip` (a specific host address is IPv4 and
+/// limits a mapping to IPv4), and no localhost rule: ::1 cannot be routed
+/// out (there is no route_localnet for IPv6), so connections to ::1 are not
+/// DNATed at all rather than DNATed into a black hole.
+pub const RULESET: &str = r#"create table ip cnm { comment "managed by cnm v3"; }
+create table ip6 cnm { comment "managed by cnm v3"; }
 table ip cnm {
-  comment "managed by cnm v2"
   set bridges { type ifname; }
   set masq { type ifname; }
   set internal { type ifname; }
@@ -55,7 +69,42 @@ table ip cnm {
     iifname @bridges oifname @bridges drop
   }
 }
+table ip6 cnm {
+  set bridges { type ifname; }
+  set masq { type ifname; }
+  set internal { type ifname; }
+  map intra { type ifname . ifname : verdict; }
+  map ports { type inet_proto . inet_service : ipv6_addr . inet_service; }
+  chain prerouting { type nat hook prerouting priority dstnat; policy accept; fib daddr type local jump publish; }
+  chain output { type nat hook output priority -100; policy accept; ip6 daddr != ::1 fib daddr type local jump publish; }
+  chain publish {
+    iifname @bridges meta mark set meta mark | 0x00020000
+    dnat ip6 to meta l4proto . th dport map @ports
+  }
+  chain postrouting { type nat hook postrouting priority srcnat; policy accept;
+    ct status dnat oifname @bridges meta mark & 0x00020000 == 0x00020000 masquerade
+    iifname @masq oifname != @bridges masquerade
+  }
+  chain forward { type filter hook forward priority filter; policy accept;
+    iifname . oifname vmap @intra
+    iifname @internal drop
+    oifname @internal drop
+    ct status dnat accept
+    iifname @bridges oifname @bridges drop
+  }
+}
 "#;
+
+/// The families of our two tables.
+const FAMILIES: [u8; 2] = [NFPROTO_IPV4, NFPROTO_IPV6];
+
+fn family_name(family: u8) -> &'static str {
+    if family == NFPROTO_IPV6 {
+        "ip6"
+    } else {
+        "ip"
+    }
+}
 
 // nfnetlink / nf_tables constants (linux/netfilter/nfnetlink.h, nf_tables.h).
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -77,6 +126,7 @@ const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
 const NLA_F_NESTED: u16 = 0x8000;
 const NFPROTO_IPV4: u8 = 2;
+const NFPROTO_IPV6: u8 = 10;
 const NF_DROP: u32 = 0;
 const NF_ACCEPT: u32 = 1;
 const NLMSG_ERROR: u16 = 2;
@@ -173,6 +223,8 @@ enum Op {
 #[derive(Debug, Clone)]
 struct Change {
     op: Op,
+    /// NFPROTO_IPV4 (table ip cnm) or NFPROTO_IPV6 (table ip6 cnm).
+    family: u8,
     set: &'static str,
     key: Vec<u8>,
     data: Data,
@@ -186,7 +238,7 @@ fn put_element(w: &mut Writer, c: &Change, seq: u32) {
         Op::Add { excl: false } => (NFT_MSG_NEWSETELEM, NLM_F_CREATE),
         Op::Destroy => (NFT_MSG_DESTROYSETELEM, 0),
     };
-    let m = w.begin(msg_type(ty), NLM_F_REQUEST | flags, seq, NFPROTO_IPV4, 0);
+    let m = w.begin(msg_type(ty), NLM_F_REQUEST | flags, seq, c.family, 0);
     w.attr_str(NFTA_SET_ELEM_LIST_TABLE, TABLE);
     w.attr_str(NFTA_SET_ELEM_LIST_SET, c.set);
     let elements = w.nest(NFTA_SET_ELEM_LIST_ELEMENTS);
@@ -235,6 +287,14 @@ fn addr_port(addr: Ipv4Addr, port: u16) -> [u8; 8] {
     [a[0], a[1], a[2], a[3], p[0], p[1], 0, 0]
 }
 
+/// ipv6_addr . inet_service.
+fn addr6_port(addr: Ipv6Addr, port: u16) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    out[..16].copy_from_slice(&addr.octets());
+    out[16..18].copy_from_slice(&port.to_be_bytes());
+    out
+}
+
 fn port_change(p: &Port, op: Op) -> Change {
     let (set, key) = match p.host_ip {
         Some(ip) if !ip.is_unspecified() => {
@@ -246,6 +306,7 @@ fn port_change(p: &Port, op: Op) -> Change {
     };
     Change {
         op,
+        family: NFPROTO_IPV4,
         set,
         key,
         data: Data::Value(addr_port(p.container_ip, p.container_port).to_vec()),
@@ -254,7 +315,30 @@ fn port_change(p: &Port, op: Op) -> Change {
     }
 }
 
-fn net_change(set: &'static str, bridge: &str, op: Op) -> Change {
+/// The IPv6 element of a port, if it has one. A removal destroys the IPv6
+/// element of the published key whatever it points to: it belongs to the
+/// mapping the IPv4 element of the same key belongs to.
+fn port_change6(p: &Port, op: Op) -> Option<Change> {
+    if p.host_ip.is_some_and(|ip| !ip.is_unspecified()) {
+        return None;
+    }
+    let data = match (op, p.v6_target()) {
+        (Op::Destroy, target) => target.unwrap_or(Ipv6Addr::UNSPECIFIED),
+        (Op::Add { .. }, Some(target)) => target,
+        (Op::Add { .. }, None) => return None,
+    };
+    Some(Change {
+        op,
+        family: NFPROTO_IPV6,
+        set: "ports",
+        key: proto_port(p.proto, p.host_port).to_vec(),
+        data: Data::Value(addr6_port(data, p.container_port).to_vec()),
+        what: format!("port mapping {}", p.describe()),
+        port: true,
+    })
+}
+
+fn net_change(family: u8, set: &'static str, bridge: &str, op: Op) -> Change {
     let (key, data) = if set == "intra" {
         let mut k = ifname_key(bridge);
         k.extend_from_slice(&ifname_key(bridge));
@@ -264,10 +348,14 @@ fn net_change(set: &'static str, bridge: &str, op: Op) -> Change {
     };
     Change {
         op,
+        family,
         set,
         key,
         data,
-        what: format!("network on bridge {bridge} (set {set})"),
+        what: format!(
+            "network on bridge {bridge} (set {set} of table {} {TABLE})",
+            family_name(family)
+        ),
         port: false,
     }
 }
@@ -277,32 +365,38 @@ fn net_change(set: &'static str, bridge: &str, op: Op) -> Change {
 fn changes(batch: &Batch) -> Vec<Change> {
     let mut out = Vec::new();
     for n in &batch.remove_networks {
-        for set in ["bridges", "masq", "internal", "intra"] {
-            out.push(net_change(set, &n.bridge, Op::Destroy));
+        for family in FAMILIES {
+            for set in ["bridges", "masq", "internal", "intra"] {
+                out.push(net_change(family, set, &n.bridge, Op::Destroy));
+            }
         }
     }
     for p in &batch.remove_ports {
         out.push(port_change(p, Op::Destroy));
+        out.extend(port_change6(p, Op::Destroy));
     }
     for n in &batch.add_networks {
-        // Re-adding a network may change its flags: clear the old ones.
-        for set in ["masq", "internal", "intra"] {
-            out.push(net_change(set, &n.bridge, Op::Destroy));
+        for family in FAMILIES {
+            // Re-adding a network may change its flags: clear the old ones.
+            for set in ["masq", "internal", "intra"] {
+                out.push(net_change(family, set, &n.bridge, Op::Destroy));
+            }
+            let add = Op::Add { excl: false };
+            out.push(net_change(family, "bridges", &n.bridge, add));
+            if n.masquerade && !n.internal {
+                out.push(net_change(family, "masq", &n.bridge, add));
+            }
+            if n.internal {
+                out.push(net_change(family, "internal", &n.bridge, add));
+            }
+            let mut intra = net_change(family, "intra", &n.bridge, add);
+            intra.data = Data::Verdict(if n.icc { NF_ACCEPT } else { NF_DROP });
+            out.push(intra);
         }
-        let add = Op::Add { excl: false };
-        out.push(net_change("bridges", &n.bridge, add));
-        if n.masquerade && !n.internal {
-            out.push(net_change("masq", &n.bridge, add));
-        }
-        if n.internal {
-            out.push(net_change("internal", &n.bridge, add));
-        }
-        let mut intra = net_change("intra", &n.bridge, add);
-        intra.data = Data::Verdict(if n.icc { NF_ACCEPT } else { NF_DROP });
-        out.push(intra);
     }
     for p in &batch.add_ports {
         out.push(port_change(p, Op::Add { excl: true }));
+        out.extend(port_change6(p, Op::Add { excl: true }));
     }
     out
 }
@@ -547,18 +641,19 @@ fn not_initialized(netns: Option<&str>, what: &str) -> Error {
         ErrorCode::Kernel,
         libc::ENOENT,
         format!(
-            "{what}: table ip {TABLE} is missing in netns {} (call firewallInit first)",
+            "{what}: table ip {TABLE} or ip6 {TABLE} is missing in netns {} (call firewallInit first)",
             ns_label(netns)
         ),
     )
     .netns(netns)
 }
 
-/// Sends `changes` (or a table deletion) as one transaction.
-fn transaction(netns: Option<&str>, changes: &[Change], destroy_table: bool) -> Result<()> {
+/// Sends `changes` (or the deletion of both tables) as one transaction.
+fn transaction(netns: Option<&str>, changes: &[Change], destroy_tables: bool) -> Result<()> {
     let sock = socket(netns)?;
     let mut sock = lock(&sock);
-    let count = changes.len() as u32 + u32::from(destroy_table);
+    let destroys = if destroy_tables { FAMILIES.len() } else { 0 };
+    let count = (changes.len() + destroys) as u32;
     let first = sock.next_seq(count + 2);
     let last = first.wrapping_add(count + 1);
     let mut w = Writer::default();
@@ -575,13 +670,13 @@ fn transaction(netns: Option<&str>, changes: &[Change], destroy_table: bool) -> 
         seq = seq.wrapping_add(1);
         put_element(&mut w, c, seq);
     }
-    if destroy_table {
+    for family in FAMILIES.iter().take(destroys) {
         seq = seq.wrapping_add(1);
         let m = w.begin(
             msg_type(NFT_MSG_DESTROYTABLE),
             NLM_F_REQUEST,
             seq,
-            NFPROTO_IPV4,
+            *family,
             0,
         );
         w.attr_str(NFTA_TABLE_NAME, TABLE);
@@ -622,14 +717,10 @@ fn transaction(netns: Option<&str>, changes: &[Change], destroy_table: bool) -> 
 
 /// The comment of the current base ruleset: a table with another one was made
 /// by an older cnm and is replaced (reconcile then restores its elements).
-const VERSION_TAG: &[u8] = b"managed by cnm v2";
-
-fn table_exists(netns: Option<&str>) -> Result<bool> {
-    Ok(table_version(netns)?.is_some())
-}
+const VERSION_TAG: &[u8] = b"managed by cnm v3";
 
 /// None when the table is absent, Some(true) when it carries the current ruleset.
-fn table_version(netns: Option<&str>) -> Result<Option<bool>> {
+fn table_version(netns: Option<&str>, family: u8) -> Result<Option<bool>> {
     let sock = socket(netns)?;
     let mut sock = lock(&sock);
     let seq = sock.next_seq(1);
@@ -638,12 +729,16 @@ fn table_version(netns: Option<&str>) -> Result<Option<bool>> {
         msg_type(NFT_MSG_GETTABLE),
         NLM_F_REQUEST | NLM_F_ACK,
         seq,
-        NFPROTO_IPV4,
+        family,
         0,
     );
     w.attr_str(NFTA_TABLE_NAME, TABLE);
     w.end(m);
-    let ctx = format!("look up table ip {TABLE} in netns {}", ns_label(netns));
+    let ctx = format!(
+        "look up table {} {TABLE} in netns {}",
+        family_name(family),
+        ns_label(netns)
+    );
     let replies = sock
         .talk(&w.buf, seq..=seq, seq)
         .map_err(|e| Error::from_io(&e, &ctx).netns(netns))?;
@@ -694,13 +789,44 @@ fn concat(v: &Value) -> Option<&Vec<Value>> {
     v.get("concat").and_then(Value::as_array)
 }
 
-/// Parses `nft -j list table ip cnm`.
-pub fn parse_state(json: &str) -> Result<State> {
+/// What one of our tables holds.
+#[derive(Debug, Default)]
+struct TableState {
+    sets: BTreeMap<String, BTreeSet<String>>,
+    intra: BTreeMap<String, bool>,
+    /// (proto, host address, host port, container address, container port).
+    ports: Vec<(Proto, Option<Ipv4Addr>, u16, String, u16)>,
+}
+
+impl TableState {
+    fn networks(&self) -> BTreeMap<String, Network> {
+        let empty = BTreeSet::new();
+        let set = |name: &str| self.sets.get(name).unwrap_or(&empty);
+        let (bridges, masq, internal) = (set("bridges"), set("masq"), set("internal"));
+        bridges
+            .iter()
+            .chain(self.intra.keys())
+            .map(|br| {
+                let n = Network {
+                    bridge: br.clone(),
+                    subnet: None,
+                    subnet6: None,
+                    masquerade: masq.contains(br),
+                    icc: self.intra.get(br).copied().unwrap_or(true),
+                    internal: internal.contains(br),
+                    tag: String::new(),
+                };
+                (br.clone(), n)
+            })
+            .collect()
+    }
+}
+
+/// Parses `nft -j list table <family> cnm`.
+fn parse_table(json: &str) -> Result<TableState> {
     let root: Value = serde_json::from_str(json)
         .map_err(|e| Error::new(ErrorCode::Kernel, format!("parse nft -j output: {e}")))?;
-    let mut sets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut intra: BTreeMap<String, bool> = BTreeMap::new();
-    let mut ports = Vec::new();
+    let mut out = TableState::default();
     let items = root
         .get("nftables")
         .and_then(Value::as_array)
@@ -720,7 +846,7 @@ pub fn parse_state(json: &str) -> Result<State> {
             match name {
                 "bridges" | "masq" | "internal" => {
                     if let Some(s) = json_str(e) {
-                        sets.entry(name.to_string()).or_default().insert(s);
+                        out.sets.entry(name.to_string()).or_default().insert(s);
                     }
                 }
                 "intra" => {
@@ -730,7 +856,7 @@ pub fn parse_state(json: &str) -> Result<State> {
                     };
                     let Some(k) = concat(k) else { continue };
                     if let Some(br) = k.first().and_then(json_str) {
-                        intra.insert(br, v.get("accept").is_some());
+                        out.intra.insert(br, v.get("accept").is_some());
                     }
                 }
                 "ports" | "ports_ip" => {
@@ -753,51 +879,98 @@ pub fn parse_state(json: &str) -> Result<State> {
                     }
                     let proto = rest.first().and_then(json_proto);
                     let host_port = rest.get(1).and_then(json_port);
-                    let cip = v
-                        .first()
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.parse().ok());
+                    let cip = v.first().and_then(Value::as_str);
                     let cport = v.get(1).and_then(json_port);
-                    if let (
-                        Some(proto),
-                        Some(host_port),
-                        Some(container_ip),
-                        Some(container_port),
-                    ) = (proto, host_port, cip, cport)
+                    if let (Some(proto), Some(host_port), Some(cip), Some(cport)) =
+                        (proto, host_port, cip, cport)
                     {
-                        ports.push(Port {
-                            proto,
-                            host_ip,
-                            host_port,
-                            container_ip,
-                            container_port,
-                            bridge: String::new(),
-                            tag: String::new(),
-                        });
+                        out.ports
+                            .push((proto, host_ip, host_port, cip.to_string(), cport));
                     }
                 }
                 _ => {}
             }
         }
     }
-    let empty = BTreeSet::new();
-    let bridges = sets.get("bridges").unwrap_or(&empty);
-    let masq = sets.get("masq").unwrap_or(&empty);
-    let internal = sets.get("internal").unwrap_or(&empty);
-    let names: BTreeSet<&String> = bridges.iter().chain(intra.keys()).collect();
-    let networks = names
-        .into_iter()
-        .map(|br| Network {
-            bridge: br.clone(),
-            subnet: None,
-            masquerade: masq.contains(br),
-            icc: intra.get(br).copied().unwrap_or(true),
-            internal: internal.contains(br),
-            tag: String::new(),
+    Ok(out)
+}
+
+/// Parses `nft -j list table ip cnm` and, when present, `nft -j list table
+/// ip6 cnm`. A network is reported as the IPv4 table holds it (the IPv6 one
+/// only adds bridges the IPv4 one lacks); an IPv6 port element becomes the
+/// `container_ip6` of the IPv4 mapping of the same key, or, without one, a
+/// mapping of its own with container address 0.0.0.0 (so that it can be
+/// pruned).
+pub fn parse_state(json4: &str, json6: Option<&str>) -> Result<State> {
+    let t4 = parse_table(json4)?;
+    let t6 = json6.map(parse_table).transpose()?.unwrap_or_default();
+    let mut networks = t4.networks();
+    for (br, n) in t6.networks() {
+        networks.entry(br).or_insert(n);
+    }
+    let mut ports: Vec<Port> = t4
+        .ports
+        .iter()
+        .filter_map(|(proto, host_ip, host_port, cip, cport)| {
+            Some(Port {
+                proto: *proto,
+                host_ip: *host_ip,
+                host_port: *host_port,
+                container_ip: cip.parse().ok()?,
+                container_ip6: None,
+                container_port: *cport,
+                bridge: String::new(),
+                tag: String::new(),
+            })
         })
         .collect();
+    for (proto, _, host_port, cip, cport) in &t6.ports {
+        let Ok(ip6) = cip.parse::<Ipv6Addr>() else {
+            continue;
+        };
+        let twin = ports
+            .iter_mut()
+            .find(|p| p.proto == *proto && p.host_port == *host_port && p.host_ip.is_none());
+        match twin {
+            Some(p) if p.container_port == *cport => p.container_ip6 = Some(ip6),
+            _ => ports.push(Port {
+                proto: *proto,
+                host_ip: None,
+                host_port: *host_port,
+                container_ip: Ipv4Addr::UNSPECIFIED,
+                container_ip6: Some(ip6),
+                container_port: *cport,
+                bridge: String::new(),
+                tag: String::new(),
+            }),
+        }
+    }
     ports.sort_by_key(|p| (p.host_ip, p.proto.number(), p.host_port));
-    Ok(State { networks, ports })
+    Ok(State {
+        networks: networks.into_values().collect(),
+        ports,
+    })
+}
+
+/// `nft -j list table <family> cnm`; None when the table is absent.
+fn list_table(netns: Option<&str>, family: u8) -> Result<Option<String>> {
+    let fam = family_name(family);
+    let out = exec::run(netns, "nft", &["-j", "list", "table", fam, TABLE], "")?;
+    if out.success {
+        return Ok(Some(out.stdout));
+    }
+    if out.stderr.contains("No such file or directory") {
+        return Ok(None);
+    }
+    Err(Error::new(
+        ErrorCode::Kernel,
+        format!(
+            "list table {fam} {TABLE} in netns {}: {}",
+            ns_label(netns),
+            out.stderr.trim()
+        ),
+    )
+    .netns(netns))
 }
 
 // ---------------------------------------------------------------------------
@@ -810,20 +983,27 @@ impl FirewallBackend for Nftables {
     }
 
     fn init(&self, netns: Option<&str>) -> Result<()> {
-        match table_version(netns)? {
-            Some(true) => return Ok(()),
-            Some(false) => transaction(netns, &[], true)?,
-            None => {}
+        let v4 = table_version(netns, NFPROTO_IPV4)?;
+        let v6 = table_version(netns, NFPROTO_IPV6)?;
+        match (v4, v6) {
+            (Some(true), Some(true)) => return Ok(()),
+            (None, None) => {}
+            // An older ruleset, or half of ours: start over with both tables.
+            _ => transaction(netns, &[], true)?,
         }
         let out = exec::run(netns, "nft", &["-f", "-"], RULESET)?;
-        if out.success || table_exists(netns)? {
-            // Lost a race against another init: the table is there, once.
+        if out.success {
+            return Ok(());
+        }
+        let current = |family| -> Result<bool> { Ok(table_version(netns, family)? == Some(true)) };
+        if current(NFPROTO_IPV4)? && current(NFPROTO_IPV6)? {
+            // Lost a race against another init: the tables are there, once.
             return Ok(());
         }
         Err(Error::new(
             ErrorCode::Kernel,
             format!(
-                "create table ip {TABLE} in netns {}: nft failed: {}",
+                "create tables ip {TABLE} and ip6 {TABLE} in netns {}: nft failed: {}",
                 ns_label(netns),
                 out.stderr.trim()
             ),
@@ -836,22 +1016,9 @@ impl FirewallBackend for Nftables {
     }
 
     fn state(&self, netns: Option<&str>) -> Result<State> {
-        let out = exec::run(netns, "nft", &["-j", "list", "table", "ip", TABLE], "")?;
-        if !out.success {
-            if out.stderr.contains("No such file or directory") {
-                return Ok(State::default());
-            }
-            return Err(Error::new(
-                ErrorCode::Kernel,
-                format!(
-                    "list table ip {TABLE} in netns {}: {}",
-                    ns_label(netns),
-                    out.stderr.trim()
-                ),
-            )
-            .netns(netns));
-        }
-        parse_state(&out.stdout)
+        let json4 = list_table(netns, NFPROTO_IPV4)?;
+        let json6 = list_table(netns, NFPROTO_IPV6)?;
+        parse_state(json4.as_deref().unwrap_or("{}"), json6.as_deref())
     }
 
     fn reset(&self, netns: Option<&str>) -> Result<()> {
@@ -869,6 +1036,7 @@ mod tests {
             host_ip: host_ip.map(|s| s.parse().unwrap()),
             host_port: 8080,
             container_ip: "10.0.0.2".parse().unwrap(),
+            container_ip6: Some("fd00::2".parse().unwrap()),
             container_port: 80,
             bridge: "br0".into(),
             tag: "ep1".into(),
@@ -881,12 +1049,31 @@ mod tests {
         assert_eq!(c.set, "ports");
         assert_eq!(c.key, [6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
         assert_eq!(c.data, Data::Value(vec![10, 0, 0, 2, 0, 80, 0, 0]));
+        assert_eq!(c.family, NFPROTO_IPV4);
+        let c6 = port_change6(&port(None), Op::Add { excl: true }).unwrap();
+        assert_eq!((c6.family, c6.set), (NFPROTO_IPV6, "ports"));
+        assert_eq!(c6.key, [6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+        let mut want = vec![0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+        want.extend_from_slice(&[0, 80, 0, 0]);
+        assert_eq!(c6.data, Data::Value(want));
+        let v4only = Port {
+            container_ip6: None,
+            ..port(None)
+        };
+        assert!(port_change6(&v4only, Op::Add { excl: true }).is_none());
+        // a removal clears the IPv6 element of the key whatever it points to
+        assert!(port_change6(&v4only, Op::Destroy).is_some());
         let c = port_change(&port(Some("0.0.0.0")), Op::Destroy);
         assert_eq!(c.set, "ports");
+        assert!(port_change6(&port(Some("0.0.0.0")), Op::Destroy).is_some());
         let c = port_change(&port(Some("192.0.2.2")), Op::Destroy);
         assert_eq!(c.set, "ports_ip");
         assert_eq!(c.key, [192, 0, 2, 2, 6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
-        let c = net_change("intra", "br2", Op::Destroy);
+        // an IPv4 host address limits a mapping to IPv4
+        assert!(port_change6(&port(Some("192.0.2.2")), Op::Add { excl: true }).is_none());
+        assert!(port_change6(&port(Some("192.0.2.2")), Op::Destroy).is_none());
+        let c = net_change(NFPROTO_IPV6, "intra", "br2", Op::Destroy);
+        assert_eq!(c.family, NFPROTO_IPV6);
         assert_eq!(c.key.len(), 32);
         assert_eq!(&c.key[..4], b"br2\0");
         assert_eq!(&c.key[16..20], b"br2\0");
@@ -895,7 +1082,7 @@ mod tests {
     #[test]
     fn element_message_layout() {
         let mut w = Writer::default();
-        let mut c = net_change("intra", "br0", Op::Add { excl: false });
+        let mut c = net_change(NFPROTO_IPV4, "intra", "br0", Op::Add { excl: false });
         c.data = Data::Verdict(NF_DROP);
         put_element(&mut w, &c, 7);
         let b = &w.buf;
@@ -913,6 +1100,7 @@ mod tests {
         let n = Network {
             bridge: "br0".into(),
             subnet: None,
+            subnet6: None,
             masquerade: true,
             icc: false,
             internal: false,
@@ -929,12 +1117,17 @@ mod tests {
         assert_eq!(ch[0].set, "ports");
         let last = ch.last().unwrap();
         assert_eq!(last.op, Op::Add { excl: true });
-        let intra = ch
-            .iter()
-            .find(|c| c.set == "intra" && c.op != Op::Destroy)
-            .unwrap();
-        assert_eq!(intra.data, Data::Verdict(NF_DROP));
-        assert!(ch.iter().any(|c| c.set == "masq" && c.op != Op::Destroy));
+        assert_eq!(last.family, NFPROTO_IPV6);
+        for family in FAMILIES {
+            let intra = ch
+                .iter()
+                .find(|c| c.set == "intra" && c.op != Op::Destroy && c.family == family)
+                .unwrap();
+            assert_eq!(intra.data, Data::Verdict(NF_DROP));
+            assert!(ch
+                .iter()
+                .any(|c| c.set == "masq" && c.op != Op::Destroy && c.family == family));
+        }
     }
 
     #[test]
@@ -946,7 +1139,7 @@ mod tests {
           {"map": {"name": "intra", "elem": [[{"concat": ["br0", "br0"]}, {"accept": null}], [{"concat": ["br1", "br1"]}, {"drop": null}]]}},
           {"map": {"name": "ports", "elem": [[{"concat": ["udp", 53]}, {"concat": ["10.0.0.3", 5353]}]]}},
           {"map": {"name": "ports_ip", "elem": [[{"concat": ["192.0.2.1", "tcp", 8080]}, {"concat": ["10.0.0.2", 80]}]]}}]}"#;
-        let s = parse_state(json).unwrap();
+        let s = parse_state(json, None).unwrap();
         assert_eq!(s.networks.len(), 2);
         assert!(s.networks[0].masquerade && s.networks[0].icc && !s.networks[0].internal);
         assert!(!s.networks[1].masquerade && !s.networks[1].icc && s.networks[1].internal);
@@ -955,5 +1148,19 @@ mod tests {
         assert_eq!(s.ports[0].host_ip, None);
         assert_eq!(s.ports[1].host_ip, Some("192.0.2.1".parse().unwrap()));
         assert_eq!(s.ports[1].container_port, 80);
+        assert_eq!(s.ports[0].container_ip6, None);
+
+        let json6 = r#"{"nftables": [{"table": {"family": "ip6", "name": "cnm"}},
+          {"set": {"name": "bridges", "elem": ["br0", "br1", "br2"]}},
+          {"map": {"name": "ports", "elem": [[{"concat": ["udp", 53]}, {"concat": ["fd00::3", 5353]}], [{"concat": ["tcp", 9]}, {"concat": ["fd00::9", 9]}]]}}]}"#;
+        let s = parse_state(json, Some(json6)).unwrap();
+        assert_eq!(s.networks.len(), 3);
+        assert!(s.networks[0].masquerade && !s.networks[1].icc);
+        assert_eq!(s.ports.len(), 3);
+        let udp = s.ports.iter().find(|p| p.proto == Proto::Udp).unwrap();
+        assert_eq!(udp.container_ip6, Some("fd00::3".parse().unwrap()));
+        let orphan = s.ports.iter().find(|p| p.host_port == 9).unwrap();
+        assert!(orphan.container_ip.is_unspecified());
+        assert_eq!(orphan.container_ip6, Some("fd00::9".parse().unwrap()));
     }
 }
