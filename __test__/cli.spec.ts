@@ -1,4 +1,5 @@
 // The `cnm` command end to end, in a child process like a user runs it.
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import test from 'ava';
 import { type IsolatedHost, inNs, isolatedHost, pings } from './helpers/host.js';
@@ -152,4 +153,20 @@ test.serial('--default-address-pool replaces the pools automatic subnets come fr
   } finally {
     await h2.cleanup();
   }
+});
+
+test.serial('cnm system reconcile [--dry-run] reports and removes what belongs to nothing', (t) => {
+  const bridge = JSON.parse(cnm([...g, 'network', 'inspect', 'bridge']).stdout)[0].Options['com.docker.network.bridge.name'];
+  // a veth on our bridge that no endpoint accounts for, as a crash could leave
+  execFileSync('ip', ['-n', host.ns, 'link', 'add', 'vethorphan0', 'type', 'veth', 'peer', 'name', 'vethorphan1']);
+  execFileSync('ip', ['-n', host.ns, 'link', 'set', 'vethorphan0', 'master', bridge]);
+  let r = cnm([...g, 'system', 'reconcile', '--dry-run']);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /would remove orphan veth vethorphan0/);
+  t.regex(execFileSync('ip', ['-n', host.ns, 'link', 'show'], { encoding: 'utf8' }), /vethorphan0/, 'a dry run changes nothing');
+  r = cnm([...g, 'system', 'reconcile']);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /^remove orphan veth vethorphan0/m);
+  t.notRegex(execFileSync('ip', ['-n', host.ns, 'link', 'show'], { encoding: 'utf8' }), /vethorphan/);
+  t.regex(cnm([...g, 'system', 'reconcile']).stdout, /nothing to do/);
 });

@@ -97,6 +97,23 @@ try {
   await ipamBench(rows, { summarize });
   await ctl.close();
 
+  // reconcile with 1 000 endpoints in the store and the kernel (target: under 1 s)
+  {
+    await native.netnsCreate(`${tag}-rc`);
+    const rc = await NetworkController.open({ stateDir: `${stateDir}/reconcile`, hostNetns: `${tag}-rc` });
+    await rc.createNetwork({ name: 'many', ipam: [{ subnet: '10.140.0.0/20' }] });
+    const many = Array.from({ length: 1000 }, (_, i) => `${tag}-r${i}`);
+    for (let i = 0; i < many.length; i += 50) {
+      await Promise.all(many.slice(i, i + 50).map((name) => rc.createSandbox({ name, net: 'many' })));
+    }
+    const samples = [];
+    for (let i = 0; i < 5; i++) samples.push(await time(() => rc.reconcile()));
+    rows.push(summarize('reconcile, 1000 endpoints', samples, { target: '< 1000 ms' }));
+    await native.netnsDeleteMany(many);
+    await rc.reconcile();
+    await rc.close();
+  }
+
   for (const backend of values.firewall.split(',').filter(Boolean)) {
     await firewallBench({ backend, tag, stateDir, rows });
   }

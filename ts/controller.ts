@@ -57,6 +57,8 @@ export interface ControllerOptions {
   ip?: string;
   /** host port range for ephemeral published ports; default: the host's ip_local_port_range */
   portRange?: [number, number];
+  /** run reconcile when opening (default true; `cnm system reconcile --dry-run` turns it off) */
+  reconcileOnOpen?: boolean;
 }
 
 /** One IPAM pool as given to network create. */
@@ -168,7 +170,7 @@ export class NetworkController {
     const ctl = new NetworkController(opts, store, base, backend);
     try {
       await ctl.prepareHost(opts);
-      await ctl.reconcile();
+      if (opts.reconcileOnOpen !== false) await ctl.reconcile();
       await ctl.ensurePredefined(opts);
     } catch (e) {
       await store.close();

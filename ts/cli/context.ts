@@ -1,5 +1,5 @@
 /** What every CLI command gets: the parsed global options and a controller opener. */
-import { NetworkController } from '../controller.js';
+import { type ControllerOptions, NetworkController } from '../controller.js';
 import { CnmError, invalid } from '../errors.js';
 import { checkBackend } from '../firewall.js';
 import { parseBool, parseMtu } from '../validate.js';
@@ -10,7 +10,7 @@ export interface CliContext {
   out: (s: string) => void;
   err: (s: string) => void;
   /** open the controller with the global options (state dir, host netns, bridge) */
-  open: (v: Parsed['values']) => Promise<NetworkController>;
+  open: (v: Parsed['values'], extra?: Partial<ControllerOptions>) => Promise<NetworkController>;
 }
 
 /** Docker's `--default-address-pool base=10.10.0.0/16,size=24`. */
@@ -28,7 +28,7 @@ function flag(v: Parsed['values'], name: string): boolean | undefined {
   return s === undefined ? undefined : parseBool(`--${name}`, s);
 }
 
-export async function openFromOptions(v: Parsed['values']): Promise<NetworkController> {
+export async function openFromOptions(v: Parsed['values'], extra: Partial<ControllerOptions> = {}): Promise<NetworkController> {
   const mtu = str(v['default-mtu']);
   const firewall = str(v.firewall) ?? process.env.CNM_FIREWALL;
   const hostNetns = str(v['host-netns']) ?? process.env.CNM_HOST_NETNS;
@@ -45,12 +45,18 @@ export async function openFromOptions(v: Parsed['values']): Promise<NetworkContr
     ipForward: flag(v, 'ip-forward'),
     ip: str(v.ip),
     defaultAddressPools: list(v['default-address-pool']).length ? list(v['default-address-pool']).map(parsePoolFlag) : undefined,
+    ...extra,
   });
 }
 
 /** Run fn with an open controller and always close it. */
-export async function withController<T>(ctx: CliContext, v: Parsed['values'], fn: (c: NetworkController) => Promise<T>): Promise<T> {
-  const ctl = await ctx.open(v);
+export async function withController<T>(
+  ctx: CliContext,
+  v: Parsed['values'],
+  fn: (c: NetworkController) => Promise<T>,
+  extra?: Partial<ControllerOptions>,
+): Promise<T> {
+  const ctl = await ctx.open(v, extra);
   try {
     return await fn(ctl);
   } finally {

@@ -44,11 +44,14 @@ export async function main(argv: string[], ctx: Omit<CliContext, 'open'> = { out
     const full: CliContext = {
       ...ctx,
       // command-level options win over the leading global ones
-      open: (v) =>
-        openFromOptions({
-          ...g,
-          ...Object.fromEntries(Object.entries(v).filter(([k, x]) => x !== undefined && k in GLOBAL_OPTIONS && !LEADING_ONLY.has(k))),
-        }),
+      open: (v, extra) =>
+        openFromOptions(
+          {
+            ...g,
+            ...Object.fromEntries(Object.entries(v).filter(([k, x]) => x !== undefined && k in GLOBAL_OPTIONS && !LEADING_ONLY.has(k))),
+          },
+          extra,
+        ),
     };
     const [cmd, ...rest] = command;
     if (g.help || cmd === undefined || cmd === 'help' || cmd === '--help') {
