@@ -11,6 +11,8 @@ export interface CliContext {
   err: (s: string) => void;
   /** open the controller with the global options (state dir, host netns, bridge) */
   open: (v: Parsed['values'], extra?: Partial<ControllerOptions>) => Promise<NetworkController>;
+  /** the controller options the global options stand for */
+  options: (v: Parsed['values'], extra?: Partial<ControllerOptions>) => ControllerOptions;
 }
 
 /** Docker's `--default-address-pool base=10.10.0.0/16,size=24`. */
@@ -29,11 +31,15 @@ function flag(v: Parsed['values'], name: string): boolean | undefined {
 }
 
 export async function openFromOptions(v: Parsed['values'], extra: Partial<ControllerOptions> = {}): Promise<NetworkController> {
+  return NetworkController.open(controllerOptions(v, extra));
+}
+
+export function controllerOptions(v: Parsed['values'], extra: Partial<ControllerOptions> = {}): ControllerOptions {
   const mtu = str(v['default-mtu']);
   const firewall = str(v.firewall) ?? process.env.CNM_FIREWALL;
   const hostNetns = str(v['host-netns']) ?? process.env.CNM_HOST_NETNS;
   if (hostNetns === '') throw invalid('--host-netns must not be empty');
-  return NetworkController.open({
+  return {
     stateDir: str(v['state-dir']) ?? process.env.CNM_STATE_DIR,
     hostNetns: hostNetns ?? null,
     bip: str(v.bip),
@@ -46,7 +52,7 @@ export async function openFromOptions(v: Parsed['values'], extra: Partial<Contro
     ip: str(v.ip),
     defaultAddressPools: list(v['default-address-pool']).length ? list(v['default-address-pool']).map(parsePoolFlag) : undefined,
     ...extra,
-  });
+  };
 }
 
 /** Run fn with an open controller and always close it. */

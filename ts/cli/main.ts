@@ -1,7 +1,8 @@
 /** The `cnm` command: docker-like networking from the shell. */
 import { CnmError } from '../errors.js';
-import { GLOBAL_OPTIONS, LEADING_ONLY, parse, splitGlobal } from './args.js';
-import { type CliContext, openFromOptions } from './context.js';
+import { GLOBAL_OPTIONS, LEADING_ONLY, type Parsed, parse, splitGlobal } from './args.js';
+import { type CliContext, controllerOptions, openFromOptions } from './context.js';
+import { daemonCommand } from './daemon.js';
 import { demoCommand } from './demo.js';
 import { NETWORK_USAGE, networkCommand } from './network.js';
 import { portCommand } from './port.js';
@@ -31,27 +32,26 @@ Commands:
   run       run a command in a new sandbox: cnm run [--name N] [--rm] [-p SPEC]... --net NET -- CMD ARGS...
   port      list published ports: cnm port SANDBOX [PORT[/PROTO]]
   system    reconcile [--dry-run]: bring store and kernel into agreement
+  daemon    serve the Docker Engine network API: cnm daemon [--socket PATH] (default /run/cnm.sock)
   demo      a self-contained walk-through in an isolated namespace
 
 ${NETWORK_USAGE}
 
 ${SANDBOX_USAGE}`;
 
-export async function main(argv: string[], ctx: Omit<CliContext, 'open'> = { out: (s) => console.log(s), err: (s) => console.error(s) }): Promise<number> {
+export async function main(argv: string[], ctx: Omit<CliContext, 'open' | 'options'> = { out: (s) => console.log(s), err: (s) => console.error(s) }): Promise<number> {
   try {
     const { globals, command } = splitGlobal(argv);
     const g = parse(globals, GLOBAL_OPTIONS).values;
+    // command-level options win over the leading global ones (except --ip, see LEADING_ONLY)
+    const merged = (v: Parsed['values']) => ({
+      ...g,
+      ...Object.fromEntries(Object.entries(v).filter(([k, x]) => x !== undefined && k in GLOBAL_OPTIONS && !LEADING_ONLY.has(k))),
+    });
     const full: CliContext = {
       ...ctx,
-      // command-level options win over the leading global ones
-      open: (v, extra) =>
-        openFromOptions(
-          {
-            ...g,
-            ...Object.fromEntries(Object.entries(v).filter(([k, x]) => x !== undefined && k in GLOBAL_OPTIONS && !LEADING_ONLY.has(k))),
-          },
-          extra,
-        ),
+      open: (v, extra) => openFromOptions(merged(v), extra),
+      options: (v, extra) => controllerOptions(merged(v), extra),
     };
     const [cmd, ...rest] = command;
     if (g.help || cmd === undefined || cmd === 'help' || cmd === '--help') {
@@ -69,6 +69,8 @@ export async function main(argv: string[], ctx: Omit<CliContext, 'open'> = { out
         return await systemCommand(full, rest);
       case 'port':
         return await portCommand(full, rest);
+      case 'daemon':
+        return await daemonCommand(full, rest);
       case 'demo':
         return await demoCommand(full);
       default:

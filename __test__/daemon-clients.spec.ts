@@ -1,0 +1,119 @@
+// The stock docker CLI and dockerode against `cnm daemon`, with real effect on the kernel.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import Docker from 'dockerode';
+import { type Daemon, startDaemon } from '../ts/daemon/server.js';
+import { type IsolatedHost, ipj, isolatedHost, pings } from './helpers/host.js';
+
+let host: IsolatedHost;
+let d: Daemon;
+const dockerBin = ['/usr/local/bin/docker', '/usr/bin/docker'].find((p) => existsSync(p));
+
+test.before(async () => {
+  host = await isolatedHost('dcli');
+  d = await startDaemon({ socket: join(mkdtempSync(join(tmpdir(), 'cnm-dcli-')), 'cnm.sock'), controller: { hostNetns: host.ns, stateDir: host.stateDir } });
+});
+test.after.always(async () => {
+  await d?.close();
+  await host?.cleanup();
+});
+
+/** Run the docker CLI asynchronously: the daemon answers from this very process. */
+function docker(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(dockerBin!, args, {
+      // a fresh DOCKER_CONFIG keeps the user's docker settings out of the test
+      env: { ...process.env, DOCKER_HOST: `unix://${d.socket}`, DOCKER_CONFIG: mkdtempSync(join(tmpdir(), 'cnm-dcfg-')) },
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (err += c));
+    const timer = setTimeout(() => child.kill(), 30000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, out: out.trim(), err: err.trim() });
+    });
+  });
+}
+
+const withDocker = dockerBin ? test.serial : test.serial.skip;
+if (!dockerBin) console.log('docker CLI tests skipped: no docker client binary on this machine (the image normally has one)');
+
+withDocker('the stock docker CLI drives networks end to end', async (t) => {
+  let r = await docker('network', 'create', '--subnet', '10.240.0.0/24', '--gateway', '10.240.0.254', '--ip-range', '10.240.0.128/25', '-o', 'com.docker.network.driver.mtu=1420', '--label', 'env=test', 'clinet');
+  t.is(r.code, 0, r.err);
+  const id = r.out;
+  t.regex(id, /^[0-9a-f]{64}$/);
+  r = await docker('network', 'create', '--internal', '--ipv6', '--subnet', 'fd00:240::/64', 'inner6');
+  t.is(r.code, 0, r.err);
+  r = await docker('network', 'ls');
+  t.regex(r.out, /NETWORK ID\s+NAME\s+DRIVER\s+SCOPE/);
+  t.regex(r.out, new RegExp(`${id.slice(0, 12)}\\s+clinet\\s+bridge\\s+local`));
+  t.deepEqual((await docker('network', 'ls', '-q', '--filter', 'name=clinet')).out, id.slice(0, 12));
+  const json = (await docker('network', 'ls', '--format', 'json', '--filter', 'label=env=test')).out.split('\n').map((l) => JSON.parse(l) as { Name: string; Driver: string });
+  t.deepEqual(json.map((n) => [n.Name, n.Driver]), [['clinet', 'bridge']]);
+  t.is((await docker('network', 'inspect', '-f', '{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}} {{.IPRange}}{{end}}', 'clinet')).out, '10.240.0.0/24 10.240.0.254 10.240.0.128/25');
+  t.is((await docker('network', 'inspect', '-f', '{{.Internal}} {{.EnableIPv6}}', 'inner6')).out, 'true true');
+  t.is(ipj<Array<{ mtu: number }>>(host.ns, 'link', 'show', 'dev', `br-${id.slice(0, 12)}`)[0]!.mtu, 1420);
+
+  // sandboxes are the containers of the API
+  const a = host.name('a');
+  const b = host.name('b');
+  await d.controller.createSandbox({ name: a });
+  await d.controller.createSandbox({ name: b });
+  t.is((await docker('network', 'connect', '--ip', '10.240.0.10', '--alias', 'db', 'clinet', a)).code, 0);
+  t.is((await docker('network', 'connect', 'clinet', b)).code, 0);
+  t.is((await docker('network', 'inspect', '-f', `{{range .Containers}}{{.Name}}={{.IPv4Address}} {{end}}`, 'clinet')).out.split(' ').sort().join(' '), [`${a}=10.240.0.10/24`, `${b}=10.240.0.128/24`].sort().join(' '));
+  t.true(pings(a, '10.240.0.128'), 'traffic flows between the connected sandboxes');
+  r = await docker('network', 'rm', 'clinet');
+  t.not(r.code, 0);
+  t.regex(r.err, /active endpoints/);
+  r = await docker('network', 'connect', 'clinet', a);
+  t.not(r.code, 0);
+  t.is((await docker('network', 'disconnect', 'clinet', a)).code, 0);
+  t.is((await docker('network', 'disconnect', 'clinet', b)).code, 0);
+  t.false(pings(a, '10.240.0.128'));
+  r = await docker('network', 'inspect', 'nosuch');
+  t.not(r.code, 0);
+  t.regex(r.err, /not found/);
+  t.is((await docker('network', 'rm', 'clinet')).code, 0);
+  t.deepEqual(ipj(host.ns, 'link', 'show', 'type', 'bridge').filter((l) => (l as { ifname: string }).ifname === `br-${id.slice(0, 12)}`), []);
+  r = await docker('network', 'prune', '-f');
+  t.is(r.code, 0, r.err);
+  t.regex(r.out, /inner6/);
+  t.deepEqual((await docker('network', 'ls', '--format', '{{.Name}}')).out.split('\n').sort(), ['bridge', 'host', 'none']);
+  r = await docker('version', '--format', '{{.Server.APIVersion}}');
+  t.is(r.out, '1.47');
+});
+
+test.serial('dockerode does the same from Node', async (t) => {
+  const docker = new Docker({ socketPath: d.socket });
+  const net = await docker.createNetwork({
+    Name: 'odenet',
+    Driver: 'bridge',
+    Labels: { via: 'dockerode' },
+    IPAM: { Driver: 'default', Config: [{ Subnet: '10.241.0.0/24', Gateway: '10.241.0.1' }] },
+  });
+  t.regex(net.id, /^[0-9a-f]{64}$/);
+  const list = await docker.listNetworks({ filters: { label: ['via=dockerode'] } });
+  t.deepEqual(list.map((n) => n.Name), ['odenet']);
+  const sb = await d.controller.createSandbox({ name: host.name('o') });
+  await docker.getNetwork('odenet').connect({ Container: sb.name, EndpointConfig: { IPAMConfig: { IPv4Address: '10.241.0.50' } } });
+  const ins = (await docker.getNetwork(net.id).inspect()) as { Containers: Record<string, { IPv4Address: string }> };
+  t.is(ins.Containers[sb.id]!.IPv4Address, '10.241.0.50/24');
+  t.true(pings(sb.netns, '10.241.0.1'));
+  const e = await t.throwsAsync(docker.getNetwork('odenet').remove());
+  t.is((e as { statusCode?: number }).statusCode, 403);
+  await docker.getNetwork('odenet').disconnect({ Container: sb.name });
+  await docker.getNetwork('odenet').remove();
+  const e404 = await t.throwsAsync(docker.getNetwork('odenet').inspect());
+  t.is((e404 as { statusCode?: number }).statusCode, 404);
+  const pruned = await docker.pruneNetworks();
+  t.deepEqual(pruned.NetworksDeleted ?? [], []);
+  await d.controller.removeSandbox(sb.name);
+  t.is(await docker.ping().then(String), 'OK');
+});
