@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { NetworkController, native } from '../dist/index.js';
 import { Ipam } from '../dist/ipam/ipam.js';
 import { Pool } from '../dist/ipam/pool.js';
+import { daemonBench } from './daemon.js';
 import { firewallBench } from './firewall.js';
 import { ipamBench } from './ipam.js';
 import { printTable, summarize } from './stats.js';
@@ -113,6 +114,8 @@ try {
     await rc.reconcile();
     await rc.close();
   }
+
+  await daemonBench({ tag, stateDir, rows, summarize });
 
   for (const backend of values.firewall.split(',').filter(Boolean)) {
     await firewallBench({ backend, tag, stateDir, rows });
