@@ -67,6 +67,43 @@ export interface VethInfo {
   hostMac: string;
 }
 
+/** One static route for {@link AdoptSpec}: `dst` via `gateway`, or on-link without one. */
+export interface StaticRoute {
+  /** CIDR */
+  dst: string;
+  /** absent for an on-link route (nested fields take no null) */
+  gateway?: string;
+}
+
+/**
+ * adoptLink: a link made in the host netns by someone else (a remote plugin) is
+ * moved into the sandbox netns, renamed and configured there. The move waits for
+ * an RCU grace period (~20 ms): plugins only, never the bridge path.
+ */
+export interface AdoptSpec {
+  hostNetns?: string | null;
+  /** the link in the host netns */
+  ifname: string;
+  /** the named netns to move it into */
+  sandboxNetns: string;
+  /** its name inside the sandbox, e.g. eth0 */
+  newName: string;
+  mtu?: number | null;
+  mac?: string | null;
+  /** CIDR strings */
+  addresses?: string[] | null;
+  /** IPv4 default route via this gateway */
+  gateway?: string | null;
+  /** IPv6 default route via this gateway */
+  gateway6?: string | null;
+  routes?: StaticRoute[] | null;
+}
+
+export interface AdoptInfo {
+  ifindex: number;
+  mac: string;
+}
+
 export interface LinkInfo {
   index: number;
   name: string;
@@ -97,6 +134,8 @@ export interface NativeBinding extends NativeFirewall {
   ensureBridge(spec: BridgeSpec): Promise<BridgeInfo>;
   deleteLink(netns: string | undefined | null, name: string): Promise<boolean>;
   attachVeth(spec: VethSpec): Promise<VethInfo>;
+  /** move a plugin-made link into a sandbox and configure it; moved back (or deleted) on failure */
+  adoptLink(spec: AdoptSpec): Promise<AdoptInfo>;
   detachVeth(hostNetns: string | undefined | null, hostIfname: string): Promise<boolean>;
   listLinks(netns?: string | null): Promise<LinkInfo[]>;
   listRoutes(netns?: string | null, family?: number | null): Promise<RouteInfo[]>;

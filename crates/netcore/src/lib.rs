@@ -233,6 +233,81 @@ pub fn attach_veth(env: &Env, spec: VethSpec) -> napi::Result<PromiseRaw<'_, Vet
     })
 }
 
+/// One static route inside the sandbox: `dst` via `gateway`, or on-link.
+#[napi(object)]
+pub struct StaticRoute {
+    /// CIDR
+    pub dst: String,
+    /// absent for an on-link route
+    pub gateway: Option<String>,
+}
+
+#[napi(object)]
+pub struct AdoptSpec {
+    #[napi(ts_type = "string | null")]
+    pub host_netns: Option<String>,
+    /// the link in the host netns (made by a remote plugin)
+    pub ifname: String,
+    /// the named netns to move it into
+    pub sandbox_netns: String,
+    /// its name there, e.g. eth0
+    pub new_name: String,
+    #[napi(ts_type = "number | null")]
+    pub mtu: Option<u32>,
+    #[napi(ts_type = "string | null")]
+    pub mac: Option<String>,
+    /// CIDR strings
+    #[napi(ts_type = "string[] | null")]
+    pub addresses: Option<Vec<String>>,
+    /// IPv4 default route via this gateway
+    #[napi(ts_type = "string | null")]
+    pub gateway: Option<String>,
+    /// IPv6 default route via this gateway
+    #[napi(ts_type = "string | null")]
+    pub gateway6: Option<String>,
+    #[napi(ts_type = "StaticRoute[] | null")]
+    pub routes: Option<Vec<StaticRoute>>,
+}
+
+#[napi(object)]
+pub struct AdoptInfo {
+    pub ifindex: u32,
+    pub mac: String,
+}
+
+/// Moves a link a plugin made in the host netns into a sandbox netns, renames
+/// and configures it there; undoes the move on failure.
+#[napi(ts_return_type = "Promise<AdoptInfo>")]
+pub fn adopt_link(env: &Env, spec: AdoptSpec) -> napi::Result<PromiseRaw<'_, AdoptInfo>> {
+    let spec = link::AdoptSpec {
+        host_netns: spec.host_netns,
+        ifname: spec.ifname,
+        sandbox_netns: spec.sandbox_netns,
+        new_name: spec.new_name,
+        mtu: spec.mtu,
+        mac: spec.mac,
+        addresses: spec.addresses.unwrap_or_default(),
+        gateway: spec.gateway,
+        gateway6: spec.gateway6,
+        routes: spec
+            .routes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| link::StaticRoute {
+                dst: r.dst,
+                gateway: r.gateway,
+            })
+            .collect(),
+    };
+    promise(env, async move {
+        let r = link::adopt_link(&spec).await?;
+        Ok(AdoptInfo {
+            ifindex: r.ifindex,
+            mac: r.mac,
+        })
+    })
+}
+
 #[napi(ts_return_type = "Promise<boolean>")]
 pub fn detach_veth(
     env: &Env,
