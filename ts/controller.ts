@@ -59,6 +59,8 @@ export interface ControllerOptions {
   portRange?: [number, number];
   /** run reconcile when opening (default true; `cnm system reconcile --dry-run` turns it off) */
   reconcileOnOpen?: boolean;
+  /** where remote network driver plugins are found (<dir>/<name>.sock, .spec, .json); default /run/docker/plugins */
+  pluginDir?: string;
 }
 
 /** One IPAM pool as given to network create. */
@@ -128,7 +130,7 @@ export class NetworkController {
     this.store = store;
     this.ipam = new Ipam(store);
     this.firewall = new Firewall(backend, this.hostNetns);
-    this.drivers = new DriverRegistry({ hostNetns: this.hostNetns, firewall: this.firewall, ipForward: opts.ipForward !== false });
+    this.drivers = new DriverRegistry({ hostNetns: this.hostNetns, firewall: this.firewall, ipForward: opts.ipForward !== false, pluginDir: opts.pluginDir });
     this.pools = opts.defaultAddressPools ?? DEFAULT_POOLS;
     this.defaultHostIp = opts.ip ?? '0.0.0.0';
     this.portRange = opts.portRange ?? [32768, 60999];
@@ -208,7 +210,7 @@ export class NetworkController {
     checkName('network', req.name);
     const driverName = req.driver ?? 'bridge';
     if (typeof driverName !== 'string' || driverName === '') throw invalid('driver name must not be empty', driverName);
-    const driver = this.drivers.get(driverName);
+    const driver = await this.drivers.resolve(driverName);
     if (!predefined && (driverName === 'host' || driverName === 'null')) {
       throw invalid(`only one instance of "${driverName}" network is allowed`, driverName);
     }
@@ -268,7 +270,7 @@ export class NetworkController {
 
   /** Reserve in the store, program the kernel, commit; undo on failure. */
   private async commitNetwork(rec: NetworkRecord): Promise<NetworkRecord> {
-    const driver = this.drivers.get(rec.driver);
+    const driver = await this.drivers.resolve(rec.driver);
     const given = rec.ipam.config;
     const autoV4 = driver.usesIpam && !given.some((c) => !c.subnet.includes(':'));
     const autoV6 = driver.usesIpam && rec.enableIPv6 && !given.some((c) => c.subnet.includes(':'));
@@ -391,7 +393,7 @@ export class NetworkController {
     });
     try {
       fault('network.rm.mark');
-      await this.drivers.get(rec.driver).deleteNetwork(rec);
+      await (await this.drivers.resolve(rec.driver)).deleteNetwork(rec);
     } catch (e) {
       this.store.txn((tx) => tx.put(keys.net(rec.id), rec));
       throw toCnmError(e, `remove network ${rec.name}`);
@@ -464,7 +466,7 @@ export class NetworkController {
     } catch (e) {
       const undo: Error[] = [];
       if (joined && net) {
-        const driver = this.drivers.get(net.driver);
+        const driver = await this.drivers.resolve(net.driver);
         if (joined.ports?.length) await driver.revokeExternalConnectivity(net, joined).catch((u: Error) => undo.push(u));
         await driver.leave(net, joined, sb).catch((u: Error) => undo.push(u));
       }
@@ -521,7 +523,7 @@ export class NetworkController {
       eps.map(async (ep) => {
         const net = this.store.get<NetworkRecord>(keys.net(ep.networkId));
         if (!net) return;
-        const driver = this.drivers.get(net.driver);
+        const driver = await this.drivers.resolve(net.driver);
         if (ep.ports?.length) await driver.revokeExternalConnectivity(net, ep);
         await driver.leave(net, ep, sb);
       }),
@@ -564,7 +566,7 @@ export class NetworkController {
   private async join(net: NetworkRecord, sb: SandboxRecord, opts: ConnectOptions, creating: boolean): Promise<EndpointRecord> {
     if (net.state !== 'ready') throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${net.name} is being created or removed`, { network: net.name });
     if (!creating && sb.state !== 'ready') throw new CnmError('ERR_SANDBOX_NOT_FOUND', `sandbox ${sb.name} is being created or removed`, { sandbox: sb.name });
-    const driver = this.drivers.get(net.driver);
+    const driver = await this.drivers.resolve(net.driver);
     const aliases = opts.aliases ?? [];
     if (!Array.isArray(aliases) || aliases.some((a) => typeof a !== 'string' || a === '' || /\s/.test(a))) {
       throw invalid('aliases must be non-empty strings without spaces', aliases);
@@ -709,7 +711,7 @@ export class NetworkController {
     if (net.driver === 'host' || net.driver === 'null') {
       throw invalid(`container cannot be disconnected from ${net.name} network`, net.name);
     }
-    const driver = this.drivers.get(net.driver);
+    const driver = await this.drivers.resolve(net.driver);
     // the way back is open until the link goes: a failure before that leaves all as it was
     try {
       if (ep.ports?.length) await driver.revokeExternalConnectivity(net, ep);

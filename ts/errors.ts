@@ -27,6 +27,8 @@ export const ErrorCodes = {
   ERR_LINK_EXISTS: 409,
   ERR_IO: 500,
   ERR_FAULT_INJECTED: 500,
+  /** a remote plugin answered with an error, or could not be reached */
+  ERR_PLUGIN: 500,
 } as const;
 
 /** One of the stable codes a {@link CnmError} carries. */

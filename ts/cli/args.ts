@@ -17,6 +17,7 @@ export const GLOBAL_OPTIONS: OptionSpec = {
   'ip-forward': { type: 'string' },
   ip: { type: 'string' },
   'default-address-pool': { type: 'string', multiple: true },
+  'plugin-dir': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
 

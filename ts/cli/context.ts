@@ -51,6 +51,7 @@ export function controllerOptions(v: Parsed['values'], extra: Partial<Controller
     ipForward: flag(v, 'ip-forward'),
     ip: str(v.ip),
     defaultAddressPools: list(v['default-address-pool']).length ? list(v['default-address-pool']).map(parsePoolFlag) : undefined,
+    pluginDir: str(v['plugin-dir']) ?? process.env.CNM_PLUGIN_DIR,
     ...extra,
   };
 }

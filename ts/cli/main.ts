@@ -25,6 +25,8 @@ Global options:
   --ip IP              default host IP for published ports (before the command only)
   --default-address-pool base=CIDR,size=N
                        pools for automatic subnets (repeatable; replaces the defaults)
+  --plugin-dir DIR     where remote driver plugins are found (default /run/docker/plugins;
+                       env CNM_PLUGIN_DIR)
 
 Commands:
   network   create, ls, inspect, rm, connect, disconnect networks

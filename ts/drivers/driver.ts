@@ -12,6 +12,8 @@ export interface DriverContext {
   firewall: Firewall;
   /** turn on forwarding in the host netns for the families networks use */
   ipForward: boolean;
+  /** where remote driver plugins are looked for; absent = Docker's dirs (/run/docker/plugins…) */
+  pluginDir?: string | null;
 }
 
 export interface Driver {

@@ -1,13 +1,21 @@
-/** The driver registry: built-in drivers now, remote plugins later, one shape. */
+/** The driver registry: built-in drivers and remote plugins, one shape. */
+import { existsSync } from 'node:fs';
 import { CnmError } from '../errors.js';
+import { DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIRS, PluginClient, discoverPlugin, validPluginName } from '../plugin/client.js';
+import type { CapabilitiesResponse } from '../plugin/api.js';
 import { BridgeDriver } from './bridge.js';
 import type { Driver, DriverContext } from './driver.js';
 import { NoopDriver } from './noop.js';
+import { RemoteDriver } from './remote.js';
+
+/** How long an unknown driver name is looked for as a plugin whose socket may be late. */
+const DISCOVERY_RETRY_MS = 1000;
 
 export class DriverRegistry {
   private readonly drivers = new Map<string, Driver>();
+  private readonly loading = new Map<string, Promise<Driver>>();
 
-  constructor(ctx: DriverContext) {
+  constructor(private readonly ctx: DriverContext) {
     this.register(new BridgeDriver(ctx));
     this.register(new NoopDriver('host', false));
     this.register(new NoopDriver('null', true));
@@ -17,13 +25,63 @@ export class DriverRegistry {
     this.drivers.set(d.name, d);
   }
 
+  /** A built-in driver or a plugin already loaded; ERR_UNKNOWN_DRIVER otherwise. */
   get(name: string): Driver {
     const d = this.drivers.get(name);
-    if (!d) {
-      throw new CnmError('ERR_UNKNOWN_DRIVER', `unknown network driver "${name}": available drivers are ${[...this.drivers.keys()].join(', ')}`, {
+    if (!d) throw this.unknown(name);
+    return d;
+  }
+
+  /** Like {@link get}, but an unknown name is looked up as a remote plugin (and kept). */
+  async resolve(name: string): Promise<Driver> {
+    const d = this.drivers.get(name);
+    if (d) return d;
+    let p = this.loading.get(name);
+    if (!p) {
+      p = this.loadPlugin(name).finally(() => this.loading.delete(name));
+      this.loading.set(name, p);
+    }
+    return p;
+  }
+
+  /** Where plugins are looked for: the configured dir alone, or Docker's dirs. */
+  pluginDirs(): string[] {
+    return this.ctx.pluginDir ? [this.ctx.pluginDir] : [DEFAULT_SOCKET_DIR, ...DEFAULT_SPEC_DIRS];
+  }
+
+  private unknown(name: string): CnmError {
+    return new CnmError(
+      'ERR_UNKNOWN_DRIVER',
+      `unknown network driver "${name}": available drivers are ${[...this.drivers.keys()].join(', ')}, or a plugin in ${this.pluginDirs().join(', ')}`,
+      { value: name },
+    );
+  }
+
+  /** Discover, activate and ask the capabilities of plugin `name`, as Docker does. */
+  private async loadPlugin(name: string): Promise<Driver> {
+    if (!validPluginName(name)) throw this.unknown(name);
+    const dirs = this.pluginDirs();
+    // a plugin started together with us may not have made its socket yet: look
+    // again for about a second, as Docker does (longer), unless no dir exists at all
+    let found = discoverPlugin(name, dirs);
+    for (let wait = 25, waited = 0; !found && waited < DISCOVERY_RETRY_MS && dirs.some((d) => existsSync(d)); waited += wait, wait = Math.min(wait * 2, 250)) {
+      await new Promise((r) => setTimeout(r, wait));
+      found = discoverPlugin(name, dirs);
+    }
+    if (!found) throw this.unknown(name);
+    const client = new PluginClient(found.address, { name });
+    const impl = await client.activate();
+    if (!impl.includes('NetworkDriver')) {
+      throw new CnmError('ERR_UNKNOWN_DRIVER', `plugin ${name} (${found.source}) does not implement NetworkDriver (it implements ${impl.join(', ') || 'nothing'})`, {
         value: name,
       });
     }
+    const caps = await client.call<CapabilitiesResponse>('NetworkDriver.GetCapabilities', {});
+    if (caps.Scope !== 'local' && caps.Scope !== 'global') {
+      throw new CnmError('ERR_PLUGIN', `plugin ${name}: GetCapabilities: invalid Scope ${JSON.stringify(caps.Scope)}`, { value: name });
+    }
+    const d = new RemoteDriver(name, client, this.ctx, caps);
+    this.register(d);
     return d;
   }
 
