@@ -138,6 +138,22 @@ async fn get_by_name(
     }
 }
 
+/// Default-route gateways of an attach: the first IPv4, the second IPv6.
+fn parse_gateways(
+    gateway: Option<&str>,
+    gateway6: Option<&str>,
+) -> Result<(Option<std::net::IpAddr>, Option<std::net::IpAddr>)> {
+    let gateway = gateway.map(addr::parse_ip).transpose()?;
+    let gateway6 = gateway6.map(addr::parse_ip).transpose()?;
+    if gateway.is_some_and(|g| !g.is_ipv4()) {
+        return Err(Error::invalid("gateway must be an IPv4 address"));
+    }
+    if gateway6.is_some_and(|g| !g.is_ipv6()) {
+        return Err(Error::invalid("gateway6 must be an IPv6 address"));
+    }
+    Ok((gateway, gateway6))
+}
+
 /// The index of link `name` in `netns`, or ERR_LINK_NOT_FOUND.
 pub(crate) async fn index_of(handle: &Handle, netns: Option<&str>, name: &str) -> Result<u32> {
     match get_by_name(handle, name).await {
@@ -431,14 +447,7 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
     validate_mtu(spec.mtu)?;
     let mac = spec.mac.as_deref().map(parse_mac).transpose()?;
     let cidrs = addr::parse_all(&spec.addresses)?;
-    let gateway = spec.gateway.as_deref().map(addr::parse_ip).transpose()?;
-    let gateway6 = spec.gateway6.as_deref().map(addr::parse_ip).transpose()?;
-    if gateway.is_some_and(|g| !g.is_ipv4()) {
-        return Err(Error::invalid("gateway must be an IPv4 address"));
-    }
-    if gateway6.is_some_and(|g| !g.is_ipv6()) {
-        return Err(Error::invalid("gateway6 must be an IPv6 address"));
-    }
+    let (gateway, gateway6) = parse_gateways(spec.gateway.as_deref(), spec.gateway6.as_deref())?;
     let host_if = spec.host_ifname.as_str();
     let peer_if = spec.ifname.as_str();
 
@@ -669,14 +678,7 @@ pub async fn adopt_link(spec: &AdoptSpec) -> Result<AdoptResult> {
     validate_mtu(spec.mtu)?;
     let mac = spec.mac.as_deref().map(parse_mac).transpose()?;
     let cidrs = addr::parse_all(&spec.addresses)?;
-    let gateway = spec.gateway.as_deref().map(addr::parse_ip).transpose()?;
-    let gateway6 = spec.gateway6.as_deref().map(addr::parse_ip).transpose()?;
-    if gateway.is_some_and(|g| !g.is_ipv4()) {
-        return Err(Error::invalid("gateway must be an IPv4 address"));
-    }
-    if gateway6.is_some_and(|g| !g.is_ipv6()) {
-        return Err(Error::invalid("gateway6 must be an IPv6 address"));
-    }
+    let (gateway, gateway6) = parse_gateways(spec.gateway.as_deref(), spec.gateway6.as_deref())?;
     let routes = spec
         .routes
         .iter()

@@ -314,10 +314,12 @@ pub async fn create(name: &str) -> Result<()> {
 
 /// Runs on a dedicated thread: the unshare stays with the thread, which
 /// exits right after.
-fn create_on_this_thread(name: &str) -> Result<Socket> {
-    let file = path(name);
+/// Creates the empty file /run/netns/NAME that a netns is bind-mounted on;
+/// ERR_NETNS_EXISTS when the name is taken.
+fn mount_point(name: &str) -> Result<PathBuf> {
     let ctx = |what: &str| format!("{what} for netns {name}");
     ensure_run_dir().map_err(|e| Error::from_io(&e, ctx("prepare /run/netns")))?;
+    let file = path(name);
     fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -331,6 +333,12 @@ fn create_on_this_thread(name: &str) -> Result<Socket> {
             .netns(Some(name)),
             _ => Error::from_io(&e, ctx("create file")).netns(Some(name)),
         })?;
+    Ok(file)
+}
+
+fn create_on_this_thread(name: &str) -> Result<Socket> {
+    let ctx = |what: &str| format!("{what} for netns {name}");
+    let file = mount_point(name)?;
     let made = (|| {
         // SAFETY: unshare affects only the calling (dedicated) thread.
         check(unsafe { libc::unshare(libc::CLONE_NEWNET) })
@@ -369,21 +377,7 @@ fn bind_blocking(name: &str, target: Option<&str>) -> Result<()> {
         }
         None => "/proc/self/ns/net".to_string(),
     };
-    ensure_run_dir().map_err(|e| Error::from_io(&e, "prepare /run/netns"))?;
-    let file = path(name);
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o444)
-        .open(&file)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::EEXIST) => Error::new(
-                ErrorCode::NetnsExists,
-                format!("netns {name} already exists"),
-            )
-            .netns(Some(name)),
-            _ => Error::from_io(&e, format_args!("create netns file {name}")).netns(Some(name)),
-        })?;
+    let file = mount_point(name)?;
     let target_path = file.to_string_lossy().into_owned();
     if let Err(e) = mount(Some(&source), &target_path, libc::MS_BIND) {
         let _ = fs::remove_file(&file);
