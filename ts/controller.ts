@@ -11,6 +11,7 @@ import { BridgeOptions } from './drivers/bridge.js';
 import { CnmError, invalid, toCnmError } from './errors.js';
 import { DEFAULT_POOLS, type DefaultPool, chooseSubnet, nameserverPrefixes, ulaPrefix, validatePools } from './ipam/default-pools.js';
 import { Ipam } from './ipam/ipam.js';
+import { usesRemoteIpam } from './ipam/remote.js';
 import { Pool, type PoolConfig } from './ipam/pool.js';
 import { type Cidr, contains, formatCidr, overlaps, parseCidr, parseIp, parseSubnet } from './net/ip.js';
 import { fault } from './fault.js';
@@ -85,6 +86,10 @@ export interface NetworkCreateOptions {
   mtu?: number;
   /** give the network IPv6 too; a /64 is chosen when no IPv6 subnet is given */
   enableIPv6?: boolean;
+  /** an IPAM driver plugin by name (Docker's --ipam-driver); default: the default IPAM */
+  ipamDriver?: string;
+  /** options for the IPAM driver (Docker's --ipam-opt) */
+  ipamOptions?: Record<string, string>;
 }
 
 /** Options of {@link NetworkController.connect}. */
@@ -214,9 +219,18 @@ export class NetworkController {
     if (!predefined && (driverName === 'host' || driverName === 'null')) {
       throw invalid(`only one instance of "${driverName}" network is allowed`, driverName);
     }
+    const ipamDriver = req.ipamDriver ?? 'default';
+    if (typeof ipamDriver !== 'string' || ipamDriver === '') throw invalid('IPAM driver name must not be empty', ipamDriver);
+    const remoteIpam = ipamDriver !== 'default';
+    if (remoteIpam) {
+      if (!driver.usesIpam) throw invalid(`the ${driverName} driver takes no IPAM driver`, ipamDriver);
+      // the plugin must be there and implement IpamDriver
+      await this.drivers.resolveIpam(ipamDriver);
+    }
     const options = { ...req.options };
     const labels = { ...req.labels };
-    for (const [what, rec] of [['option', options], ['label', labels]] as const) {
+    const ipamOptions = { ...req.ipamOptions };
+    for (const [what, rec] of [['option', options], ['label', labels], ['IPAM option', ipamOptions]] as const) {
       for (const [k, v] of Object.entries(rec)) {
         if (k === '' || typeof v !== 'string') throw invalid(`${what} ${k}: keys must be non-empty and values strings`, k);
       }
@@ -232,7 +246,18 @@ export class NetworkController {
           continue;
         }
         // Pool validates gateway, range and aux addresses against the subnet
-        config.push(new Pool({ subnet: p.subnet, gateway: p.gateway, ipRange: p.ipRange, auxAddresses: p.auxAddresses }).config);
+        const cfg = new Pool({ subnet: p.subnet, gateway: p.gateway, ipRange: p.ipRange, auxAddresses: p.auxAddresses }).config;
+        if (remoteIpam) {
+          if (cfg.subnet.includes(':')) throw invalid(`IPv6 subnets are not supported with IPAM driver ${ipamDriver}`, p.subnet);
+          if (p.auxAddresses && Object.keys(p.auxAddresses).length > 0) throw invalid(`auxiliary addresses are not supported with IPAM driver ${ipamDriver}`, p.auxAddresses);
+          // the request as given: the plugin chooses what the user left out
+          const raw: PoolConfig = { subnet: cfg.subnet };
+          if (p.gateway) raw.gateway = cfg.gateway;
+          if (p.ipRange) raw.ipRange = cfg.ipRange;
+          config.push(raw);
+        } else {
+          config.push(cfg);
+        }
       }
       for (let i = 0; i < config.length; i++) {
         for (let j = i + 1; j < config.length; j++) {
@@ -247,6 +272,7 @@ export class NetworkController {
       throw invalid(`the ${driverName} driver takes no subnet`, reqs);
     }
     if (req.enableIPv6 !== undefined && typeof req.enableIPv6 !== 'boolean') throw invalid('enableIPv6 must be a boolean', req.enableIPv6);
+    if (remoteIpam && req.enableIPv6 === true) throw invalid(`IPv6 is not supported with IPAM driver ${ipamDriver}`, ipamDriver);
     // an IPv6 subnet asks for IPv6 as plainly as --ipv6 does
     const enableIPv6 = driver.usesIpam && (req.enableIPv6 === true || config.some((c) => c.subnet.includes(':')));
     const rec: NetworkRecord = {
@@ -260,7 +286,7 @@ export class NetworkController {
       enableIPv6,
       options,
       labels,
-      ipam: { driver: 'default', options: {}, config, userSubnet: config.length > 0 },
+      ipam: { driver: ipamDriver, options: ipamOptions, config, userSubnet: config.length > 0 },
       state: 'creating',
     };
     if (predefined) rec.predefined = true;
@@ -271,6 +297,7 @@ export class NetworkController {
   /** Reserve in the store, program the kernel, commit; undo on failure. */
   private async commitNetwork(rec: NetworkRecord): Promise<NetworkRecord> {
     const driver = await this.drivers.resolve(rec.driver);
+    if (usesRemoteIpam(rec)) return this.commitRemoteIpamNetwork(rec, driver);
     const given = rec.ipam.config;
     const autoV4 = driver.usesIpam && !given.some((c) => !c.subnet.includes(':'));
     const autoV6 = driver.usesIpam && rec.enableIPv6 && !given.some((c) => c.subnet.includes(':'));
@@ -311,6 +338,58 @@ export class NetworkController {
     this.store.txn((tx) => tx.put(keys.net(rec.id), rec));
     fault('network.create.commit');
     return rec;
+  }
+
+  /**
+   * commitNetwork for a network whose addresses come from an IPAM plugin: the pools
+   * and gateways are requested first, and released again when a later step fails.
+   */
+  private async commitRemoteIpamNetwork(rec: NetworkRecord, driver: Driver): Promise<NetworkRecord> {
+    const ipam = await this.drivers.resolveIpam(rec.ipam.driver);
+    rec.ipam.config = await ipam.requestPools(rec.ipam.config, rec.ipam.options);
+    let reserved = false;
+    let created = false;
+    try {
+      driver.prepareNetwork(rec);
+      this.store.txn((tx) => this.reserveNetwork(tx, rec));
+      reserved = true;
+      fault('network.create.reserve');
+      await driver.createNetwork(rec);
+      created = true;
+      fault('network.create.kernel');
+    } catch (e) {
+      const err = toCnmError(e, `create network ${rec.name}`);
+      const undo: Error[] = [];
+      if (created) await driver.deleteNetwork(rec).catch((u: Error) => undo.push(u));
+      if (reserved) this.store.txn((tx) => this.unreserveNetwork(tx, rec));
+      await ipam.releasePools(rec.ipam.config).catch((u: Error) => undo.push(u));
+      if (undo.length) err.details.undoErrors = undo;
+      throw err;
+    }
+    rec.state = 'ready';
+    delete rec.owner;
+    this.store.txn((tx) => tx.put(keys.net(rec.id), rec));
+    fault('network.create.commit');
+    return rec;
+  }
+
+  /** Give a remote IPAM network's gateways and pools back to the plugin. @internal */
+  async releaseRemotePools(net: NetworkRecord): Promise<void> {
+    if (!usesRemoteIpam(net)) return;
+    await (await this.drivers.resolveIpam(net.ipam.driver)).releasePools(net.ipam.config);
+  }
+
+  /**
+   * Give a remote IPAM network's endpoint address back to the plugin. Best effort,
+   * as in libnetwork (which logs a failure): the endpoint is gone either way. @internal
+   */
+  async releaseRemoteAddress(net: NetworkRecord | undefined, ep: EndpointRecord): Promise<void> {
+    if (!net || !usesRemoteIpam(net) || !ep.ipv4) return;
+    try {
+      await (await this.drivers.resolveIpam(net.ipam.driver)).releaseAddress(net, ep.ipv4);
+    } catch {
+      // the plugin is gone or refuses: nothing more we can do for its bookkeeping
+    }
   }
 
   private reserveNetwork(tx: StoreTxn, rec: NetworkRecord): void {
@@ -402,6 +481,8 @@ export class NetworkController {
     fault('network.rm.kernel');
     this.store.txn((tx) => this.unreserveNetwork(tx, rec));
     fault('network.rm.commit');
+    // as libnetwork: the gateway address and pools go back to the IPAM plugin last
+    await this.releaseRemotePools(rec).catch(() => undefined);
   }
 
   // --------------------------------------------------------------- sandboxes
@@ -476,6 +557,7 @@ export class NetworkController {
         tx.del(keys.sb(sb.id));
         tx.del(keys.sbName(sb.name));
       });
+      if (joined) await this.releaseRemoteAddress(net, joined);
       const err = toCnmError(e, `create sandbox ${sb.name}`);
       if (undo.length) err.details.undoErrors = undo;
       throw err;
@@ -531,11 +613,13 @@ export class NetworkController {
     fault('sandbox.rm.leave');
     // the netns is gone, so the records go too; a failed host-end delete is reported
     // and left for reconcile, which removes veths that belong to no endpoint
+    const nets = new Map(eps.map((ep) => [ep.id, this.store.get<NetworkRecord>(keys.net(ep.networkId))]));
     this.store.txn((tx) => {
       for (const ep of eps) this.forgetEndpoint(tx, ep);
       tx.del(keys.sb(sb.id));
       if (tx.get(keys.sbName(sb.name)) === sb.id) tx.del(keys.sbName(sb.name));
     });
+    await Promise.all(eps.map((ep) => this.releaseRemoteAddress(nets.get(ep.id), ep)));
     fault('sandbox.rm.commit');
     const errors = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as Error);
     if (errors.length > 0) {
@@ -604,13 +688,24 @@ export class NetworkController {
       owner: currentOwner(),
     };
     const hostIp = net.options[BridgeOptions.hostBinding] ?? this.defaultHostIp;
-    this.store.txn((tx) => {
-      this.reserveEndpoint(tx, net, sb, ep, driver, opts.ip, opts.ip6);
-      if (bindings.length > 0 && driver.usesIpam) {
-        ep.ports = reservePorts(tx, bindings, hostIp, this.portRange, ep.id);
-        tx.put(keys.ep(net.id, ep.id), ep);
-      }
-    });
+    // an IPAM plugin is asked before the (synchronous) store transaction
+    let remoteIp: string | undefined;
+    if (usesRemoteIpam(net) && driver.ownNetns && driver.usesIpam) {
+      if (opts.ip6 !== undefined) throw invalid(`network ${net.name} has no IPv6 subnet: IPv6 is not supported with IPAM driver ${net.ipam.driver}`, opts.ip6);
+      remoteIp = await (await this.drivers.resolveIpam(net.ipam.driver)).requestAddress(net, opts.ip);
+    }
+    try {
+      this.store.txn((tx) => {
+        this.reserveEndpoint(tx, net, sb, ep, driver, opts.ip, opts.ip6, remoteIp);
+        if (bindings.length > 0 && driver.usesIpam) {
+          ep.ports = reservePorts(tx, bindings, hostIp, this.portRange, ep.id);
+          tx.put(keys.ep(net.id, ep.id), ep);
+        }
+      });
+    } catch (e) {
+      if (remoteIp !== undefined) await this.releaseRemoteAddress(net, { ...ep, ipv4: remoteIp });
+      throw e;
+    }
     // the port rules can go in before the link exists, so both are in flight together
     const [joined, published] = await Promise.allSettled([
       (async () => {
@@ -636,6 +731,7 @@ export class NetworkController {
       if (published.status === 'fulfilled' && ep.ports?.length) await driver.revokeExternalConnectivity(net, ep).catch((u: Error) => undo.push(u));
       if (undo.length) err.details.undoErrors = undo;
       this.store.txn((tx) => this.forgetEndpoint(tx, ep));
+      await this.releaseRemoteAddress(net, ep);
       throw err;
     }
     if (joined.value.mac) ep.mac = joined.value.mac;
@@ -655,7 +751,17 @@ export class NetworkController {
     return ep;
   }
 
-  private reserveEndpoint(tx: StoreTxn, net: NetworkRecord, sb: SandboxRecord, ep: EndpointRecord, driver: Driver, ip?: string, ip6?: string): void {
+  private reserveEndpoint(
+    tx: StoreTxn,
+    net: NetworkRecord,
+    sb: SandboxRecord,
+    ep: EndpointRecord,
+    driver: Driver,
+    ip?: string,
+    ip6?: string,
+    /** the address an IPAM plugin gave (remote IPAM networks) */
+    remoteIp?: string,
+  ): void {
     if (!tx.get(keys.net(net.id))) throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${net.name} not found`, { network: net.name });
     if (!tx.get(keys.sb(sb.id))) throw new CnmError('ERR_SANDBOX_NOT_FOUND', `sandbox ${sb.name} not found`, { sandbox: sb.name });
     const mine = endpointsOfSandbox(tx, sb.id);
@@ -671,10 +777,18 @@ export class NetworkController {
       let i = 0;
       while (used.has(`${prefix}${i}`)) i++;
       ep.ifname = `${prefix}${i}`;
-      ep.ipv4 = this.ipam.allocate(tx, net, 4, ep.id, ip);
+      // a remote IPAM network's address came from its plugin: the default IPAM keeps no record of it
+      if (usesRemoteIpam(net)) {
+        if (remoteIp === undefined) throw new CnmError('ERR_PLUGIN', `no address from IPAM driver ${net.ipam.driver}`, { network: net.name });
+        ep.ipv4 = remoteIp;
+      } else {
+        ep.ipv4 = this.ipam.allocate(tx, net, 4, ep.id, ip);
+      }
       // with several subnets, the gateway is the one of the subnet the address came from
       ep.gateway = gatewayFor(net, ep.ipv4);
-      if (net.ipam.config.some((c) => c.subnet.includes(':'))) {
+      if (usesRemoteIpam(net)) {
+        if (ip6 !== undefined) throw invalid(`network ${net.name} has no IPv6 subnet`, ip6);
+      } else if (net.ipam.config.some((c) => c.subnet.includes(':'))) {
         ep.ipv6 = this.ipam.allocate(tx, net, 6, ep.id, ip6);
         ep.gateway6 = gatewayFor(net, ep.ipv6);
       } else if (ip6 !== undefined) {
@@ -691,7 +805,8 @@ export class NetworkController {
   /** @internal */
   forgetEndpoint(tx: StoreTxn, ep: EndpointRecord): void {
     const net = tx.get<NetworkRecord>(keys.net(ep.networkId));
-    if (net) {
+    // a remote IPAM address goes back to its plugin after the transaction (releaseRemoteAddress)
+    if (net && !usesRemoteIpam(net)) {
       this.ipam.release(tx, net, ep.ipv4);
       this.ipam.release(tx, net, ep.ipv6);
     }
@@ -727,6 +842,7 @@ export class NetworkController {
       this.forgetEndpoint(tx, ep);
       if (heir) tx.put(keys.ep(heir.networkId, heir.id), { ...heir, defaultGateway: true });
     });
+    await this.releaseRemoteAddress(net, ep);
     fault('disconnect.commit');
     // the default route left with the interface: another network's gateway takes over, as in Docker
     if (heir) await native.setDefaultRoute(sb.netns, heir.ifname, heir.gateway, 4);

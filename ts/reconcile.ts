@@ -6,6 +6,7 @@
  */
 import type { NetworkController } from './controller.js';
 import { Firewall } from './firewall.js';
+import { usesRemoteIpam } from './ipam/remote.js';
 import { native } from './native.js';
 import type { FirewallNetwork, PortMapping } from './native-api.js';
 import { isAlive } from './owner.js';
@@ -34,7 +35,12 @@ export async function reconcile(ctl: NetworkController, opts: { dryRun?: boolean
       report.errors.push(`${what}: ${(e as Error).message}`);
     }
   };
-  const dropEndpoint = (ep: EndpointRecord) => store.txn((tx) => ctl.forgetEndpoint(tx, ep));
+  const dropEndpoint = async (ep: EndpointRecord) => {
+    const net = store.get<NetworkRecord>(keys.net(ep.networkId));
+    store.txn((tx) => ctl.forgetEndpoint(tx, ep));
+    // an IPAM plugin's address goes back to it
+    await ctl.releaseRemoteAddress(net, ep);
+  };
 
   const namespaces = new Set(await native.netnsList());
 
@@ -44,7 +50,7 @@ export async function reconcile(ctl: NetworkController, opts: { dryRun?: boolean
       if (ep.state === 'pending' && !isAlive(ep.owner)) {
         await step(`roll back half-made endpoint ${ep.id.slice(0, 12)} on ${net.name}`, async () => {
           if (ep.hostIfname) await native.detachVeth(host, ep.hostIfname);
-          dropEndpoint(ep);
+          await dropEndpoint(ep);
         });
       }
     }
@@ -73,8 +79,10 @@ export async function reconcile(ctl: NetworkController, opts: { dryRun?: boolean
         if (net.bridge && (net.bridgeCreated || net.bridge === `br-${net.id.slice(0, 12)}`)) {
           await native.deleteLink(host, net.bridge);
         }
-        for (const ep of endpointsOfNetwork(store, net.id)) dropEndpoint(ep);
+        for (const ep of endpointsOfNetwork(store, net.id)) await dropEndpoint(ep);
         store.txn((tx) => ctl.unreserveNetwork(tx, net));
+        // the pools a remote IPAM network got from its plugin go back too
+        await ctl.releaseRemotePools(net);
       });
     } else if (net.state === 'ready' && net.driver === 'bridge' && net.bridge && !linkByName.has(net.bridge)) {
       await step(`recreate missing bridge ${net.bridge} of network ${net.name}`, async () => {
@@ -153,8 +161,10 @@ export async function reconcile(ctl: NetworkController, opts: { dryRun?: boolean
     }
   }
 
-  // addresses held by endpoints that no longer exist
+  // addresses held by endpoints that no longer exist; a remote IPAM network's
+  // addresses are its plugin's business, the default IPAM holds none of them
   for (const net of allNetworks(store)) {
+    if (usesRemoteIpam(net)) continue;
     for (const [key, rec] of store.range<AllocationRecord>(`ipam/${net.id}/`)) {
       if (!key.includes('/a/')) continue;
       if (store.get(keys.ep(net.id, rec.endpointId)) === undefined) {
@@ -169,9 +179,11 @@ export async function reconcile(ctl: NetworkController, opts: { dryRun?: boolean
 async function removeSandboxRecords(ctl: NetworkController, sb: SandboxRecord): Promise<void> {
   const eps = endpointsOfSandbox(ctl.store, sb.id);
   await Promise.allSettled(eps.filter((e) => e.hostIfname).map((e) => native.detachVeth(ctl.hostNetns, e.hostIfname)));
+  const nets = new Map(eps.map((ep) => [ep.id, ctl.store.get<NetworkRecord>(keys.net(ep.networkId))]));
   ctl.store.txn((tx) => {
     for (const ep of eps) ctl.forgetEndpoint(tx, ep);
     tx.del(keys.sb(sb.id));
     if (tx.get(keys.sbName(sb.name)) === sb.id) tx.del(keys.sbName(sb.name));
   });
+  await Promise.all(eps.map((ep) => ctl.releaseRemoteAddress(nets.get(ep.id), ep)));
 }

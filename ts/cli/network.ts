@@ -13,7 +13,7 @@ export const NETWORK_USAGE = `Usage: cnm network COMMAND
 Commands:
   create [--driver bridge] [--subnet CIDR]... [--gateway IP]... [--ip-range CIDR]...
          [--aux-address name=IP]... [--internal] [--attachable] [--ipv6] [--opt k=v]... [--label k=v]...
-         [--mtu N] NAME
+         [--mtu N] [--ipam-driver NAME] [--ipam-opt k=v]... NAME
   ls [--format table|json] [-q]
   inspect NAME|ID...
   rm NAME|ID...
@@ -63,6 +63,8 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
         opt: { type: 'string', short: 'o', multiple: true },
         label: { type: 'string', multiple: true },
         mtu: { type: 'string' },
+        'ipam-driver': { type: 'string' },
+        'ipam-opt': { type: 'string', multiple: true },
       });
       if (positionals.length !== 1) throw invalid('network create needs exactly one NAME');
       const subnets = list(v.subnet);
@@ -83,6 +85,8 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
           options: parseKv(list(v.opt), 'option'),
           labels: parseKv(list(v.label), 'label'),
           mtu: mtu === undefined ? undefined : Number(mtu),
+          ipamDriver: str(v['ipam-driver']),
+          ipamOptions: parseKv(list(v['ipam-opt']), 'ipam-opt'),
         });
         ctx.out(net.id);
         return 0;

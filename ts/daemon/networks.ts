@@ -85,7 +85,7 @@ async function create(ctl: NetworkController, bus: EventBus, body: Record<string
   if (scope !== undefined && scope !== 'local') throw invalid(`scope ${scope} is not supported: only local networks`, scope);
   const ipamIn = (body.IPAM ?? {}) as { Driver?: unknown; Config?: unknown; Options?: unknown };
   const ipamDriver = str(ipamIn.Driver, 'IPAM.Driver') ?? 'default';
-  if (ipamDriver !== 'default') throw new CnmError('ERR_UNKNOWN_DRIVER', `IPAM driver ${ipamDriver} is not available: only the default IPAM driver`, { value: ipamDriver });
+  const ipamOptions = strMap(ipamIn.Options, 'IPAM.Options');
   const configs = ipamIn.Config ?? [];
   if (!Array.isArray(configs)) throw invalid('IPAM.Config must be a list', configs);
   const ipam: IpamPoolRequest[] = configs.map((c: Record<string, unknown>, i: number) => ({
@@ -103,6 +103,8 @@ async function create(ctl: NetworkController, bus: EventBus, body: Record<string
     enableIPv6: bool(body.EnableIPv6, 'EnableIPv6'),
     options: strMap(body.Options, 'Options'),
     labels: strMap(body.Labels, 'Labels'),
+    ipamDriver,
+    ipamOptions,
   });
   bus.emit('create', net.id, { name: net.name, type: net.driver });
   return { Id: net.id, Warning: '' };

@@ -7,6 +7,7 @@ import { BridgeDriver } from './bridge.js';
 import type { Driver, DriverContext } from './driver.js';
 import { NoopDriver } from './noop.js';
 import { RemoteDriver } from './remote.js';
+import { RemoteIpam } from '../ipam/remote.js';
 
 /** How long an unknown driver name is looked for as a plugin whose socket may be late. */
 const DISCOVERY_RETRY_MS = 1000;
@@ -14,6 +15,7 @@ const DISCOVERY_RETRY_MS = 1000;
 export class DriverRegistry {
   private readonly drivers = new Map<string, Driver>();
   private readonly loading = new Map<string, Promise<Driver>>();
+  private readonly ipams = new Map<string, Promise<RemoteIpam>>();
 
   constructor(private readonly ctx: DriverContext) {
     this.register(new BridgeDriver(ctx));
@@ -57,9 +59,40 @@ export class DriverRegistry {
     );
   }
 
-  /** Discover, activate and ask the capabilities of plugin `name`, as Docker does. */
-  private async loadPlugin(name: string): Promise<Driver> {
-    if (!validPluginName(name)) throw this.unknown(name);
+  /**
+   * A remote IPAM driver by plugin name (the plugin must implement IpamDriver);
+   * ERR_UNKNOWN_DRIVER when there is no such plugin. A failed load is not kept.
+   */
+  async resolveIpam(name: string): Promise<RemoteIpam> {
+    let p = this.ipams.get(name);
+    if (!p) {
+      p = this.loadIpam(name);
+      this.ipams.set(name, p);
+      p.catch(() => this.ipams.delete(name));
+    }
+    return p;
+  }
+
+  private unknownIpam(name: string): CnmError {
+    return new CnmError('ERR_UNKNOWN_DRIVER', `unknown IPAM driver "${name}": the default IPAM driver, or a plugin in ${this.pluginDirs().join(', ')}`, { value: name });
+  }
+
+  private async loadIpam(name: string): Promise<RemoteIpam> {
+    const found = validPluginName(name) ? await this.discover(name) : null;
+    if (!found) throw this.unknownIpam(name);
+    const client = new PluginClient(found.address, { name });
+    const impl = await client.activate();
+    if (!impl.includes('IpamDriver')) {
+      throw new CnmError('ERR_UNKNOWN_DRIVER', `plugin ${name} (${found.source}) does not implement IpamDriver (it implements ${impl.join(', ') || 'nothing'})`, {
+        value: name,
+      });
+    }
+    await client.call('IpamDriver.GetCapabilities', {}, { optional: true });
+    return new RemoteIpam(name, client);
+  }
+
+  /** Find plugin `name`, looking again for about a second while its socket may be late. */
+  private async discover(name: string): Promise<ReturnType<typeof discoverPlugin>> {
     const dirs = this.pluginDirs();
     // a plugin started together with us may not have made its socket yet: look
     // again for about a second, as Docker does (longer), unless no dir exists at all
@@ -68,6 +101,13 @@ export class DriverRegistry {
       await new Promise((r) => setTimeout(r, wait));
       found = discoverPlugin(name, dirs);
     }
+    return found;
+  }
+
+  /** Discover, activate and ask the capabilities of plugin `name`, as Docker does. */
+  private async loadPlugin(name: string): Promise<Driver> {
+    if (!validPluginName(name)) throw this.unknown(name);
+    const found = await this.discover(name);
     if (!found) throw this.unknown(name);
     const client = new PluginClient(found.address, { name });
     const impl = await client.activate();

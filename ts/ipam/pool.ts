@@ -27,6 +27,10 @@ export interface PoolConfig {
   gateway?: string;
   ipRange?: string;
   auxAddresses?: Record<string, string>;
+  /** the pool id a remote IPAM driver gave (remote IPAM networks only) */
+  poolId?: string;
+  /** the gateway was requested from the remote IPAM driver, so it is released with the pool */
+  gatewayRequested?: boolean;
 }
 
 /** IPv4 subnets larger than a /8 are refused: nobody needs them on one bridge. */
