@@ -120,7 +120,7 @@ const cases = (): Case[] => [
   ['ERR_INVALID_ARGUMENT', 'network name not a string', () => ctl.createNetwork({ name: 42 as never }), null],
 ];
 
-test('every bad input gets its coded error, through the library and the CLI, and changes nothing', async (t) => {
+test.serial('every bad input gets its coded error, through the library and the CLI, and changes nothing', async (t) => {
   const list = cases();
   await ctl.store.flushed();
   const storeBefore = JSON.stringify(ctl.store.range(''));
@@ -152,4 +152,82 @@ test('every bad input gets its coded error, through the library and the CLI, and
   t.is(JSON.stringify((await native.listLinks(host.ns)).map((l) => l.name).sort()), linksBefore, 'links unchanged');
   t.is(JSON.stringify(await native.firewallState('nftables', host.ns)), fwBefore, 'firewall unchanged');
   t.is(await mine(), nsBefore, 'namespaces unchanged');
+});
+
+test.serial('bad requests to the daemon get Docker statuses and change nothing', async (t) => {
+  const { startDaemon } = await import('../ts/daemon/server.js');
+  const { request } = await import('node:http');
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const d = await startDaemon({ socket: join(mkdtempSync(join(tmpdir(), 'cnm-bad-')), 'cnm.sock'), controller: { hostNetns: host.ns, stateDir: host.stateDir } });
+  const call = (method: string, path: string, body?: unknown) =>
+    new Promise<{ status: number; message: string }>((resolve, reject) => {
+      const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+      const req = request({ socketPath: d.socket, method, path, headers: data ? { 'Content-Type': 'application/json' } : {} }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, message: text ? ((JSON.parse(text) as { message?: string }).message ?? '') : '' }));
+      });
+      req.on('error', reject);
+      if (data) req.write(data);
+      req.end();
+    });
+  try {
+    await d.controller.store.flushed();
+    const before = JSON.stringify(d.controller.store.range(''));
+    const linksBefore = JSON.stringify((await native.listLinks(host.ns)).map((l) => l.name).sort());
+    const sb = sb1();
+    const cases: Array<[number, string, string, unknown?]> = [
+      [400, 'POST', '/networks/create', {}],
+      [400, 'POST', '/networks/create', { Name: '' }],
+      [400, 'POST', '/networks/create', { Name: 'a b' }],
+      [400, 'POST', '/networks/create', { Name: 5 }],
+      [400, 'POST', '/networks/create', '{broken'],
+      [400, 'POST', '/networks/create', '[1,2]'],
+      [400, 'POST', '/networks/create', { Name: 'x', IPAM: { Config: [{ Subnet: '10.1.0.1/24' }] } }],
+      [400, 'POST', '/networks/create', { Name: 'x', IPAM: { Config: [{ Subnet: 'nope' }] } }],
+      [400, 'POST', '/networks/create', { Name: 'x', IPAM: { Config: { Subnet: '10.1.0.0/24' } } }],
+      [400, 'POST', '/networks/create', { Name: 'x', IPAM: { Config: [{ Subnet: '10.197.0.0/24', Gateway: '10.1.0.1' }] } }],
+      [400, 'POST', '/networks/create', { Name: 'x', Options: { 'com.docker.network.bridge.enable_icc': 'maybe' } }],
+      [400, 'POST', '/networks/create', { Name: 'x', Options: { a: 1 } }],
+      [400, 'POST', '/networks/create', { Name: 'x', Labels: 'a=b' }],
+      [400, 'POST', '/networks/create', { Name: 'x', Internal: 'yes' }],
+      [400, 'POST', '/networks/create', { Name: 'x', Ingress: true }],
+      [400, 'POST', '/networks/create', { Name: 'x', Scope: 'swarm' }],
+      [404, 'POST', '/networks/create', { Name: 'x', Driver: 'nosuch' }],
+      [404, 'POST', '/networks/create', { Name: 'x', IPAM: { Driver: 'nosuch' } }],
+      [409, 'POST', '/networks/create', { Name: 'net1' }],
+      [403, 'POST', '/networks/create', { Name: 'x', IPAM: { Config: [{ Subnet: '10.190.0.0/16' }] } }],
+      [404, 'GET', '/networks/nosuch'],
+      [404, 'DELETE', '/networks/nosuch'],
+      [403, 'DELETE', '/networks/net1'],
+      [403, 'DELETE', '/networks/host'],
+      [400, 'GET', '/networks?filters=%7Bbad'],
+      [400, 'GET', `/networks?filters=${encodeURIComponent('{"color":{"red":true}}')}`],
+      [400, 'GET', `/networks?filters=${encodeURIComponent('{"type":{"weird":true}}')}`],
+      [400, 'POST', '/networks/net1/connect', {}],
+      [404, 'POST', '/networks/net1/connect', { Container: 'nosuch' }],
+      [404, 'POST', '/networks/nosuch/connect', { Container: sb }],
+      [403, 'POST', '/networks/net1/connect', { Container: sb }],
+      [400, 'POST', '/networks/inner/connect', { Container: sb, EndpointConfig: { IPAMConfig: { IPv4Address: 'x' } } }],
+      [400, 'POST', '/networks/inner/connect', { Container: sb, EndpointConfig: { Aliases: 'db' } }],
+      [404, 'POST', '/networks/inner/disconnect', { Container: sb }],
+      [400, 'POST', '/networks/inner/disconnect', {}],
+      [400, 'POST', '/v1.10/networks/create', { Name: 'x' }],
+      [404, 'GET', '/containers/json'],
+      [400, 'PUT', '/networks/net1'],
+    ];
+    for (const [status, method, path, body] of cases) {
+      const r = await call(method, path, body);
+      t.is(r.status, status, `${method} ${path} ${JSON.stringify(body)}: ${r.message}`);
+      t.true(r.message.length > 5, `${method} ${path}: a message says what is wrong`);
+    }
+    t.true(cases.length >= 35);
+    await d.controller.store.flushed();
+    t.is(JSON.stringify(d.controller.store.range('')), before, 'store unchanged');
+    t.is(JSON.stringify((await native.listLinks(host.ns)).map((l) => l.name).sort()), linksBefore, 'links unchanged');
+  } finally {
+    await d.close();
+  }
 });
