@@ -229,3 +229,38 @@ test.serial('the CLI: --plugin-dir, network create --driver myplugin, sandboxes 
   t.not(r.code, 0);
   t.regex(r.stderr, /unknown network driver "myplugin"/);
 });
+
+test.serial('reconcile tells the plugin when a sandbox on its network vanished', async (t) => {
+  const seen: string[] = [];
+  const ipIn = (...args: string[]) => execFileSync('ip', ['-n', host.ns, ...args]);
+  const srv = await fakePlugin('recorder', {
+    createNetwork: () => void seen.push('CreateNetwork'),
+    deleteNetwork: () => void seen.push('DeleteNetwork'),
+    createEndpoint: () => void seen.push('CreateEndpoint'),
+    deleteEndpoint: (req) => void seen.push(`DeleteEndpoint:${req.EndpointID.slice(0, 12)}`),
+    leave: (req) => void seen.push(`Leave:${req.EndpointID.slice(0, 12)}`),
+    join: () => {
+      seen.push('Join');
+      ipIn('link', 'add', 'recv0', 'type', 'veth', 'peer', 'name', 'recv1');
+      return { InterfaceName: { SrcName: 'recv0', DstPrefix: 'eth' }, Gateway: '10.215.0.1' };
+    },
+  });
+  try {
+    await ctl.createNetwork({ name: 'rec', driver: 'recorder', ipam: [{ subnet: '10.215.0.0/24' }] });
+    const sb = await ctl.createSandbox({ name: host.name('rec'), net: 'rec' });
+    const ep = sb.endpoints()[0]!.id.slice(0, 12);
+    // the sandbox's netns goes behind cnm's back (a reboot, or ip netns del)
+    execFileSync('ip', ['netns', 'del', sb.netns]);
+    const r = await ctl.reconcile();
+    t.true(r.actions.some((a) => a.includes(`release sandbox whose netns is gone ${sb.name}`)), r.actions.join('; '));
+    t.true(seen.includes(`Leave:${ep}`), seen.join(' '));
+    t.true(seen.includes(`DeleteEndpoint:${ep}`), seen.join(' '));
+    t.deepEqual(ctl.getNetwork('rec').inspect().Containers, {});
+    await ctl.removeNetwork('rec');
+    t.true(seen.includes('DeleteNetwork'));
+  } finally {
+    await srv.close();
+    // the pair went with the sandbox's netns; only a failure above leaves it
+    if (hostLinks().includes('recv1')) ipIn('link', 'del', 'recv1');
+  }
+});

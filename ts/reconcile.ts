@@ -79,6 +79,8 @@ export async function reconcile(ctl: NetworkController, opts: { dryRun?: boolean
         if (net.bridge && (net.bridgeCreated || net.bridge === `br-${net.id.slice(0, 12)}`)) {
           await native.deleteLink(host, net.bridge);
         }
+        // a remote driver may have made the network on its side before the crash
+        if (!BUILTIN.has(net.driver)) await (await ctl.drivers.resolve(net.driver)).deleteNetwork(net).catch(() => undefined);
         for (const ep of endpointsOfNetwork(store, net.id)) await dropEndpoint(ep);
         store.txn((tx) => ctl.unreserveNetwork(tx, net));
         // the pools a remote IPAM network got from its plugin go back too
@@ -176,10 +178,21 @@ export async function reconcile(ctl: NetworkController, opts: { dryRun?: boolean
   return report;
 }
 
+/** Built-in drivers keep their state in the kernel only; plugins must be told. */
+const BUILTIN = new Set(['bridge', 'host', 'null']);
+
 async function removeSandboxRecords(ctl: NetworkController, sb: SandboxRecord): Promise<void> {
   const eps = endpointsOfSandbox(ctl.store, sb.id);
   await Promise.allSettled(eps.filter((e) => e.hostIfname).map((e) => native.detachVeth(ctl.hostNetns, e.hostIfname)));
   const nets = new Map(eps.map((ep) => [ep.id, ctl.store.get<NetworkRecord>(keys.net(ep.networkId))]));
+  // a remote driver gets Leave and DeleteEndpoint, best effort: the records go anyway,
+  // and a plugin that cannot be reached must not keep the store from agreeing with the kernel
+  await Promise.allSettled(
+    eps.map(async (ep) => {
+      const net = nets.get(ep.id);
+      if (net && !BUILTIN.has(net.driver)) await (await ctl.drivers.resolve(net.driver)).leave(net, ep, sb);
+    }),
+  );
   ctl.store.txn((tx) => {
     for (const ep of eps) ctl.forgetEndpoint(tx, ep);
     tx.del(keys.sb(sb.id));
