@@ -17,7 +17,7 @@ import { startEchoServer, startPeerServer, tcpTry } from './helpers/tcp.js';
 /** true when one IPv6 ping from `ns` to `ip` gets an answer within `wait` seconds. */
 function ping6(ns: string, ip: string, wait = 1): boolean {
   try {
-    inNs(ns, 'ping', '-6', '-c', '1', '-W', String(wait), ip);
+    inNs(ns, 'ping', '-6', '-c', '1', '-i', '0.2', '-w', String(wait + 1), ip);
     return true;
   } catch {
     return false;

@@ -29,7 +29,7 @@ function ip(...args: string[]): void {
 
 function pings(from: string, to: string): boolean {
   try {
-    inNetns(from, 'ping', '-c', '1', '-W', '1', to);
+    inNetns(from, 'ping', '-c', '1', '-i', '0.2', '-w', '2', to);
     return true;
   } catch {
     return false;

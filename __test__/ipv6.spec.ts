@@ -17,7 +17,7 @@ test.after.always(async () => {
 
 const ping6 = (ns: string, ip: string) => {
   try {
-    inNs(ns, 'ping', '-6', '-c', '1', '-W', '2', ip);
+    inNs(ns, 'ping', '-6', '-c', '1', '-i', '0.2', '-w', '3', ip);
     return true;
   } catch {
     return false;

@@ -92,9 +92,9 @@ test.serial('netns created by netnsCreate are visible to ip netns and have lo up
 });
 
 test.serial('traffic flows sandbox -> bridge -> sandbox', (t) => {
-  t.notThrows(() => inNetns(SB1, 'ping', '-c1', '-W1', '10.231.0.3'));
-  t.notThrows(() => inNetns(SB2, 'ping', '-c1', '-W1', '10.231.0.2'));
-  t.notThrows(() => inNetns(SB1, 'ping', '-c1', '-W1', '10.231.0.1'));
+  t.notThrows(() => inNetns(SB1, 'ping', '-c1', '-i0.2', '-w2', '10.231.0.3'));
+  t.notThrows(() => inNetns(SB2, 'ping', '-c1', '-i0.2', '-w2', '10.231.0.2'));
+  t.notThrows(() => inNetns(SB1, 'ping', '-c1', '-i0.2', '-w2', '10.231.0.1'));
 });
 
 test.serial('listLinks and ip -j agree', async (t) => {
@@ -245,5 +245,5 @@ test.serial('netnsBind aliases a netns; delete and releaseNetns', async (t) => {
   t.false(await native.netnsDelete(alias));
   t.false(await native.netnsExists(alias));
   // SB1 itself is untouched by deleting its alias.
-  t.notThrows(() => inNetns(SB1, 'ping', '-c1', '-W1', '10.231.0.3'));
+  t.notThrows(() => inNetns(SB1, 'ping', '-c1', '-i0.2', '-w2', '10.231.0.3'));
 });

@@ -57,7 +57,9 @@ export function inNs(ns: string, ...cmd: string[]): string {
 /** true when one ping from `ns` to `ip` gets an answer. */
 export function pings(ns: string, ip: string): boolean {
   try {
-    inNs(ns, 'ping', '-c', '1', '-W', '1', ip);
+    // one reply is enough; keep asking for 2 s: a fresh link can drop the first packets
+    // until the kernel's link watcher (rate-limited to once a second) has run
+    inNs(ns, 'ping', '-c', '1', '-i', '0.2', '-w', '2', ip);
     return true;
   } catch {
     return false;
