@@ -31,5 +31,15 @@ export function currentOwner(): Owner {
 
 export function isAlive(owner: Owner | undefined): boolean {
   if (!owner) return false;
-  return startTime(owner.pid) === owner.start;
+  try {
+    process.kill(owner.pid, 0);
+  } catch (e) {
+    // EPERM still means the process exists
+    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
+  }
+  const now = startTime(owner.pid);
+  // when the start time cannot be read on either side, the pid alone decides:
+  // rolling back the work of a live process would be far worse than waiting
+  if (now === null || owner.start === '0') return true;
+  return now === owner.start;
 }

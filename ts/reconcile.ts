@@ -62,7 +62,8 @@ export async function reconcile(ctl: NetworkController, opts: { dryRun?: boolean
     // the list is a snapshot: a sandbox another process finished since is not gone
     const gone = sb.state === 'ready' && !namespaces.has(sb.netns) && !(await native.netnsExists(sb.netns));
     if (!halfDone && !gone) continue;
-    await step(`${gone ? 'release sandbox whose netns is gone' : 'roll back half-made sandbox'} ${sb.name}`, async () => {
+    const why = gone ? 'release sandbox whose netns is gone' : `roll back half-made sandbox (owner pid ${sb.owner?.pid ?? '?'} is gone)`;
+    await step(`${why} ${sb.name}`, async () => {
       if (halfDone && namespaces.has(sb.netns)) await native.netnsDelete(sb.netns);
       // a cached socket would keep a netns deleted behind our back alive
       if (gone) native.releaseNetns(sb.netns);
