@@ -1116,23 +1116,7 @@ impl GenProbe {
         static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
         let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let req = getgen_request(seq);
-        // SAFETY: sockaddr_nl is plain data; zero is a valid value.
-        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: req and kernel are valid for the given sizes.
-        let sent = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                req.as_ptr().cast(),
-                req.len(),
-                0,
-                (&kernel as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        super::send_to_kernel(&self.fd, &req)?;
         let mut buf = vec![0u8; 8192];
         loop {
             // The kernel answers inside sendto, so the reply is queued.

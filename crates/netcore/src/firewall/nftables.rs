@@ -565,23 +565,7 @@ impl NfSocket {
         last: u32,
     ) -> io::Result<Replies> {
         self.drain();
-        // SAFETY: sockaddr_nl is plain data; zero is a valid value.
-        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: buf and kernel are valid for the given sizes.
-        let sent = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                buf.as_ptr().cast(),
-                buf.len(),
-                0,
-                (&kernel as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        super::send_to_kernel(&self.fd, buf)?;
         let mut replies = Replies {
             errors: Vec::new(),
             acks: Vec::new(),
