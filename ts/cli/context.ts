@@ -3,7 +3,8 @@ import { type ControllerOptions, NetworkController } from '../controller.js';
 import { CnmError, invalid } from '../errors.js';
 import { checkBackend } from '../firewall.js';
 import { parseBool, parseMtu } from '../validate.js';
-import { type Parsed, list, str } from './args.js';
+import { type OptionSpec, type Parsed, list, parse, str } from './args.js';
+import { json } from './format.js';
 import type { DefaultPool } from '../ipam/default-pools.js';
 
 export interface CliContext {
@@ -87,4 +88,34 @@ export async function eachRef(ctx: CliContext, refs: string[], fn: (ref: string)
     }
   }
   return rc;
+}
+
+/** `inspect NAME|ID…`: a JSON array of what was found, an error line for each miss. */
+export async function inspectCommand(ctx: CliContext, args: string[], kind: string, get: (ctl: NetworkController, ref: string) => unknown): Promise<number> {
+  const { values: v, positionals } = parse(args, {});
+  if (positionals.length === 0) throw invalid(`${kind} inspect needs at least one NAME or ID`);
+  return withController(ctx, v, async (ctl) => {
+    const found: unknown[] = [];
+    const rc = await eachRef(ctx, positionals, (ref) => found.push(get(ctl, ref)));
+    ctx.out(json(found));
+    return rc;
+  });
+}
+
+/** `rm NAME|ID…`: each removed one is echoed, each failure gets its error line. */
+export async function removeCommand(
+  ctx: CliContext,
+  args: string[],
+  kind: string,
+  spec: OptionSpec,
+  remove: (ctl: NetworkController, ref: string) => Promise<void>,
+): Promise<number> {
+  const { values: v, positionals } = parse(args, spec);
+  if (positionals.length === 0) throw invalid(`${kind} rm needs at least one NAME or ID`);
+  return withController(ctx, v, async (ctl) =>
+    eachRef(ctx, positionals, async (ref) => {
+      await remove(ctl, ref);
+      ctx.out(ref);
+    }),
+  );
 }

@@ -5,8 +5,8 @@ import { parsePublish } from '../ports.js';
 import { contains, parseCidr, parseIp, parseSubnet } from '../net/ip.js';
 import { parseKv } from '../validate.js';
 import { list, parse, str } from './args.js';
-import { type CliContext, eachRef, withController } from './context.js';
-import { json, table } from './format.js';
+import { type CliContext, inspectCommand, removeCommand, withController } from './context.js';
+import { table } from './format.js';
 
 export const NETWORK_USAGE = `Usage: cnm network COMMAND
 
@@ -126,27 +126,11 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
         return 0;
       });
     }
-    case 'inspect': {
-      const { values: v, positionals } = parse(args, {});
-      if (positionals.length === 0) throw invalid('network inspect needs at least one NAME or ID');
-      return withController(ctx, v, async (ctl) => {
-        const found: unknown[] = [];
-        const rc = await eachRef(ctx, positionals, (ref) => found.push(ctl.getNetwork(ref).inspect()));
-        ctx.out(json(found));
-        return rc;
-      });
-    }
+    case 'inspect':
+      return inspectCommand(ctx, args, 'network', (ctl, ref) => ctl.getNetwork(ref).inspect());
     case 'rm':
-    case 'remove': {
-      const { values: v, positionals } = parse(args, {});
-      if (positionals.length === 0) throw invalid('network rm needs at least one NAME or ID');
-      return withController(ctx, v, async (ctl) =>
-        eachRef(ctx, positionals, async (ref) => {
-          await ctl.removeNetwork(ref);
-          ctx.out(ref);
-        }),
-      );
-    }
+    case 'remove':
+      return removeCommand(ctx, args, 'network', {}, (ctl, ref) => ctl.removeNetwork(ref));
     case 'connect': {
       const { values: v, positionals } = parse(args, {
         ip: { type: 'string' },

@@ -2,8 +2,8 @@
 import { invalid } from '../errors.js';
 import { parsePublish } from '../ports.js';
 import { list, parse, str } from './args.js';
-import { type CliContext, eachRef, withController } from './context.js';
-import { json, table } from './format.js';
+import { type CliContext, inspectCommand, removeCommand, withController } from './context.js';
+import { table } from './format.js';
 
 export const SANDBOX_USAGE = `Usage: cnm sandbox COMMAND
 
@@ -71,27 +71,11 @@ export async function sandboxCommand(ctx: CliContext, argv: string[]): Promise<n
         return 0;
       });
     }
-    case 'inspect': {
-      const { values: v, positionals } = parse(args, {});
-      if (positionals.length === 0) throw invalid('sandbox inspect needs at least one NAME or ID');
-      return withController(ctx, v, async (ctl) => {
-        const found: unknown[] = [];
-        const rc = await eachRef(ctx, positionals, (ref) => found.push(ctl.getSandbox(ref).inspect()));
-        ctx.out(json(found));
-        return rc;
-      });
-    }
+    case 'inspect':
+      return inspectCommand(ctx, args, 'sandbox', (ctl, ref) => ctl.getSandbox(ref).inspect());
     case 'rm':
-    case 'remove': {
-      const { values: v, positionals } = parse(args, { force: { type: 'boolean', short: 'f' } });
-      if (positionals.length === 0) throw invalid('sandbox rm needs at least one NAME or ID');
-      return withController(ctx, v, async (ctl) =>
-        eachRef(ctx, positionals, async (ref) => {
-          await ctl.removeSandbox(ref);
-          ctx.out(ref);
-        }),
-      );
-    }
+    case 'remove':
+      return removeCommand(ctx, args, 'sandbox', { force: { type: 'boolean', short: 'f' } }, (ctl, ref) => ctl.removeSandbox(ref));
     case undefined:
     case 'help':
     case '--help':
