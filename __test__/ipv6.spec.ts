@@ -2,7 +2,7 @@
 import test from 'ava';
 import type { NetworkController } from '../ts/controller.js';
 import { ulaPrefix } from '../ts/ipam/default-pools.js';
-import { type IsolatedHost, inNs, ipj, isolatedHost } from './helpers/host.js';
+import { type IsolatedHost, ipj, isolatedHost, ping6 } from './helpers/host.js';
 import { startEchoServer, tcpTry } from './helpers/tcp.js';
 
 let host: IsolatedHost;
@@ -15,14 +15,6 @@ test.after.always(async () => {
   await host?.cleanup();
 });
 
-const ping6 = (ns: string, ip: string) => {
-  try {
-    inNs(ns, 'ping', '-6', '-c', '1', '-i', '0.2', '-w', '3', ip);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 test.serial('dual stack: both addresses, both gateways, both default routes; ping and TCP over IPv6', async (t) => {
   const net = await ctl.createNetwork({ name: 'dual', ipam: [{ subnet: '10.91.0.0/24' }, { subnet: 'fd00:91::/64' }] });

@@ -21,7 +21,7 @@ import {
   type RequestPoolRequest,
   servePlugin,
 } from '../ts/plugin/index.js';
-import { type IsolatedHost, eventually, ipj, isolatedHost, pings } from './helpers/host.js';
+import { type IsolatedHost, eventually, ipj, isolatedHost, ping6, pings } from './helpers/host.js';
 
 const BIN = fileURLToPath(new URL('../bin/cnm.js', import.meta.url));
 const GATEWAY_OPT = { RequestAddressType: 'com.docker.network.gateway' };
@@ -37,12 +37,21 @@ interface Link {
   addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
 }
 
-/** An in-memory IPAM over /24 pools: Pool "" is 10.251.0.0/24. */
+interface FakePool {
+  subnet: string;
+  /** "10.251.0." or "fd00:251::": an address is base + host number (hex for IPv6) */
+  base: string;
+  v6: boolean;
+  used: Set<number>;
+}
+
+/** An in-memory IPAM over IPv4 /24 and IPv6 /64 pools: Pool "" is 10.251.0.0/24 or fd00:251::/64. */
 class FakeIpam implements IpamDriverPlugin {
   calls: Array<{ method: string; req: unknown }> = [];
-  /** pool id -> subnet base ("10.251.0") and the host numbers in use */
-  pools = new Map<string, { subnet: string; base: string; used: Set<number> }>();
+  pools = new Map<string, FakePool>();
   failAddress = false;
+  /** fail IPv6 address requests only */
+  failAddress6 = false;
   private next = 0;
 
   private log(method: string, req: unknown): void {
@@ -54,7 +63,17 @@ class FakeIpam implements IpamDriverPlugin {
   }
 
   used(): string[] {
-    return [...this.pools.values()].flatMap((p) => [...p.used].sort((a, b) => a - b).map((n) => `${p.base}.${n}`));
+    return [...this.pools.values()].flatMap((p) => [...p.used].sort((a, b) => a - b).map((n) => this.addr(p, n)));
+  }
+
+  private addr(p: FakePool, n: number): string {
+    return p.base + n.toString(p.v6 ? 16 : 10);
+  }
+
+  private num(p: FakePool, address: string): number {
+    const ip = address.split('/')[0]!;
+    if (!ip.startsWith(p.base)) throw new Error(`${address} is not in pool ${p.subnet}`);
+    return parseInt(ip.slice(p.base.length), p.v6 ? 16 : 10);
   }
 
   getDefaultAddressSpaces() {
@@ -64,11 +83,12 @@ class FakeIpam implements IpamDriverPlugin {
 
   requestPool(req: RequestPoolRequest) {
     this.log('RequestPool', req);
-    const subnet = req.Pool || '10.251.0.0/24';
-    if (!subnet.endsWith('.0/24')) throw new Error(`only /24 pools here, not ${subnet}`);
+    const subnet = req.Pool || (req.V6 ? 'fd00:251::/64' : '10.251.0.0/24');
+    const tail = req.V6 ? '::/64' : '.0/24';
+    if (!subnet.endsWith(tail)) throw new Error(`only IPv4 /24 and IPv6 /64 pools here, not ${subnet}`);
     if ([...this.pools.values()].some((p) => p.subnet === subnet)) throw new Error(`pool ${subnet} is taken`);
     const id = `pool-${++this.next}`;
-    this.pools.set(id, { subnet, base: subnet.slice(0, -'.0/24'.length), used: new Set() });
+    this.pools.set(id, { subnet, base: subnet.slice(0, -tail.length) + (req.V6 ? '::' : '.'), v6: req.V6, used: new Set() });
     return { PoolID: id, Pool: subnet, Data: {} };
   }
 
@@ -82,9 +102,10 @@ class FakeIpam implements IpamDriverPlugin {
     if (this.failAddress) throw new Error('no more');
     const p = this.pools.get(req.PoolID);
     if (!p) throw new Error(`no pool ${req.PoolID}`);
+    if (p.v6 && this.failAddress6) throw new Error('no more IPv6');
     let n: number;
     if (req.Address) {
-      n = Number(req.Address.split('/')[0]!.split('.')[3]);
+      n = this.num(p, req.Address);
       if (p.used.has(n)) throw new Error(`${req.Address} is in use`);
     } else if (req.Options.RequestAddressType === 'com.docker.network.gateway' && !p.used.has(1)) {
       n = 1;
@@ -94,14 +115,13 @@ class FakeIpam implements IpamDriverPlugin {
       if (n > 254) throw new Error('no more');
     }
     p.used.add(n);
-    return { Address: `${p.base}.${n}/24` };
+    return { Address: `${this.addr(p, n)}/${p.v6 ? 64 : 24}` };
   }
 
   releaseAddress(req: { PoolID: string; Address: string }) {
     this.log('ReleaseAddress', req);
     const p = this.pools.get(req.PoolID);
-    const n = Number(req.Address.split('/')[0]!.split('.')[3]);
-    if (!p?.used.delete(n)) throw new Error(`${req.Address} is not allocated in ${req.PoolID}`);
+    if (!p?.used.delete(this.num(p, req.Address))) throw new Error(`${req.Address} is not allocated in ${req.PoolID}`);
   }
 }
 
@@ -252,6 +272,129 @@ test.serial('a static --ip and a user gateway are requested from the plugin', as
   );
   t.deepEqual(ipam.calls[2]!.req, { PoolID: poolId, Address: '10.252.0.254' });
   t.is(ipam.pools.size, 0);
+});
+
+const inet6 = (ns: string, dev: string) =>
+  ipj<Link[]>(ns, 'addr', 'show', 'dev', dev)[0]!
+    .addr_info!.filter((a) => a.family === 'inet6' && !a.local.startsWith('fe80'))
+    .map((a) => `${a.local}/${a.prefixlen}`);
+
+test.serial('IPv6 pools and auxiliary addresses come from the plugin too: dual-stack sandboxes ping over both', async (t) => {
+  ipam.calls.length = 0;
+  const net = await ctl.createNetwork({
+    name: 'ip6net',
+    ipamDriver: 'fakeipam',
+    enableIPv6: true,
+    ipam: [{ subnet: '10.250.0.0/24', auxAddresses: { router: '10.250.0.2' } }],
+  });
+  const [p4, p6] = [...ipam.pools.keys()].slice(-2);
+  t.deepEqual(ipam.of('RequestPool'), [
+    { AddressSpace: 'FakeLocal', Pool: '10.250.0.0/24', SubPool: '', Options: {}, V6: false },
+    { AddressSpace: 'FakeLocal', Pool: '', SubPool: '', Options: {}, V6: true },
+  ]);
+  t.deepEqual(ipam.of('RequestAddress'), [
+    { PoolID: p4, Address: '', Options: GATEWAY_OPT },
+    { PoolID: p4, Address: '10.250.0.2', Options: {} },
+    { PoolID: p6, Address: '', Options: GATEWAY_OPT },
+  ]);
+  const ins = net.inspect();
+  t.true(ins.EnableIPv6);
+  t.deepEqual(ins.IPAM.Config, [
+    { Subnet: '10.250.0.0/24', Gateway: '10.250.0.1', AuxiliaryAddresses: { router: '10.250.0.2' } },
+    { Subnet: 'fd00:251::/64', Gateway: 'fd00:251::1' },
+  ]);
+  t.deepEqual(inet6(host.ns, net.record.bridge!), ['fd00:251::1/64'], "the bridge has the plugin's IPv6 gateway");
+
+  const a = await ctl.createSandbox({ name: host.name('a6'), net: 'ip6net' });
+  const b = await ctl.createSandbox({ name: host.name('b6'), net: 'ip6net', ip6: 'fd00:251::beef' });
+  const na = a.inspect().Networks.ip6net!;
+  t.is(na.IPAddress, '10.250.0.3', 'the auxiliary address is held by the plugin, not handed out');
+  t.is(na.GlobalIPv6Address, 'fd00:251::2');
+  t.is(na.IPv6Gateway, 'fd00:251::1');
+  t.is(b.inspect().Networks.ip6net!.GlobalIPv6Address, 'fd00:251::beef');
+  t.deepEqual(inet6(a.netns, 'eth0'), ['fd00:251::2/64']);
+  t.true(ping6(a.netns, 'fd00:251::beef'), 'A reaches B over IPv6');
+  t.true(ping6(b.netns, 'fd00:251::1'), 'B reaches the bridge on its IPv6 gateway');
+  t.true(pings(b.netns, '10.250.0.3'), 'B reaches A over IPv4');
+
+  // the IPv6 request fails: the IPv4 address goes back, no sandbox is left
+  ipam.failAddress6 = true;
+  ipam.calls.length = 0;
+  const e = await t.throwsAsync(ctl.createSandbox({ name: host.name('f6'), net: 'ip6net' }));
+  ipam.failAddress6 = false;
+  t.is((e as CnmError).code, 'ERR_PLUGIN');
+  t.regex(e!.message, /no more IPv6/);
+  t.deepEqual(
+    ipam.calls.map((c) => c.method),
+    ['RequestAddress', 'RequestAddress', 'ReleaseAddress'],
+  );
+  t.false(await native.netnsExists(host.name('f6')));
+  // an --ip6 of the wrong family, and an IPv4 address the plugin holds as auxiliary
+  t.is(((await t.throwsAsync(ctl.connect('ip6net', host.name('zz'), { ip6: '10.250.0.9' }))) as CnmError).code, 'ERR_SANDBOX_NOT_FOUND');
+  const c6 = await ctl.createSandbox({ name: host.name('c6') });
+  t.is(((await t.throwsAsync(ctl.connect('ip6net', c6.name, { ip6: '10.250.0.9' }))) as CnmError).code, 'ERR_INVALID_ARGUMENT');
+  const taken = await t.throwsAsync(ctl.connect('ip6net', c6.name, { ip: '10.250.0.2' }));
+  t.is((taken as CnmError).code, 'ERR_PLUGIN');
+  t.regex(taken!.message, /in use/);
+  t.deepEqual(ipam.used(), ['10.250.0.1', '10.250.0.2', '10.250.0.3', '10.250.0.4', 'fd00:251::1', 'fd00:251::2', 'fd00:251::beef']);
+
+  ipam.calls.length = 0;
+  await ctl.removeSandbox(a.name);
+  t.deepEqual(ipam.of('ReleaseAddress'), [
+    { PoolID: p4, Address: '10.250.0.3' },
+    { PoolID: p6, Address: 'fd00:251::2' },
+  ]);
+  await ctl.removeSandbox(b.name);
+  await ctl.removeSandbox(c6.name);
+  ipam.calls.length = 0;
+  await ctl.removeNetwork('ip6net');
+  t.deepEqual(ipam.calls, [
+    { method: 'ReleaseAddress', req: { PoolID: p4, Address: '10.250.0.1' } },
+    { method: 'ReleaseAddress', req: { PoolID: p4, Address: '10.250.0.2' } },
+    { method: 'ReleasePool', req: { PoolID: p4 } },
+    { method: 'ReleaseAddress', req: { PoolID: p6, Address: 'fd00:251::1' } },
+    { method: 'ReleasePool', req: { PoolID: p6 } },
+  ]);
+  t.is(ipam.pools.size, 0);
+
+  // a user IPv6 subnet and gateway are requested as given; aux addresses need a subnet
+  ipam.calls.length = 0;
+  const n2 = await ctl.createNetwork({ name: 'ip6user', ipamDriver: 'fakeipam', ipam: [{ subnet: 'fd00:252::/64', gateway: 'fd00:252::fe' }] });
+  t.deepEqual(
+    ipam.of('RequestPool').map((r) => [(r as RequestPoolRequest).Pool, (r as RequestPoolRequest).V6]),
+    [
+      ['', false],
+      ['fd00:252::/64', true],
+    ],
+  );
+  t.deepEqual((ipam.of('RequestAddress')[1] as RequestAddressRequest).Address, 'fd00:252::fe');
+  t.true(n2.inspect().EnableIPv6);
+  await ctl.removeNetwork('ip6user');
+  t.is(ipam.pools.size, 0);
+  const bad = await t.throwsAsync(ctl.createNetwork({ name: 'auxnosub', ipamDriver: 'fakeipam', ipam: [{ auxAddresses: { x: '10.0.0.5' } } as never] }));
+  t.is((bad as CnmError).code, 'ERR_INVALID_ARGUMENT');
+  t.is(ipam.pools.size, 0);
+  // the plugin refuses the second auxiliary address: what was taken goes back
+  ipam.calls.length = 0;
+  const refused = await t.throwsAsync(
+    ctl.createNetwork({ name: 'auxfail', ipamDriver: 'fakeipam', ipam: [{ subnet: '10.249.0.0/24', auxAddresses: { a: '10.249.0.7', b: '10.249.0.1' } }] }),
+  );
+  t.is((refused as CnmError).code, 'ERR_PLUGIN');
+  t.deepEqual(
+    ipam.calls.map((c) => [c.method, (c.req as { Address?: string }).Address]),
+    [
+      ['GetDefaultAddressSpaces', undefined],
+      ['RequestPool', undefined],
+      ['RequestAddress', ''],
+      ['RequestAddress', '10.249.0.7'],
+      ['RequestAddress', '10.249.0.1'],
+      ['ReleaseAddress', '10.249.0.1'],
+      ['ReleaseAddress', '10.249.0.7'],
+      ['ReleasePool', undefined],
+    ],
+  );
+  t.is(ipam.pools.size, 0);
+  t.false(ctl.listNetworks().some((n) => n.name === 'auxfail'));
 });
 
 test.serial('IPAM plugin errors are ERR_PLUGIN and leave nothing behind', async (t) => {

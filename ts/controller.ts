@@ -243,17 +243,17 @@ export class NetworkController {
       for (const p of reqs) {
         if (!p.subnet) {
           if (p.gateway || p.ipRange) throw invalid('--gateway and --ip-range need a --subnet', p.gateway ?? p.ipRange);
+          if (p.auxAddresses && Object.keys(p.auxAddresses).length > 0) throw invalid('--aux-address needs a --subnet', p.auxAddresses);
           continue;
         }
         // Pool validates gateway, range and aux addresses against the subnet
         const cfg = new Pool({ subnet: p.subnet, gateway: p.gateway, ipRange: p.ipRange, auxAddresses: p.auxAddresses }).config;
         if (remoteIpam) {
-          if (cfg.subnet.includes(':')) throw invalid(`IPv6 subnets are not supported with IPAM driver ${ipamDriver}`, p.subnet);
-          if (p.auxAddresses && Object.keys(p.auxAddresses).length > 0) throw invalid(`auxiliary addresses are not supported with IPAM driver ${ipamDriver}`, p.auxAddresses);
           // the request as given: the plugin chooses what the user left out
           const raw: PoolConfig = { subnet: cfg.subnet };
           if (p.gateway) raw.gateway = cfg.gateway;
           if (p.ipRange) raw.ipRange = cfg.ipRange;
+          if (cfg.auxAddresses && Object.keys(cfg.auxAddresses).length > 0) raw.auxAddresses = cfg.auxAddresses;
           config.push(raw);
         } else {
           config.push(cfg);
@@ -272,7 +272,6 @@ export class NetworkController {
       throw invalid(`the ${driverName} driver takes no subnet`, reqs);
     }
     if (req.enableIPv6 !== undefined && typeof req.enableIPv6 !== 'boolean') throw invalid('enableIPv6 must be a boolean', req.enableIPv6);
-    if (remoteIpam && req.enableIPv6 === true) throw invalid(`IPv6 is not supported with IPAM driver ${ipamDriver}`, ipamDriver);
     // an IPv6 subnet asks for IPv6 as plainly as --ipv6 does
     const enableIPv6 = driver.usesIpam && (req.enableIPv6 === true || config.some((c) => c.subnet.includes(':')));
     const rec: NetworkRecord = {
@@ -346,7 +345,7 @@ export class NetworkController {
    */
   private async commitRemoteIpamNetwork(rec: NetworkRecord, driver: Driver): Promise<NetworkRecord> {
     const ipam = await this.drivers.resolveIpam(rec.ipam.driver);
-    rec.ipam.config = await ipam.requestPools(rec.ipam.config, rec.ipam.options);
+    rec.ipam.config = await ipam.requestPools(rec.ipam.config, rec.ipam.options, rec.enableIPv6);
     let reserved = false;
     let created = false;
     try {
@@ -380,15 +379,20 @@ export class NetworkController {
   }
 
   /**
-   * Give a remote IPAM network's endpoint address back to the plugin. Best effort,
+   * Give a remote IPAM network's endpoint addresses back to the plugin. Best effort,
    * as in libnetwork (which logs a failure): the endpoint is gone either way. @internal
    */
-  async releaseRemoteAddress(net: NetworkRecord | undefined, ep: EndpointRecord): Promise<void> {
-    if (!net || !usesRemoteIpam(net) || !ep.ipv4) return;
+  async releaseRemoteAddress(net: NetworkRecord | undefined, ep: Pick<EndpointRecord, 'ipv4' | 'ipv6'>): Promise<void> {
+    if (!net || !usesRemoteIpam(net) || (!ep.ipv4 && !ep.ipv6)) return;
+    let ipam;
     try {
-      await (await this.drivers.resolveIpam(net.ipam.driver)).releaseAddress(net, ep.ipv4);
+      ipam = await this.drivers.resolveIpam(net.ipam.driver);
     } catch {
-      // the plugin is gone or refuses: nothing more we can do for its bookkeeping
+      return; // the plugin is gone: nothing more we can do for its bookkeeping
+    }
+    for (const address of [ep.ipv4, ep.ipv6]) {
+      // a refusal is the plugin's bookkeeping too; the other address is still given back
+      await ipam.releaseAddress(net, address).catch(() => undefined);
     }
   }
 
@@ -689,21 +693,31 @@ export class NetworkController {
     };
     const hostIp = net.options[BridgeOptions.hostBinding] ?? this.defaultHostIp;
     // an IPAM plugin is asked before the (synchronous) store transaction
-    let remoteIp: string | undefined;
+    let remote: { ipv4: string; ipv6: string } | undefined;
     if (usesRemoteIpam(net) && driver.ownNetns && driver.usesIpam) {
-      if (opts.ip6 !== undefined) throw invalid(`network ${net.name} has no IPv6 subnet: IPv6 is not supported with IPAM driver ${net.ipam.driver}`, opts.ip6);
-      remoteIp = await (await this.drivers.resolveIpam(net.ipam.driver)).requestAddress(net, opts.ip);
+      const has6 = net.ipam.config.some((c) => c.subnet.includes(':'));
+      if (opts.ip6 !== undefined && !has6) throw invalid(`network ${net.name} has no IPv6 subnet: create it with --ipv6 to use --ip6`, opts.ip6);
+      const ipam = await this.drivers.resolveIpam(net.ipam.driver);
+      remote = { ipv4: await ipam.requestAddress(net, 4, opts.ip), ipv6: '' };
+      if (has6) {
+        try {
+          remote.ipv6 = await ipam.requestAddress(net, 6, opts.ip6);
+        } catch (e) {
+          await this.releaseRemoteAddress(net, remote);
+          throw e;
+        }
+      }
     }
     try {
       this.store.txn((tx) => {
-        this.reserveEndpoint(tx, net, sb, ep, driver, opts.ip, opts.ip6, remoteIp);
+        this.reserveEndpoint(tx, net, sb, ep, driver, opts.ip, opts.ip6, remote);
         if (bindings.length > 0 && driver.usesIpam) {
           ep.ports = reservePorts(tx, bindings, hostIp, this.portRange, ep.id);
           tx.put(keys.ep(net.id, ep.id), ep);
         }
       });
     } catch (e) {
-      if (remoteIp !== undefined) await this.releaseRemoteAddress(net, { ...ep, ipv4: remoteIp });
+      if (remote !== undefined) await this.releaseRemoteAddress(net, remote);
       throw e;
     }
     // the port rules can go in before the link exists, so both are in flight together
@@ -759,8 +773,8 @@ export class NetworkController {
     driver: Driver,
     ip?: string,
     ip6?: string,
-    /** the address an IPAM plugin gave (remote IPAM networks) */
-    remoteIp?: string,
+    /** the addresses an IPAM plugin gave (remote IPAM networks) */
+    remote?: { ipv4: string; ipv6: string },
   ): void {
     if (!tx.get(keys.net(net.id))) throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${net.name} not found`, { network: net.name });
     if (!tx.get(keys.sb(sb.id))) throw new CnmError('ERR_SANDBOX_NOT_FOUND', `sandbox ${sb.name} not found`, { sandbox: sb.name });
@@ -779,14 +793,17 @@ export class NetworkController {
       ep.ifname = `${prefix}${i}`;
       // a remote IPAM network's address came from its plugin: the default IPAM keeps no record of it
       if (usesRemoteIpam(net)) {
-        if (remoteIp === undefined) throw new CnmError('ERR_PLUGIN', `no address from IPAM driver ${net.ipam.driver}`, { network: net.name });
-        ep.ipv4 = remoteIp;
+        if (remote === undefined) throw new CnmError('ERR_PLUGIN', `no address from IPAM driver ${net.ipam.driver}`, { network: net.name });
+        ep.ipv4 = remote.ipv4;
       } else {
         ep.ipv4 = this.ipam.allocate(tx, net, 4, ep.id, ip);
       }
       // with several subnets, the gateway is the one of the subnet the address came from
       ep.gateway = gatewayFor(net, ep.ipv4);
-      if (usesRemoteIpam(net)) {
+      if (remote?.ipv6) {
+        ep.ipv6 = remote.ipv6;
+        ep.gateway6 = gatewayFor(net, ep.ipv6);
+      } else if (usesRemoteIpam(net)) {
         if (ip6 !== undefined) throw invalid(`network ${net.name} has no IPv6 subnet`, ip6);
       } else if (net.ipam.config.some((c) => c.subnet.includes(':'))) {
         ep.ipv6 = this.ipam.allocate(tx, net, 6, ep.id, ip6);

@@ -66,6 +66,16 @@ export function pings(ns: string, ip: string): boolean {
   }
 }
 
+/** Whether `ip` answers an IPv6 ping from inside `ns` (DAD and linkwatch may take up to 3 s). */
+export function ping6(ns: string, ip: string): boolean {
+  try {
+    inNs(ns, 'ping', '-6', '-c', '1', '-i', '0.2', '-w', '3', ip);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Wait until fn returns true (kernel cleanup after a netns delete is asynchronous). */
 export async function eventually(fn: () => boolean | Promise<boolean>, ms = 3000): Promise<boolean> {
   const end = Date.now() + ms;

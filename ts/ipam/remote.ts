@@ -2,7 +2,9 @@
  * A remote IPAM driver: an IPAM plugin reached over Docker's plugin protocol
  * (libnetwork's ipams/remote). Pools are requested at network create, the gateway
  * and every endpoint address with RequestAddress; everything requested is released
- * again. Only IPv4 pools are requested (V6: false).
+ * again. As libnetwork does: one IPv4 pool per IPv4 subnet (one with Pool "" when
+ * none is given), one IPv6 pool per IPv6 subnet (one with Pool "" when IPv6 is on and
+ * none is given); auxiliary addresses are requested after the gateway.
  */
 import { CnmError, invalid } from '../errors.js';
 import { contains, formatIp, parseCidr, parseIp, parseSubnet } from '../net/ip.js';
@@ -20,6 +22,7 @@ export interface RemotePoolRequest {
   subnet?: string;
   gateway?: string;
   ipRange?: string;
+  auxAddresses?: Record<string, string>;
 }
 
 export class RemoteIpam {
@@ -33,59 +36,22 @@ export class RemoteIpam {
   }
 
   /**
-   * Request one pool per request (one with Pool "" when none is given) and each
-   * pool's gateway. Returns the pool configs with their pool ids. When anything
-   * fails, everything requested so far is released.
+   * Request the pools (IPv4 first, then IPv6), each pool's gateway and auxiliary
+   * addresses. Returns the pool configs with their pool ids. When anything fails,
+   * everything requested so far is released.
    */
-  async requestPools(reqs: RemotePoolRequest[], options: Record<string, string>): Promise<PoolConfig[]> {
+  async requestPools(reqs: RemotePoolRequest[], options: Record<string, string>, enableIPv6: boolean): Promise<PoolConfig[]> {
     const spaces = await this.client.call<AddressSpacesResponse>('IpamDriver.GetDefaultAddressSpaces', {});
     const space = typeof spaces.LocalDefaultAddressSpace === 'string' ? spaces.LocalDefaultAddressSpace : '';
+    const v4 = reqs.filter((r) => !r.subnet?.includes(':'));
+    const v6 = reqs.filter((r) => r.subnet?.includes(':'));
+    const plan: Array<[RemotePoolRequest, boolean]> = [
+      ...(v4.length > 0 ? v4 : [{}]).map((r): [RemotePoolRequest, boolean] => [r, false]),
+      ...(v6.length > 0 ? v6 : enableIPv6 ? [{}] : []).map((r): [RemotePoolRequest, boolean] => [r, true]),
+    ];
     const out: PoolConfig[] = [];
     try {
-      for (const req of reqs.length > 0 ? reqs : [{}]) {
-        const r = await this.client.call<RequestPoolResponse>('IpamDriver.RequestPool', {
-          AddressSpace: space,
-          Pool: req.subnet ?? '',
-          SubPool: req.ipRange ?? '',
-          Options: options,
-          V6: false,
-        });
-        if (typeof r.PoolID !== 'string' || r.PoolID === '' || typeof r.Pool !== 'string') {
-          throw this.fail('IpamDriver.RequestPool', 'answer has no "PoolID" or "Pool"');
-        }
-        const entry: PoolConfig = { subnet: r.Pool, poolId: r.PoolID };
-        out.push(entry);
-        let subnet;
-        try {
-          subnet = parseSubnet(r.Pool);
-        } catch (e) {
-          throw this.fail('IpamDriver.RequestPool', `invalid pool ${JSON.stringify(r.Pool)}: ${(e as Error).message}`);
-        }
-        if (subnet.family !== 4) throw this.fail('IpamDriver.RequestPool', `pool ${r.Pool} is not an IPv4 subnet`);
-        // the gateway: the user's, or one the pool's data names, or any the plugin gives
-        const fromData = r.Data?.[PluginOptions.gateway];
-        let gateway: string;
-        if (req.gateway === undefined && typeof fromData === 'string' && fromData !== '') {
-          gateway = fromData.split('/')[0]!;
-        } else {
-          const a = await this.client.call<RequestAddressResponse>('IpamDriver.RequestAddress', {
-            PoolID: r.PoolID,
-            Address: req.gateway ?? '',
-            Options: { [REQUEST_ADDRESS_TYPE]: PluginOptions.gateway },
-          });
-          gateway = this.addressOf('IpamDriver.RequestAddress', a);
-          entry.gateway = gateway;
-          entry.gatewayRequested = true;
-        }
-        // Pool checks that the gateway and range are inside the subnet
-        let cfg: PoolConfig;
-        try {
-          cfg = new Pool({ subnet: r.Pool, gateway, ipRange: req.ipRange }).config;
-        } catch (e) {
-          throw this.fail('IpamDriver.RequestPool', (e as Error).message);
-        }
-        Object.assign(entry, cfg);
-      }
+      for (const [req, isV6] of plan) await this.requestPool(space, req, options, isV6, out);
     } catch (e) {
       await this.releasePools(out).catch(() => undefined);
       throw e;
@@ -93,7 +59,64 @@ export class RemoteIpam {
     return out;
   }
 
-  /** Release the gateways we requested and the pools; every step is tried, the first error thrown. */
+  /**
+   * One pool with its gateway and auxiliary addresses, added to `out` as soon as the
+   * pool is given; each address is recorded once requested, so that a failure part
+   * way releases exactly what was taken.
+   */
+  private async requestPool(space: string, req: RemotePoolRequest, options: Record<string, string>, isV6: boolean, out: PoolConfig[]): Promise<void> {
+    const r = await this.client.call<RequestPoolResponse>('IpamDriver.RequestPool', {
+      AddressSpace: space,
+      Pool: req.subnet ?? '',
+      SubPool: req.ipRange ?? '',
+      Options: options,
+      V6: isV6,
+    });
+    if (typeof r.PoolID !== 'string' || r.PoolID === '' || typeof r.Pool !== 'string') {
+      throw this.fail('IpamDriver.RequestPool', 'answer has no "PoolID" or "Pool"');
+    }
+    const entry: PoolConfig = { subnet: r.Pool, poolId: r.PoolID };
+    out.push(entry);
+    let subnet;
+    try {
+      subnet = parseSubnet(r.Pool);
+    } catch (e) {
+      throw this.fail('IpamDriver.RequestPool', `invalid pool ${JSON.stringify(r.Pool)}: ${(e as Error).message}`);
+    }
+    if (subnet.family !== (isV6 ? 6 : 4)) throw this.fail('IpamDriver.RequestPool', `pool ${r.Pool} is not an IPv${isV6 ? 6 : 4} subnet`);
+    // the gateway: the user's, or one the pool's data names, or any the plugin gives
+    const fromData = r.Data?.[PluginOptions.gateway];
+    let gateway: string;
+    if (req.gateway === undefined && typeof fromData === 'string' && fromData !== '') {
+      gateway = fromData.split('/')[0]!;
+    } else {
+      const a = await this.client.call<RequestAddressResponse>('IpamDriver.RequestAddress', {
+        PoolID: r.PoolID,
+        Address: req.gateway ?? '',
+        Options: { [REQUEST_ADDRESS_TYPE]: PluginOptions.gateway },
+      });
+      gateway = this.addressOf('IpamDriver.RequestAddress', a);
+      entry.gateway = gateway;
+      entry.gatewayRequested = true;
+    }
+    // Pool checks that the gateway, range and auxiliary addresses are inside the subnet
+    let cfg: PoolConfig;
+    try {
+      cfg = new Pool({ subnet: r.Pool, gateway, ipRange: req.ipRange, auxAddresses: req.auxAddresses }).config;
+    } catch (e) {
+      throw this.fail('IpamDriver.RequestPool', (e as Error).message);
+    }
+    // auxiliary addresses are held by the plugin so that it never hands them out
+    const aux: Record<string, string> = {};
+    for (const [name, addr] of Object.entries(cfg.auxAddresses ?? {})) {
+      const a = await this.client.call<RequestAddressResponse>('IpamDriver.RequestAddress', { PoolID: r.PoolID, Address: addr, Options: {} });
+      aux[name] = this.addressOf('IpamDriver.RequestAddress', a);
+      entry.auxAddresses = { ...aux };
+    }
+    Object.assign(entry, cfg);
+  }
+
+  /** Release the gateways and auxiliary addresses we requested and the pools; every step is tried, the first error thrown. */
   async releasePools(config: PoolConfig[]): Promise<void> {
     let first: unknown;
     for (const c of config) {
@@ -101,21 +124,24 @@ export class RemoteIpam {
       if (c.gatewayRequested && c.gateway) {
         await this.client.call('IpamDriver.ReleaseAddress', { PoolID: c.poolId, Address: c.gateway }).catch((e: unknown) => (first ??= e));
       }
+      for (const addr of Object.values(c.auxAddresses ?? {})) {
+        await this.client.call('IpamDriver.ReleaseAddress', { PoolID: c.poolId, Address: addr }).catch((e: unknown) => (first ??= e));
+      }
       await this.client.call('IpamDriver.ReleasePool', { PoolID: c.poolId }).catch((e: unknown) => (first ??= e));
     }
     if (first !== undefined) throw first;
   }
 
   /**
-   * An endpoint address: `staticIp` or any free one. Returns "addr/prefix" with the
-   * prefix of the network's pool it is in.
+   * An endpoint address of one family: `staticIp` or any free one. Returns
+   * "addr/prefix" with the prefix of the network's pool it is in.
    */
-  async requestAddress(net: NetworkRecord, staticIp?: string): Promise<string> {
+  async requestAddress(net: NetworkRecord, family: 4 | 6, staticIp?: string): Promise<string> {
     if (staticIp !== undefined) {
       const ip = parseIp(staticIp, 'IP address');
-      if (ip.family !== 4) throw invalid(`address ${staticIp} is not an IPv4 address`, staticIp);
+      if (ip.family !== family) throw invalid(`address ${staticIp} is not an IPv${family} address`, staticIp);
     }
-    const pools = net.ipam.config.filter((c) => c.poolId);
+    const pools = net.ipam.config.filter((c) => c.poolId && parseSubnet(c.subnet).family === family);
     const pool = staticIp === undefined ? pools[0] : pools.find((c) => contains(parseSubnet(c.subnet), parseIp(staticIp)));
     if (!pool) {
       throw invalid(`address ${staticIp ?? ''} is not inside the network's subnets (${pools.map((c) => c.subnet).join(', ') || 'none'})`, staticIp);
@@ -125,7 +151,7 @@ export class RemoteIpam {
     const home = pools.find((c) => contains(parseSubnet(c.subnet), parseIp(ip)));
     if (!home) {
       await this.releaseAddress(net, ip).catch(() => undefined);
-      throw this.fail('IpamDriver.RequestAddress', `address ${ip} is not inside the network's pools`);
+      throw this.fail('IpamDriver.RequestAddress', `address ${ip} is not inside the network's IPv${family} pools`);
     }
     return `${ip}/${home.subnet.split('/')[1]}`;
   }
