@@ -1,11 +1,26 @@
-// `docker network create` / `rm` through the stock docker CLI against `cnm daemon`,
-// timed per command (the CLI process included, as a user sees it).
+// `docker network create` / `rm` against `cnm daemon` and against a real Docker engine in
+// the same run, three ways:
+//  - through the stock docker CLI, timed per command (the CLI process included, as a user
+//    sees it), next to the CLI's own floor: `docker --version` (Go start-up, no daemon
+//    contact) and `docker version` (start-up + HEAD /_ping + GET /version);
+//  - the same command minus that floor, for both daemons;
+//  - the same Engine API requests the CLI sends, from one node:http client over the unix
+//    socket, no CLI process: a fresh connection per request (what the CLI does, so the
+//    main figure) and a keep-alive connection. These rows are the like-for-like
+//    comparison of the daemons, so they carry the target (engine/cnm >= 20x).
+// Both daemons run side by side and are sampled in turn (see measure), which is fair to
+// outside load but not flattering to cnm: its samples follow the engine's kernel work.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { native } from '../dist/index.js';
 import { startDaemon } from '../dist/daemon/server.js';
+
+// dockerd 20.10 speaks up to API 1.41; cnm accepts any version prefix
+const API = '/v1.41';
+const TARGET = 20;
 
 function run(bin, args, env) {
   return new Promise((resolve, reject) => {
@@ -13,82 +28,229 @@ function run(bin, args, env) {
     const child = spawn(bin, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (c) => (err += c));
+    child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve(performance.now() - t) : reject(new Error(`${args.join(' ')}: ${err}`))));
   });
 }
 
-/** The same docker CLI commands against a real Docker engine, run in a netns of its own. */
-async function engineBench({ docker, tag, rows, summarize, n }) {
-  const dockerd = ['/usr/sbin/dockerd', '/usr/bin/dockerd'].find((p) => existsSync(p));
-  if (!dockerd) {
-    rows.push({ name: 'Docker engine: skipped, no dockerd on this machine (apt-get install docker.io)', n: 0 });
-    return undefined;
+/** One Engine API request over the unix socket; resolves to { ms, body }. */
+function api(socketPath, agent, method, path, body) {
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  const headers = data === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) };
+  return new Promise((resolve, reject) => {
+    const t = performance.now();
+    const req = request({ socketPath, agent, method, path: `${API}${path}`, headers }, (res) => {
+      let out = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (out += c));
+      res.on('end', () => {
+        const ms = performance.now() - t;
+        if (res.statusCode >= 300) reject(new Error(`${method} ${path}: ${res.statusCode} ${out}`));
+        else resolve({ ms, body: out ? JSON.parse(out) : undefined });
+      });
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/** The body docker CLI 28.2.2 sends for `docker network create --subnet S NAME` at API 1.41. */
+function cliBody(name, subnet) {
+  return {
+    Driver: 'bridge',
+    Scope: '',
+    IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: subnet }] },
+    Internal: false,
+    Attachable: false,
+    Ingress: false,
+    ConfigOnly: false,
+    ConfigFrom: null,
+    Options: {},
+    Labels: {},
+    Name: name,
+    CheckDuplicate: true,
+  };
+}
+
+/**
+ * Everything timed, CLI and HTTP client alike, against each daemon in `targets`
+ * ({ sock, net, prefix }: its socket, the second octet of its subnets, its networks' name
+ * prefix). Sample i is taken from every daemon in turn before sample i + 1, so load from
+ * elsewhere on the machine falls on both alike. Returns one set of samples per target.
+ */
+async function measure({ docker, targets, n }) {
+  const ts = targets.map((t) => ({
+    ...t,
+    dockerConfig: mkdtempSync(join(tmpdir(), 'cnm-bench-dc-')),
+    // fresh: agent false, one connection per request as the CLI process has; keep-alive: one socket
+    keepAlive: new Agent({ keepAlive: true, maxSockets: 1 }),
+    out: { version: [], floor: [], cliCreate: [], cliRm: [] },
+  }));
+  const each = async (fn) => {
+    for (let i = 0; i < n; i++) for (const t of ts) await fn(t, i);
+  };
+  try {
+    for (const t of ts) {
+      t.env = { ...process.env, DOCKER_HOST: `unix://${t.sock}`, DOCKER_CONFIG: t.dockerConfig };
+      await run(docker, ['network', 'ls'], t.env);
+    }
+    await each(async (t) => t.out.version.push(await run(docker, ['version'], t.env)));
+    // the CLI floor is sampled next to the creates, so load on the machine hits both alike
+    await each(async (t, i) => {
+      t.out.floor.push(await run(docker, ['--version'], t.env));
+      t.out.cliCreate.push(await run(docker, ['network', 'create', '--subnet', `10.${t.net}.${i}.0/24`, `${t.prefix}c${i}`], t.env));
+    });
+    await each(async (t, i) => t.out.cliRm.push(await run(docker, ['network', 'rm', `${t.prefix}c${i}`], t.env)));
+    for (const [mode, third] of [
+      ['fresh', 100],
+      ['keepAlive', 150],
+    ]) {
+      const agent = (t) => (mode === 'fresh' ? false : t.keepAlive);
+      for (const t of ts) {
+        await api(t.sock, agent(t), 'GET', '/networks');
+        t.out[mode] = { create: [], rm: [], ids: [] };
+      }
+      await each(async (t, i) => {
+        const r = await api(t.sock, agent(t), 'POST', '/networks/create', cliBody(`${t.prefix}${mode}${i}`, `10.${t.net}.${third + i}.0/24`));
+        t.out[mode].create.push(r.ms);
+        t.out[mode].ids.push(r.body.Id);
+      });
+      await each(async (t, i) => t.out[mode].rm.push((await api(t.sock, agent(t), 'DELETE', `/networks/${t.out[mode].ids[i]}`)).ms));
+    }
+    return ts.map((t) => t.out);
+  } finally {
+    for (const t of ts) {
+      t.keepAlive.destroy();
+      rmSync(t.dockerConfig, { recursive: true, force: true });
+    }
   }
+}
+
+/**
+ * Start a real Docker engine in a netns of its own (its docker0 and iptables rules stay
+ * there) and call fn(socket); fn(undefined, why) when there is none or it does not start.
+ */
+async function withEngine(tag, fn) {
+  const dockerd = ['/usr/sbin/dockerd', '/usr/bin/dockerd'].find((p) => existsSync(p));
+  if (!dockerd) return fn(undefined, 'skipped, no dockerd on this machine (apt-get install docker.io)');
   const ns = `${tag}-dockerd`;
   await native.netnsCreate(ns);
   const dir = mkdtempSync(join(tmpdir(), 'cnm-bench-dockerd-'));
   const sock = join(dir, 'docker.sock');
-  // the engine lives in its own netns: its docker0 and iptables rules stay there
-  const child = spawn('nsenter', [`--net=/run/netns/${ns}`, dockerd, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'pid'), '-H', `unix://${sock}`], {
+  const pidfile = join(dir, 'pid');
+  // nsenter execs dockerd, so the child is dockerd itself; dockerd stops its containerd on SIGTERM
+  const child = spawn('nsenter', [`--net=/run/netns/${ns}`, dockerd, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', pidfile, '-H', `unix://${sock}`], {
     stdio: 'ignore',
   });
+  const exited = new Promise((r) => child.once('exit', r));
+  // if the bench is interrupted (run.js exits on SIGINT), do not leave the engine behind:
+  // SIGTERM lets dockerd stop its containerd; its netns goes with run.js's cleanup
+  const onExit = () => {
+    child.kill('SIGTERM');
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // best effort while the process exits
+    }
+  };
+  process.once('exit', onExit);
   try {
-    for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 100));
-    const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: mkdtempSync(join(tmpdir(), 'cnm-bench-dc-')) };
-    await run(docker, ['network', 'ls'], env);
-    const create = [];
-    const rm = [];
-    for (let i = 0; i < n; i++) create.push(await run(docker, ['network', 'create', '--subnet', `10.222.${i}.0/24`, `en${i}`], env));
-    for (let i = 0; i < n; i++) rm.push(await run(docker, ['network', 'rm', `en${i}`], env));
-    const c = summarize('docker network create via Docker engine (same CLI, same run)', create);
-    rows.push(c);
-    rows.push(summarize('docker network rm via Docker engine (same CLI, same run)', rm));
-    return c.p50;
+    for (let i = 0; i < 150 && !existsSync(sock) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+    if (!existsSync(sock)) return await fn(undefined, `failed: dockerd did not start (exit code ${child.exitCode})`);
+    return await fn(sock);
   } finally {
     try {
-      process.kill(Number(readFileSync(join(dir, 'pid'), 'utf8')), 'SIGTERM');
+      process.kill(Number(readFileSync(pidfile, 'utf8')), 'SIGTERM');
     } catch {
       child.kill('SIGTERM');
     }
-    await new Promise((r) => child.once('exit', r));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 15000);
+    await exited;
+    clearTimeout(killer);
+    process.off('exit', onExit);
     await native.netnsDelete(ns);
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-export async function daemonBench({ tag, stateDir, rows, summarize, n = 20 }) {
+const ratio = (engine, mine) => `engine/cnm ${(engine / mine).toFixed(1)}x`;
+
+export async function daemonBench({ tag, stateDir, rows, summarize, n = 30 }) {
   const docker = ['/usr/local/bin/docker', '/usr/bin/docker'].find((p) => existsSync(p));
   if (!docker) {
     rows.push({ name: 'docker network create via cnm daemon: skipped, no docker CLI', n: 0 });
     return;
   }
+  const p50 = (xs) => summarize('', xs).p50;
+
   const hostNs = `${tag}-daemon`;
   await native.netnsCreate(hostNs);
-  const sock = join(mkdtempSync(join(tmpdir(), 'cnm-bench-d-')), 'cnm.sock');
-  const d = await startDaemon({ socket: sock, controller: { stateDir: `${stateDir}/daemon`, hostNetns: hostNs } });
-  const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: mkdtempSync(join(tmpdir(), 'cnm-bench-dc-')) };
+  const sockDir = mkdtempSync(join(tmpdir(), 'cnm-bench-d-'));
+  let d;
+  let cnm;
+  let engine;
+  let noEngine;
+  let direct;
   try {
-    await run(docker, ['network', 'ls'], env);
-    const create = [];
-    const rm = [];
-    for (let i = 0; i < n; i++) create.push(await run(docker, ['network', 'create', '--subnet', `10.220.${i}.0/24`, `dn${i}`], env));
-    for (let i = 0; i < n; i++) rm.push(await run(docker, ['network', 'rm', `dn${i}`], env));
-    const mine = summarize('docker network create via cnm daemon (CLI process included)', create);
-    rows.push(mine);
-    rows.push(summarize('docker network rm via cnm daemon (CLI process included)', rm));
-    // the same requests without the CLI process: what the daemon itself costs
-    const api = [];
+    d = await startDaemon({ socket: join(sockDir, 'cnm.sock'), controller: { stateDir: `${stateDir}/daemon`, hostNetns: hostNs } });
+    // the create without HTTP at all: what the controller itself costs (before the engine runs)
+    direct = [];
     for (let i = 0; i < n; i++) {
       const t = performance.now();
       await d.controller.createNetwork({ name: `dx${i}`, ipam: [{ subnet: `10.221.${i}.0/24` }] });
-      api.push(performance.now() - t);
+      direct.push(performance.now() - t);
     }
-    rows.push(summarize('network create behind the daemon (no CLI process)', api));
-    await d.close();
-    const engine = await engineBench({ docker, tag, rows, summarize, n });
-    if (engine !== undefined) mine.target = `engine/cnm ${(engine / mine.p50).toFixed(1)}x (>= 20x)`;
+    const mine = { sock: d.socket, net: 220, prefix: 'dn' };
+    [cnm, engine] = await withEngine(tag, (sock, why) => {
+      noEngine = why;
+      return measure({ docker, n, targets: sock ? [mine, { sock, net: 222, prefix: 'en' }] : [mine] });
+    });
   } finally {
-    await d.close().catch(() => undefined);
+    await d?.close().catch(() => undefined);
     await native.netnsDelete(hostNs);
+    rmSync(sockDir, { recursive: true, force: true });
   }
+
+  // the CLI's own floor: process start-up, no daemon contact
+  const floor = summarize('docker --version: the CLI process floor (no daemon contact)', [...cnm.floor, ...(engine?.floor ?? [])]);
+  rows.push(floor);
+  rows.push(summarize('docker version via cnm daemon (CLI + HEAD /_ping + GET /version)', cnm.version));
+  if (engine) rows.push(summarize('docker version via Docker engine (same CLI, same run)', engine.version));
+
+  const cliCreate = summarize('docker network create via cnm daemon (CLI process included)', cnm.cliCreate);
+  rows.push(cliCreate);
+  if (engine) {
+    const e = summarize('docker network create via Docker engine (same CLI, same run)', engine.cliCreate);
+    rows.push(e);
+    cliCreate.target = `${ratio(e.p50, cliCreate.p50)}; CLI floor ${floor.p50.toFixed(1)} ms caps it at ${(e.p50 / floor.p50).toFixed(1)}x`;
+  }
+  rows.push(summarize('docker network rm via cnm daemon (CLI process included)', cnm.cliRm));
+  if (engine) rows.push(summarize('docker network rm via Docker engine (same CLI, same run)', engine.cliRm));
+
+  // above the floor: p50 of the creates minus p50 of the `docker --version` runs interleaved with them
+  const above = (name, m) => ({ name, n: m.cliCreate.length, p50: p50(m.cliCreate) - p50(m.floor) });
+  const aboveCnm = above('docker network create via cnm daemon, p50 above the CLI floor', cnm);
+  rows.push(aboveCnm);
+  if (engine) {
+    const aboveEngine = above('docker network create via Docker engine, p50 above the CLI floor', engine);
+    rows.push(aboveEngine);
+    aboveCnm.target = ratio(aboveEngine.p50, aboveCnm.p50);
+  }
+
+  // one HTTP client, no CLI process: the like-for-like comparison of the two daemons
+  const apiRows = (label, mode, what, target) => {
+    const mine = summarize(`${label} via cnm daemon (node:http, ${mode === 'fresh' ? 'fresh connection' : 'keep-alive'})`, cnm[mode][what]);
+    rows.push(mine);
+    if (!engine) return;
+    const e = summarize(`${label} via Docker engine (node:http, ${mode === 'fresh' ? 'fresh connection' : 'keep-alive'})`, engine[mode][what]);
+    rows.push(e);
+    mine.target = `${ratio(e.p50, mine.p50)}${target ? ` (target >= ${TARGET}x)` : ''}`;
+  };
+  apiRows(`POST ${API}/networks/create`, 'fresh', 'create', true);
+  apiRows(`DELETE ${API}/networks/{id}`, 'fresh', 'rm', false);
+  apiRows(`POST ${API}/networks/create`, 'keepAlive', 'create', false);
+  apiRows(`DELETE ${API}/networks/{id}`, 'keepAlive', 'rm', false);
+  rows.push(summarize('network create behind the daemon (controller call, no HTTP)', direct));
+
+  if (noEngine) rows.push({ name: `Docker engine: ${noEngine}`, n: 0 });
 }

@@ -1,4 +1,5 @@
-// The benchmark harness: `npm run bench [-- --json FILE] [-- --sizes 1,100,500]`.
+// The benchmark harness: `npm run bench [-- --json FILE] [-- --sizes 1,100,500] [-- SECTION…]`.
+// SECTIONs (default: all): controller (create/rm, attach/detach, IPAM), reconcile, daemon, firewall.
 // Everything runs inside a host netns of its own; the machine's network is untouched.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,8 @@ import { firewallBench } from './firewall.js';
 import { ipamBench } from './ipam.js';
 import { printTable, summarize } from './stats.js';
 
-const { values } = parseArgs({
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
   options: {
     json: { type: 'string' },
     sizes: { type: 'string', default: '1,100,500' },
@@ -20,6 +22,9 @@ const { values } = parseArgs({
   },
 });
 const sizes = values.sizes.split(',').map(Number);
+const sections = ['controller', 'reconcile', 'daemon', 'firewall'];
+for (const p of positionals) if (!sections.includes(p)) throw new Error(`unknown section ${p}; known: ${sections.join(', ')}`);
+const want = (section) => positionals.length === 0 || positionals.includes(section);
 const tag = `cnm-bench-${process.pid}`;
 const hostNs = `${tag}-host`;
 const stateDir = mkdtempSync(join(tmpdir(), 'cnm-bench-'));
@@ -40,66 +45,68 @@ async function cleanup() {
 process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
 
 try {
-  await native.netnsCreate(hostNs);
-  const ctl = await NetworkController.open({ stateDir, hostNetns: hostNs });
+  if (want('controller')) {
+    await native.netnsCreate(hostNs);
+    const ctl = await NetworkController.open({ stateDir, hostNetns: hostNs });
 
-  // network create / rm
-  const create = [];
-  const rm = [];
-  for (let i = 0; i < 30; i++) {
-    create.push(await time(() => ctl.createNetwork({ name: `bn${i}`, ipam: [{ subnet: `10.200.${i}.0/24` }] })));
-  }
-  for (let i = 0; i < 30; i++) rm.push(await time(() => ctl.removeNetwork(`bn${i}`)));
-  rows.push(summarize('network create', create, { target: '<= 3 ms p50' }));
-  rows.push(summarize('network rm', rm));
+    // network create / rm
+    const create = [];
+    const rm = [];
+    for (let i = 0; i < 30; i++) {
+      create.push(await time(() => ctl.createNetwork({ name: `bn${i}`, ipam: [{ subnet: `10.200.${i}.0/24` }] })));
+    }
+    for (let i = 0; i < 30; i++) rm.push(await time(() => ctl.removeNetwork(`bn${i}`)));
+    rows.push(summarize('network create', create, { target: '<= 3 ms p50' }));
+    rows.push(summarize('network rm', rm));
 
-  // attach / detach at N sandboxes on one network; netns creation timed on its own
-  await ctl.createNetwork({ name: 'seed', ipam: [{ subnet: '10.128.0.0/16' }] });
-  for (const n of sizes) {
-    const net = `bench${n}`;
-    await ctl.createNetwork({ name: net, ipam: [{ subnet: `10.${100 + sizes.indexOf(n)}.0.0/16` }] });
-    const names = Array.from({ length: n }, (_, i) => `${tag}-n${n}-${i}`);
-    const nsCreate = [];
-    for (const name of names) nsCreate.push(await time(() => native.netnsCreate(name)));
-    rows.push(summarize(`netns create (N=${n})`, nsCreate));
-    // sandboxes need a record: bind them as sandboxes via the seed network, then time
-    // the attach to the benchmark network (a second, full veth attach: eth1)
-    await native.netnsDeleteMany(names);
-    for (const name of names) await ctl.createSandbox({ name, net: 'seed' });
-    const attach = [];
-    for (const name of names) attach.push(await time(() => ctl.connect(net, name)));
-    rows.push(summarize(`endpoint attach (N=${n})`, attach, { target: '<= 1.5 ms p50' }));
-    const detach = [];
-    for (const name of names) detach.push(await time(() => ctl.disconnect(net, name)));
-    rows.push(summarize(`endpoint detach (N=${n})`, detach));
-    const sbRm = [];
-    for (const name of names) sbRm.push(await time(() => ctl.removeSandbox(name)));
-    rows.push(summarize(`sandbox rm (N=${n})`, sbRm));
-    await ctl.removeNetwork(net);
-  }
+    // attach / detach at N sandboxes on one network; netns creation timed on its own
+    await ctl.createNetwork({ name: 'seed', ipam: [{ subnet: '10.128.0.0/16' }] });
+    for (const n of sizes) {
+      const net = `bench${n}`;
+      await ctl.createNetwork({ name: net, ipam: [{ subnet: `10.${100 + sizes.indexOf(n)}.0.0/16` }] });
+      const names = Array.from({ length: n }, (_, i) => `${tag}-n${n}-${i}`);
+      const nsCreate = [];
+      for (const name of names) nsCreate.push(await time(() => native.netnsCreate(name)));
+      rows.push(summarize(`netns create (N=${n})`, nsCreate));
+      // sandboxes need a record: bind them as sandboxes via the seed network, then time
+      // the attach to the benchmark network (a second, full veth attach: eth1)
+      await native.netnsDeleteMany(names);
+      for (const name of names) await ctl.createSandbox({ name, net: 'seed' });
+      const attach = [];
+      for (const name of names) attach.push(await time(() => ctl.connect(net, name)));
+      rows.push(summarize(`endpoint attach (N=${n})`, attach, { target: '<= 1.5 ms p50' }));
+      const detach = [];
+      for (const name of names) detach.push(await time(() => ctl.disconnect(net, name)));
+      rows.push(summarize(`endpoint detach (N=${n})`, detach));
+      const sbRm = [];
+      for (const name of names) sbRm.push(await time(() => ctl.removeSandbox(name)));
+      rows.push(summarize(`sandbox rm (N=${n})`, sbRm));
+      await ctl.removeNetwork(net);
+    }
 
-  // IPAM: in memory, and persisted in the store (one transaction per allocation)
-  const pool = new Pool({ subnet: '10.0.0.0/16' });
-  const mem = [];
-  for (let i = 0; i < 20000; i++) {
-    const t = now();
-    const off = pool.nextFree();
-    pool.take(off, true);
-    mem.push(now() - t);
+    // IPAM: in memory, and persisted in the store (one transaction per allocation)
+    const pool = new Pool({ subnet: '10.0.0.0/16' });
+    const mem = [];
+    for (let i = 0; i < 20000; i++) {
+      const t = now();
+      const off = pool.nextFree();
+      pool.take(off, true);
+      mem.push(now() - t);
+    }
+    rows.push(summarize('ipam allocate in memory (/16)', mem));
+    const ipam = new Ipam(ctl.store);
+    const seed = ctl.getNetwork('seed').record;
+    const persisted = [];
+    for (let i = 0; i < 2000; i++) {
+      persisted.push(await time(() => ctl.store.txn((tx) => ipam.allocate(tx, seed, 4, `bench-${i}`))));
+    }
+    rows.push(summarize('ipam allocate persisted (/16)', persisted));
+    await ipamBench(rows, { summarize });
+    await ctl.close();
   }
-  rows.push(summarize('ipam allocate in memory (/16)', mem));
-  const ipam = new Ipam(ctl.store);
-  const seed = ctl.getNetwork('seed').record;
-  const persisted = [];
-  for (let i = 0; i < 2000; i++) {
-    persisted.push(await time(() => ctl.store.txn((tx) => ipam.allocate(tx, seed, 4, `bench-${i}`))));
-  }
-  rows.push(summarize('ipam allocate persisted (/16)', persisted));
-  await ipamBench(rows, { summarize });
-  await ctl.close();
 
   // reconcile with 1 000 endpoints in the store and the kernel (target: under 1 s)
-  {
+  if (want('reconcile')) {
     await native.netnsCreate(`${tag}-rc`);
     const rc = await NetworkController.open({ stateDir: `${stateDir}/reconcile`, hostNetns: `${tag}-rc` });
     await rc.createNetwork({ name: 'many', ipam: [{ subnet: '10.140.0.0/20' }] });
@@ -115,9 +122,9 @@ try {
     await rc.close();
   }
 
-  await daemonBench({ tag, stateDir, rows, summarize });
+  if (want('daemon')) await daemonBench({ tag, stateDir, rows, summarize });
 
-  for (const backend of values.firewall.split(',').filter(Boolean)) {
+  for (const backend of want('firewall') ? values.firewall.split(',').filter(Boolean) : []) {
     await firewallBench({ backend, tag, stateDir, rows });
   }
 
