@@ -2,13 +2,60 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IpamPoolRequest, NetworkController } from '../controller.js';
 import { CnmError, invalid } from '../errors.js';
+import { contains, formatCidr, networkOf, overlaps, parseCidr, parseIp } from '../net/ip.js';
 import type { Network, NetworkInspect } from '../network.js';
+import type { Sandbox } from '../sandbox.js';
 import type { EventBus } from './events.js';
-import { type Filters, labelsMatch, parseFilters } from './filters.js';
+import { type Filters, labelsMatch, parseFilters, parseTimestamp } from './filters.js';
 import { readJson, sendEmpty, sendJson } from './http.js';
 
 const LIST_FILTERS = ['name', 'id', 'driver', 'label', 'type', 'scope', 'dangling'] as const;
 const PRUNE_FILTERS = ['until', 'label', 'label!'] as const;
+/** names Docker keeps for itself (daemon/network.IsPredefined) */
+const PREDEFINED_NAMES = ['bridge', 'host', 'none', 'default'];
+
+/** Docker's API-level IPAM check (api/types/network ValidateIPAM), with its messages. */
+function validateIpam(configs: IpamPoolRequest[]): void {
+  const errs: string[] = [];
+  for (const c of configs) {
+    if (c.subnet === undefined) continue;
+    const subnet = tryParse(() => parseCidr(c.subnet!));
+    if (!subnet) {
+      errs.push(`invalid subnet ${c.subnet}: invalid CIDR block notation`);
+      continue;
+    }
+    const fam = subnet.family === 6 ? 'IPv6' : 'IPv4';
+    if (networkOf(subnet) !== subnet.addr) errs.push(`invalid subnet ${c.subnet}: it should be ${formatCidr(subnet)}`);
+    if (c.ipRange !== undefined) {
+      const r = tryParse(() => parseCidr(c.ipRange!));
+      if (!r) errs.push(`invalid ip-range ${c.ipRange}: invalid CIDR block notation`);
+      else if (r.family !== subnet.family) errs.push(`invalid ip-range ${c.ipRange}: parent subnet is an ${fam} block`);
+      else {
+        if (r.prefix < subnet.prefix) errs.push(`invalid ip-range ${c.ipRange}: CIDR block is bigger than its parent subnet ${c.subnet}`);
+        if (networkOf(r) !== r.addr) errs.push(`invalid ip-range ${c.ipRange}: it should be ${formatCidr(r)}`);
+        if (!overlaps(subnet, r)) errs.push(`invalid ip-range ${c.ipRange}: parent subnet ${c.subnet} doesn't contain ip-range`);
+      }
+    }
+    const addr = (what: string, a: string | undefined) => {
+      if (a === undefined) return;
+      const ip = tryParse(() => parseIp(a));
+      if (!ip) errs.push(`${what}: invalid address`);
+      else if (ip.family !== subnet.family) errs.push(`${what}: parent subnet is an ${fam} block`);
+      else if (!contains(subnet, ip)) errs.push(`${what}: parent subnet ${c.subnet} doesn't contain this address`);
+    };
+    addr(`invalid gateway ${c.gateway}`, c.gateway);
+    for (const [k, v] of Object.entries(c.auxAddresses ?? {})) addr(`invalid auxiliary address ${k}`, v);
+  }
+  if (errs.length) throw invalid(`invalid network config:\n${errs.join('\n')}`, configs);
+}
+
+function tryParse<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
+  }
+}
 
 function str(v: unknown, what: string): string | undefined {
   if (v === undefined || v === null || v === '') return undefined;
@@ -77,6 +124,10 @@ function list(ctl: NetworkController, url: URL): NetworkInspect[] {
 async function create(ctl: NetworkController, bus: EventBus, body: Record<string, unknown>): Promise<{ Id: string; Warning: string }> {
   const name = str(body.Name, 'Name');
   if (!name) throw invalid('Name is required: give the network a name');
+  if (PREDEFINED_NAMES.includes(name)) throw new CnmError('ERR_PREDEFINED_NETWORK', `operation is not permitted on predefined ${name} network `, { value: name });
+  const driver = str(body.Driver, 'Driver') ?? 'bridge';
+  // Docker forbids a second host or null network (403), before looking at anything else
+  if (driver === 'host' || driver === 'null') throw new CnmError('ERR_PREDEFINED_NETWORK', `only one instance of "${driver}" network is allowed`, { value: driver });
   if (body.Ingress === true) throw invalid('ingress networks are not supported');
   if (body.ConfigOnly === true || (body.ConfigFrom && (body.ConfigFrom as { Network?: string }).Network)) {
     throw invalid('config-only networks are not supported');
@@ -94,9 +145,11 @@ async function create(ctl: NetworkController, bus: EventBus, body: Record<string
     ipRange: str(c?.IPRange, `IPAM.Config[${i}].IPRange`),
     auxAddresses: c?.AuxiliaryAddresses ? strMap(c.AuxiliaryAddresses, `IPAM.Config[${i}].AuxiliaryAddresses`) : undefined,
   }));
-  const net = await ctl.createNetwork({
+  validateIpam(ipam);
+  const net = await ctl
+    .createNetwork({
     name,
-    driver: str(body.Driver, 'Driver') ?? 'bridge',
+    driver,
     ipam,
     internal: bool(body.Internal, 'Internal'),
     attachable: bool(body.Attachable, 'Attachable'),
@@ -105,7 +158,14 @@ async function create(ctl: NetworkController, bus: EventBus, body: Record<string
     labels: strMap(body.Labels, 'Labels'),
     ipamDriver,
     ipamOptions,
-  });
+  })
+    .catch((e: unknown) => {
+      // Docker looks an unknown driver up as a plugin and answers with the plugin error
+      if (e instanceof CnmError && e.code === 'ERR_UNKNOWN_DRIVER' && e.details.value === driver && e.message.startsWith('unknown network driver')) {
+        throw new CnmError('ERR_UNKNOWN_DRIVER', `plugin "${driver}" not found`, e.details);
+      }
+      throw e;
+    });
   bus.emit('create', net.id, { name: net.name, type: net.driver });
   return { Id: net.id, Warning: '' };
 }
@@ -113,12 +173,8 @@ async function create(ctl: NetworkController, bus: EventBus, body: Record<string
 async function prune(ctl: NetworkController, bus: EventBus, url: URL): Promise<{ NetworksDeleted: string[] }> {
   const f = parseFilters(url.searchParams.get('filters'), PRUNE_FILTERS);
   const until = f.get('until')?.[0];
-  let cutoff = Infinity;
-  if (until !== undefined) {
-    const secs = /^\d+(\.\d+)?$/.test(until) ? Number(until) * 1000 : Date.parse(until);
-    if (Number.isNaN(secs)) throw invalid(`invalid until filter ${until}`, until);
-    cutoff = secs;
-  }
+  if ((f.get('until')?.length ?? 0) > 1) throw invalid('more than one until filter specified');
+  const cutoff = until === undefined ? Infinity : parseTimestamp(until);
   const deleted: string[] = [];
   for (const n of ctl.listNetworks()) {
     const r = n.record;
@@ -138,6 +194,18 @@ async function prune(ctl: NetworkController, bus: EventBus, url: URL): Promise<{
   return { NetworksDeleted: deleted };
 }
 
+/** The sandbox named by a connect/disconnect body, with Docker's messages when there is none. */
+function container(ctl: NetworkController, body: Record<string, unknown>): Sandbox {
+  const ref = str(body.Container, 'Container');
+  if (!ref) throw invalid('invalid name or ID supplied: ""', body.Container);
+  try {
+    return ctl.getSandbox(ref);
+  } catch (e) {
+    if (e instanceof CnmError && e.code === 'ERR_SANDBOX_NOT_FOUND') throw new CnmError('ERR_SANDBOX_NOT_FOUND', `No such container: ${ref}`, e.details);
+    throw e;
+  }
+}
+
 /** Handle a /networks request; returns false when the path is not ours. */
 export async function handleNetworks(ctl: NetworkController, bus: EventBus, req: IncomingMessage, res: ServerResponse, path: string, url: URL): Promise<boolean> {
   const m = /^\/networks(?:\/([^/]+))?(?:\/(connect|disconnect))?\/?$/.exec(path);
@@ -152,7 +220,11 @@ export async function handleNetworks(ctl: NetworkController, bus: EventBus, req:
   } else if (id === 'prune' && method === 'POST' && !action) {
     sendJson(res, 200, await prune(ctl, bus, url));
   } else if (id !== undefined && !action && method === 'GET') {
-    sendJson(res, 200, ctl.getNetwork(id).inspect());
+    const n = ctl.getNetwork(id);
+    // ?scope= narrows the lookup: a local network is not found as a swarm one
+    const scope = url.searchParams.get('scope');
+    if (scope && scope !== n.record.scope) throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${id} not found`, { value: id });
+    sendJson(res, 200, n.inspect());
   } else if (id !== undefined && !action && method === 'DELETE') {
     const n = ctl.getNetwork(id);
     await ctl.removeNetwork(n.id);
@@ -160,13 +232,13 @@ export async function handleNetworks(ctl: NetworkController, bus: EventBus, req:
     sendEmpty(res, 204);
   } else if (id !== undefined && action === 'connect' && method === 'POST') {
     const body = await readJson(req);
-    const container = str(body.Container, 'Container');
-    if (!container) throw invalid('Container is required');
     const ec = (body.EndpointConfig ?? {}) as { IPAMConfig?: { IPv4Address?: unknown; IPv6Address?: unknown }; Aliases?: unknown };
     const aliases = ec.Aliases ?? [];
     if (!Array.isArray(aliases)) throw invalid('EndpointConfig.Aliases must be a list', aliases);
+    // Docker resolves the container first: an unknown one is reported whatever the network
+    const sb = container(ctl, body);
     const n = ctl.getNetwork(id);
-    const ep = await ctl.connect(n.id, container, {
+    const ep = await ctl.connect(n.id, sb.id, {
       ip: str(ec.IPAMConfig?.IPv4Address, 'IPAMConfig.IPv4Address'),
       ip6: str(ec.IPAMConfig?.IPv6Address, 'IPAMConfig.IPv6Address'),
       aliases: aliases as string[],
@@ -174,12 +246,14 @@ export async function handleNetworks(ctl: NetworkController, bus: EventBus, req:
     bus.emit('connect', n.id, { container: ep.sandboxId, name: n.name, type: n.driver });
     sendEmpty(res, 200);
   } else if (id !== undefined && action === 'disconnect' && method === 'POST') {
-    const body = await readJson(req);
-    const container = str(body.Container, 'Container');
-    if (!container) throw invalid('Container is required');
+    const sb = container(ctl, await readJson(req));
     const n = ctl.getNetwork(id);
-    const sb = ctl.getSandbox(container);
-    await ctl.disconnect(n.id, sb.id);
+    await ctl.disconnect(n.id, sb.id).catch((e: unknown) => {
+      if (e instanceof CnmError && e.code === 'ERR_NOT_CONNECTED') {
+        throw new CnmError('ERR_NOT_CONNECTED', `container ${sb.id} is not connected to the network ${n.name}`, e.details);
+      }
+      throw e;
+    });
     bus.emit('disconnect', n.id, { container: sb.id, name: n.name, type: n.driver });
     sendEmpty(res, 200);
   } else {
