@@ -5,11 +5,11 @@
  */
 import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import { arch, release } from 'node:os';
+import { arch, availableParallelism, hostname, machine, release, totalmem } from 'node:os';
 import { type ControllerOptions, NetworkController } from '../controller.js';
 import { CnmError, invalid } from '../errors.js';
-import { EventBus } from './events.js';
-import { parseFilters } from './filters.js';
+import { type DockerEvent, EventBus } from './events.js';
+import { type Filters, labelsMatch, parseFilters, parseTimestamp } from './filters.js';
 import { sendError, sendJson } from './http.js';
 import { handleNetworks } from './networks.js';
 
@@ -42,42 +42,125 @@ function headers(res: ServerResponse): void {
   res.setHeader('Cache-Control', 'no-cache, no-store, must-revalidate');
 }
 
+const GO_ARCH = arch() === 'x64' ? 'amd64' : arch();
+
 function version(): Record<string, unknown> {
-  const goArch = arch() === 'x64' ? 'amd64' : arch();
-  return {
-    Platform: { Name: 'cnm' },
-    Components: [{ Name: 'cnm', Version: VERSION, Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION } }],
+  const engine = {
     Version: VERSION,
     ApiVersion: API_VERSION,
     MinAPIVersion: MIN_API_VERSION,
     GitCommit: '',
     GoVersion: '',
     Os: 'linux',
-    Arch: goArch,
+    Arch: GO_ARCH,
     KernelVersion: release(),
     BuildTime: STARTED,
   };
+  const { Version, ...details } = engine;
+  // one component named "Engine", as dockerd reports it, so `docker version` shows the usual layout
+  return {
+    Platform: { Name: 'cnm' },
+    Components: [{ Name: 'Engine', Version, Details: { ...details, Experimental: 'false' } }],
+    ...engine,
+  };
+}
+
+/**
+ * GET /info: what `docker info` needs to print. cnm has no containers, images or
+ * volumes; sandboxes count as containers, and the network plugins are the built-in drivers.
+ */
+function info(ctl: NetworkController): Record<string, unknown> {
+  const sandboxes = ctl.listSandboxes().length;
+  return {
+    // a stable id in UUID form (current dockerd uses a UUID), taken from the default bridge
+    ID: (ctl.listNetworks().find((n) => n.name === 'bridge')?.id ?? '0'.repeat(32)).replace(/^(.{8})(.{4})(.{4})(.{4})(.{12}).*$/, '$1-$2-$3-$4-$5'),
+    Containers: sandboxes,
+    ContainersRunning: sandboxes,
+    ContainersPaused: 0,
+    ContainersStopped: 0,
+    Images: 0,
+    Driver: '',
+    DriverStatus: [],
+    Plugins: { Volume: [], Network: ['bridge', 'host', 'null'], Authorization: null, Log: [] },
+    MemoryLimit: false,
+    SwapLimit: false,
+    KernelMemoryTCP: false,
+    CpuCfsPeriod: false,
+    CpuCfsQuota: false,
+    CPUShares: false,
+    CPUSet: false,
+    PidsLimit: false,
+    IPv4Forwarding: true,
+    Debug: false,
+    NFd: 0,
+    OomKillDisable: false,
+    NGoroutines: 0,
+    SystemTime: new Date().toISOString(),
+    LoggingDriver: '',
+    CgroupDriver: '',
+    CgroupVersion: '',
+    NEventsListener: 0,
+    KernelVersion: release(),
+    OperatingSystem: 'cnm',
+    OSVersion: '',
+    OSType: 'linux',
+    Architecture: machine(),
+    IndexServerAddress: '',
+    RegistryConfig: null,
+    NCPU: availableParallelism(),
+    MemTotal: totalmem(),
+    GenericResources: null,
+    DockerRootDir: ctl.stateDir,
+    HttpProxy: '',
+    HttpsProxy: '',
+    NoProxy: '',
+    Name: hostname(),
+    Labels: [],
+    ExperimentalBuild: false,
+    ServerVersion: VERSION,
+    Runtimes: {},
+    DefaultRuntime: '',
+    Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+    LiveRestoreEnabled: false,
+    Isolation: '',
+    InitBinary: '',
+    SecurityOptions: [],
+    Warnings: null,
+  };
+}
+
+/** Filter keys that name an object: Docker matches them against the actor's id (prefix) or name (prefix). */
+const NAMED_FILTERS = ['container', 'image', 'volume', 'network', 'plugin', 'node', 'service', 'secret', 'config', 'daemon'];
+
+/** Docker's event filter (daemon/events/filter.go Include), for network events. */
+function eventMatches(f: Filters, e: DockerEvent): boolean {
+  const has = (k: string) => (f.get(k)?.length ?? 0) > 0;
+  if (has('type') && !f.get('type')!.includes(e.Type)) return false;
+  if (has('event') && !f.get('event')!.includes(e.Action)) return false;
+  if (has('scope') && !f.get('scope')!.includes(e.scope)) return false;
+  if (has('label') && !labelsMatch(e.Actor.Attributes, f.get('label')!)) return false;
+  const name = e.Actor.Attributes.name ?? '';
+  for (const k of NAMED_FILTERS) {
+    if (has(k) && !f.get(k)!.some((v) => e.Actor.ID.startsWith(v) || name.startsWith(v))) return false;
+  }
+  return true;
+}
+
+/** ?since= / ?until= in unix seconds */
+function eventTime(v: string | null): number | undefined {
+  return v === null || v === '' ? undefined : parseTimestamp(v) / 1000;
 }
 
 function events(bus: EventBus, req: IncomingMessage, res: ServerResponse, url: URL): void {
-  const f = parseFilters(url.searchParams.get('filters'), ['type', 'event', 'network', 'label', 'scope', 'container']);
-  const types = f.get('type');
-  if (types?.length && !types.includes('network')) {
-    res.writeHead(200, { 'Content-Type': 'application/json' });
-    return;
-  }
-  const secs = (v: string | null) => (v === null || v === '' ? undefined : /^\d+(\.\d+)?$/.test(v) ? Number(v) : Date.parse(v) / 1000);
-  const since = secs(url.searchParams.get('since'));
-  const until = secs(url.searchParams.get('until'));
+  // unknown filter keys are ignored, as dockerd does for /events
+  const f = parseFilters(url.searchParams.get('filters'), null);
+  const since = eventTime(url.searchParams.get('since'));
+  const until = eventTime(url.searchParams.get('until'));
   res.writeHead(200, { 'Content-Type': 'application/json' });
   res.flushHeaders();
-  const actions = f.get('event');
-  const nets = f.get('network');
   const stop = bus.subscribe(since, (e) => {
     if (until !== undefined && e.time > until) return;
-    if (actions?.length && !actions.includes(e.Action)) return;
-    if (nets?.length && !nets.some((n) => e.Actor.ID.startsWith(n) || e.Actor.Attributes.name === n)) return;
-    res.write(`${JSON.stringify(e)}\n`);
+    if (eventMatches(f, e)) res.write(`${JSON.stringify(e)}\n`);
   });
   const end = () => {
     stop();
@@ -102,6 +185,7 @@ async function route(ctl: NetworkController, bus: EventBus, req: IncomingMessage
     return;
   }
   if (path === '/version' && method === 'GET') return sendJson(res, 200, version());
+  if (path === '/info' && method === 'GET') return sendJson(res, 200, info(ctl));
   if (path === '/events' && method === 'GET') return events(bus, req, res, url);
   if (await handleNetworks(ctl, bus, req, res, path, url)) return;
   throw new CnmError('ERR_NETWORK_NOT_FOUND', `page not found: ${method} ${path} (cnm serves the network part of the Docker API only)`);
