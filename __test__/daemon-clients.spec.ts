@@ -1,16 +1,15 @@
 // The stock docker CLI and dockerode against `cnm daemon`, with real effect on the kernel.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import Docker from 'dockerode';
 import { type Daemon, startDaemon } from '../ts/daemon/server.js';
+import { dockerAt, dockerBin } from './helpers/docker-cli.js';
 import { type IsolatedHost, ipj, isolatedHost, pings } from './helpers/host.js';
 
 let host: IsolatedHost;
 let d: Daemon;
-const dockerBin = ['/usr/local/bin/docker', '/usr/bin/docker'].find((p) => existsSync(p));
 
 test.before(async () => {
   host = await isolatedHost('dcli');
@@ -22,23 +21,7 @@ test.after.always(async () => {
 });
 
 /** Run the docker CLI asynchronously: the daemon answers from this very process. */
-function docker(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(dockerBin!, args, {
-      // a fresh DOCKER_CONFIG keeps the user's docker settings out of the test
-      env: { ...process.env, DOCKER_HOST: `unix://${d.socket}`, DOCKER_CONFIG: mkdtempSync(join(tmpdir(), 'cnm-dcfg-')) },
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c) => (out += c));
-    child.stderr.on('data', (c) => (err += c));
-    const timer = setTimeout(() => child.kill(), 30000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, out: out.trim(), err: err.trim() });
-    });
-  });
-}
+const docker = (...args: string[]) => dockerAt(d.socket, ...args);
 
 const withDocker = dockerBin ? test.serial : test.serial.skip;
 if (!dockerBin) console.log('docker CLI tests skipped: no docker client binary on this machine (the image normally has one)');
