@@ -41,6 +41,13 @@ withDocker('the stock docker CLI drives networks end to end', async (t) => {
   t.deepEqual(json.map((n) => [n.Name, n.Driver]), [['clinet', 'bridge']]);
   t.is((await docker('network', 'inspect', '-f', '{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}} {{.IPRange}}{{end}}', 'clinet')).out, '10.240.0.0/24 10.240.0.254 10.240.0.128/25');
   t.is((await docker('network', 'inspect', '-f', '{{.Internal}} {{.EnableIPv6}}', 'inner6')).out, 'true true');
+  // as Docker: a gateway the user did not give is left out of a user subnet's config,
+  // and shown for a subnet cnm chose
+  const gw = '{{range .IPAM.Config}}{{.Subnet}}={{.Gateway}} {{end}}';
+  t.regex((await docker('network', 'inspect', '-f', gw, 'inner6')).out, /^\d+\.\d+\.\d+\.0\/\d+=\d+\.\d+\.\d+\.1 fd00:240::\/64=$/);
+  t.is((await docker('network', 'create', 'autonet')).code, 0);
+  t.regex((await docker('network', 'inspect', '-f', gw, 'autonet')).out, /^\d+\.\d+\.\d+\.0\/\d+=\d+\.\d+\.\d+\.1$/);
+  t.is((await docker('network', 'rm', 'autonet')).code, 0);
   t.is(ipj<Array<{ mtu: number }>>(host.ns, 'link', 'show', 'dev', `br-${id.slice(0, 12)}`)[0]!.mtu, 1420);
 
   // sandboxes are the containers of the API

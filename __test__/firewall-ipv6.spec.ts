@@ -86,7 +86,7 @@ function ipv6Suite(backend: Exclude<FirewallBackendName, 'none'>, n: number): vo
     const i2 = await ctl.createSandbox({ name: host.name('i2'), net: 'inner' });
     const x = await ctl.createSandbox({ name: host.name('x'), net: 'a' });
     t.true(await reaches6(i1.netns, addr6(i2, 'inner')), 'inside the internal network IPv6 flows');
-    const gw6 = ctl.getNetwork('inner').inspect().IPAM.Config.find((c) => c.Subnet.includes(':'))!.Gateway!;
+    const gw6 = ctl.getNetwork('inner').record.ipam.config.find((c) => c.subnet.includes(':'))!.gateway!;
     inNs(i1.netns, 'ip', '-6', 'route', 'add', 'default', 'via', gw6);
     // the outside knows the way back, so only the firewall can stop the traffic
     inNs(outside, 'ip', '-6', 'route', 'add', v6(3), 'via', HOST_IP6);

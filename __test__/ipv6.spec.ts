@@ -21,8 +21,9 @@ test.serial('dual stack: both addresses, both gateways, both default routes; pin
   const ins = net.inspect();
   t.true(ins.EnableIPv6);
   t.deepEqual(ins.IPAM.Config, [
-    { Subnet: '10.91.0.0/24', Gateway: '10.91.0.1' },
-    { Subnet: 'fd00:91::/64', Gateway: 'fd00:91::1' },
+    // the subnets as the user gave them: Docker leaves out the gateways it chose
+    { Subnet: '10.91.0.0/24' },
+    { Subnet: 'fd00:91::/64' },
   ]);
   const a = await ctl.createSandbox({ name: host.name('a'), net: 'dual' });
   const b = await ctl.createSandbox({ name: host.name('b'), net: 'dual', ip6: 'fd00:91::beef' });

@@ -256,6 +256,7 @@ export class NetworkController {
           if (cfg.auxAddresses && Object.keys(cfg.auxAddresses).length > 0) raw.auxAddresses = cfg.auxAddresses;
           config.push(raw);
         } else {
+          if (!p.gateway) cfg.gatewayAuto = true;
           config.push(cfg);
         }
       }

@@ -99,7 +99,8 @@ export class Network {
         Options: Object.keys(r.ipam.options).length ? r.ipam.options : null,
         // Docker lists the IPv4 pools first, then the IPv6 ones
         Config: [...r.ipam.config.filter((c) => !c.subnet.includes(':')), ...r.ipam.config.filter((c) => c.subnet.includes(':'))].map((c) => {
-          const out: NetworkInspect['IPAM']['Config'][number] = { Subnet: c.subnet, Gateway: c.gateway };
+          const out: NetworkInspect['IPAM']['Config'][number] = { Subnet: c.subnet };
+          if (!c.gatewayAuto) out.Gateway = c.gateway;
           if (c.ipRange) out.IPRange = c.ipRange;
           if (c.auxAddresses && Object.keys(c.auxAddresses).length) out.AuxiliaryAddresses = c.auxAddresses;
           return out;

@@ -31,6 +31,11 @@ export interface PoolConfig {
   poolId?: string;
   /** the gateway was requested from the remote IPAM driver, so it is released with the pool */
   gatewayRequested?: boolean;
+  /**
+   * the user gave the subnet but not the gateway: inspect leaves Gateway out, as
+   * Docker shows the configuration the user gave (the gateway is still in use)
+   */
+  gatewayAuto?: boolean;
 }
 
 /** IPv4 subnets larger than a /8 are refused: nobody needs them on one bridge. */

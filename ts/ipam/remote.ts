@@ -76,6 +76,7 @@ export class RemoteIpam {
       throw this.fail('IpamDriver.RequestPool', 'answer has no "PoolID" or "Pool"');
     }
     const entry: PoolConfig = { subnet: r.Pool, poolId: r.PoolID };
+    if (req.subnet && !req.gateway) entry.gatewayAuto = true;
     out.push(entry);
     let subnet;
     try {
