@@ -47,6 +47,8 @@ withDocker('the stock docker CLI drives networks end to end', async (t) => {
   t.regex((await docker('network', 'inspect', '-f', gw, 'inner6')).out, /^\d+\.\d+\.\d+\.0\/\d+=\d+\.\d+\.\d+\.1 fd00:240::\/64=$/);
   t.is((await docker('network', 'create', 'autonet')).code, 0);
   t.regex((await docker('network', 'inspect', '-f', gw, 'autonet')).out, /^\d+\.\d+\.\d+\.0\/\d+=\d+\.\d+\.\d+\.1$/);
+  // the CLI sends IPAM.Options {} and Docker shows it back; an API client that sends none gets null
+  t.is((await docker('network', 'inspect', '-f', '{{json .IPAM.Options}}', 'autonet')).out, '{}');
   t.is((await docker('network', 'rm', 'autonet')).code, 0);
   t.is(ipj<Array<{ mtu: number }>>(host.ns, 'link', 'show', 'dev', `br-${id.slice(0, 12)}`)[0]!.mtu, 1420);
 
@@ -93,8 +95,9 @@ test.serial('dockerode does the same from Node', async (t) => {
   t.deepEqual(list.map((n) => n.Name), ['odenet']);
   const sb = await d.controller.createSandbox({ name: host.name('o') });
   await docker.getNetwork('odenet').connect({ Container: sb.name, EndpointConfig: { IPAMConfig: { IPv4Address: '10.241.0.50' } } });
-  const ins = (await docker.getNetwork(net.id).inspect()) as { Containers: Record<string, { IPv4Address: string }> };
+  const ins = (await docker.getNetwork(net.id).inspect()) as { Containers: Record<string, { IPv4Address: string }>; IPAM: { Options: unknown } };
   t.is(ins.Containers[sb.id]!.IPv4Address, '10.241.0.50/24');
+  t.is(ins.IPAM.Options, null, 'no IPAM.Options sent, null shown, as Docker does');
   t.true(pings(sb.netns, '10.241.0.1'));
   const e = await t.throwsAsync(docker.getNetwork('odenet').remove());
   t.is((e as { statusCode?: number }).statusCode, 403);

@@ -289,6 +289,7 @@ export class NetworkController {
       ipam: { driver: ipamDriver, options: ipamOptions, config, userSubnet: config.length > 0 },
       state: 'creating',
     };
+    if (req.ipamOptions !== undefined && req.ipamOptions !== null) rec.ipam.optionsGiven = true;
     if (predefined) rec.predefined = true;
     driver.prepareNetwork(rec);
     return rec;

@@ -96,7 +96,7 @@ export class Network {
       EnableIPv6: r.enableIPv6,
       IPAM: {
         Driver: r.ipam.driver,
-        Options: Object.keys(r.ipam.options).length ? r.ipam.options : null,
+        Options: Object.keys(r.ipam.options).length || r.ipam.optionsGiven ? r.ipam.options : null,
         // Docker lists the IPv4 pools first, then the IPv6 ones
         Config: [...r.ipam.config.filter((c) => !c.subnet.includes(':')), ...r.ipam.config.filter((c) => c.subnet.includes(':'))].map((c) => {
           const out: NetworkInspect['IPAM']['Config'][number] = { Subnet: c.subnet };

@@ -20,6 +20,8 @@ export interface NetworkRecord {
   ipam: {
     driver: string;
     options: Record<string, string>;
+    /** options were given, even none: inspect shows {} rather than null, as Docker does */
+    optionsGiven?: boolean;
     /** canonical pool configs (subnet and gateway always filled in) */
     config: PoolConfig[];
     /** true when the user gave the subnet (Docker allows --ip only then) */

@@ -136,7 +136,8 @@ async function create(ctl: NetworkController, bus: EventBus, body: Record<string
   if (scope !== undefined && scope !== 'local') throw invalid(`scope ${scope} is not supported: only local networks`, scope);
   const ipamIn = (body.IPAM ?? {}) as { Driver?: unknown; Config?: unknown; Options?: unknown };
   const ipamDriver = str(ipamIn.Driver, 'IPAM.Driver') ?? 'default';
-  const ipamOptions = strMap(ipamIn.Options, 'IPAM.Options');
+  // the docker CLI always sends IPAM.Options ({} for none); Docker shows what was sent
+  const ipamOptions = ipamIn.Options === undefined || ipamIn.Options === null ? undefined : strMap(ipamIn.Options, 'IPAM.Options');
   const configs = ipamIn.Config ?? [];
   if (!Array.isArray(configs)) throw invalid('IPAM.Config must be a list', configs);
   const ipam: IpamPoolRequest[] = configs.map((c: Record<string, unknown>, i: number) => ({
