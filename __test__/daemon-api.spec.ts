@@ -56,6 +56,14 @@ test.serial('_ping (HEAD and GET) and /version negotiate the API version', async
   t.is(v.Os, 'linux');
   t.false(Number.isNaN(Date.parse(v.BuildTime!)));
   t.is((await call('GET', '/v1.12/version')).status, 400, 'a too old client is refused');
+  // versions compare part by part: 1.9 is older than 1.24, 1.100 newer than 1.47
+  const old = await call('GET', '/v1.9/version');
+  t.is(old.status, 400);
+  t.regex(old.body, /client version 1\.9 is too old\. Minimum supported API version is 1\.24/);
+  const tooNew = await call('GET', '/v1.100/networks');
+  t.is(tooNew.status, 400);
+  t.regex(tooNew.body, /client version 1\.100 is too new\. Maximum supported API version is 1\.47/);
+  t.is((await call('GET', '/v1.47/version')).status, 200);
 });
 
 test.serial('create, list with filters, inspect by name and id prefix, delete; shapes as the Engine API documents them', async (t) => {

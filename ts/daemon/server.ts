@@ -170,12 +170,26 @@ function events(bus: EventBus, req: IncomingMessage, res: ServerResponse, url: U
   if (until !== undefined) setTimeout(end, Math.max(0, until * 1000 - Date.now()));
 }
 
+/** Compare API versions part by part, as Docker does: 1.9 is older than 1.24. */
+export function compareVersions(a: string, b: string): number {
+  const x = a.split('.').map(Number);
+  const y = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d !== 0) return Math.sign(d);
+  }
+  return 0;
+}
+
 async function route(ctl: NetworkController, bus: EventBus, req: IncomingMessage, res: ServerResponse): Promise<void> {
   headers(res);
   const url = new URL(req.url ?? '/', 'http://cnm');
   const versioned = /^\/v(\d+\.\d+)(\/.*)$/.exec(url.pathname);
-  if (versioned && Number(versioned[1]) < Number(MIN_API_VERSION)) {
+  if (versioned && compareVersions(versioned[1]!, MIN_API_VERSION) < 0) {
     throw invalid(`client version ${versioned[1]} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
+  }
+  if (versioned && compareVersions(versioned[1]!, API_VERSION) > 0) {
+    throw invalid(`client version ${versioned[1]} is too new. Maximum supported API version is ${API_VERSION}`);
   }
   const path = versioned ? versioned[2]! : url.pathname;
   const method = req.method ?? 'GET';
