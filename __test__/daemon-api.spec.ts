@@ -1,11 +1,13 @@
 // The Docker Engine network API of `cnm daemon`, over a real unix socket: every
 // endpoint, its JSON shapes and its error statuses, with real effect on the kernel.
+import { spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { type Daemon, startDaemon } from '../ts/daemon/server.js';
+import type { CnmError } from '../ts/errors.js';
 import { type IsolatedHost, ipj, isolatedHost } from './helpers/host.js';
 
 let host: IsolatedHost;
@@ -163,4 +165,28 @@ test.serial('prune removes unused custom networks (with filters); events stream 
   for (const want of ['create:p1', 'create:p2', 'create:p3', 'destroy:p1', 'destroy:p2']) t.true(seen.includes(want), `${want} in ${seen.join(' ')}`);
   t.true(lines.every((e) => e.Type === 'network'));
   await call('DELETE', '/networks/p3');
+});
+
+test.serial('the socket: a live daemon is never displaced, a stale file is replaced, anything else refused', async (t) => {
+  const opts = { controller: { hostNetns: host.ns, stateDir: host.stateDir } };
+  const e = await t.throwsAsync(startDaemon({ socket: d.socket, ...opts }));
+  t.is((e as CnmError).code, 'ERR_SOCKET_IN_USE');
+  t.regex(e!.message, /another daemon is serving/);
+  t.is((await call('GET', '/_ping')).body, 'OK', 'the first daemon still answers');
+
+  // a socket file left by a process killed while listening
+  const dir = mkdtempSync(join(tmpdir(), 'cnm-dstale-'));
+  const stale = join(dir, 'stale.sock');
+  const child = spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+  t.is(child.signal, 'SIGKILL');
+  t.true(lstatSync(stale).isSocket(), 'the stale socket file is there');
+  const d2 = await startDaemon({ socket: stale, ...opts });
+  await d2.close();
+  t.false(existsSync(stale), 'removed on close');
+
+  writeFileSync(stale, 'not a socket');
+  const e2 = await t.throwsAsync(startDaemon({ socket: stale, ...opts }));
+  t.is((e2 as CnmError).code, 'ERR_INVALID_ARGUMENT');
+  t.is(readFileSync(stale, 'utf8'), 'not a socket', 'left untouched');
+  rmSync(dir, { recursive: true, force: true });
 });

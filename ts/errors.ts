@@ -29,6 +29,8 @@ export const ErrorCodes = {
   ERR_FAULT_INJECTED: 500,
   /** a remote plugin answered with an error, or could not be reached */
   ERR_PLUGIN: 500,
+  /** another daemon is serving on the socket asked for */
+  ERR_SOCKET_IN_USE: 409,
 } as const;
 
 /** One of the stable codes a {@link CnmError} carries. */

@@ -5,6 +5,7 @@
  */
 import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { connect } from 'node:net';
 import { arch, availableParallelism, hostname, machine, release, totalmem } from 'node:os';
 import { type ControllerOptions, NetworkController } from '../controller.js';
 import { CnmError, invalid } from '../errors.js';
@@ -205,16 +206,32 @@ async function route(ctl: NetworkController, bus: EventBus, req: IncomingMessage
   throw new CnmError('ERR_NETWORK_NOT_FOUND', `page not found: ${method} ${path} (cnm serves the network part of the Docker API only)`);
 }
 
+/** Whether something accepts connections on a unix socket (a stale file refuses them). */
+function answers(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(socket);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}
+
 /** Start serving; resolves once the socket listens. */
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const socket = opts.socket ?? DEFAULT_SOCKET;
   const ctl = await NetworkController.open(opts.controller ?? {});
   const bus = new EventBus();
-  // a socket file left by a crashed daemon is replaced; anything else is not touched
+  // a socket file left by a crashed daemon is replaced; a live one, or anything else, is not touched
   if (existsSync(socket)) {
     if (!lstatSync(socket).isSocket()) {
       await ctl.close();
       throw invalid(`${socket} exists and is not a socket; remove it or choose another --socket`, socket);
+    }
+    if (await answers(socket)) {
+      await ctl.close();
+      throw new CnmError('ERR_SOCKET_IN_USE', `another daemon is serving on ${socket}; stop it or choose another --socket`, { value: socket });
     }
     unlinkSync(socket);
   }
