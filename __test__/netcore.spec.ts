@@ -1,6 +1,7 @@
 // The native core (crates/netcore) against a real kernel. Everything happens
 // in network namespaces this file creates; traffic only goes between them.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 import test, { type ExecutionContext } from 'ava';
 
@@ -246,4 +247,27 @@ test.serial('netnsBind aliases a netns; delete and releaseNetns', async (t) => {
   t.false(await native.netnsExists(alias));
   // SB1 itself is untouched by deleting its alias.
   t.notThrows(() => inNetns(SB1, 'ping', '-c1', '-i0.2', '-w2', '10.231.0.3'));
+});
+
+/** Run the flood helper against HOST; rejects if it does not finish (a request hung). */
+function flood(env: Record<string, string>, count: number): Promise<{ ok: number; lost: number; other: string[]; lo: boolean }> {
+  const helper = fileURLToPath(new URL('./helpers/netlink-flood.ts', import.meta.url));
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', helper, HOST, String(count)], { env: { ...process.env, ...env }, timeout: 60000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`flood did not finish: ${err.message} ${stderr}`));
+      else resolve(JSON.parse(stdout.trim().split('\n').pop()!));
+    });
+  });
+}
+
+test.serial('a flood of netlink requests never hangs: the replies fit, and a lost reply fails its request', async (t) => {
+  // replies to pipelined requests wait in the socket's receive buffer: the 8 MiB one holds them all
+  t.deepEqual(await flood({}, 20000), { ok: 20000, lost: 0, other: [], lo: true });
+  // a buffer too small for them: the lost replies fail their requests (none waits forever),
+  // and the socket is replaced for what comes next
+  const small = await flood({ CNM_NETLINK_RCVBUF: '4096' }, 20000);
+  t.true(small.lost > 0, 'the small buffer overflowed');
+  t.is(small.ok + small.lost, 20000);
+  t.deepEqual(small.other, []);
+  t.true(small.lo);
 });

@@ -59,6 +59,16 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Human text for an errno, without std's " (os error N)" suffix.
 pub fn errno_text(errno: i32) -> String {
+    // nl::send's answer when a reply was dropped by a full netlink receive buffer
+    if errno == libc::ENOBUFS {
+        return "netlink reply lost to a full receive buffer (the request may have taken effect)"
+            .into();
+    }
+    // nl::send's answer for a request made on a connection dropped after such a loss
+    if errno == libc::ECONNRESET {
+        return "netlink connection reset after a lost reply (the request was not sent); try again"
+            .into();
+    }
     let text = io::Error::from_raw_os_error(errno).to_string();
     match text.find(" (os error") {
         Some(pos) => text[..pos].to_string(),

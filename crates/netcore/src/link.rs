@@ -389,22 +389,34 @@ fn create_error(errno: nl::Errno, what: String, ifname: &str, netns: Option<&str
 pub async fn delete(netns: Option<&str>, name: &str) -> Result<bool> {
     validate_netns(netns)?;
     validate_ifname(name)?;
-    let handle = netns::handle(netns).await?;
-    match nl::send(
-        &handle,
-        RouteNetlinkMessage::DelLink(name_message(name)),
-        nl::ACK,
-    )
-    .await
-    {
-        Ok(_) => Ok(true),
-        Err(libc::ENODEV) => Ok(false),
-        Err(e) => Err(Error::from_errno(
-            e,
-            format_args!("delete link {name} in netns {}", ns_label(netns)),
-        )
-        .ifname(name)
-        .netns(netns)),
+    // a delete is safe to repeat: when its reply was lost (the connection was
+    // dropped on an overrun), ask again on a fresh socket; ENODEV then most
+    // likely means our first request did it
+    let mut lost = false;
+    let mut attempt = 0;
+    loop {
+        let handle = netns::handle(netns).await?;
+        let sent = nl::send(
+            &handle,
+            RouteNetlinkMessage::DelLink(name_message(name)),
+            nl::ACK,
+        );
+        match sent.await {
+            Ok(_) => return Ok(true),
+            Err(libc::ENODEV) => return Ok(lost),
+            Err(libc::ENOBUFS | libc::ECONNRESET) if attempt < 2 => {
+                lost = true;
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(Error::from_errno(
+                    e,
+                    format_args!("delete link {name} in netns {}", ns_label(netns)),
+                )
+                .ifname(name)
+                .netns(netns))
+            }
+        }
     }
 }
 

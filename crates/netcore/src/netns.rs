@@ -19,6 +19,7 @@ use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use futures::StreamExt;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
+use rtnetlink::packet_core::NetlinkPayload;
 use rtnetlink::Handle;
 use tokio::task::JoinHandle;
 
@@ -186,14 +187,52 @@ where
         .map_err(|_| Error::new(ErrorCode::Io, "netns thread panicked"))?
 }
 
+/// Receive buffer of our rtnetlink sockets. Requests are pipelined: the
+/// kernel answers each one inside `sendmsg`, so every reply to the requests
+/// sent in one go waits in this buffer before the connection reads any; the
+/// default (rmem_default, ~208 KiB) holds only a few hundred of them.
+const RCVBUF: libc::c_int = 8 << 20;
+
 fn new_socket(netns: Option<&str>) -> Result<Socket> {
-    Socket::new(NETLINK_ROUTE).map_err(|e| {
+    let socket = Socket::new(NETLINK_ROUTE).map_err(|e| {
         Error::from_io(
             &e,
             format_args!("open netlink socket in netns {}", ns_label(netns)),
         )
         .netns(netns)
-    })
+    })?;
+    set_rcvbuf(&socket);
+    Ok(socket)
+}
+
+/// SO_RCVBUFFORCE passes rmem_max (we run with CAP_NET_ADMIN); without the
+/// capability SO_RCVBUF gets what rmem_max allows. Best effort either way: a
+/// reply lost to a full buffer fails its request instead of hanging it (see
+/// `install`).
+fn set_rcvbuf(socket: &Socket) {
+    // CNM_NETLINK_RCVBUF (bytes, plain SO_RCVBUF) lets tests make overruns happen
+    let (size, opts) = match std::env::var("CNM_NETLINK_RCVBUF")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(n) => (n, &[libc::SO_RCVBUF][..]),
+        None => (RCVBUF, &[libc::SO_RCVBUFFORCE, libc::SO_RCVBUF][..]),
+    };
+    for &opt in opts {
+        // SAFETY: a valid fd and a c_int option value of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
 }
 
 struct Cached {
@@ -258,8 +297,25 @@ fn install(key: Option<String>, id: Option<(u64, u64)>, socket: Socket) -> Resul
     }
     // SAFETY: the fd comes from a socket we own and give up here.
     let socket = unsafe { TokioSocket::from_raw_fd(socket.into_raw_fd()) };
-    let (conn, handle, _) = rtnetlink::from_socket(socket);
-    let task = tokio::spawn(conn);
+    let (mut conn, handle, mut unsolicited) = rtnetlink::from_socket(socket);
+    // every request then ends with a message of its own (reply, ACK, error or
+    // DONE), so a request whose stream ends without one was cut off (nl::send)
+    conn.set_forward_ack(true);
+    conn.set_forward_done(true);
+    let task = tokio::spawn(async move {
+        // a full receive buffer drops replies, and their requests would wait
+        // forever: on the overrun notice the connection is dropped, so that
+        // every pending request fails and the next call opens a fresh socket
+        let overrun = async {
+            while let Some((msg, _)) = unsolicited.next().await {
+                if matches!(msg.payload, NetlinkPayload::Overrun(_)) {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        futures::future::select(std::pin::pin!(conn), std::pin::pin!(overrun)).await;
+    });
     let mut cache = cache();
     if let Some(existing) = cache.get(&key) {
         if existing.id == id && !existing.task.is_finished() {

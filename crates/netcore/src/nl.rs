@@ -24,8 +24,9 @@ pub const GET: u16 = NLM_F_REQUEST;
 /// Dump.
 pub const DUMP: u16 = NLM_F_REQUEST | NLM_F_DUMP;
 
-/// A failed request: the positive errno the kernel answered with, or
-/// ECONNRESET when the connection is gone.
+/// A failed request: the positive errno the kernel answered with, ECONNRESET
+/// when the connection is gone, or ENOBUFS when its answer was lost to a full
+/// receive buffer (the request may or may not have been carried out).
 pub type Errno = i32;
 
 /// Submits `msg` immediately (requests on one handle reach the kernel in the
@@ -42,7 +43,11 @@ pub fn send(
     async move {
         let mut replies = submitted.map_err(|_| libc::ECONNRESET)?;
         let mut out = Vec::new();
+        // the connection forwards ACKs and DONEs: a request always gets at least
+        // one message, and a stream without any was cut off by an overrun
+        let mut answered = false;
         while let Some(reply) = replies.next().await {
+            answered = true;
             match reply.payload {
                 NetlinkPayload::InnerMessage(inner) => out.push(inner),
                 NetlinkPayload::Error(err) if err.code.is_some() => {
@@ -51,7 +56,11 @@ pub fn send(
                 _ => {}
             }
         }
-        Ok(out)
+        if answered {
+            Ok(out)
+        } else {
+            Err(libc::ENOBUFS)
+        }
     }
 }
 
