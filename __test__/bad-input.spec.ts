@@ -157,10 +157,8 @@ test.serial('every bad input gets its coded error, through the library and the C
 test.serial('bad requests to the daemon get Docker statuses and change nothing', async (t) => {
   const { startDaemon } = await import('../ts/daemon/server.js');
   const { request } = await import('node:http');
-  const { mkdtempSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
-  const d = await startDaemon({ socket: join(mkdtempSync(join(tmpdir(), 'cnm-bad-')), 'cnm.sock'), controller: { hostNetns: host.ns, stateDir: host.stateDir } });
+  const d = await startDaemon({ socket: join(host.tmp('bad'), 'cnm.sock'), controller: { hostNetns: host.ns, stateDir: host.stateDir } });
   const call = (method: string, path: string, body?: unknown) =>
     new Promise<{ status: number; message: string }>((resolve, reject) => {
       const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);

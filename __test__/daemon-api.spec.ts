@@ -15,7 +15,7 @@ let d: Daemon;
 
 test.before(async () => {
   host = await isolatedHost('dapi');
-  d = await startDaemon({ socket: join(mkdtempSync(join(tmpdir(), 'cnm-dapi-')), 'cnm.sock'), controller: { hostNetns: host.ns, stateDir: host.stateDir } });
+  d = await startDaemon({ socket: join(host.tmp('dapi'), 'cnm.sock'), controller: { hostNetns: host.ns, stateDir: host.stateDir } });
 });
 test.after.always(async () => {
   await d?.close();

@@ -1,6 +1,4 @@
 // The stock docker CLI and dockerode against `cnm daemon`, with real effect on the kernel.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import Docker from 'dockerode';
@@ -13,7 +11,7 @@ let d: Daemon;
 
 test.before(async () => {
   host = await isolatedHost('dcli');
-  d = await startDaemon({ socket: join(mkdtempSync(join(tmpdir(), 'cnm-dcli-')), 'cnm.sock'), controller: { hostNetns: host.ns, stateDir: host.stateDir } });
+  d = await startDaemon({ socket: join(host.tmp('dcli'), 'cnm.sock'), controller: { hostNetns: host.ns, stateDir: host.stateDir } });
 });
 test.after.always(async () => {
   await d?.close();

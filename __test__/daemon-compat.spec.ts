@@ -1,8 +1,6 @@
 // Where `cnm daemon` must answer as a real Docker engine does (messages, statuses and
 // CLI output compared with dockerd): the stock docker CLI and raw API calls.
-import { mkdtempSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { type Daemon, startDaemon } from '../ts/daemon/server.js';
@@ -15,7 +13,7 @@ let d: Daemon;
 
 test.before(async () => {
   host = await isolatedHost('dcmp');
-  d = await startDaemon({ socket: join(mkdtempSync(join(tmpdir(), 'cnm-dcmp-')), 'cnm.sock'), controller: { hostNetns: host.ns, stateDir: host.stateDir } });
+  d = await startDaemon({ socket: join(host.tmp('dcmp'), 'cnm.sock'), controller: { hostNetns: host.ns, stateDir: host.stateDir } });
 });
 test.after.always(async () => {
   await d?.close();

@@ -496,7 +496,7 @@ test.serial('the CLI: network create --ipam-driver, sandboxes, a failed connect,
 test.serial('the daemon API: IPAM.Driver and IPAM.Options pass through to the plugin and back in inspect', async (t) => {
   const dhost = await isolatedHost('ipamd');
   const d = await startDaemon({
-    socket: join(mkdtempSync(join(tmpdir(), 'cnm-ipamd-')), 'cnm.sock'),
+    socket: join(dhost.tmp('ipamd'), 'cnm.sock'),
     controller: { hostNetns: dhost.ns, stateDir: dhost.stateDir, pluginDir },
   });
   const call = (method: string, path: string, body?: unknown) =>

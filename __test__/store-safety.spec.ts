@@ -1,7 +1,6 @@
 // The state dir and store refuse to run on anything suspicious, and never reset
 // a damaged store silently.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { NetworkController } from '../ts/controller.js';
@@ -19,7 +18,7 @@ test.after.always(async () => {
 const open = (stateDir: string) => NetworkController.open({ hostNetns: host.ns, stateDir });
 
 test.serial('a new state dir is created 0700', async (t) => {
-  const dir = join(mkdtempSync(join(tmpdir(), 'cnm-safe-')), 'state');
+  const dir = join(host.tmp('safe'), 'state');
   const ctl = await open(dir);
   await ctl.close();
   t.is(statSync(dir).mode & 0o777, 0o700);
@@ -28,7 +27,7 @@ test.serial('a new state dir is created 0700', async (t) => {
 });
 
 test.serial('a world-writable or symlinked state dir is refused', async (t) => {
-  const base = mkdtempSync(join(tmpdir(), 'cnm-safe-'));
+  const base = host.tmp('safe');
   const ww = join(base, 'ww');
   mkdirSync(ww);
   chmodSync(ww, 0o777);
@@ -47,7 +46,7 @@ test.serial('a world-writable or symlinked state dir is refused', async (t) => {
 
 test.serial('a truncated or damaged store file stops cnm with an error naming the file; nothing is overwritten', async (t) => {
   for (const damage of ['truncate', 'garbage'] as const) {
-    const dir = mkdtempSync(join(tmpdir(), 'cnm-safe-'));
+    const dir = host.tmp('safe');
     const ctl = await open(dir);
     await ctl.createNetwork({ name: 'keep', ipam: [{ subnet: '10.160.0.0/24' }] });
     await ctl.removeNetwork('keep');

@@ -17,6 +17,8 @@ export interface IsolatedHost {
   /** unique name for a sandbox or other netns of this file */
   name(suffix: string): string;
   open(opts?: Omit<ControllerOptions, 'hostNetns' | 'stateDir'>): Promise<NetworkController>;
+  /** a fresh temporary directory, removed by cleanup */
+  tmp(tag: string): string;
   cleanup(): Promise<void>;
 }
 
@@ -26,6 +28,7 @@ export async function isolatedHost(tag: string): Promise<IsolatedHost> {
   await native.netnsCreate(ns);
   const stateDir = mkdtempSync(join(tmpdir(), `cnm-${tag}-`));
   const opened: NetworkController[] = [];
+  const dirs: string[] = [];
   return {
     ns,
     stateDir,
@@ -35,11 +38,16 @@ export async function isolatedHost(tag: string): Promise<IsolatedHost> {
       opened.push(c);
       return c;
     },
+    tmp(t) {
+      const dir = mkdtempSync(join(tmpdir(), `cnm-${t}-`));
+      dirs.push(dir);
+      return dir;
+    },
     async cleanup() {
       for (const c of opened) await c.close().catch(() => undefined);
       const mine = (await native.netnsList()).filter((n) => n.startsWith(prefix));
       await native.netnsDeleteMany(mine);
-      rmSync(stateDir, { recursive: true, force: true });
+      for (const d of [stateDir, ...dirs]) rmSync(d, { recursive: true, force: true });
     },
   };
 }
