@@ -4,7 +4,7 @@ import { CnmError, invalid } from '../errors.js';
 import { checkBackend } from '../firewall.js';
 import { parseBool, parseMtu } from '../validate.js';
 import { type OptionSpec, type Parsed, list, parse, str } from './args.js';
-import { json } from './format.js';
+import { json, table } from './format.js';
 import type { DefaultPool } from '../ipam/default-pools.js';
 
 export interface CliContext {
@@ -118,4 +118,30 @@ export async function removeCommand(
       ctx.out(ref);
     }),
   );
+}
+
+/** How `ls` shows one kind of item: its `-q` line, its JSON object and its table row. */
+export interface ListView<T> {
+  quiet: (item: T) => string;
+  json: (item: T) => unknown;
+  headers: string[];
+  row: (item: T) => string[];
+}
+
+/** `ls [-q] [--format table|json]`: the items `get` returns, shown as `view` says. */
+export async function listCommand<T>(ctx: CliContext, args: string[], get: (ctl: NetworkController) => T[], view: ListView<T>): Promise<number> {
+  const { values: v } = parse(args, { format: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } });
+  const fmt = str(v.format) ?? 'table';
+  if (fmt !== 'table' && fmt !== 'json') throw invalid(`--format ${fmt}: expected table or json`, fmt);
+  return withController(ctx, v, async (ctl) => {
+    const items = get(ctl);
+    if (v.quiet) {
+      for (const item of items) ctx.out(view.quiet(item));
+    } else if (fmt === 'json') {
+      ctx.out(JSON.stringify(items.map(view.json), null, 2));
+    } else {
+      ctx.out(table(view.headers, items.map(view.row)));
+    }
+    return 0;
+  });
 }

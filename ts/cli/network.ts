@@ -5,8 +5,7 @@ import { parsePublish } from '../ports.js';
 import { contains, parseCidr, parseIp, parseSubnet } from '../net/ip.js';
 import { parseKv } from '../validate.js';
 import { list, parse, str } from './args.js';
-import { type CliContext, inspectCommand, removeCommand, withController } from './context.js';
-import { table } from './format.js';
+import { type CliContext, inspectCommand, listCommand, removeCommand, withController } from './context.js';
 
 export const NETWORK_USAGE = `Usage: cnm network COMMAND
 
@@ -94,36 +93,22 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
     }
     case 'ls':
     case 'list': {
-      const { values: v } = parse(args, { format: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } });
-      const fmt = str(v.format) ?? 'table';
-      if (fmt !== 'table' && fmt !== 'json') throw invalid(`--format ${fmt}: expected table or json`, fmt);
-      return withController(ctx, v, async (ctl) => {
-        const nets = ctl.listNetworks();
-        if (v.quiet) {
-          for (const n of nets) ctx.out(n.id.slice(0, 12));
-        } else if (fmt === 'json') {
-          ctx.out(
-            JSON.stringify(
-              nets.map((n) => ({
-                ID: n.id.slice(0, 12),
-                Name: n.name,
-                Driver: n.driver,
-                Scope: n.record.scope,
-                IPv4: 'true',
-                IPv6: String(n.record.enableIPv6),
-                Internal: String(n.record.internal),
-                Subnets: n.subnets,
-                Labels: Object.entries(n.record.labels).map(([k, val]) => `${k}=${val}`).join(','),
-                CreatedAt: n.record.created,
-              })),
-              null,
-              2,
-            ),
-          );
-        } else {
-          ctx.out(table(['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'], nets.map((n) => [n.id.slice(0, 12), n.name, n.driver, n.record.scope])));
-        }
-        return 0;
+      return listCommand(ctx, args, (ctl) => ctl.listNetworks(), {
+        quiet: (n) => n.id.slice(0, 12),
+        json: (n) => ({
+          ID: n.id.slice(0, 12),
+          Name: n.name,
+          Driver: n.driver,
+          Scope: n.record.scope,
+          IPv4: 'true',
+          IPv6: String(n.record.enableIPv6),
+          Internal: String(n.record.internal),
+          Subnets: n.subnets,
+          Labels: Object.entries(n.record.labels).map(([k, val]) => `${k}=${val}`).join(','),
+          CreatedAt: n.record.created,
+        }),
+        headers: ['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'],
+        row: (n) => [n.id.slice(0, 12), n.name, n.driver, n.record.scope],
       });
     }
     case 'inspect':

@@ -2,8 +2,7 @@
 import { invalid } from '../errors.js';
 import { parsePublish } from '../ports.js';
 import { list, parse, str } from './args.js';
-import { type CliContext, inspectCommand, removeCommand, withController } from './context.js';
-import { table } from './format.js';
+import { type CliContext, inspectCommand, listCommand, removeCommand, withController } from './context.js';
 
 export const SANDBOX_USAGE = `Usage: cnm sandbox COMMAND
 
@@ -42,33 +41,20 @@ export async function sandboxCommand(ctx: CliContext, argv: string[]): Promise<n
     }
     case 'ls':
     case 'list': {
-      const { values: v } = parse(args, { format: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } });
-      const fmt = str(v.format) ?? 'table';
-      if (fmt !== 'table' && fmt !== 'json') throw invalid(`--format ${fmt}: expected table or json`, fmt);
-      return withController(ctx, v, async (ctl) => {
-        const sbs = ctl.listSandboxes().map((s) => s.inspect());
-        if (v.quiet) {
-          for (const s of sbs) ctx.out(s.Name);
-        } else if (fmt === 'json') {
-          ctx.out(JSON.stringify(sbs, null, 2));
-        } else {
-          ctx.out(
-            table(
-              ['SANDBOX ID', 'NAME', 'MODE', 'NETWORKS', 'ADDRESSES'],
-              sbs.map((s) => [
-                s.Id.slice(0, 12),
-                s.Name,
-                s.NetworkMode,
-                Object.keys(s.Networks).join(','),
-                Object.values(s.Networks)
-                  .filter((n) => n.IPAddress)
-                  .map((n) => `${n.InterfaceName}=${n.IPAddress}/${n.IPPrefixLen}`)
-                  .join(','),
-              ]),
-            ),
-          );
-        }
-        return 0;
+      return listCommand(ctx, args, (ctl) => ctl.listSandboxes().map((s) => s.inspect()), {
+        quiet: (s) => s.Name,
+        json: (s) => s,
+        headers: ['SANDBOX ID', 'NAME', 'MODE', 'NETWORKS', 'ADDRESSES'],
+        row: (s) => [
+          s.Id.slice(0, 12),
+          s.Name,
+          s.NetworkMode,
+          Object.keys(s.Networks).join(','),
+          Object.values(s.Networks)
+            .filter((n) => n.IPAddress)
+            .map((n) => `${n.InterfaceName}=${n.IPAddress}/${n.IPPrefixLen}`)
+            .join(','),
+        ],
       });
     }
     case 'inspect':
