@@ -6,6 +6,7 @@ import type { NetworkController } from '../ts/controller.js';
 import { CnmError } from '../ts/errors.js';
 import { native } from '../ts/native.js';
 import { cnm } from './helpers/cli.js';
+import { apiCall } from './helpers/daemon-http.js';
 import { type IsolatedHost, isolatedHost } from './helpers/host.js';
 
 let host: IsolatedHost;
@@ -156,21 +157,9 @@ test.serial('every bad input gets its coded error, through the library and the C
 
 test.serial('bad requests to the daemon get Docker statuses and change nothing', async (t) => {
   const { startDaemon } = await import('../ts/daemon/server.js');
-  const { request } = await import('node:http');
   const { join } = await import('node:path');
   const d = await startDaemon({ socket: join(host.tmp('bad'), 'cnm.sock'), controller: { hostNetns: host.ns, stateDir: host.stateDir } });
-  const call = (method: string, path: string, body?: unknown) =>
-    new Promise<{ status: number; message: string }>((resolve, reject) => {
-      const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-      const req = request({ socketPath: d.socket, method, path, headers: data ? { 'Content-Type': 'application/json' } : {} }, (res) => {
-        let text = '';
-        res.on('data', (c) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode!, message: text ? ((JSON.parse(text) as { message?: string }).message ?? '') : '' }));
-      });
-      req.on('error', reject);
-      if (data) req.write(data);
-      req.end();
-    });
+  const call = (method: string, path: string, body?: unknown) => apiCall(d.socket, method, path, body);
   try {
     await d.controller.store.flushed();
     const before = JSON.stringify(d.controller.store.range(''));

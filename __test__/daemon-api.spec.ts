@@ -2,12 +2,12 @@
 // endpoint, its JSON shapes and its error statuses, with real effect on the kernel.
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { type Daemon, startDaemon } from '../ts/daemon/server.js';
 import type { CnmError } from '../ts/errors.js';
+import { apiCall } from './helpers/daemon-http.js';
 import { type IsolatedHost, ipj, isolatedHost } from './helpers/host.js';
 
 let host: IsolatedHost;
@@ -22,29 +22,7 @@ test.after.always(async () => {
   await host?.cleanup();
 });
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-  json: () => unknown;
-}
-
-function call(method: string, path: string, body?: unknown): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(
-      { socketPath: d.socket, method, path, headers: data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {} },
-      (res) => {
-        let text = '';
-        res.on('data', (c) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text, json: () => JSON.parse(text) }));
-      },
-    );
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
+const call = (method: string, path: string, body?: unknown) => apiCall(d.socket, method, path, body);
 
 test.serial('_ping (HEAD and GET) and /version negotiate the API version', async (t) => {
   const head = await call('HEAD', '/_ping');

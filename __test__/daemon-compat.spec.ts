@@ -1,10 +1,10 @@
 // Where `cnm daemon` must answer as a real Docker engine does (messages, statuses and
 // CLI output compared with dockerd): the stock docker CLI and raw API calls.
-import { request } from 'node:http';
 import { join } from 'node:path';
 import test from 'ava';
 import { type Daemon, startDaemon } from '../ts/daemon/server.js';
 import { parseTimestamp } from '../ts/daemon/filters.js';
+import { apiCall } from './helpers/daemon-http.js';
 import { dockerAt, dockerBin } from './helpers/docker-cli.js';
 import { type IsolatedHost, isolatedHost } from './helpers/host.js';
 
@@ -22,25 +22,7 @@ test.after.always(async () => {
 
 const docker = (...args: string[]) => dockerAt(d.socket, ...args);
 
-function call(method: string, path: string, body?: unknown): Promise<{ status: number; message: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({ socketPath: d.socket, method, path, headers: data ? { 'Content-Type': 'application/json' } : {} }, (res) => {
-      let text = '';
-      res.on('data', (c) => (text += c));
-      res.on('end', () => {
-        let message = '';
-        try {
-          message = (JSON.parse(text) as { message?: string }).message ?? '';
-        } catch {}
-        resolve({ status: res.statusCode!, message, body: text });
-      });
-    });
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
+const call = (method: string, path: string, body?: unknown) => apiCall(d.socket, method, path, body);
 
 const withDocker = dockerBin ? test.serial : test.serial.skip;
 

@@ -4,7 +4,6 @@
 // other; every address and pool goes back to it; its errors leave nothing behind;
 // the CLI's --ipam-driver. Nothing outside the test's namespaces.
 import { execFile } from 'node:child_process';
-import { request } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +20,7 @@ import {
   type RequestPoolRequest,
   servePlugin,
 } from '../ts/plugin/index.js';
+import { apiCall } from './helpers/daemon-http.js';
 import { type IsolatedHost, eventually, ipj, isolatedHost, ping6, pings } from './helpers/host.js';
 
 const BIN = fileURLToPath(new URL('../bin/cnm.js', import.meta.url));
@@ -499,26 +499,13 @@ test.serial('the daemon API: IPAM.Driver and IPAM.Options pass through to the pl
     socket: join(dhost.tmp('ipamd'), 'cnm.sock'),
     controller: { hostNetns: dhost.ns, stateDir: dhost.stateDir, pluginDir },
   });
-  const call = (method: string, path: string, body?: unknown) =>
-    new Promise<{ status: number; json: () => { IPAM: { Driver: string; Options: unknown; Config: unknown } } }>((resolve, reject) => {
-      const data = body === undefined ? undefined : JSON.stringify(body);
-      const req = request(
-        { socketPath: d.socket, method, path, headers: data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {} },
-        (res) => {
-          let text = '';
-          res.on('data', (c) => (text += c));
-          res.on('end', () => resolve({ status: res.statusCode!, json: () => JSON.parse(text) }));
-        },
-      );
-      req.on('error', reject);
-      req.end(data);
-    });
+  const call = (method: string, path: string, body?: unknown) => apiCall(d.socket, method, path, body);
   try {
     ipam.calls.length = 0;
     const r = await call('POST', '/networks/create', { Name: 'dnet', IPAM: { Driver: 'fakeipam', Options: { a: 'b' } } });
     t.is(r.status, 201);
     t.deepEqual((ipam.of('RequestPool')[0] as RequestPoolRequest).Options, { a: 'b' });
-    const ins = (await call('GET', '/networks/dnet')).json();
+    const ins = (await call('GET', '/networks/dnet')).json() as { IPAM: { Driver: string; Options: unknown; Config: unknown } };
     t.is(ins.IPAM.Driver, 'fakeipam');
     t.deepEqual(ins.IPAM.Options, { a: 'b' });
     t.deepEqual(ins.IPAM.Config, [{ Subnet: '10.251.0.0/24', Gateway: '10.251.0.1' }]);
