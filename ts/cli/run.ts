@@ -5,34 +5,22 @@
  */
 import { spawn } from 'node:child_process';
 import { invalid } from '../errors.js';
-import { parsePublish } from '../ports.js';
-import { list, parse, str } from './args.js';
+import { parse, str } from './args.js';
 import { type CliContext, withController } from './context.js';
+import { SANDBOX_OPTIONS, sandboxRequest } from './sandbox.js';
 
 export async function runCommand(ctx: CliContext, argv: string[]): Promise<number> {
   const { values: v, rest, positionals } = parse(argv, {
     name: { type: 'string' },
     rm: { type: 'boolean' },
-    net: { type: 'string' },
-    network: { type: 'string' },
-    ip: { type: 'string' },
-    ip6: { type: 'string' },
-    alias: { type: 'string', multiple: true },
-    publish: { type: 'string', short: 'p', multiple: true },
+    ...SANDBOX_OPTIONS,
   });
-  const ports = list(v.publish).flatMap(parsePublish);
+  const req = sandboxRequest(v);
   const cmd = rest.length ? rest : positionals;
   if (cmd.length === 0) throw invalid('cnm run needs a command: cnm run [--name N] [--rm] --net NET -- CMD ARGS…');
   const name = str(v.name) ?? `cnm-${Math.random().toString(16).slice(2, 10)}`;
   return withController(ctx, v, async (ctl) => {
-    const sb = await ctl.createSandbox({
-      name,
-      net: str(v.net) ?? str(v.network),
-      ip: str(v.ip),
-      ip6: str(v.ip6),
-      aliases: list(v.alias).length ? list(v.alias) : undefined,
-      ports,
-    });
+    const sb = await ctl.createSandbox({ name, ...req });
     let code: number;
     try {
       code = await new Promise<number>((resolve, reject) => {

@@ -1,7 +1,8 @@
 /** `cnm sandbox …`: create, ls, inspect, rm. */
 import { invalid } from '../errors.js';
 import { parsePublish } from '../ports.js';
-import { list, parse, str } from './args.js';
+import type { SandboxCreateOptions } from '../controller.js';
+import { type OptionSpec, type Parsed, list, parse, str } from './args.js';
 import { type CliContext, inspectCommand, listCommand, removeCommand, withController } from './context.js';
 
 export const SANDBOX_USAGE = `Usage: cnm sandbox COMMAND
@@ -12,29 +13,36 @@ Commands:
   inspect NAME|ID...
   rm NAME|ID...`;
 
+/** The options of `sandbox create` and `run` that shape the sandbox. */
+export const SANDBOX_OPTIONS = {
+  net: { type: 'string' },
+  network: { type: 'string' },
+  ip: { type: 'string' },
+  ip6: { type: 'string' },
+  alias: { type: 'string', multiple: true },
+  publish: { type: 'string', short: 'p', multiple: true },
+} as const satisfies OptionSpec;
+
+/** What those options ask of createSandbox (all but the name); bad -p specs throw here. */
+export function sandboxRequest(v: Parsed['values']): Omit<SandboxCreateOptions, 'name'> {
+  return {
+    net: str(v.net) ?? str(v.network),
+    ip: str(v.ip),
+    ip6: str(v.ip6),
+    aliases: list(v.alias).length ? list(v.alias) : undefined,
+    ports: list(v.publish).flatMap(parsePublish),
+  };
+}
+
 export async function sandboxCommand(ctx: CliContext, argv: string[]): Promise<number> {
   const [sub, ...args] = argv;
   switch (sub) {
     case 'create': {
-      const { values: v, positionals } = parse(args, {
-        net: { type: 'string' },
-        network: { type: 'string' },
-        ip: { type: 'string' },
-        ip6: { type: 'string' },
-        alias: { type: 'string', multiple: true },
-        publish: { type: 'string', short: 'p', multiple: true },
-      });
+      const { values: v, positionals } = parse(args, SANDBOX_OPTIONS);
       if (positionals.length !== 1) throw invalid('sandbox create needs exactly one NAME');
-      const ports = list(v.publish).flatMap(parsePublish);
+      const req = sandboxRequest(v);
       return withController(ctx, v, async (ctl) => {
-        const sb = await ctl.createSandbox({
-          name: positionals[0]!,
-          net: str(v.net) ?? str(v.network),
-          ip: str(v.ip),
-          ip6: str(v.ip6),
-          aliases: list(v.alias).length ? list(v.alias) : undefined,
-          ports,
-        });
+        const sb = await ctl.createSandbox({ name: positionals[0]!, ...req });
         ctx.out(sb.id);
         return 0;
       });
