@@ -15,6 +15,7 @@ pub mod link;
 pub mod netns;
 mod nl;
 pub mod route;
+mod sockopt;
 pub mod sysctl;
 
 use std::future::Future;

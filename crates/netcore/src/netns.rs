@@ -24,6 +24,7 @@ use rtnetlink::Handle;
 use tokio::task::JoinHandle;
 
 use crate::error::{ns_label, Error, ErrorCode, Result};
+use crate::sockopt;
 
 pub const NETNS_DIR: &str = "/run/netns";
 
@@ -211,27 +212,14 @@ fn new_socket(netns: Option<&str>) -> Result<Socket> {
 /// `install`).
 fn set_rcvbuf(socket: &Socket) {
     // CNM_NETLINK_RCVBUF (bytes, plain SO_RCVBUF) lets tests make overruns happen
-    let (size, opts) = match std::env::var("CNM_NETLINK_RCVBUF")
+    match std::env::var("CNM_NETLINK_RCVBUF")
         .ok()
         .and_then(|v| v.parse().ok())
     {
-        Some(n) => (n, &[libc::SO_RCVBUF][..]),
-        None => (RCVBUF, &[libc::SO_RCVBUFFORCE, libc::SO_RCVBUF][..]),
-    };
-    for &opt in opts {
-        // SAFETY: a valid fd and a c_int option value of the size given.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            return;
+        Some(n) => {
+            sockopt::set_int(socket, libc::SOL_SOCKET, libc::SO_RCVBUF, n);
         }
+        None => sockopt::set_buffer(socket, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, RCVBUF),
     }
 }
 

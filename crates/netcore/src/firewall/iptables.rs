@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use super::exec;
@@ -1010,19 +1010,7 @@ struct GenProbe {
 }
 
 fn open_probe_socket() -> io::Result<GenProbe> {
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_NETFILTER,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: raw is a fresh fd nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let fd = crate::sockopt::netfilter_socket()?;
     let cookie = netns_cookie(&fd)?;
     Ok(GenProbe { fd, cookie })
 }

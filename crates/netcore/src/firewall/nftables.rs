@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -27,6 +27,7 @@ use serde_json::Value;
 use super::exec;
 use super::{Batch, FirewallBackend, Network, Port, Proto, State};
 use crate::error::{ns_label, Error, ErrorCode, Result};
+use crate::sockopt;
 
 pub const TABLE: &str = "cnm";
 
@@ -427,34 +428,9 @@ pub fn release(name: &str) {
     lock(&SOCKETS).remove(&Some(name.to_string()));
 }
 
-fn setsockopt_int(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int, value: libc::c_int) -> bool {
-    // SAFETY: a valid fd and a pointer to a c_int of the given size.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            opt,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        ) == 0
-    }
-}
-
 /// Runs on a thread inside the netns.
 fn open_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_NETFILTER,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: raw is a fresh fd nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let fd = sockopt::netfilter_socket()?;
     // SAFETY: sockaddr_nl is plain data; zero is a valid value.
     let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
     addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
@@ -471,13 +447,9 @@ fn open_socket() -> io::Result<OwnedFd> {
     }
     // Big batches (thousands of elements) go in one sendmsg; acks stay small.
     let big = 16 << 20;
-    if !setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, big) {
-        setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, big);
-    }
-    if !setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, big) {
-        setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, big);
-    }
-    setsockopt_int(&fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
+    sockopt::set_buffer(&fd, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, big);
+    sockopt::set_buffer(&fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, big);
+    sockopt::set_int(&fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
     Ok(fd)
 }
 
