@@ -440,37 +440,35 @@ fn family_rules(n: &Network, v6: bool, subnet: Option<String>) -> Result<Vec<(Ru
 /// The IPv6 DNAT rule of a port, when it is published on IPv6.
 fn port_rule6(p: &Port) -> Option<Rule> {
     let target = p.v6_target()?;
-    let proto = p.proto.as_str();
-    let args = [
-        "-p",
-        proto,
-        "-m",
-        proto,
-        "--dport",
-        &p.host_port.to_string(),
-        "-m",
-        "comment",
-        "--comment",
-        &ep_comment(p),
-        "-j",
-        "DNAT",
-        "--to-destination",
-        &format!("[{target}]:{}", p.container_port),
-    ];
-    Some(Rule {
-        table: Table::Nat6,
-        chain: PREROUTING.to_string(),
-        args: args.iter().map(|s| s.to_string()).collect(),
-    })
+    Some(dnat_rule(
+        p,
+        Table::Nat6,
+        None,
+        format!("[{target}]:{}", p.container_port),
+    ))
 }
 
 fn port_rule(p: &Port) -> Rule {
+    let dst = p
+        .host_ip
+        .filter(|ip| !ip.is_unspecified())
+        .map(|ip| ip.to_string());
+    dnat_rule(
+        p,
+        Table::Nat,
+        dst,
+        format!("{}:{}", p.container_ip, p.container_port),
+    )
+}
+
+/// `[-d DST] -p PROTO --dport PORT … -j DNAT --to-destination TO` in PREROUTING.
+fn dnat_rule(p: &Port, table: Table, dst: Option<String>, to: String) -> Rule {
     let mut args: Vec<String> = Vec::new();
-    if let Some(ip) = p.host_ip.filter(|ip| !ip.is_unspecified()) {
-        args.extend(["-d".to_string(), ip.to_string()]);
+    if let Some(d) = dst {
+        args.extend(["-d".to_string(), d]);
     }
     let proto = p.proto.as_str();
-    for a in [
+    let rest = [
         "-p",
         proto,
         "-m",
@@ -484,12 +482,11 @@ fn port_rule(p: &Port) -> Rule {
         "-j",
         "DNAT",
         "--to-destination",
-        &format!("{}:{}", p.container_ip, p.container_port),
-    ] {
-        args.push(a.to_string());
-    }
+        &to,
+    ];
+    args.extend(rest.iter().map(|s| s.to_string()));
     Rule {
-        table: Table::Nat,
+        table,
         chain: PREROUTING.to_string(),
         args,
     }
