@@ -149,17 +149,17 @@ async function create(ctl: NetworkController, bus: EventBus, body: Record<string
   validateIpam(ipam);
   const net = await ctl
     .createNetwork({
-    name,
-    driver,
-    ipam,
-    internal: bool(body.Internal, 'Internal'),
-    attachable: bool(body.Attachable, 'Attachable'),
-    enableIPv6: bool(body.EnableIPv6, 'EnableIPv6'),
-    options: strMap(body.Options, 'Options'),
-    labels: strMap(body.Labels, 'Labels'),
-    ipamDriver,
-    ipamOptions,
-  })
+      name,
+      driver,
+      ipam,
+      internal: bool(body.Internal, 'Internal'),
+      attachable: bool(body.Attachable, 'Attachable'),
+      enableIPv6: bool(body.EnableIPv6, 'EnableIPv6'),
+      options: strMap(body.Options, 'Options'),
+      labels: strMap(body.Labels, 'Labels'),
+      ipamDriver,
+      ipamOptions,
+    })
     .catch((e: unknown) => {
       // Docker looks an unknown driver up as a plugin and answers with the plugin error
       if (e instanceof CnmError && e.code === 'ERR_UNKNOWN_DRIVER' && e.details.value === driver && e.message.startsWith('unknown network driver')) {
