@@ -13,7 +13,7 @@ await Promise.all(
     native.deleteLink(netns!, `nx${i}`).then(
       () => out.ok++,
       (e: Error & { code?: string }) => {
-        if (e.code === 'ERR_KERNEL' && /reply lost|connection reset after a lost reply/.test(e.message)) out.lost++;
+        if (e.code === 'ERR_KERNEL' && /reply lost|netlink connection closed before the request was sent/.test(e.message)) out.lost++;
         else out.other.push(`${e.code}: ${e.message}`);
       },
     ),

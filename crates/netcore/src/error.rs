@@ -64,10 +64,10 @@ pub fn errno_text(errno: i32) -> String {
         return "netlink reply lost to a full receive buffer (the request may have taken effect)"
             .into();
     }
-    // nl::send's answer for a request made on a connection dropped after such a loss
+    // nl::send's answer for a request made on a connection already dropped: after
+    // such a loss, or when its netns was released meanwhile
     if errno == libc::ECONNRESET {
-        return "netlink connection reset after a lost reply (the request was not sent); try again"
-            .into();
+        return "netlink connection closed before the request was sent; try again".into();
     }
     let text = io::Error::from_raw_os_error(errno).to_string();
     match text.find(" (os error") {
