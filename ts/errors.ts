@@ -31,6 +31,12 @@ export const ErrorCodes = {
   ERR_PLUGIN: 500,
   /** another daemon is serving on the socket asked for */
   ERR_SOCKET_IN_USE: 409,
+  /** the host netns is managed by another state dir */
+  ERR_HOST_IN_USE: 409,
+  /** the controller (or its store) was closed */
+  ERR_CLOSED: 500,
+  /** a bug in cnm: the cause says what went wrong */
+  ERR_INTERNAL: 500,
 } as const;
 
 /** One of the stable codes a {@link CnmError} carries. */
@@ -48,20 +54,21 @@ export interface ErrorDetails {
   subnet?: string;
   network?: string;
   sandbox?: string;
-  /** errors from undo steps that also failed */
+  /** errors of undo or clean-up steps of the same operation that also failed */
   undoErrors?: Error[];
 }
 
 /**
  * The one error class of cnm: a stable `code`, a message a person can act on, and
  * structured details. `instanceof` works across duplicate copies of the package.
+ * An error that wraps another keeps it as `cause`.
  */
 export class CnmError extends Error {
   readonly code: ErrorCode;
   readonly details: ErrorDetails;
 
-  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
-    super(message);
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'CnmError';
     this.code = code;
     this.details = details;
@@ -83,10 +90,20 @@ export function invalid(message: string, value?: unknown): CnmError {
   return new CnmError('ERR_INVALID_ARGUMENT', message, { value });
 }
 
-/** Wrap anything thrown into a CnmError, keeping CnmErrors as they are. */
+/**
+ * Wrap anything thrown into a CnmError, keeping CnmErrors as they are. Kernel and
+ * store failures arrive as CnmErrors already; a system error from Node (an errno
+ * code such as ENOENT) becomes ERR_IO, and anything else is a bug: ERR_INTERNAL.
+ * Both keep the original as `cause`.
+ */
 export function toCnmError(e: unknown, context?: string): CnmError {
   if (e instanceof CnmError) return e;
   const err = e instanceof Error ? e : new Error(String(e));
   const msg = context ? `${context}: ${err.message}` : err.message;
-  return new CnmError('ERR_KERNEL', msg);
+  const sys = (err as NodeJS.ErrnoException).code;
+  const errno = (err as NodeJS.ErrnoException).errno;
+  if (typeof sys === 'string' && /^E[A-Z0-9]+$/.test(sys)) {
+    return new CnmError('ERR_IO', msg, { errno: typeof errno === 'number' ? Math.abs(errno) : undefined }, { cause: err });
+  }
+  return new CnmError('ERR_INTERNAL', `internal error (please report it): ${msg}`, {}, { cause: err });
 }
