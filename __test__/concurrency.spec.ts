@@ -1,8 +1,8 @@
 // Several processes on one state dir and one host: distinct addresses, one winner
 // per name, and store and kernel in agreement afterwards.
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import { type RaceTimes, describeRace, runTogether } from './helpers/barrier.js';
 import { checkConsistency } from './helpers/consistency.js';
 import { type IsolatedHost, isolatedHost, pings } from './helpers/host.js';
 
@@ -19,22 +19,22 @@ test.after.always(async () => {
   await host?.cleanup();
 });
 
-function run(args: string[]): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', worker, host.stateDir, host.ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`worker exited ${code}: ${err}`))));
-  });
+type Result = Record<string, unknown> & RaceTimes;
+
+/** One controller process per argument list, all set up, then let go together. */
+function runTogetherOnHost(argvs: string[][]): Promise<Result[]> {
+  return runTogether<Result>(
+    worker,
+    argvs.map((args) => [host.stateDir, host.ns, ...args]),
+  );
 }
 
 test.serial('4 processes x 100 concurrent connects on one network: 400 distinct addresses, store and kernel agree', async (t) => {
-  const results = await Promise.all([0, 1, 2, 3].map((w) => run(['sandboxes', 'shared', host.name(`w${w}`), '100'])));
+  const results = await runTogetherOnHost([0, 1, 2, 3].map((w) => ['sandboxes', 'shared', host.name(`w${w}`), '100']));
   const all = results.flatMap((r) => r.addresses as string[]);
   t.is(all.length, 400);
   t.is(new Set(all).size, 400, 'no address handed out twice');
+  t.log(describeRace(results));
   const { problems, summary } = await checkConsistency(host);
   t.deepEqual(problems, []);
   t.is(Object.keys(summary.sandboxes).length, 400);
@@ -48,11 +48,14 @@ test.serial('4 processes x 100 concurrent connects on one network: 400 distinct 
 
 test.serial('the same network name created by two processes at once: exactly one wins', async (t) => {
   for (let round = 0; round < 5; round++) {
-    const startAt = Date.now() + 1500;
     const name = `race${round}`;
-    const rs = await Promise.all([run(['create-network', name, String(startAt)]), run(['create-network', name, String(startAt)])]);
+    const rs = await runTogetherOnHost([
+      ['create-network', name],
+      ['create-network', name],
+    ]);
     t.is(rs.filter((r) => r.ok).length, 1, JSON.stringify(rs));
     t.deepEqual(rs.filter((r) => !r.ok).map((r) => r.code), ['ERR_NAME_CONFLICT']);
+    t.log(`${name}: ${describeRace(rs)}`);
   }
   const { problems, summary } = await checkConsistency(host);
   t.deepEqual(problems, []);

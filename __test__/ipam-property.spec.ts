@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import fc from 'fast-check';
 import { CnmError } from '../ts/errors.js';
-import { Ipam } from '../ts/ipam/ipam.js';
+import { AddressAllocator } from '../ts/ipam/allocator.js';
 import { LmdbStore } from '../ts/store/lmdb-store.js';
 import { MemoryStore } from '../ts/store/memory-store.js';
 import type { Store } from '../ts/store/store.js';
@@ -164,10 +164,10 @@ function codeOf(e: unknown): string {
 }
 
 interface Options {
-  /** a second Ipam over the same store, standing for another process */
+  /** a second allocator over the same store, standing for another process */
   twoInstances?: boolean;
   /**
-   * demand what holds only while each Ipam's in-memory cache matches the store: a
+   * demand what holds only while each allocator's in-memory cache matches the store: a
    * static request for a free address succeeds, and a just-released address is not
    * reused while its pool has another free one. Another process's release, or an
    * allocation rolled back with its transaction, leaves the cache stale (see the
@@ -176,23 +176,25 @@ interface Options {
   strictCache?: boolean;
   /** check the exact serial order of dynamic allocations (single instance only) */
   exactOrder?: boolean;
+  /**
+   * counts of the outcomes seen, so a test can check that its runs reached the
+   * interesting cases (one map per test: tests of a file run concurrently)
+   */
+  seen?: Map<string, number>;
 }
 
-/** outcomes seen, so a test can check that its runs reached the interesting cases */
-const seen = new Map<string, number>();
-const saw = (what: string) => seen.set(what, (seen.get(what) ?? 0) + 1);
-
 /** Run one sequence of operations; throws (with the failing step) on any violation. */
-function run(store: Store, netName: string, cfgs: SubnetCfg[], ops: Op[], opt: Options = {}): void {
+async function run(store: Store, netName: string, cfgs: SubnetCfg[], ops: Op[], opt: Options = {}): Promise<void> {
   const net = record(netName, cfgs);
   const m = new Model(cfgs);
   const cands = m.candidates();
-  let ipams = [new Ipam(store), new Ipam(store)];
+  let ipams = [new AddressAllocator(store), new AddressAllocator(store)];
   let ep = 0;
   const log: string[] = [];
   const fail = (msg: string): never => {
     throw new Error(`${netName}: ${msg}\n  after: ${log.join(' ; ')}`);
   };
+  const saw = (what: string) => opt.seen?.set(what, (opt.seen.get(what) ?? 0) + 1);
   /** address released by the previous step, if it sat at the cursor of its pool */
   let releasedAtCursor: string | undefined;
 
@@ -217,7 +219,7 @@ function run(store: Store, netName: string, cfgs: SubnetCfg[], ops: Op[], opt: O
         }
         let got: string;
         try {
-          got = store.txn((tx) => ipam.allocate(tx, net, 4, id));
+          got = await store.txn((tx) => ipam.allocate(tx, net, 4, id));
         } catch (e) {
           const code = codeOf(e);
           log.push(`dyn -> ${code}`);
@@ -264,7 +266,7 @@ function run(store: Store, netName: string, cfgs: SubnetCfg[], ops: Op[], opt: O
         let code: string | undefined;
         let msg = '';
         try {
-          got = store.txn((tx) => ipam.allocate(tx, net, 4, id, addr));
+          got = await store.txn((tx) => ipam.allocate(tx, net, 4, id, addr));
         } catch (e) {
           code = codeOf(e);
           msg = (e as Error).message;
@@ -298,7 +300,7 @@ function run(store: Store, netName: string, cfgs: SubnetCfg[], ops: Op[], opt: O
       case 'releaseAny': {
         const heldList = [...m.held.keys()];
         const addr = op.t === 'release' && heldList.length > 0 ? heldList[op.i % heldList.length]! : cands[op.i % cands.length]!;
-        store.txn((tx) => ipam.release(tx, net, `${addr}/${m.poolOf(addr)?.prefix ?? 32}`));
+        await store.txn((tx) => ipam.release(tx, net, `${addr}/${m.poolOf(addr)?.prefix ?? 32}`));
         log.push(`release ${addr}`);
         if (m.held.delete(addr) && m.dynamic.delete(addr)) {
           const p = m.poolOf(addr)!;
@@ -307,7 +309,7 @@ function run(store: Store, netName: string, cfgs: SubnetCfg[], ops: Op[], opt: O
         continue;
       }
       case 'restart': {
-        ipams = [new Ipam(store), new Ipam(store)];
+        ipams = [new AddressAllocator(store), new AddressAllocator(store)];
         log.push('restart');
         saw('restart');
         continue;
@@ -317,7 +319,7 @@ function run(store: Store, netName: string, cfgs: SubnetCfg[], ops: Op[], opt: O
         const addr = op.t === 'abortStatic' ? cands[op.i % cands.length]! : undefined;
         let got: string | undefined;
         try {
-          store.txn((tx) => {
+          await store.txn((tx) => {
             got = ipam.allocate(tx, net, 4, 'aborted', addr);
             throw new Error('rolled back');
           });
@@ -334,7 +336,7 @@ function run(store: Store, netName: string, cfgs: SubnetCfg[], ops: Op[], opt: O
   checkStore(store, ipams[0]!, net, m, fail);
 }
 
-function checkStore(store: Store, ipam: Ipam, net: NetworkRecord, m: Model, fail: (msg: string) => never): void {
+function checkStore(store: Store, ipam: AddressAllocator, net: NetworkRecord, m: Model, fail: (msg: string) => never): void {
   const got = ipam.allocations(net);
   const want = m.held;
   const extra = [...got.keys()].filter((a) => !want.has(a));
@@ -346,10 +348,10 @@ function checkStore(store: Store, ipam: Ipam, net: NetworkRecord, m: Model, fail
 }
 
 /** The same run, checking the store after every single step. */
-function runChecked(store: Store, netName: string, cfgs: SubnetCfg[], ops: Op[], opt: Options = {}): void {
+async function runChecked(store: Store, netName: string, cfgs: SubnetCfg[], ops: Op[], opt: Options = {}): Promise<void> {
   // replaying prefixes keeps `run` simple; sequences are short
-  for (let n = 1; n <= ops.length; n++) run(store, netName, cfgs, ops.slice(0, n), opt);
-  if (ops.length === 0) run(store, netName, cfgs, [], opt);
+  for (let n = 1; n <= ops.length; n++) await run(store, netName, cfgs, ops.slice(0, n), opt);
+  if (ops.length === 0) await run(store, netName, cfgs, [], opt);
 }
 
 const opsArb = (extra: Array<fc.WeightedArbitrary<Op>> = [], maxLength = 45) => fc.array(fc.oneof(...baseOps, ...extra), { maxLength, size: 'max' });
@@ -374,54 +376,67 @@ const stores: Array<[string, () => Store]> = [
 
 // ---------------------------------------------------------------- tests
 
-test('memory store: a throwing transaction changes nothing; nested and range order', (t) => {
+test('memory store: a throwing transaction changes nothing and runs its onAbort hooks; own writes, range order, copies, ERR_CLOSED', async (t) => {
   const s = new MemoryStore();
-  s.txn((tx) => {
+  const committedAborts: string[] = [];
+  await s.txn((tx) => {
     tx.put('b/2', { v: 2 });
     tx.put('b/1', { v: 1 });
     tx.put('a/1', 1);
+    tx.put('b', 'not under b/');
+    tx.onAbort(() => committedAborts.push('first'));
   });
-  t.throws(() =>
+  const rev = s.revision();
+  const aborts: string[] = [];
+  const err = await t.throwsAsync(
     s.txn((tx) => {
+      tx.onAbort(() => aborts.push('one'));
       tx.del('b/1');
       tx.put('b/3', 3);
-      t.deepEqual(
-        tx.range('b/').map(([k]) => k),
-        ['b/2', 'b/3'],
-      );
+      tx.put('b/2', { v: 22 });
+      // the transaction sees its own writes, in key order
+      t.is(tx.get('b/1'), undefined);
+      t.deepEqual(tx.get('b/2'), { v: 22 });
+      t.deepEqual(tx.range('b/'), [
+        ['b/2', { v: 22 }],
+        ['b/3', 3],
+      ]);
+      tx.onAbort(() => aborts.push('two'));
       throw new Error('boom');
     }),
   );
+  t.is(err?.message, 'boom', 'the callback’s own error comes out');
+  t.deepEqual(aborts, ['one', 'two'], 'every onAbort hook ran, in order');
+  t.deepEqual(committedAborts, [], 'a committed transaction’s hooks never run');
   t.deepEqual(s.range('b/'), [
     ['b/1', { v: 1 }],
     ['b/2', { v: 2 }],
   ]);
-  s.txn((tx) => {
-    tx.put('c', 1);
-    t.throws(() =>
-      s.txn((inner) => {
-        inner.put('d', 1);
-        inner.del('c');
-        throw new Error('inner');
-      }),
-    );
-    t.is(tx.get('c'), 1);
-    t.is(tx.get('d'), undefined);
-  });
-  t.is(s.get('c'), 1);
+  t.is(s.get('b/3'), undefined);
+  t.is(s.revision(), rev, 'a rolled-back transaction takes no revision');
+  // values are copied on write and on read
   const v = { n: 1 };
-  s.put('e', v);
-  v.n = 2;
+  await s.txn((tx) => {
+    tx.put('e', v);
+    v.n = 2;
+    t.deepEqual(tx.get('e'), { n: 1 });
+  });
+  v.n = 3;
   t.deepEqual(s.get('e'), { n: 1 }, 'values are copied on write');
+  s.get<{ n: number }>('e')!.n = 4;
+  t.deepEqual(s.get('e'), { n: 1 }, 'values are copied on read');
+  await s.close();
+  for (const call of [() => s.get('e'), () => s.range(''), () => s.revision(), () => s.watch('', 0, () => undefined)]) {
+    t.is(t.throws<CnmError>(call)?.code, 'ERR_CLOSED');
+  }
+  t.is((await t.throwsAsync<CnmError>(s.txn(() => undefined)))?.code, 'ERR_CLOSED');
 });
 
 for (const [storeName, open] of stores) {
-  test(`${storeName}: random allocate/static/release/restart sequences keep every invariant`, (t) => {
-    seen.clear();
-    fc.assert(
-      fc.property(netArb, opsArb(), (n, ops) => {
-        run(open(), n.name, n.config, ops, { exactOrder: true, strictCache: true });
-      }),
+  test(`${storeName}: random allocate/static/release/restart sequences keep every invariant`, async (t) => {
+    const seen = new Map<string, number>();
+    await fc.assert(
+      fc.asyncProperty(netArb, opsArb(), (n, ops) => run(open(), n.name, n.config, ops, { exactOrder: true, strictCache: true, seen })),
       { numRuns: 200, includeErrorInReport: true },
     );
     // the runs reached every interesting case
@@ -431,109 +446,88 @@ for (const [storeName, open] of stores) {
     t.log(Object.fromEntries(seen));
   });
 
-  test(`${storeName}: the store matches the model after every step`, (t) => {
-    fc.assert(
-      fc.property(netArb, opsArb([], 20), (n, ops) => {
-        runChecked(open(), n.name, n.config, ops, { exactOrder: true, strictCache: true });
-      }),
+  test(`${storeName}: the store matches the model after every step`, async (t) => {
+    await fc.assert(
+      fc.asyncProperty(netArb, opsArb([], 20), (n, ops) => runChecked(open(), n.name, n.config, ops, { exactOrder: true, strictCache: true })),
       { numRuns: 40, includeErrorInReport: true },
     );
     t.pass();
   });
 
-  test(`${storeName}: two Ipam instances over one store (two processes) never hand out an address twice`, (t) => {
-    fc.assert(
-      fc.property(
+  test(`${storeName}: two allocator instances over one store (two processes) never hand out an address twice`, async (t) => {
+    await fc.assert(
+      fc.asyncProperty(
         netArb,
         opsArb([{ weight: 3, arbitrary: fc.oneof(...baseOps).map<Op>((op) => ({ t: 'other', op })) }]),
-        (n, ops) => {
-          run(open(), n.name, n.config, ops, { twoInstances: true });
-        },
+        (n, ops) => run(open(), n.name, n.config, ops, { twoInstances: true }),
       ),
       { numRuns: 200, includeErrorInReport: true },
     );
     t.pass();
   });
 
-  test(`${storeName}: allocations inside rolled-back transactions never hand out an address twice`, (t) => {
-    fc.assert(
-      fc.property(netArb, opsArb(abortOps), (n, ops) => {
-        run(open(), n.name, n.config, ops);
-      }),
+  test(`${storeName}: allocations inside rolled-back transactions never hand out an address twice`, async (t) => {
+    await fc.assert(
+      fc.asyncProperty(netArb, opsArb(abortOps), (n, ops) => run(open(), n.name, n.config, ops)),
       { numRuns: 200, includeErrorInReport: true },
     );
     t.pass();
   });
 }
 
-test('exhaustion and wrap on a /28: 13 addresses, then ERR_POOL_EXHAUSTED, then the released one comes back', (t) => {
+test('exhaustion and wrap on a /28: 13 addresses, then ERR_POOL_EXHAUSTED, then the released one comes back', async (t) => {
   const store = new MemoryStore();
   const net = record('fixed', [{ subnet: '10.1.0.0/28' }]);
-  const ipam = new Ipam(store);
-  const got = Array.from({ length: 13 }, (_, i) => store.txn((tx) => ipam.allocate(tx, net, 4, `e${i}`)));
+  const ipam = new AddressAllocator(store);
+  const got: string[] = [];
+  for (let i = 0; i < 13; i++) got.push(await store.txn((tx) => ipam.allocate(tx, net, 4, `e${i}`)));
   t.deepEqual(
     got,
     Array.from({ length: 13 }, (_, i) => `10.1.0.${i + 2}/28`),
   );
-  t.is(t.throws<CnmError>(() => store.txn((tx) => ipam.allocate(tx, net, 4, 'x')))!.code, 'ERR_POOL_EXHAUSTED');
-  store.txn((tx) => ipam.release(tx, net, '10.1.0.7/28'));
-  t.is(
-    store.txn((tx) => ipam.allocate(tx, net, 4, 'y')),
-    '10.1.0.7/28',
-  );
+  t.is((await t.throwsAsync<CnmError>(store.txn((tx) => ipam.allocate(tx, net, 4, 'x'))))?.code, 'ERR_POOL_EXHAUSTED');
+  await store.txn((tx) => ipam.release(tx, net, '10.1.0.7/28'));
+  t.is(await store.txn((tx) => ipam.allocate(tx, net, 4, 'y')), '10.1.0.7/28');
 });
 
 // ------------------- regressions: the IPAM cache must follow rolled-back transactions and other processes
 
 for (const [storeName, open] of stores) {
-  test(`${storeName}: issue-4 regression: a static allocation rolled back with its transaction frees the address again`, (t) => {
+  test(`${storeName}: issue-4 regression: a static allocation rolled back with its transaction frees the address again`, async (t) => {
     const store = open();
     const net = record('rollback', [{ subnet: '10.4.0.0/28' }]);
-    const ipam = new Ipam(store);
-    t.throws(() =>
+    const ipam = new AddressAllocator(store);
+    await t.throwsAsync(
       store.txn((tx) => {
         ipam.allocate(tx, net, 4, 'ep-a', '10.4.0.5');
         throw new Error('endpoint creation failed');
       }),
+      { message: 'endpoint creation failed' },
     );
     t.is(ipam.allocations(net).size, 0, 'nothing was committed');
     // the address is free in the store, but the pool's cache still holds it
-    t.is(
-      store.txn((tx) => ipam.allocate(tx, net, 4, 'ep-b', '10.4.0.5')),
-      '10.4.0.5/28',
-    );
+    t.is(await store.txn((tx) => ipam.allocate(tx, net, 4, 'ep-b', '10.4.0.5')), '10.4.0.5/28');
   });
 
-  test(`${storeName}: issue-4 regression: an address released by another process is free for static requests`, (t) => {
+  test(`${storeName}: issue-4 regression: an address released by another process is free for static requests`, async (t) => {
     const store = open();
     const net = record('stale', [{ subnet: '10.5.0.0/28' }]);
-    const a = new Ipam(store); // process A
-    const b = new Ipam(store); // process B
-    t.is(
-      store.txn((tx) => b.allocate(tx, net, 4, 'ep-b')),
-      '10.5.0.2/28',
-    );
+    const a = new AddressAllocator(store); // process A
+    const b = new AddressAllocator(store); // process B
+    t.is(await store.txn((tx) => b.allocate(tx, net, 4, 'ep-b')), '10.5.0.2/28');
     // A allocates dynamically: it skips .2 (held by B) and caches it as taken
-    t.is(
-      store.txn((tx) => a.allocate(tx, net, 4, 'ep-a')),
-      '10.5.0.3/28',
-    );
-    store.txn((tx) => b.release(tx, net, '10.5.0.2/28'));
+    t.is(await store.txn((tx) => a.allocate(tx, net, 4, 'ep-a')), '10.5.0.3/28');
+    await store.txn((tx) => b.release(tx, net, '10.5.0.2/28'));
     t.deepEqual([...a.allocations(net).keys()], ['10.5.0.3']);
-    t.is(
-      store.txn((tx) => a.allocate(tx, net, 4, 'ep-c', '10.5.0.2')),
-      '10.5.0.2/28',
-    );
+    t.is(await store.txn((tx) => a.allocate(tx, net, 4, 'ep-c', '10.5.0.2')), '10.5.0.2/28');
   });
 
-  test(`${storeName}: property: with two instances and rolled-back transactions, static requests for free addresses succeed and serial order holds`, (t) => {
-    fc.assert(
-      fc.property(
+  test(`${storeName}: property: with two instances and rolled-back transactions, static requests for free addresses succeed and serial order holds`, async (t) => {
+    await fc.assert(
+      fc.asyncProperty(
         netArb,
         opsArb([...abortOps, { weight: 3, arbitrary: fc.oneof(...baseOps).map<Op>((op) => ({ t: 'other', op })) }]),
-        (n, ops) => {
-          run(open(), n.name, n.config, ops, { twoInstances: true, strictCache: true });
-        },
+        (n, ops) => run(open(), n.name, n.config, ops, { twoInstances: true, strictCache: true }),
       ),
       { numRuns: 200, includeErrorInReport: true },
     );

@@ -4,6 +4,7 @@ import type { NetworkController } from '../ts/controller.js';
 import { ulaPrefix } from '../ts/ipam/default-pools.js';
 import { type IsolatedHost, ipj, isolatedHost, ping6 } from './helpers/host.js';
 import { startEchoServer, tcpTry } from './helpers/tcp.js';
+import { storeRecords } from './helpers/records.js';
 
 let host: IsolatedHost;
 let ctl: NetworkController;
@@ -77,8 +78,7 @@ test.serial('--ipv6 without an IPv6 subnet takes a /64 from the host ULA /48', a
 });
 
 test.serial('IPv6 bad input gets coded errors and changes nothing', async (t) => {
-  await ctl.store.flushed();
-  const before = JSON.stringify(ctl.store.range(''));
+  const before = JSON.stringify(storeRecords(ctl));
   const cases: Array<Parameters<NetworkController['createNetwork']>[0]> = [
     { name: 'b1', ipam: [{ subnet: 'fd00:93::/128' }] },
     { name: 'b2', ipam: [{ subnet: 'fd00:93::1/64' }] },
@@ -93,6 +93,5 @@ test.serial('IPv6 bad input gets coded errors and changes nothing', async (t) =>
   await ctl.createNetwork({ name: 'v4only', ipam: [{ subnet: '10.92.0.0/24' }] });
   await t.throwsAsync(ctl.createSandbox({ name: host.name('x'), net: 'v4only', ip6: 'fd00::5' }), { code: 'ERR_INVALID_ARGUMENT' } as never);
   await ctl.removeNetwork('v4only');
-  await ctl.store.flushed();
-  t.is(JSON.stringify(ctl.store.range('')), before);
+  t.is(JSON.stringify(storeRecords(ctl)), before);
 });

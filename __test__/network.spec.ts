@@ -4,6 +4,7 @@ import test from 'ava';
 import type { NetworkController } from '../ts/controller.js';
 import { CnmError } from '../ts/errors.js';
 import { type IsolatedHost, ipj, isolatedHost } from './helpers/host.js';
+import { storeRecords } from './helpers/records.js';
 
 let host: IsolatedHost;
 let ctl: NetworkController;
@@ -98,7 +99,7 @@ test.serial('a custom bridge name is used; a bridge we created is removed on rm,
 });
 
 test.serial('bad names, CIDRs, drivers and options get coded errors and change nothing', async (t) => {
-  const before = JSON.stringify(ctl.store.range(''));
+  const before = JSON.stringify(storeRecords(ctl));
   const linksBefore = ipj(host.ns, 'link', 'show').length;
   const cases: Array<[string, Parameters<NetworkController['createNetwork']>[0]]> = [
     ['ERR_INVALID_ARGUMENT', { name: '' }],
@@ -128,7 +129,7 @@ test.serial('bad names, CIDRs, drivers and options get coded errors and change n
     t.is((e as CnmError).code, code, `${JSON.stringify(req)}: ${e?.message}`);
     t.true((e as CnmError).message.length > 10);
   }
-  t.is(JSON.stringify(ctl.store.range('')), before, 'store unchanged');
+  t.is(JSON.stringify(storeRecords(ctl)), before, 'store unchanged');
   t.is(ipj(host.ns, 'link', 'show').length, linksBefore, 'no link was made');
 });
 

@@ -3,6 +3,7 @@ import test from 'ava';
 import type { NetworkController } from '../ts/controller.js';
 import { type IsolatedHost, eventually, inNs, ipj, isolatedHost, pings } from './helpers/host.js';
 import { startEchoServer, tcpExchange } from './helpers/tcp.js';
+import { storeRecords } from './helpers/records.js';
 
 let host: IsolatedHost;
 let ctl: NetworkController;
@@ -130,13 +131,12 @@ test.serial('static IP, ip-range and gateway options', async (t) => {
   const routes = ipj<Array<{ dst: string; gateway?: string }>>(fixed.netns, 'route', 'show');
   t.truthy(routes.find((r) => r.dst === 'default' && r.gateway === '10.44.0.254'));
   t.true(pings(fixed.netns, '10.44.0.64'));
-  await ctl.store.flushed();
-  const before = ctl.store.range('');
+  const before = storeRecords(ctl);
   await t.throwsAsync(ctl.createSandbox({ name: host.name('dup'), net: 'st', ip: '10.44.0.10' }), { code: 'ERR_ADDRESS_IN_USE' } as never);
   await t.throwsAsync(ctl.createSandbox({ name: host.name('gw'), net: 'st', ip: '10.44.0.254' }), { code: 'ERR_ADDRESS_IN_USE' } as never);
   await t.throwsAsync(ctl.createSandbox({ name: host.name('out'), net: 'st', ip: '10.45.0.9' }), { code: 'ERR_INVALID_ARGUMENT' } as never);
   await t.throwsAsync(ctl.createSandbox({ name: host.name('bad'), net: 'st', ip: 'x.y' }), { code: 'ERR_INVALID_ARGUMENT' } as never);
-  t.deepEqual(ctl.store.range(''), before, 'failed creates changed nothing in the store');
+  t.deepEqual(storeRecords(ctl), before, 'failed creates changed nothing in the store');
   for (const n of ['dup', 'gw', 'out', 'bad']) t.false((await import('node:fs')).existsSync(`/run/netns/${host.name(n)}`), `no netns left for ${n}`);
   // --ip needs a user-configured subnet, as in Docker
   await ctl.createNetwork({ name: 'autonet' });

@@ -20,6 +20,8 @@ const open = (stateDir: string) => NetworkController.open({ hostNetns: host.ns, 
 test.serial('a new state dir is created 0700', async (t) => {
   const dir = join(host.tmp('safe'), 'state');
   const ctl = await open(dir);
+  t.false(existsSync(dir), 'opening alone creates nothing');
+  await ctl.ready();
   await ctl.close();
   t.is(statSync(dir).mode & 0o777, 0o700);
   t.is(statSync(join(dir, `netns-${host.ns}`)).mode & 0o777, 0o700);

@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Ipam } from '../dist/ipam/ipam.js';
+import { AddressAllocator } from '../dist/ipam/allocator.js';
 import { Pool } from '../dist/ipam/pool.js';
 import { LmdbStore } from '../dist/store/lmdb-store.js';
 
@@ -192,20 +192,20 @@ export async function ipamBench(rows, { summarize, rounds = 200 }) {
   const dir = mkdtempSync(join(tmpdir(), 'cnm-bench-ipam-'));
   const store = LmdbStore.open(dir);
   try {
-    const ipam = new Ipam(store);
+    const ipam = new AddressAllocator(store);
     const net = { id: 'bench-ipam', name: 'bench-ipam', ipam: { config: [{ subnet: '10.99.0.0/16', gateway: '10.99.0.1' }] } };
     const alloc = [];
     const addrs = [];
     for (let i = 0; i < 2000; i++) {
       const t = now();
-      addrs.push(store.txn((tx) => ipam.allocate(tx, net, 4, `ep${i}`)));
+      addrs.push(await store.txn((tx) => ipam.allocate(tx, net, 4, `ep${i}`)));
       alloc.push(now() - t);
     }
     rows.push(summarize('ipam allocate persisted (LMDB, one txn each, /16)', alloc));
     const rel = [];
     for (const a of addrs) {
       const t = now();
-      store.txn((tx) => ipam.release(tx, net, a));
+      await store.txn((tx) => ipam.release(tx, net, a));
       rel.push(now() - t);
     }
     rows.push(summarize('ipam release persisted (LMDB, one txn each, /16)', rel));

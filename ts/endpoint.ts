@@ -1,4 +1,5 @@
 /** An endpoint: one attachment of one sandbox to one network. */
+import type { NetworkController } from './controller.js';
 import type { EndpointRecord } from './types.js';
 
 /** Docker's EndpointSettings, as `network connect` and container inspect show it. */
@@ -16,7 +17,11 @@ export interface EndpointInspect {
 
 export class Endpoint {
   /** @internal */
-  constructor(readonly record: EndpointRecord) {}
+  constructor(
+    private readonly ctl: NetworkController,
+    /** the stored record; treat as read-only */
+    readonly record: EndpointRecord,
+  ) {}
 
   get id(): string {
     return this.record.id;
@@ -37,6 +42,16 @@ export class Endpoint {
   }
   get mac(): string {
     return this.record.mac;
+  }
+
+  /** IPv6 address in CIDR form ("" when the network has no IPv6) */
+  get ipv6(): string {
+    return this.record.ipv6;
+  }
+
+  /** Take this endpoint's sandbox off its network (Docker's `network disconnect`). */
+  disconnect(): Promise<void> {
+    return this.ctl.disconnect(this.networkId, this.sandboxId);
   }
 
   inspect(): EndpointInspect {

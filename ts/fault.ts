@@ -1,11 +1,16 @@
 /**
  * Fault injection for tests: `CNM_FAULT=<point>[:crash][,<point>[:crash]…]` makes
- * the named step boundary fail as if the step had failed (so the operation's own
- * undo runs), or with `:crash` kills the process on the spot (so the next start's
+ * the named step boundary fail as if the step after it had failed (so the
+ * operation's own undo runs, or, past its point of no return, its remaining
+ * steps), or with `:crash` kills the process on the spot (so the next start's
  * reconcile has to clean up). Points are listed in FAULT_POINTS; netcore has its
  * own (netcore.*), read from the same variable.
+ *
+ * Like netcore's, these hooks act only in a test build (the addon compiled with
+ * the `fault-injection` feature): in a release build CNM_FAULT does nothing.
  */
 import { CnmError } from './errors.js';
+import { native } from './native.js';
 
 /** Every step boundary of every mutating operation, in order. */
 export const FAULT_POINTS = [
@@ -21,6 +26,7 @@ export const FAULT_POINTS = [
   'sandbox.create.commit',
   'connect.reserve',
   'connect.kernel',
+  'connect.mark',
   'connect.commit',
   'disconnect.revoke',
   'disconnect.leave',
@@ -41,12 +47,22 @@ let parsed: Map<string, 'error' | 'crash'> | undefined;
 function faults(): Map<string, 'error' | 'crash'> {
   if (parsed === undefined) {
     parsed = new Map();
-    for (const item of (process.env.CNM_FAULT ?? '').split(',')) {
-      const [point, mode] = item.trim().split(':');
-      if (point) parsed.set(point, mode === 'crash' ? 'crash' : 'error');
+    const spec = process.env.CNM_FAULT ?? '';
+    if (spec !== '' && faultInjectionBuilt()) {
+      for (const item of spec.split(',')) {
+        const [point, mode] = item.trim().split(':');
+        if (point) parsed.set(point, mode === 'crash' ? 'crash' : 'error');
+      }
     }
   }
   return parsed;
+}
+
+/** Whether the addon is a test build, in which fault points act. */
+export function faultInjectionBuilt(): boolean {
+  // TEMP until the netcore merge: older addons have no such export
+  const probe = (native as unknown as { faultInjectionEnabled?: () => boolean }).faultInjectionEnabled;
+  return probe === undefined ? true : probe();
 }
 
 /** A step boundary: fails or kills the process when CNM_FAULT names it. */

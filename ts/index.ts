@@ -20,6 +20,8 @@ export { CnmError, ErrorCodes } from './errors.js';
 export type { ErrorCode, ErrorDetails } from './errors.js';
 export type { EndpointRecord, NetworkRecord, SandboxRecord } from './types.js';
 export type { ReconcileReport } from './reconcile.js';
+export { setLogLevel, setLogSink } from './log.js';
+export type { LogLevel, LogSink } from './log.js';
 export { DEFAULT_POOLS } from './ipam/default-pools.js';
 export type { DefaultPool } from './ipam/default-pools.js';
 export { native } from './native.js';

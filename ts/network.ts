@@ -1,8 +1,11 @@
-/** A network as users see it, with Docker's `network inspect` shape. */
+/** A network as users see it, with Docker's `network inspect` shape, and what one does with it. */
 import type { NetworkController } from './controller.js';
+import type { Endpoint } from './endpoint.js';
+import type { ConnectOptions } from './options.js';
 import { isAlive } from './owner.js';
 import { dockerPorts } from './ports.js';
 import { keys } from './records.js';
+import type { Sandbox } from './sandbox.js';
 import type { NetworkRecord, SandboxRecord } from './types.js';
 
 /** One entry of `Containers` in Docker's network inspect. */
@@ -67,6 +70,21 @@ export class Network {
   }
   get gateways(): string[] {
     return this.record.ipam.config.map((c) => c.gateway ?? '');
+  }
+
+  /** Connect a sandbox (by name, id or object) to this network. */
+  connect(sandbox: string | Sandbox, opts: ConnectOptions = {}): Promise<Endpoint> {
+    return this.ctl.connect(this.id, typeof sandbox === 'string' ? sandbox : sandbox.id, opts);
+  }
+
+  /** Disconnect a sandbox from this network. */
+  disconnect(sandbox: string | Sandbox): Promise<void> {
+    return this.ctl.disconnect(this.id, typeof sandbox === 'string' ? sandbox : sandbox.id);
+  }
+
+  /** Remove this network (refused while it has endpoints). */
+  remove(): Promise<void> {
+    return this.ctl.removeNetwork(this.id);
   }
 
   inspect(): NetworkInspect {

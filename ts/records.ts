@@ -15,7 +15,6 @@ export const keys = {
   netEps: (netId: string) => `ep/${netId}/`,
   sbEp: (sbId: string, epId: string) => `sbep/${sbId}/${epId}`,
   sbEps: (sbId: string) => `sbep/${sbId}/`,
-  meta: 'meta/version',
 };
 
 type Reader = Pick<StoreTxn, 'get' | 'range'>;

@@ -1,5 +1,7 @@
-/** A sandbox (a container, as far as networking goes) and its inspect shape. */
+/** A sandbox (a container, as far as networking goes), its inspect shape, and what one does with it. */
 import type { NetworkController } from './controller.js';
+import type { Network } from './network.js';
+import type { ConnectOptions } from './options.js';
 import { keys } from './records.js';
 import { Endpoint } from './endpoint.js';
 import { type PortMappingRecord, dockerPorts } from './ports.js';
@@ -56,7 +58,22 @@ export class Sandbox {
     return this.ctl
       .sandboxEndpoints(this.record.id)
       .sort((a, b) => a.ifname.localeCompare(b.ifname, 'en', { numeric: true }))
-      .map((r) => new Endpoint(r));
+      .map((r) => new Endpoint(this.ctl, r));
+  }
+
+  /** Connect this sandbox to a network (by name, id or object). */
+  connect(network: string | Network, opts: ConnectOptions = {}): Promise<Endpoint> {
+    return this.ctl.connect(typeof network === 'string' ? network : network.id, this.id, opts);
+  }
+
+  /** Disconnect this sandbox from a network. */
+  disconnect(network: string | Network): Promise<void> {
+    return this.ctl.disconnect(typeof network === 'string' ? network : network.id, this.id);
+  }
+
+  /** Remove this sandbox: its endpoints, their addresses and its netns. */
+  remove(): Promise<void> {
+    return this.ctl.removeSandbox(this.id);
   }
 
   inspect(): SandboxInspect {

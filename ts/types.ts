@@ -9,7 +9,8 @@ export interface NetworkRecord {
   id: string;
   name: string;
   driver: string;
-  scope: 'local';
+  /** local: this host's store; global: the cluster's */
+  scope: 'local' | 'global';
   created: string;
   internal: boolean;
   attachable: boolean;

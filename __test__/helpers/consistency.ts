@@ -1,11 +1,14 @@
 /**
- * Store ↔ kernel agreement, checked from a fresh controller (whose open runs
- * reconcile): every bridge exists, the veths on our bridges are exactly the
- * endpoints, sandbox namespaces are exactly the sandboxes, firewall entries are
- * exactly the networks and published ports, IPAM holds exactly the endpoints'
- * addresses, and nothing is left half-made.
+ * Store ↔ kernel agreement, checked from a fresh controller: every bridge
+ * exists, the veths on our bridges are exactly the endpoints, sandbox namespaces
+ * are exactly the sandboxes, firewall entries are exactly the networks and
+ * published ports, IPAM holds exactly the endpoints' addresses, and nothing is
+ * left half-made. Opening a controller changes nothing, so this sees what the
+ * last operation left; with `reconcile` it first runs reconcile (after a crash,
+ * that is how state is repaired).
  */
 import { NetworkController } from '../../ts/controller.js';
+import { AddressAllocator } from '../../ts/ipam/allocator.js';
 import { native } from '../../ts/native.js';
 import type { IsolatedHost } from './host.js';
 
@@ -15,10 +18,14 @@ export interface Summary {
   ports: string[];
 }
 
-export async function checkConsistency(host: IsolatedHost): Promise<{ problems: string[]; summary: Summary }> {
+export async function checkConsistency(host: IsolatedHost, opts: { reconcile?: boolean } = {}): Promise<{ problems: string[]; summary: Summary }> {
   const ctl = await NetworkController.open({ hostNetns: host.ns, stateDir: host.stateDir });
   const problems: string[] = [];
   try {
+    if (opts.reconcile) {
+      const r = await ctl.reconcile();
+      for (const e of r.errors) problems.push(`reconcile: ${e}`);
+    }
     const store = ctl.store;
     const nets = store.range<{ id: string; name: string; state: string; driver: string; bridge?: string }>('net/').map(([, n]) => n);
     for (const n of nets) if (n.state !== 'ready') problems.push(`network ${n.name} is ${n.state}`);
@@ -53,8 +60,9 @@ export async function checkConsistency(host: IsolatedHost): Promise<{ problems: 
     const fwBridges = fw.networks.map((n) => n.bridge).sort();
     const wantBridges = nets.filter((n) => n.driver === 'bridge').map((n) => n.bridge!).sort();
     if (JSON.stringify(fwBridges) !== JSON.stringify(wantBridges)) problems.push(`firewall bridges ${fwBridges} != ${wantBridges}`);
+    const allocator = new AddressAllocator(store);
     for (const n of ctl.listNetworks()) {
-      const alloc = [...ctl.ipam.allocations(n.record).entries()].map(([ip, ep]) => `${ip}=${ep}`).sort();
+      const alloc = [...allocator.allocations(n.record).entries()].map(([ip, ep]) => `${ip}=${ep}`).sort();
       const want = ctl
         .endpointsOf(n.id)
         .flatMap((e) => [e.ipv4, e.ipv6].filter(Boolean).map((a) => `${a.split('/')[0]}=${e.id}`))

@@ -1,13 +1,19 @@
 // A controller in a child process, for the multi-process tests:
 //   node --import tsx ctl-worker.ts <stateDir> <hostNs> sandboxes <network> <prefix> <count>
-//   node --import tsx ctl-worker.ts <stateDir> <hostNs> create-network <name> <startAtMs>
-// Prints one JSON line with what it did.
+//   node --import tsx ctl-worker.ts <stateDir> <hostNs> create-network <name>
+// Sets the host up, says `ready` and starts on `go` (see barrier.ts), so that
+// the processes race on the operation itself; then prints one JSON line with what it
+// did, and when it got the go and finished (goAt, doneAt: ms since the epoch).
 import { NetworkController } from '../../ts/controller.js';
 import { CnmError } from '../../ts/errors.js';
+import { waitForGo } from './barrier.js';
 
 const [stateDir, hostNs, mode, ...rest] = process.argv.slice(2);
 const ctl = await NetworkController.open({ stateDir: stateDir!, hostNetns: hostNs! });
 try {
+  await ctl.ready();
+  const goAt = await waitForGo();
+  const report = (what: Record<string, unknown>) => console.log(JSON.stringify({ ...what, goAt, doneAt: Date.now() }));
   if (mode === 'sandboxes') {
     const [network, prefix, count] = rest;
     const made = await Promise.all(
@@ -16,17 +22,18 @@ try {
         return sb.inspect().Networks[network!]!.IPAddress;
       }),
     );
-    console.log(JSON.stringify({ addresses: made }));
+    report({ addresses: made });
   } else if (mode === 'create-network') {
-    const [name, startAt] = rest;
-    await new Promise((r) => setTimeout(r, Math.max(0, Number(startAt) - Date.now())));
+    const [name] = rest;
     try {
       const n = await ctl.createNetwork({ name: name! });
-      console.log(JSON.stringify({ ok: n.id }));
+      report({ ok: n.id });
     } catch (e) {
       if (!(e instanceof CnmError)) throw e;
-      console.log(JSON.stringify({ code: e.code }));
+      report({ code: e.code });
     }
+  } else {
+    throw new Error(`unknown mode ${mode}`);
   }
 } finally {
   await ctl.close();

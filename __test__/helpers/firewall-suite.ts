@@ -12,6 +12,7 @@ import { native } from '../../ts/native.js';
 import { type IsolatedHost, inNs, isolatedHost, pings, sysbin } from './host.js';
 import { HOST_IP, OUTSIDE_IP, wireOutside } from './outside.js';
 import { startEchoServer, startPeerServer, startUdpEchoServer, tcpTry, udpTry } from './tcp.js';
+import { storeRecords } from './records.js';
 
 export function firewallSuite(backend: Exclude<FirewallBackendName, 'none'>): void {
   let host: IsolatedHost;
@@ -84,8 +85,7 @@ export function firewallSuite(backend: Exclude<FirewallBackendName, 'none'>): vo
   });
 
   test.serial('a host port already published is refused with ERR_PORT_ALLOCATED and nothing changes', async (t) => {
-    await ctl.store.flushed();
-    const before = JSON.stringify(ctl.store.range(''));
+    const before = JSON.stringify(storeRecords(ctl));
     const fwBefore = JSON.stringify(await native.firewallState(backend, host.ns));
     const name = host.name('dup');
     const e = await t.throwsAsync(ctl.createSandbox({ name, net: 'pub', ports: [{ containerPort: 80, hostPort: 8080 }] }));
@@ -94,7 +94,7 @@ export function firewallSuite(backend: Exclude<FirewallBackendName, 'none'>): vo
     const e2 = await t.throwsAsync(ctl.createSandbox({ name, net: 'pub', ports: [{ containerPort: 80, hostPort: 8080, hostIp: HOST_IP }] }));
     t.is((e2 as { code?: string }).code, 'ERR_PORT_ALLOCATED');
     t.false(existsSync(`/run/netns/${name}`));
-    t.is(JSON.stringify(ctl.store.range('')), before);
+    t.is(JSON.stringify(storeRecords(ctl)), before);
     t.is(JSON.stringify(await native.firewallState(backend, host.ns)), fwBefore);
     // the same port on another protocol is fine
     const other = await ctl.createSandbox({ name, net: 'pub', ports: [{ containerPort: 80, hostPort: 8080, proto: 'udp' }] });

@@ -16,6 +16,11 @@ export interface IsolatedHost {
   stateDir: string;
   /** unique name for a sandbox or other netns of this file */
   name(suffix: string): string;
+  /**
+   * A controller on this host with the host set up (predefined networks made,
+   * reconciled): what tests of operations start from. Tests of what opening
+   * alone does use NetworkController.open.
+   */
   open(opts?: Omit<ControllerOptions, 'hostNetns' | 'stateDir'>): Promise<NetworkController>;
   /** a fresh temporary directory, removed by cleanup */
   tmp(tag: string): string;
@@ -36,6 +41,12 @@ export async function isolatedHost(tag: string): Promise<IsolatedHost> {
     async open(opts = {}) {
       const c = await NetworkController.open({ ...opts, hostNetns: ns, stateDir });
       opened.push(c);
+      try {
+        await c.ready();
+      } catch (e) {
+        await c.close();
+        throw e;
+      }
       return c;
     },
     tmp(t) {

@@ -1,19 +1,21 @@
 // A child process for ipam-concurrency.spec.ts: opens the LMDB store of a shared
-// state dir, builds its own Ipam and races the other workers.
-//   node --import tsx __test__/helpers/ipam-worker.ts <stateDir> <netJson> <count> [alloc|churn] [startAt] [worker]
-// Prints one JSON line: { allocated, held, overwrites, stolen, exhausted, statics, lateMs }.
+// state dir, builds its own AddressAllocator and races the other workers.
+//   node --import tsx __test__/helpers/ipam-worker.ts <stateDir> <netJson> <count> [alloc|churn] [worker]
+// Says `ready` once loaded and starts on `go` (see barrier.ts); then prints one JSON
+// line: { allocated, held, overwrites, stolen, exhausted, statics, goAt, firstAt, doneAt }.
 import { CnmError } from '../../ts/errors.js';
-import { Ipam } from '../../ts/ipam/ipam.js';
+import { AddressAllocator } from '../../ts/ipam/allocator.js';
 import { LmdbStore } from '../../ts/store/lmdb-store.js';
 import type { StoreTxn } from '../../ts/store/store.js';
 import type { NetworkRecord } from '../../ts/types.js';
+import { waitForGo } from './barrier.js';
 
-const [stateDir, netJson, countArg, mode = 'alloc', startAtArg = '0', worker = String(process.pid)] = process.argv.slice(2);
+const [stateDir, netJson, countArg, mode = 'alloc', worker = String(process.pid)] = process.argv.slice(2);
 const net = JSON.parse(netJson!) as NetworkRecord;
 const count = Number(countArg);
 const store = LmdbStore.open(stateDir!);
-const ipam = new Ipam(store);
-ipam.poolsOf(net); // load before the start line, so the race is on allocation only
+const ipam = new AddressAllocator(store);
+ipam.poolsOf(net); // load before the barrier, so the race is on allocation only
 
 let overwrites = 0; // an allocation record written over a live one: a double allocation
 let stolen = 0; // our own record found holding someone else's endpoint
@@ -48,9 +50,9 @@ function sameNet(subnet: string, ip: string): boolean {
   return Math.floor(ipNum(ip) / size) === Math.floor(ipNum(base!) / size);
 }
 
-function allocate(ep: string, staticIp?: string): boolean {
+async function allocate(ep: string, staticIp?: string): Promise<boolean> {
   try {
-    const addr = store.txn((tx) => ipam.allocate(watched(tx), net, 4, ep, staticIp));
+    const addr = await store.txn((tx) => ipam.allocate(watched(tx), net, 4, ep, staticIp));
     allocated.push(addr);
     held.set(addr, ep);
     return true;
@@ -62,9 +64,9 @@ function allocate(ep: string, staticIp?: string): boolean {
   }
 }
 
-function release(addr: string): void {
+async function release(addr: string): Promise<void> {
   const ep = held.get(addr)!;
-  store.txn((tx) => {
+  await store.txn((tx) => {
     const rec = tx.get<{ endpointId: string }>(keyOf(addr));
     if (rec?.endpointId !== ep) stolen++;
     ipam.release(tx, net, addr);
@@ -72,12 +74,15 @@ function release(addr: string): void {
   held.delete(addr);
 }
 
-const startAt = Number(startAtArg);
-while (Date.now() < startAt) await new Promise((r) => setTimeout(r, 1));
-const lateMs = startAt ? Date.now() - startAt : 0;
+const goAt = await waitForGo();
+let firstAt = 0; // when this worker's first transaction committed
+const stamp = () => (firstAt ||= Date.now());
 
 if (mode === 'alloc') {
-  for (let i = 0; i < count; i++) if (!allocate(`w${worker}-${i}`)) throw new Error(`allocation ${i} failed`);
+  for (let i = 0; i < count; i++) {
+    if (!(await allocate(`w${worker}-${i}`))) throw new Error(`allocation ${i} failed`);
+    stamp();
+  }
 } else {
   // churn: interleave dynamic and static allocations with releases of our own addresses
   const [base, len] = net.ipam.config[0]!.subnet.split('/');
@@ -87,17 +92,19 @@ if (mode === 'alloc') {
     const r = Math.random();
     if (held.size > 0 && r < 0.4) {
       const list = [...held.keys()];
-      release(list[Math.floor(Math.random() * list.length)]!);
+      await release(list[Math.floor(Math.random() * list.length)]!);
     } else if (r < 0.55) {
       const off = 2 + Math.floor(Math.random() * (size - 3));
       const v = baseParts.reduce((a, o) => a * 256 + o, 0) + off;
       const ip = [24, 16, 8, 0].map((s) => Math.floor(v / 2 ** s) % 256).join('.');
       statics++;
-      allocate(`w${worker}-${i}`, ip);
+      await allocate(`w${worker}-${i}`, ip);
     } else {
-      allocate(`w${worker}-${i}`);
+      await allocate(`w${worker}-${i}`);
     }
+    stamp();
   }
 }
+const doneAt = Date.now();
 await store.close();
-process.stdout.write(`${JSON.stringify({ allocated, held: [...held.keys()], overwrites, stolen, exhausted, statics, lateMs })}\n`);
+process.stdout.write(`${JSON.stringify({ allocated, held: [...held.keys()], overwrites, stolen, exhausted, statics, goAt, firstAt, doneAt })}\n`);

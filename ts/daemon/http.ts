@@ -1,6 +1,7 @@
 /** Small HTTP helpers for the daemon: JSON bodies in and out, Docker-style errors. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CnmError, invalid } from '../errors.js';
+import { invalid, toCnmError } from '../errors.js';
+import { log } from '../log.js';
 
 /** Read and parse a JSON request body (empty body = {}); 1 MiB at most. */
 export async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
@@ -34,9 +35,15 @@ export function sendEmpty(res: ServerResponse, status: number): void {
   res.end();
 }
 
-/** Docker's error shape: {"message": …} with the status its code maps to. */
-export function sendError(res: ServerResponse, e: unknown): void {
-  const err = e instanceof CnmError ? e : new CnmError('ERR_KERNEL', (e as Error)?.message ?? String(e));
+/**
+ * Docker's error shape: {"message": …} with the status its code maps to. A
+ * server-side failure (5xx) is logged with its cause; a refused request only at debug.
+ */
+export function sendError(res: ServerResponse, e: unknown, req?: IncomingMessage): void {
+  const err = toCnmError(e);
+  const where = { method: req?.method, path: req?.url, status: err.status, err };
+  if (err.status >= 500) log.error('request failed', where);
+  else log.debug('request refused', where);
   if (res.headersSent) {
     res.end();
     return;

@@ -235,8 +235,15 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     }
     unlinkSync(socket);
   }
+  // as dockerd at start: the host is set up (predefined networks, reconcile) before serving
+  try {
+    await ctl.ready();
+  } catch (e) {
+    await ctl.close();
+    throw e;
+  }
   const server: Server = createServer((req, res) => {
-    route(ctl, bus, req, res).catch((e: unknown) => sendError(res, e));
+    route(ctl, bus, req, res).catch((e: unknown) => sendError(res, e, req));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,45 +1,17 @@
 /**
  * The `bridge` driver: one Linux bridge per network in the host netns, one veth
- * pair per endpoint with its peer born inside the sandbox netns.
+ * pair per endpoint with its peer born inside the sandbox netns, and the
+ * network's and ports' firewall entries.
  */
-import { invalid } from '../errors.js';
 import { Firewall } from '../firewall.js';
-import { parseIp } from '../net/ip.js';
+import { log } from '../log.js';
 import { native } from '../native.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
-import { checkIfname, parseBool, parseMtu } from '../validate.js';
-import type { Driver, DriverContext } from './driver.js';
+import type { EndpointRecord, NetworkRecord } from '../types.js';
+import { defaultBridgeName, hostIfnameFor, macFor, prepareBridgeNetwork } from './bridge-options.js';
+import { repairBridges } from './bridge-repair.js';
+import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.js';
 
-/** Driver options the bridge understands (Docker's names). */
-export const BridgeOptions = {
-  name: 'com.docker.network.bridge.name',
-  icc: 'com.docker.network.bridge.enable_icc',
-  masquerade: 'com.docker.network.bridge.enable_ip_masquerade',
-  hostBinding: 'com.docker.network.bridge.host_binding_ipv4',
-  defaultBridge: 'com.docker.network.bridge.default_bridge',
-  mtu: 'com.docker.network.driver.mtu',
-  ifacePrefix: 'com.docker.network.container_iface_prefix',
-} as const;
-
-const KNOWN = new Set<string>(Object.values(BridgeOptions));
-const BOOLEAN = new Set<string>([BridgeOptions.icc, BridgeOptions.masquerade, BridgeOptions.defaultBridge]);
-
-/** Host-side veth name derived from the endpoint id, so reconcile can map it back. */
-export function hostIfnameFor(endpointId: string): string {
-  return `veth${endpointId.slice(0, 9)}`;
-}
-
-/** MAC derived from the IPv4 address (02:42 + address), as Docker did for years. */
-export function macFor(ipv4Cidr: string, endpointId: string): string {
-  const bytes: number[] = [0x02, 0x42];
-  if (ipv4Cidr) {
-    const v = Number(parseIp(ipv4Cidr.split('/')[0]!).value);
-    bytes.push(v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255);
-  } else {
-    for (let i = 0; i < 4; i++) bytes.push(parseInt(endpointId.slice(i * 2, i * 2 + 2), 16));
-  }
-  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
-}
+export { BridgeOptions } from './bridge-options.js';
 
 export class BridgeDriver implements Driver {
   readonly name = 'bridge';
@@ -48,20 +20,7 @@ export class BridgeDriver implements Driver {
   constructor(private readonly ctx: DriverContext) {}
 
   prepareNetwork(net: NetworkRecord): void {
-    for (const [k, v] of Object.entries(net.options)) {
-      if (k.startsWith('com.docker.network.') && !KNOWN.has(k)) {
-        throw invalid(`unknown option ${k} for the bridge driver`, k);
-      }
-      if (BOOLEAN.has(k)) parseBool(k, v);
-    }
-    const mtuOpt = net.options[BridgeOptions.mtu];
-    if (mtuOpt !== undefined) net.mtu = parseMtu(mtuOpt, BridgeOptions.mtu);
-    const hb = net.options[BridgeOptions.hostBinding];
-    if (hb !== undefined) parseIp(hb, BridgeOptions.hostBinding);
-    const prefix = net.options[BridgeOptions.ifacePrefix];
-    if (prefix !== undefined) checkIfname(`${prefix}99`, BridgeOptions.ifacePrefix);
-    const name = net.options[BridgeOptions.name] ?? net.bridge ?? `br-${net.id.slice(0, 12)}`;
-    net.bridge = checkIfname(name, 'bridge name');
+    prepareBridgeNetwork(net);
   }
 
   async createNetwork(net: NetworkRecord): Promise<void> {
@@ -85,7 +44,9 @@ export class BridgeDriver implements Driver {
       }
       await this.ctx.firewall.apply({ addNetworks: [Firewall.network(net)] });
     } catch (e) {
-      if (info.created) await native.deleteLink(this.ctx.hostNetns, net.bridge!).catch(() => undefined);
+      if (info.created) {
+        await native.deleteLink(this.ctx.hostNetns, net.bridge!).catch((u: unknown) => log.warn('removing a bridge after a failed create failed', { bridge: net.bridge, err: u }));
+      }
       throw e;
     }
   }
@@ -93,6 +54,15 @@ export class BridgeDriver implements Driver {
   async deleteNetwork(net: NetworkRecord): Promise<void> {
     await this.ctx.firewall.apply({ removeNetworks: [Firewall.network(net)] });
     if (net.bridgeCreated) await native.deleteLink(this.ctx.hostNetns, net.bridge!);
+  }
+
+  /**
+   * The bridge goes if we made it, or may have: a half-made record does not know
+   * yet. Its firewall entries go with the repair that follows (nothing accounts for them).
+   */
+  async rollbackNetwork(net: NetworkRecord): Promise<void> {
+    if (!net.bridge) return;
+    if (net.bridgeCreated || net.bridge === defaultBridgeName(net.id)) await native.deleteLink(this.ctx.hostNetns, net.bridge);
   }
 
   async programExternalConnectivity(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
@@ -110,7 +80,7 @@ export class BridgeDriver implements Driver {
 
   async deleteEndpoint(): Promise<void> {}
 
-  async join(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<{ mac?: string }> {
+  async join(net: NetworkRecord, ep: EndpointRecord, sb: { netns: string }): Promise<{ mac?: string }> {
     const info = await native.attachVeth({
       hostNetns: this.ctx.hostNetns,
       sandboxNetns: sb.netns,
@@ -130,7 +100,12 @@ export class BridgeDriver implements Driver {
     return { mac: info.mac };
   }
 
+  /** Deleting the host end takes the pair; gone already (the sandbox went first) is fine. */
   async leave(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    await native.detachVeth(this.ctx.hostNetns, ep.hostIfname);
+    if (ep.hostIfname) await native.detachVeth(this.ctx.hostNetns, ep.hostIfname);
+  }
+
+  repair(input: RepairInput): Promise<RepairResult> {
+    return repairBridges(this, this.ctx, input);
   }
 }

@@ -2,6 +2,7 @@
  * The network driver interface (libnetwork's driverapi). The controller calls these
  * after it has reserved everything in the store; a driver never touches the store.
  * Each method that changes the kernel undoes its own partial work when it fails.
+ * Reconcile asks each driver to repair its own kernel state: it names no driver.
  */
 import type { Firewall } from '../firewall.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
@@ -16,12 +17,43 @@ export interface DriverContext {
   pluginDir?: string | null;
 }
 
+/** What reconcile hands a driver: its networks and their endpoints, as the store has them. */
+export interface RepairInput {
+  /** this driver's networks that are ready (half-made ones are rolled back before) */
+  networks: NetworkRecord[];
+  /**
+   * Every endpoint of those networks, in any state, read from the store at the
+   * call. Order matters against a concurrent process: read the endpoints before
+   * listing the kernel when looking for lost links (an endpoint recorded before
+   * the listing has its link in it), after it when looking for orphans (a link
+   * in the listing had its endpoint recorded before).
+   */
+  endpoints(): EndpointRecord[];
+  dryRun: boolean;
+  /**
+   * Record one repair (or several done by one `fn`): `fn` runs unless this is a
+   * dry run; a failure is reported with `what` and the cause, and the repair
+   * carries on. True when `fn` ran and succeeded.
+   */
+  step(what: string | string[], fn: () => Promise<unknown>): Promise<boolean>;
+}
+
+/** What a driver's repair asks the controller to record. */
+export interface RepairResult {
+  /** networks whose record changed (e.g. a bridge made again): the store follows */
+  changed: NetworkRecord[];
+  /** endpoints whose kernel side is gone for good: their records are dropped */
+  lost: EndpointRecord[];
+}
+
 export interface Driver {
   readonly name: string;
   /** whether endpoints of this driver's networks get addresses from IPAM */
   readonly usesIpam: boolean;
   /** whether sandboxes on this driver's networks have a netns of their own */
   readonly ownNetns: boolean;
+  /** only one network of this driver may exist (host, null): the predefined one */
+  readonly singleton?: boolean;
   /**
    * Check and normalise driver options into the record (device name, MTU…),
    * without touching the kernel. Throws ERR_INVALID_ARGUMENT.
@@ -29,13 +61,25 @@ export interface Driver {
   prepareNetwork(net: NetworkRecord): void;
   createNetwork(net: NetworkRecord): Promise<void>;
   deleteNetwork(net: NetworkRecord): Promise<void>;
+  /**
+   * Undo whatever createNetwork may have done for a network that a dead process
+   * left half-made (its record may lack what createNetwork fills in).
+   */
+  rollbackNetwork(net: NetworkRecord): Promise<void>;
   /** fill in the endpoint's link names and MAC; no kernel work */
   createEndpoint(net: NetworkRecord, ep: EndpointRecord): void;
   deleteEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
   join(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<{ mac?: string }>;
+  /** take the endpoint out of the sandbox; fine when the sandbox or the link is gone already */
   leave(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void>;
   /** publish the endpoint's ports (ep.ports) */
   programExternalConnectivity(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
   /** withdraw the endpoint's published ports */
   revokeExternalConnectivity(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
+  /**
+   * Reconcile: make the kernel match the records of this driver's networks (make
+   * again what is missing, remove what no record accounts for) and report the
+   * endpoints whose kernel side is lost.
+   */
+  repair(input: RepairInput): Promise<RepairResult>;
 }

@@ -1,6 +1,10 @@
-/** The driver registry: built-in drivers and remote plugins, one shape. */
+/**
+ * The driver registry: built-in drivers and remote plugins, one shape; and the
+ * IPAM drivers: the built-in one ("default") and IPAM plugins, one interface.
+ */
 import { existsSync } from 'node:fs';
 import { CnmError } from '../errors.js';
+import type { Ipam } from '../ipam/ipam-api.js';
 import { DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIRS, PluginClient, discoverPlugin, validPluginName } from '../plugin/client.js';
 import type { CapabilitiesResponse } from '../plugin/api.js';
 import { BridgeDriver } from './bridge.js';
@@ -15,9 +19,13 @@ const DISCOVERY_RETRY_MS = 1000;
 export class DriverRegistry {
   private readonly drivers = new Map<string, Driver>();
   private readonly loading = new Map<string, Promise<Driver>>();
-  private readonly ipams = new Map<string, Promise<RemoteIpam>>();
+  private readonly ipams = new Map<string, Promise<Ipam>>();
 
-  constructor(private readonly ctx: DriverContext) {
+  constructor(
+    private readonly ctx: DriverContext,
+    /** the built-in IPAM, answering to "default" */
+    readonly defaultIpam: Ipam,
+  ) {
     this.register(new BridgeDriver(ctx));
     this.register(new NoopDriver('host', false));
     this.register(new NoopDriver('null', true));
@@ -60,10 +68,12 @@ export class DriverRegistry {
   }
 
   /**
-   * A remote IPAM driver by plugin name (the plugin must implement IpamDriver);
-   * ERR_UNKNOWN_DRIVER when there is no such plugin. A failed load is not kept.
+   * An IPAM driver: the built-in one for "default" (or ""), else a plugin that
+   * implements IpamDriver; ERR_UNKNOWN_DRIVER when there is no such plugin. A
+   * failed load is not kept.
    */
-  async resolveIpam(name: string): Promise<RemoteIpam> {
+  async resolveIpam(name: string): Promise<Ipam> {
+    if (name === 'default' || name === '') return this.defaultIpam;
     let p = this.ipams.get(name);
     if (!p) {
       p = this.loadIpam(name);

@@ -6,6 +6,7 @@
  * renamed DstPrefix + index, addressed, brought up and given its routes.
  */
 import { CnmError } from '../errors.js';
+import { log } from '../log.js';
 import { native } from '../native.js';
 import type { StaticRoute as NativeRoute } from '../native-api.js';
 import { parseIp } from '../net/ip.js';
@@ -20,7 +21,7 @@ import {
 import type { PluginClient } from '../plugin/client.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 import { checkIfname } from '../validate.js';
-import type { Driver, DriverContext } from './driver.js';
+import type { Driver, DriverContext, RepairResult } from './driver.js';
 
 const PROTO: Record<string, number> = { tcp: 6, udp: 17, sctp: 132 };
 
@@ -73,6 +74,16 @@ export class RemoteDriver implements Driver {
 
   async deleteNetwork(net: NetworkRecord): Promise<void> {
     await this.client.call('NetworkDriver.DeleteNetwork', { NetworkID: net.id });
+  }
+
+  /** The plugin may have made the network before its creator died: it is told to delete it. */
+  async rollbackNetwork(net: NetworkRecord): Promise<void> {
+    await this.deleteNetwork(net);
+  }
+
+  /** A plugin keeps its own kernel state; reconcile tells it of vanished sandboxes through leave. */
+  async repair(): Promise<RepairResult> {
+    return { changed: [], lost: [] };
   }
 
   /** No link of our own: the plugin names one at Join. */
@@ -141,8 +152,9 @@ export class RemoteDriver implements Driver {
       if (!r.Gateway) ep.defaultGateway = false;
       return { mac: info.mac };
     } catch (e) {
-      if (joined) await this.client.call('NetworkDriver.Leave', ids).catch(() => undefined);
-      await this.client.call('NetworkDriver.DeleteEndpoint', ids).catch(() => undefined);
+      const undo = (method: string) => (u: unknown) => log.warn(`undoing a failed join: ${method} failed`, { plugin: this.name, endpoint: ep.id, err: u });
+      if (joined) await this.client.call('NetworkDriver.Leave', ids).catch(undo('NetworkDriver.Leave'));
+      await this.client.call('NetworkDriver.DeleteEndpoint', ids).catch(undo('NetworkDriver.DeleteEndpoint'));
       throw e;
     }
   }

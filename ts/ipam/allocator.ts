@@ -1,8 +1,9 @@
 /**
- * The default IPAM driver over the store. The store is the authority: one record
- * per allocated address (an allocation writes O(1) bytes) plus a serial cursor per
- * pool. The in-memory bitmaps are a cache for fast search; when another process
- * has allocated or released behind our back, the store check corrects them.
+ * The default IPAM's address allocator over the store. The store is the
+ * authority: one record per allocated address (an allocation writes O(1) bytes)
+ * plus a serial cursor per pool, written inside the caller's transaction. The
+ * in-memory bitmaps are a cache for fast search; when another process has
+ * allocated or released behind our back, the store check corrects them.
  */
 import { CnmError, invalid } from '../errors.js';
 import { type Family, formatIp, parseIp } from '../net/ip.js';
@@ -15,7 +16,7 @@ const cursorKey = (netId: string, subnet: string) => `ipam/${netId}/${subnet}/cu
 /** bumped on every release, so other processes know their bitmaps are stale */
 const genKey = (netId: string) => `ipam/${netId}/gen`;
 
-export class Ipam {
+export class AddressAllocator {
   private readonly pools = new Map<string, Pool[]>();
   /** the release generation each network's cache was loaded at */
   private readonly loadedGen = new Map<string, number>();
@@ -149,6 +150,13 @@ export class Ipam {
   purge(tx: StoreTxn, net: NetworkRecord): void {
     for (const [key] of tx.range(`ipam/${net.id}/`)) tx.del(key);
     this.forget(net.id);
+  }
+
+  /** Every network id that holds IPAM records (reconcile looks for those of removed networks). */
+  networksWithRecords(): Set<string> {
+    const out = new Set<string>();
+    for (const [key] of this.store.range('ipam/')) out.add(key.split('/')[1]!);
+    return out;
   }
 
   /** All allocations of a network: address -> endpoint id. */

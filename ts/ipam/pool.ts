@@ -36,6 +36,8 @@ export interface PoolConfig {
    * Docker shows the configuration the user gave (the gateway is still in use)
    */
   gatewayAuto?: boolean;
+  /** the subnet was chosen from the default address pools, not given by the user */
+  auto?: boolean;
 }
 
 /** IPv4 subnets larger than a /8 are refused: nobody needs them on one bridge. */

@@ -7,25 +7,19 @@
  * none is given); auxiliary addresses are requested after the gateway.
  */
 import { CnmError, invalid } from '../errors.js';
+import { log } from '../log.js';
 import { contains, formatIp, parseCidr, parseIp, parseSubnet } from '../net/ip.js';
 import type { AddressSpacesResponse, RequestAddressResponse, RequestPoolResponse } from '../plugin/api.js';
 import { PluginOptions } from '../plugin/api.js';
 import type { PluginClient } from '../plugin/client.js';
 import type { NetworkRecord } from '../types.js';
+import type { AddressLease, Ipam, PoolRequest, PoolsRequest } from './ipam-api.js';
 import { Pool, type PoolConfig } from './pool.js';
 
 /** The option libnetwork sets on the gateway's RequestAddress. */
 export const REQUEST_ADDRESS_TYPE = 'RequestAddressType';
 
-/** One pool request of network create. */
-export interface RemotePoolRequest {
-  subnet?: string;
-  gateway?: string;
-  ipRange?: string;
-  auxAddresses?: Record<string, string>;
-}
-
-export class RemoteIpam {
+export class RemoteIpam implements Ipam {
   constructor(
     readonly name: string,
     private readonly client: PluginClient,
@@ -40,20 +34,24 @@ export class RemoteIpam {
    * addresses. Returns the pool configs with their pool ids. When anything fails,
    * everything requested so far is released.
    */
-  async requestPools(reqs: RemotePoolRequest[], options: Record<string, string>, enableIPv6: boolean): Promise<PoolConfig[]> {
+  async requestPools({ network, requested }: PoolsRequest): Promise<PoolConfig[]> {
+    // the request as given: the plugin chooses what the user left out
+    const reqs = requested.filter((r) => r.subnet);
+    const options = network.ipam.options;
+    const enableIPv6 = network.enableIPv6;
     const spaces = await this.client.call<AddressSpacesResponse>('IpamDriver.GetDefaultAddressSpaces', {});
     const space = typeof spaces.LocalDefaultAddressSpace === 'string' ? spaces.LocalDefaultAddressSpace : '';
     const v4 = reqs.filter((r) => !r.subnet?.includes(':'));
     const v6 = reqs.filter((r) => r.subnet?.includes(':'));
-    const plan: Array<[RemotePoolRequest, boolean]> = [
-      ...(v4.length > 0 ? v4 : [{}]).map((r): [RemotePoolRequest, boolean] => [r, false]),
-      ...(v6.length > 0 ? v6 : enableIPv6 ? [{}] : []).map((r): [RemotePoolRequest, boolean] => [r, true]),
+    const plan: Array<[PoolRequest, boolean]> = [
+      ...(v4.length > 0 ? v4 : [{}]).map((r): [PoolRequest, boolean] => [r, false]),
+      ...(v6.length > 0 ? v6 : enableIPv6 ? [{}] : []).map((r): [PoolRequest, boolean] => [r, true]),
     ];
     const out: PoolConfig[] = [];
     try {
       for (const [req, isV6] of plan) await this.requestPool(space, req, options, isV6, out);
     } catch (e) {
-      await this.releasePools(out).catch(() => undefined);
+      await this.releasePools(network, out).catch((u: unknown) => log.warn('giving back the pools of a failed request failed', { ipam: this.name, err: u }));
       throw e;
     }
     return out;
@@ -64,7 +62,7 @@ export class RemoteIpam {
    * pool is given; each address is recorded once requested, so that a failure part
    * way releases exactly what was taken.
    */
-  private async requestPool(space: string, req: RemotePoolRequest, options: Record<string, string>, isV6: boolean, out: PoolConfig[]): Promise<void> {
+  private async requestPool(space: string, req: PoolRequest, options: Record<string, string>, isV6: boolean, out: PoolConfig[]): Promise<void> {
     const r = await this.client.call<RequestPoolResponse>('IpamDriver.RequestPool', {
       AddressSpace: space,
       Pool: req.subnet ?? '',
@@ -118,9 +116,9 @@ export class RemoteIpam {
   }
 
   /** Release the gateways and auxiliary addresses we requested and the pools; every step is tried, the first error thrown. */
-  async releasePools(config: PoolConfig[]): Promise<void> {
+  async releasePools(net: NetworkRecord, pools?: PoolConfig[]): Promise<void> {
     let first: unknown;
-    for (const c of config) {
+    for (const c of pools ?? net.ipam.config) {
       if (!c.poolId) continue;
       if (c.gatewayRequested && c.gateway) {
         await this.client.call('IpamDriver.ReleaseAddress', { PoolID: c.poolId, Address: c.gateway }).catch((e: unknown) => (first ??= e));
@@ -134,10 +132,19 @@ export class RemoteIpam {
   }
 
   /**
-   * An endpoint address of one family: `staticIp` or any free one. Returns
-   * "addr/prefix" with the prefix of the network's pool it is in.
+   * An endpoint address of one family: `staticIp` or any free one, taken from the
+   * plugin now; the lease hands it over ("addr/prefix", with the prefix of the
+   * network's pool it is in) and gives it back if it is never used.
    */
-  async requestAddress(net: NetworkRecord, family: 4 | 6, staticIp?: string): Promise<string> {
+  async requestAddress(net: NetworkRecord, family: 4 | 6, staticIp?: string): Promise<AddressLease> {
+    const address = await this.takeAddress(net, family, staticIp);
+    return { bind: () => address, release: () => this.releaseAddress(net, address) };
+  }
+
+  private async takeAddress(net: NetworkRecord, family: 4 | 6, staticIp?: string): Promise<string> {
+    if (!net.ipam.config.some((c) => c.poolId && parseSubnet(c.subnet).family === family)) {
+      throw invalid(`network ${net.name} has no IPv${family} subnet${family === 6 ? ': create it with --ipv6 to use --ip6' : ''}`, staticIp);
+    }
     if (staticIp !== undefined) {
       const ip = parseIp(staticIp, 'IP address');
       if (ip.family !== family) throw invalid(`address ${staticIp} is not an IPv${family} address`, staticIp);
@@ -151,7 +158,7 @@ export class RemoteIpam {
     const ip = this.addressOf('IpamDriver.RequestAddress', a);
     const home = pools.find((c) => contains(parseSubnet(c.subnet), parseIp(ip)));
     if (!home) {
-      await this.releaseAddress(net, ip).catch(() => undefined);
+      await this.releaseAddress(net, ip).catch((u: unknown) => log.warn('giving back an address outside the pools failed', { ipam: this.name, address: ip, err: u }));
       throw this.fail('IpamDriver.RequestAddress', `address ${ip} is not inside the network's IPv${family} pools`);
     }
     return `${ip}/${home.subnet.split('/')[1]}`;
@@ -164,6 +171,11 @@ export class RemoteIpam {
     const pool = net.ipam.config.find((c) => c.poolId && contains(parseSubnet(c.subnet), parseIp(ip)));
     if (!pool) return;
     await this.client.call('IpamDriver.ReleaseAddress', { PoolID: pool.poolId, Address: ip });
+  }
+
+  /** The plugin keeps its own books: nothing of it lives in cnm's store. */
+  async reconcile(): Promise<string[]> {
+    return [];
   }
 
   /** The plain IP of a RequestAddress answer (CIDR form, or a bare address). */
@@ -179,7 +191,4 @@ export class RemoteIpam {
   }
 }
 
-/** Whether a network's addresses come from a remote IPAM driver (not the default IPAM). */
-export function usesRemoteIpam(net: NetworkRecord): boolean {
-  return net.ipam.driver !== 'default' && net.ipam.driver !== '';
-}
+

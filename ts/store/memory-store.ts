@@ -1,18 +1,24 @@
 /**
- * An in-memory {@link Store} for kernel-free tests: a sorted-on-read Map with
- * copy-on-write transactions. A transaction sees its own writes; they reach the
- * map only when its callback returns, so a callback that throws changes nothing.
- * Values are deep-copied on write, as a serializing store would.
+ * An in-memory {@link Store} for kernel-free tests and read-only views of a host
+ * that has no state yet: a Map with copy-on-write transactions. A transaction
+ * sees its own writes; they reach the map only when its callback returns, so a
+ * callback that throws changes nothing. Values are deep-copied on write, as a
+ * serializing store would. Revisions and watches work as in the LMDB store.
  */
-import type { Store, StoreTxn } from './store.js';
+import { CnmError } from '../errors.js';
+import { Watchers, appendRevision, currentRevision } from './changelog.js';
+import type { Store, StoreEvent, StoreReader, StoreScope, StoreTxn, StoreWatch } from './store.js';
 
 const GONE = Symbol('deleted');
 type Slot = unknown | typeof GONE;
 
+/** Keys sort by their UTF-8 bytes, as LMDB sorts them. */
+const byKey = ([a]: [string, unknown], [b]: [string, unknown]) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
 class View implements StoreTxn {
   readonly writes = new Map<string, Slot>();
   readonly aborts: Array<() => void> = [];
-  constructor(private readonly base: StoreTxn) {}
+  constructor(private readonly base: StoreReader) {}
 
   onAbort(fn: () => void): void {
     this.aborts.push(fn);
@@ -41,26 +47,21 @@ class View implements StoreTxn {
       if (v === GONE) merged.delete(k);
       else merged.set(k, structuredClone(v));
     }
-    return [...merged].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) as Array<[string, T]>;
+    return ([...merged] as Array<[string, T]>).sort(byKey);
   }
 }
 
 export class MemoryStore implements Store {
   private readonly data = new Map<string, unknown>();
-  /** the innermost open transaction; nested ones stack on it */
-  private current: StoreTxn | undefined;
+  private closed = false;
+  private readonly watchers = new Watchers(() => this.reader());
 
-  private readonly committed: StoreTxn = {
-    get: <T>(key: string) => (this.data.has(key) ? (structuredClone(this.data.get(key)) as T) : undefined),
-    put: (key, value) => void this.data.set(key, structuredClone(value)),
-    del: (key) => void this.data.delete(key),
-    onAbort: () => undefined,
-    range: <T>(prefix: string) => {
-      const out: Array<[string, T]> = [];
-      for (const [k, v] of this.data) if (k.startsWith(prefix)) out.push([k, structuredClone(v) as T]);
-      return out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    },
-  };
+  constructor(readonly scope: StoreScope = 'local') {}
+
+  private reader(): StoreReader {
+    if (this.closed) throw new CnmError('ERR_CLOSED', 'the store is closed: open a new one');
+    return this;
+  }
 
   /** Number of keys held (for tests). */
   get size(): number {
@@ -68,56 +69,60 @@ export class MemoryStore implements Store {
   }
 
   get<T>(key: string): T | undefined {
-    return (this.current ?? this.committed).get<T>(key);
-  }
-
-  put(key: string, value: unknown): void {
-    this.txn((tx) => tx.put(key, value));
-  }
-
-  del(key: string): void {
-    this.txn((tx) => tx.del(key));
+    this.reader();
+    return this.data.has(key) ? (structuredClone(this.data.get(key)) as T) : undefined;
   }
 
   range<T>(prefix: string): Array<[string, T]> {
-    return (this.current ?? this.committed).range<T>(prefix);
+    this.reader();
+    const out: Array<[string, T]> = [];
+    for (const [k, v] of this.data) if (k.startsWith(prefix)) out.push([k, structuredClone(v) as T]);
+    return out.sort(byKey);
   }
 
-  onAbort(fn: () => void): void {
-    this.current?.onAbort(fn);
+  revision(): number {
+    return currentRevision(this.reader());
   }
 
-  txn<T>(fn: (tx: StoreTxn) => T): T {
-    const parent = this.current ?? this.committed;
-    const view = new View(parent);
-    this.current = view;
+  watch(prefix: string, fromRevision: number, listener: (e: StoreEvent) => void, onError?: (e: CnmError) => void): StoreWatch {
+    this.reader();
+    return this.watchers.watch(prefix, fromRevision, listener, onError);
+  }
+
+  async txn<T>(fn: (tx: StoreTxn) => T): Promise<T> {
+    this.reader();
+    const view = new View(this);
     let result: T;
     try {
       result = fn(view);
     } catch (e) {
       for (const a of view.aborts) a();
       throw e;
-    } finally {
-      this.current = parent === this.committed ? undefined : parent;
     }
-    // an enclosing transaction that fails later undoes this one too
-    for (const a of view.aborts) parent.onAbort(a);
+    const changes = new Map<string, boolean>();
     for (const [k, v] of view.writes) {
-      if (v === GONE) parent.del(k);
-      else parent.put(k, v);
+      if (v !== GONE) {
+        this.data.set(k, v);
+        changes.set(k, false);
+      } else if (this.data.delete(k)) {
+        // deleting what is not there changes nothing, and takes no revision
+        changes.set(k, true);
+      }
     }
+    appendRevision(
+      {
+        get: (k) => this.get(k),
+        put: (k, v) => void this.data.set(k, structuredClone(v)),
+        del: (k) => void this.data.delete(k),
+      },
+      changes,
+    );
+    if (changes.size > 0) queueMicrotask(() => this.watchers.deliver());
     return result;
   }
 
-  txnLater(fn: (tx: StoreTxn) => void): void {
-    try {
-      this.txn(fn);
-    } catch {
-      // like LmdbStore: a failed background transaction is dropped
-    }
+  async close(): Promise<void> {
+    this.closed = true;
+    this.watchers.close();
   }
-
-  async flushed(): Promise<void> {}
-
-  async close(): Promise<void> {}
 }

@@ -5,16 +5,22 @@
 import { lstatSync, mkdirSync } from 'node:fs';
 import { CnmError } from '../errors.js';
 
-export function ensureStateDir(dir: string): void {
+function checkPath(dir: string): void {
   if (typeof dir !== 'string' || dir === '' || dir.includes('\0')) {
     throw new CnmError('ERR_INVALID_ARGUMENT', `state dir must be a non-empty path, got ${JSON.stringify(dir)}`, { value: dir });
   }
+}
+
+/** Check an existing state dir without creating anything; a missing one is fine. */
+export function checkStateDir(dir: string): void {
+  checkPath(dir);
+  let st;
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    st = lstatSync(dir);
   } catch (e) {
-    throw new CnmError('ERR_PERMISSION', `cannot create state dir ${dir}: ${(e as Error).message}`, { value: dir });
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new CnmError('ERR_PERMISSION', `cannot look at state dir ${dir}: ${(e as Error).message}`, { value: dir }, { cause: e });
   }
-  const st = lstatSync(dir);
   if (st.isSymbolicLink()) {
     throw new CnmError('ERR_PERMISSION', `state dir ${dir} is a symlink; point --state-dir at the real directory`, { value: dir });
   }
@@ -24,4 +30,15 @@ export function ensureStateDir(dir: string): void {
   if ((st.mode & 0o002) !== 0) {
     throw new CnmError('ERR_PERMISSION', `state dir ${dir} is world-writable; run chmod 700 ${dir}`, { value: dir });
   }
+}
+
+/** Create the state dir (0700) if needed, then check it. */
+export function ensureStateDir(dir: string): void {
+  checkPath(dir);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw new CnmError('ERR_PERMISSION', `cannot create state dir ${dir}: ${(e as Error).message}`, { value: dir }, { cause: e });
+  }
+  checkStateDir(dir);
 }

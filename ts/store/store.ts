@@ -1,31 +1,74 @@
 /**
- * The persistence interface the controller uses. Keys are strings grouped by
- * prefix ("net/", "ep/", "sb/", "ipam/…"); values are JSON-compatible records.
- * `txn` runs its callback as one atomic transaction that excludes every other
- * writer, in this process and in any other process sharing the state dir.
+ * The persistence interface, libnetwork's datastore: one per scope. `local`
+ * holds what belongs to this host (LMDB under the state dir); `global` holds
+ * what a cluster shares (a remote, transactional store such as etcd).
+ *
+ * Keys are strings grouped by prefix ("net/", "ep/", "sb/", "ipam/…"); values are
+ * JSON-compatible records.
+ *
+ * - Reads outside a transaction (`get`, `range`) are synchronous: they show what
+ *   this host sees. LMDB answers them from its file; a remote backend answers
+ *   them from the mirror its watches keep.
+ * - `txn(fn)` runs `fn` as one atomic, serializable transaction. `fn` is
+ *   synchronous and must have no effects other than through `tx` (and
+ *   `onAbort` hooks): a backend that validates its reads at commit
+ *   (compare-and-swap on every key read, as etcd's STM does) may run it again.
+ *   Waiting for another writer, in this process or another, never blocks the
+ *   event loop.
+ * - Every committed transaction that changes something gets the next revision;
+ *   `watch` delivers the changes under a prefix after a given revision, so a
+ *   reader that was away catches up without reloading everything.
  */
-export interface StoreTxn {
+import type { CnmError } from '../errors.js';
+
+export type StoreScope = 'local' | 'global';
+
+export interface StoreReader {
   get<T>(key: string): T | undefined;
-  put(key: string, value: unknown): void;
-  del(key: string): void;
   /** entries whose key starts with prefix, in key order */
   range<T>(prefix: string): Array<[string, T]>;
+}
+
+export interface StoreTxn extends StoreReader {
+  put(key: string, value: unknown): void;
+  del(key: string): void;
   /**
-   * Run fn if this transaction is rolled back, so that caches filled during it
-   * (the IPAM bitmaps) can be dropped. Outside a transaction it does nothing.
+   * Run fn if this transaction does not commit, so that caches filled during it
+   * (the IPAM bitmaps) can be dropped.
    */
   onAbort(fn: () => void): void;
 }
 
-export interface Store extends StoreTxn {
-  txn<T>(fn: (tx: StoreTxn) => T): T;
+/** One key changed by a transaction. */
+export interface StoreChange {
+  key: string;
+  deleted: boolean;
+}
+
+/** What one revision changed (only the keys under the watched prefix). */
+export interface StoreEvent {
+  revision: number;
+  changes: StoreChange[];
+}
+
+export interface StoreWatch {
+  /** stop delivering events */
+  close(): void;
+}
+
+export interface Store extends StoreReader {
+  readonly scope: StoreScope;
+  /** run fn atomically; resolves once the transaction has committed */
+  txn<T>(fn: (tx: StoreTxn) => T): Promise<T>;
+  /** the revision of the last committed change (0 for an empty store) */
+  revision(): number;
   /**
-   * Queue a transaction that runs in the background, in order, without making the
-   * caller wait for the disk. For marking work committed on the hot path: the fn
-   * re-reads what it changes, so it never resurrects a record removed meanwhile.
+   * Deliver, in order, every revision after `fromRevision` that changed a key
+   * under `prefix`, then each new one as it commits (from any process). Throws
+   * ERR_STORE when `fromRevision` is older than the revisions the store keeps;
+   * a watcher that falls that far behind later is stopped and `onError` gets
+   * ERR_STORE (reload, then watch again from the current revision).
    */
-  txnLater(fn: (tx: StoreTxn) => void): void;
-  /** wait for every queued background transaction */
-  flushed(): Promise<void>;
+  watch(prefix: string, fromRevision: number, listener: (e: StoreEvent) => void, onError?: (e: CnmError) => void): StoreWatch;
   close(): Promise<void>;
 }

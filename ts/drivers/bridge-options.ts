@@ -1,0 +1,69 @@
+/** The bridge driver's options (Docker's names) and the names and MACs it derives. */
+import { invalid } from '../errors.js';
+import { parseIp } from '../net/ip.js';
+import type { NetworkRecord } from '../types.js';
+import { checkIfname, parseBool, parseMtu } from '../validate.js';
+
+/** Driver options the bridge understands (Docker's names). */
+export const BridgeOptions = {
+  name: 'com.docker.network.bridge.name',
+  icc: 'com.docker.network.bridge.enable_icc',
+  masquerade: 'com.docker.network.bridge.enable_ip_masquerade',
+  hostBinding: 'com.docker.network.bridge.host_binding_ipv4',
+  defaultBridge: 'com.docker.network.bridge.default_bridge',
+  mtu: 'com.docker.network.driver.mtu',
+  ifacePrefix: 'com.docker.network.container_iface_prefix',
+} as const;
+
+const KNOWN = new Set<string>(Object.values(BridgeOptions));
+const BOOLEAN = new Set<string>([BridgeOptions.icc, BridgeOptions.masquerade, BridgeOptions.defaultBridge]);
+
+/** The name a network's bridge gets when the user names none. */
+export function defaultBridgeName(netId: string): string {
+  return `br-${netId.slice(0, 12)}`;
+}
+
+/** Host-side veth name derived from the endpoint id, so reconcile can map it back. */
+export function hostIfnameFor(endpointId: string): string {
+  return `veth${endpointId.slice(0, 9)}`;
+}
+
+/** MAC derived from the IPv4 address (02:42 + address), as Docker did for years. */
+export function macFor(ipv4Cidr: string, endpointId: string): string {
+  const bytes: number[] = [0x02, 0x42];
+  if (ipv4Cidr) {
+    const v = Number(parseIp(ipv4Cidr.split('/')[0]!).value);
+    bytes.push(v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255);
+  } else {
+    for (let i = 0; i < 4; i++) bytes.push(parseInt(endpointId.slice(i * 2, i * 2 + 2), 16));
+  }
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** Check the options of a bridge network and fill in its device name and MTU. */
+export function prepareBridgeNetwork(net: NetworkRecord): void {
+  for (const [k, v] of Object.entries(net.options)) {
+    if (k.startsWith('com.docker.network.') && !KNOWN.has(k)) {
+      throw invalid(`unknown option ${k} for the bridge driver`, k);
+    }
+    if (BOOLEAN.has(k)) parseBool(k, v);
+  }
+  const mtuOpt = net.options[BridgeOptions.mtu];
+  if (mtuOpt !== undefined) net.mtu = parseMtu(mtuOpt, BridgeOptions.mtu);
+  const hb = net.options[BridgeOptions.hostBinding];
+  if (hb !== undefined) parseIp(hb, BridgeOptions.hostBinding);
+  const prefix = net.options[BridgeOptions.ifacePrefix];
+  if (prefix !== undefined) checkIfname(`${prefix}99`, BridgeOptions.ifacePrefix);
+  const name = net.options[BridgeOptions.name] ?? net.bridge ?? defaultBridgeName(net.id);
+  net.bridge = checkIfname(name, 'bridge name');
+}
+
+/** The host address published ports of this network bind to by default. */
+export function hostBinding(net: NetworkRecord, fallback: string): string {
+  return net.options[BridgeOptions.hostBinding] ?? fallback;
+}
+
+/** The prefix of interface names inside sandboxes (eth by default). */
+export function ifacePrefix(net: NetworkRecord): string {
+  return net.options[BridgeOptions.ifacePrefix] ?? 'eth';
+}

@@ -1,0 +1,100 @@
+/**
+ * The bridge driver's part of reconcile: bridges missing after a reboot are made
+ * again, endpoints whose veth is gone are reported lost, veths on our bridges
+ * that no endpoint accounts for are removed, and the firewall holds exactly the
+ * entries of the networks and published ports (missing ones restored, stale or
+ * outdated ones removed).
+ */
+import { Firewall } from '../firewall.js';
+import { native } from '../native.js';
+import type { FirewallNetwork, LinkInfo, PortMapping } from '../native-api.js';
+import type { EndpointRecord, NetworkRecord } from '../types.js';
+import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.js';
+
+export async function repairBridges(driver: Driver, ctx: DriverContext, input: RepairInput): Promise<RepairResult> {
+  const { networks, step } = input;
+  const host = ctx.hostNetns;
+  const changed: NetworkRecord[] = [];
+  // read before the links: an endpoint recorded by now has its link in the listing
+  const before = input.endpoints();
+  const links = await native.listLinks(host);
+  const byName = new Map(links.map((l) => [l.name, l]));
+
+  for (const net of networks) {
+    if (net.bridge && !byName.has(net.bridge)) {
+      if (await step(`recreate missing bridge ${net.bridge} of network ${net.name}`, () => driver.createNetwork(net))) changed.push(net);
+    }
+  }
+
+  const lost = await lostEndpoints(host, before, links);
+  await removeOrphans(input, host, links, byName);
+  if (ctx.firewall.enabled) await syncFirewall(ctx.firewall, input, lost);
+  return { changed, lost };
+}
+
+/**
+ * Active endpoints whose veth is gone (a crash between a disconnect's kernel work
+ * and its commit, or a link deleted by hand): the records follow the kernel.
+ */
+async function lostEndpoints(host: string | null, eps: EndpointRecord[], links: LinkInfo[]): Promise<EndpointRecord[]> {
+  const active = eps.filter((ep) => ep.state === 'active' && ep.hostIfname !== '');
+  const listed = new Set(links.map((l) => l.name));
+  if (!active.some((ep) => !listed.has(ep.hostIfname))) return [];
+  // the listing may be older than an attach that finished since: look again
+  const fresh = new Set((await native.listLinks(host)).map((l) => l.name));
+  return active.filter((ep) => !fresh.has(ep.hostIfname));
+}
+
+/** veths on our bridges that belong to no endpoint. */
+async function removeOrphans(input: RepairInput, host: string | null, links: LinkInfo[], byName: Map<string, LinkInfo>): Promise<void> {
+  const ours = new Map<number, NetworkRecord>();
+  for (const net of input.networks) {
+    const l = net.bridge ? byName.get(net.bridge) : undefined;
+    if (l) ours.set(l.index, net);
+  }
+  // read after the links: a veth in the listing had its endpoint recorded before it was made
+  const known = new Set(input.endpoints().map((e) => e.hostIfname));
+  for (const l of links) {
+    if (l.kind === 'veth' && l.master != null && ours.has(l.master) && !known.has(l.name)) {
+      await input.step(`remove orphan veth ${l.name} on bridge ${ours.get(l.master)!.bridge}`, () => native.deleteLink(host, l.name));
+    }
+  }
+}
+
+const portKey = (p: PortMapping) => `${p.proto}|${p.hostIp ?? '0.0.0.0'}|${p.hostPort}|${p.containerIp}|${p.containerPort}|${p.containerIp6 ?? ''}`;
+
+/** Firewall entries: every ready bridge network and published port present, nothing else. */
+async function syncFirewall(firewall: Firewall, input: RepairInput, lost: EndpointRecord[]): Promise<void> {
+  const state = await firewall.state();
+  const gone = new Set(lost.map((e) => e.id));
+  const netById = new Map(input.networks.map((n) => [n.id, n]));
+  const wantNets = input.networks.filter((n) => n.bridge).map((n) => Firewall.network(n));
+  const wantPorts = input
+    .endpoints()
+    .filter((ep) => !gone.has(ep.id) && netById.has(ep.networkId))
+    .flatMap((ep) => Firewall.ports(netById.get(ep.networkId)!, ep));
+  // nftables keeps no subnets (its sets are keyed by bridge), iptables rules carry them
+  const subnets = firewall.backend === 'iptables';
+  const netKey = (n: FirewallNetwork) => `${n.bridge}|${n.masquerade}|${n.icc}|${n.internal}|${subnets ? (n.subnet6 ?? '') : ''}`;
+  const haveNets = new Set(state.networks.map(netKey));
+  const haveBridges = new Set(state.networks.map((n) => n.bridge));
+  const wantNetKeys = new Set(wantNets.map(netKey));
+  const havePorts = new Set(state.ports.map(portKey));
+  const wantPortKeys = new Set(wantPorts.map(portKey));
+  const addNetworks = wantNets.filter((n) => !haveNets.has(netKey(n)));
+  const removeNetworks = state.networks.filter((n) => !wantNetKeys.has(netKey(n)));
+  const addPorts = wantPorts.filter((p) => !havePorts.has(portKey(p)));
+  const removePorts = state.ports.filter((p) => !wantPortKeys.has(portKey(p)));
+  if (!addNetworks.length && !removeNetworks.length && !addPorts.length && !removePorts.length) return;
+  const what = [
+    ...removeNetworks.map((n) => `remove firewall entries of bridge ${n.bridge}`),
+    ...addNetworks.map((n) => `${haveBridges.has(n.bridge) ? 'update' : 'restore'} firewall entries of bridge ${n.bridge}`),
+    ...removePorts.map((p) => `remove stale port mapping ${p.proto}/${p.hostPort}`),
+    ...addPorts.map((p) => `restore port mapping ${p.proto}/${p.hostPort} -> ${p.containerIp}:${p.containerPort}`),
+  ];
+  await input.step(what, async () => {
+    // removals first, in their own batch, so that an updated entry is re-added cleanly
+    await firewall.apply({ removeNetworks, removePorts });
+    await firewall.apply({ addNetworks, addPorts });
+  });
+}

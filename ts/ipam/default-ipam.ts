@@ -1,0 +1,95 @@
+/**
+ * The built-in IPAM ("default"): pools are the user's subnets or ones chosen
+ * from the default address pools (IPv6: /64s of a ULA /48 of this host);
+ * addresses come from the bitmap allocator, which keeps one store record per
+ * address and binds it inside the transaction that records the endpoint.
+ */
+import { CnmError } from '../errors.js';
+import { type Cidr, parseSubnet } from '../net/ip.js';
+import type { Store, StoreReader } from '../store/store.js';
+import type { NetworkRecord } from '../types.js';
+import { AddressAllocator } from './allocator.js';
+import { type DefaultPool, chooseSubnet, ulaPrefix } from './default-pools.js';
+import type { AddressLease, Ipam, PoolsRequest } from './ipam-api.js';
+import { Pool, type PoolConfig } from './pool.js';
+
+const isV6 = (c: PoolConfig) => c.subnet.includes(':');
+
+export class DefaultIpam implements Ipam {
+  readonly name = 'default';
+  readonly allocator: AddressAllocator;
+
+  constructor(
+    private readonly store: Store,
+    private readonly pools: readonly DefaultPool[],
+  ) {
+    this.allocator = new AddressAllocator(store);
+  }
+
+  async requestPools({ network, requested, exclude }: PoolsRequest): Promise<PoolConfig[]> {
+    const out: PoolConfig[] = [];
+    for (const p of requested) {
+      if (!p.subnet) continue;
+      // Pool checks the gateway, range and auxiliary addresses against the subnet
+      const cfg: PoolConfig = new Pool({ subnet: p.subnet, gateway: p.gateway, ipRange: p.ipRange, auxAddresses: p.auxAddresses }).config;
+      if (!p.gateway) cfg.gatewayAuto = true;
+      out.push(cfg);
+    }
+    const needV4 = !out.some((c) => !isV6(c));
+    const needV6 = network.enableIPv6 && !out.some(isV6);
+    if (!needV4 && !needV6) return out;
+    const avoid: Cidr[] = [...(await exclude()), ...out.map((c) => parseSubnet(c.subnet))];
+    if (needV4) {
+      const subnet = chooseSubnet(this.pools, avoid);
+      out.push({ ...new Pool({ subnet }).config, auto: true });
+      avoid.push(parseSubnet(subnet));
+    }
+    if (needV6) out.push({ ...new Pool({ subnet: chooseSubnet([{ base: ulaPrefix(), size: 64 }], avoid, 6) }).config, auto: true });
+    return out;
+  }
+
+  async releasePools(net: NetworkRecord): Promise<void> {
+    await this.store.txn((tx) => this.allocator.purge(tx, net));
+  }
+
+  async requestAddress(net: NetworkRecord, family: 4 | 6, address?: string): Promise<AddressLease> {
+    if (!net.ipam.config.some((c) => isV6(c) === (family === 6))) {
+      throw new CnmError('ERR_INVALID_ARGUMENT', `network ${net.name} has no IPv${family} subnet${family === 6 ? ': create it with --ipv6 to use --ip6' : ''}`, {
+        value: address,
+        network: net.name,
+      });
+    }
+    return {
+      bind: (tx, endpointId) => this.allocator.allocate(tx, net, family, endpointId, address),
+      // nothing outlives a transaction that did not commit
+      release: async () => undefined,
+    };
+  }
+
+  async releaseAddress(net: NetworkRecord, address: string): Promise<void> {
+    if (!address) return;
+    await this.store.txn((tx) => this.allocator.release(tx, net, address));
+  }
+
+  /**
+   * Free addresses whose endpoint is gone, checked again inside the releasing
+   * transaction, so an endpoint another process recorded meanwhile keeps its address.
+   */
+  async reconcile(net: NetworkRecord, isLive: (r: StoreReader, endpointId: string) => boolean, dryRun: boolean): Promise<string[]> {
+    const leaked = [...this.allocator.allocations(net)].filter(([, ep]) => !isLive(this.store, ep));
+    const done: string[] = [];
+    for (const [ip, ep] of leaked) {
+      if (dryRun) {
+        done.push(ip);
+        continue;
+      }
+      const freed = await this.store.txn((tx) => {
+        if (isLive(tx, ep)) return false;
+        this.allocator.release(tx, net, ip);
+        return true;
+      });
+      if (freed) done.push(ip);
+    }
+    return done;
+  }
+}

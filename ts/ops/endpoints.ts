@@ -1,0 +1,273 @@
+/**
+ * Endpoint join and leave (libnetwork's endpoint.go): an endpoint is planned
+ * (checks, addresses requested from the network's IPAM), reserved in one store
+ * transaction (its record, its addresses bound, its host ports), programmed in
+ * the kernel by the driver, then marked active. Connect and sandbox create share
+ * these steps; sandbox create reserves its sandbox in the same transaction.
+ */
+import { CnmError, invalid, toCnmError } from '../errors.js';
+import type { Driver } from '../drivers/driver.js';
+import { hostBinding, ifacePrefix } from '../drivers/bridge-options.js';
+import { fault } from '../fault.js';
+import type { AddressLease } from '../ipam/ipam-api.js';
+import { log } from '../log.js';
+import type { ConnectOptions } from '../options.js';
+import { currentOwner } from '../owner.js';
+import { releasePorts, reservePorts } from '../port-allocator.js';
+import { checkBinding } from '../ports.js';
+import { endpointsOfSandbox, findNetwork, findSandbox, keys } from '../records.js';
+import type { StoreTxn } from '../store/store.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
+import { newId } from '../validate.js';
+import type { OpContext } from './context.js';
+import { gatewayFor, gatewayHeir, givesDefaultRoute, handOverDefaultRoute } from './default-gateway.js';
+import { Forward, Undo } from './undo.js';
+
+/** An endpoint checked and given its addresses, ready to be reserved in a transaction. */
+export interface EndpointPlan {
+  net: NetworkRecord;
+  sb: SandboxRecord;
+  ep: EndpointRecord;
+  driver: Driver;
+  /** record the endpoint, bind its addresses and reserve its host ports, in the caller's transaction */
+  reserve(tx: StoreTxn): void;
+  /** give the addresses back when the reservation did not commit */
+  release(): Promise<void>;
+}
+
+const isV6 = (subnet: string) => subnet.includes(':');
+
+export async function planEndpoint(ctx: OpContext, net: NetworkRecord, sb: SandboxRecord, opts: ConnectOptions, creating: boolean): Promise<EndpointPlan> {
+  if (net.state !== 'ready') throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${net.name} is being created or removed`, { network: net.name });
+  if (!creating && sb.state !== 'ready') throw new CnmError('ERR_SANDBOX_NOT_FOUND', `sandbox ${sb.name} is being created or removed`, { sandbox: sb.name });
+  const driver = await ctx.drivers.resolve(net.driver);
+  const aliases = opts.aliases ?? [];
+  if (!Array.isArray(aliases) || aliases.some((a) => typeof a !== 'string' || a === '' || /\s/.test(a))) {
+    throw invalid('aliases must be non-empty strings without spaces', aliases);
+  }
+  if (net.predefined && aliases.length > 0) {
+    throw invalid('network-scoped alias is supported only for containers in user defined networks', aliases);
+  }
+  const bindings = (opts.ports ?? []).map(checkBinding);
+  if (bindings.length > 0 && net.internal) {
+    throw invalid(`network ${net.name} is internal: it has no way in or out, so ports cannot be published on it`, net.name);
+  }
+  if (opts.ip6 !== undefined && !net.ipam.userSubnet) {
+    throw invalid('user specified IP address is supported only when connecting to networks with user configured subnets', opts.ip6);
+  }
+  if (opts.ip !== undefined) {
+    if (net.predefined && net.name === 'bridge') throw invalid('user specified IP address is supported on user defined networks only', opts.ip);
+    if (!net.ipam.userSubnet) throw invalid('user specified IP address is supported only when connecting to networks with user configured subnets', opts.ip);
+  }
+  const ep: EndpointRecord = {
+    id: newId(),
+    networkId: net.id,
+    sandboxId: sb.id,
+    ifname: '',
+    hostIfname: '',
+    mac: '',
+    ipv4: '',
+    ipv6: '',
+    gateway: '',
+    gateway6: '',
+    defaultGateway: false,
+    aliases,
+    staticIp: opts.ip !== undefined,
+    created: new Date().toISOString(),
+    state: 'pending',
+    owner: currentOwner(),
+  };
+  const leases = driver.usesIpam ? await requestAddresses(ctx, net, opts) : [];
+  const release = async () => {
+    for (const l of leases) await l.lease.release().catch((e: unknown) => log.warn('giving back an unused address failed', { network: net.name, err: e }));
+  };
+  return {
+    net,
+    sb,
+    ep,
+    driver,
+    release,
+    reserve: (tx) => {
+      if (!tx.get(keys.net(net.id))) throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${net.name} not found`, { network: net.name });
+      if (!tx.get(keys.sb(sb.id))) throw new CnmError('ERR_SANDBOX_NOT_FOUND', `sandbox ${sb.name} not found`, { sandbox: sb.name });
+      const mine = endpointsOfSandbox(tx, sb.id);
+      if (mine.some((e) => e.networkId === net.id)) {
+        throw new CnmError('ERR_ALREADY_CONNECTED', `endpoint with name ${sb.name} already exists in network ${net.name}`, { network: net.name, sandbox: sb.name });
+      }
+      if (driver.ownNetns && driver.usesIpam) {
+        const prefix = ifacePrefix(net);
+        const used = new Set(mine.map((e) => e.ifname));
+        let i = 0;
+        while (used.has(`${prefix}${i}`)) i++;
+        ep.ifname = `${prefix}${i}`;
+        ep.defaultGateway = givesDefaultRoute(net, mine);
+      }
+      for (const { family, lease } of leases) {
+        const address = lease.bind(tx, ep.id);
+        // with several subnets, the gateway is the one of the subnet the address came from
+        if (family === 4) [ep.ipv4, ep.gateway] = [address, gatewayFor(net, address)];
+        else [ep.ipv6, ep.gateway6] = [address, gatewayFor(net, address)];
+      }
+      driver.createEndpoint(net, ep);
+      if (bindings.length > 0 && driver.usesIpam) ep.ports = reservePorts(tx, bindings, hostBinding(net, ctx.settings.defaultHostIp), ctx.settings.portRange, ep.id);
+      tx.put(keys.ep(net.id, ep.id), ep);
+      tx.put(keys.sbEp(sb.id, ep.id), net.id);
+    },
+  };
+}
+
+/** One address of each family the network has, from its IPAM; the IPv4 one is given back if the IPv6 one fails. */
+async function requestAddresses(ctx: OpContext, net: NetworkRecord, opts: ConnectOptions): Promise<Array<{ family: 4 | 6; lease: AddressLease }>> {
+  const has6 = net.ipam.config.some((c) => isV6(c.subnet));
+  if (opts.ip6 !== undefined && !has6) throw invalid(`network ${net.name} has no IPv6 subnet: create it with --ipv6 to use --ip6`, opts.ip6);
+  const ipam = await ctx.drivers.resolveIpam(net.ipam.driver);
+  const out: Array<{ family: 4 | 6; lease: AddressLease }> = [{ family: 4, lease: await ipam.requestAddress(net, 4, opts.ip) }];
+  if (has6) {
+    try {
+      out.push({ family: 6, lease: await ipam.requestAddress(net, 6, opts.ip6) });
+    } catch (e) {
+      await out[0]!.lease.release().catch((u: unknown) => log.warn('giving back an unused address failed', { network: net.name, err: u }));
+      throw e;
+    }
+  }
+  return out;
+}
+
+/**
+ * Put a reserved endpoint into the kernel: the driver's join and its published
+ * ports, in flight together. What succeeded is pushed onto `undo`.
+ */
+export async function programEndpoint(plan: EndpointPlan, undo: Undo): Promise<void> {
+  const { net, sb, ep, driver } = plan;
+  const [joined, published] = await Promise.allSettled([
+    (async () => {
+      fault('connect.reserve');
+      return driver.join(net, ep, sb);
+    })(),
+    ep.ports?.length ? driver.programExternalConnectivity(net, ep) : Promise.resolve(),
+  ]);
+  if (joined.status === 'fulfilled') undo.push('take the endpoint out of the sandbox', () => driver.leave(net, ep, sb));
+  if (published.status === 'fulfilled' && ep.ports?.length) undo.push('withdraw its published ports', () => driver.revokeExternalConnectivity(net, ep));
+  if (joined.status === 'rejected') throw joined.reason;
+  if (published.status === 'rejected') throw published.reason;
+  if (joined.value.mac) ep.mac = joined.value.mac;
+  fault('connect.kernel');
+}
+
+/** Mark a programmed endpoint active, inside the caller's transaction. */
+export function markActive(tx: StoreTxn, ep: EndpointRecord): void {
+  if (!tx.get(keys.ep(ep.networkId, ep.id))) {
+    throw new CnmError('ERR_ENDPOINT_NOT_FOUND', `endpoint ${ep.id.slice(0, 12)} was removed while it was being connected`, { value: ep.id });
+  }
+  ep.state = 'active';
+  delete ep.owner;
+  tx.put(keys.ep(ep.networkId, ep.id), ep);
+}
+
+/** Connect a sandbox to a network (Docker's `network connect`). */
+export async function connect(ctx: OpContext, netRef: string, sbRef: string, opts: ConnectOptions): Promise<EndpointRecord> {
+  const net = findNetwork(ctx.store, netRef);
+  const sb = findSandbox(ctx.store, sbRef);
+  if (sb.mode === 'container') {
+    throw invalid('container sharing network namespace with another container or host cannot be connected to any other network', sb.name);
+  }
+  if (sb.mode === 'host' || net.driver === 'host') {
+    throw invalid('container cannot be disconnected from host network or connected to host network', sb.name);
+  }
+  if (sb.mode === 'none' || net.driver === 'null') {
+    throw invalid('container cannot be connected to multiple networks with one of the networks in private (none) mode', sb.name);
+  }
+  const plan = await planEndpoint(ctx, net, sb, opts, false);
+  try {
+    await ctx.store.txn((tx) => plan.reserve(tx));
+  } catch (e) {
+    await plan.release();
+    throw e;
+  }
+  const undo = new Undo();
+  undo.push('drop the endpoint records', () => forgetEndpoint(ctx, net, plan.ep));
+  try {
+    await programEndpoint(plan, undo);
+    // the mark is waited for: a connect that returns is recorded as done
+    await ctx.store.txn((tx) => {
+      fault('connect.mark');
+      markActive(tx, plan.ep);
+    });
+  } catch (e) {
+    throw await undo.run(e, `connect ${sb.name} to ${net.name}`);
+  }
+  fault('connect.commit');
+  return plan.ep;
+}
+
+/** Disconnect a sandbox from a network and release its address. */
+export async function disconnect(ctx: OpContext, netRef: string, sbRef: string): Promise<void> {
+  const net = findNetwork(ctx.store, netRef);
+  const sb = findSandbox(ctx.store, sbRef);
+  const ep = endpointsOfSandbox(ctx.store, sb.id).find((e) => e.networkId === net.id);
+  if (!ep) {
+    throw new CnmError('ERR_NOT_CONNECTED', `container ${sb.name} is not connected to network ${net.name}`, { network: net.name, sandbox: sb.name });
+  }
+  if (net.driver === 'host' || net.driver === 'null') {
+    throw invalid(`container cannot be disconnected from ${net.name} network`, net.name);
+  }
+  const driver = await ctx.drivers.resolve(net.driver);
+  // the way back is open until the link goes: a failure before that leaves all as it was
+  const undo = new Undo();
+  try {
+    if (ep.ports?.length) {
+      await driver.revokeExternalConnectivity(net, ep);
+      undo.push('publish its ports again', () => driver.programExternalConnectivity(net, ep));
+    }
+    fault('disconnect.revoke');
+    await driver.leave(net, ep, sb);
+  } catch (e) {
+    throw await undo.run(e, `disconnect ${sb.name} from ${net.name}`);
+  }
+  // the link is gone: from here on the disconnect only moves forward
+  const fwd = new Forward(`disconnect ${sb.name} from ${net.name}`);
+  await fwd.step('the step after the kernel work', () => fault('disconnect.leave'));
+  const heir = ep.defaultGateway ? gatewayHeir(ctx.store, sb, ep) : undefined;
+  await fwd.step('drop the endpoint records', () => forgetEndpoint(ctx, net, ep, heir));
+  await fwd.step('the step after the commit', () => fault('disconnect.commit'));
+  // the default route left with the interface: another network's gateway takes over, as in Docker
+  if (heir) await fwd.step('hand the default route over', () => handOverDefaultRoute(sb, heir));
+  fwd.finish();
+}
+
+/** Drop an endpoint's records and host ports, inside the caller's transaction. */
+export function dropEndpointRecords(tx: StoreTxn, ep: EndpointRecord): void {
+  releasePorts(tx, ep.ports ?? []);
+  tx.del(keys.ep(ep.networkId, ep.id));
+  tx.del(keys.sbEp(ep.sandboxId, ep.id));
+}
+
+/**
+ * Drop an endpoint's records (with `heir` taking over the default route), then
+ * give its addresses back to the network's IPAM.
+ */
+export async function forgetEndpoint(ctx: OpContext, net: NetworkRecord | undefined, ep: EndpointRecord, heir?: EndpointRecord): Promise<void> {
+  await ctx.store.txn((tx) => {
+    dropEndpointRecords(tx, ep);
+    if (heir) tx.put(keys.ep(heir.networkId, heir.id), { ...heir, defaultGateway: true });
+  });
+  await releaseAddresses(ctx, net, ep);
+}
+
+/**
+ * Give an endpoint's addresses back to its network's IPAM, after its records are
+ * gone. Best effort, as in libnetwork: a failure is logged, and the default IPAM's
+ * reconcile frees addresses whose endpoint is gone.
+ */
+export async function releaseAddresses(ctx: OpContext, net: NetworkRecord | undefined, ep: Pick<EndpointRecord, 'ipv4' | 'ipv6'>): Promise<void> {
+  if (!net || (!ep.ipv4 && !ep.ipv6)) return;
+  try {
+    const ipam = await ctx.drivers.resolveIpam(net.ipam.driver);
+    for (const address of [ep.ipv4, ep.ipv6]) {
+      if (!address) continue;
+      await ipam.releaseAddress(net, address).catch((e: unknown) => log.warn('giving an address back to IPAM failed', { network: net.name, address, err: e }));
+    }
+  } catch (e) {
+    log.warn('giving addresses back to IPAM failed', { network: net.name, ipam: net.ipam.driver, err: toCnmError(e) });
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The host netns: who owns it, and its set-up. One state dir owns one host
+ * netns; a second one would take the first one's veths and bridges for orphans
+ * and remove them, so it is refused (ERR_HOST_IN_USE naming the owner). The claim
+ * is a file under /run/cnm/hosts named after the netns cookie, an id the kernel
+ * never hands out twice during a boot, and /run is emptied at each boot as the
+ * namespaces are. A claim whose state dir was removed is taken over.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { CnmError } from '../errors.js';
+import { log } from '../log.js';
+import { native } from '../native.js';
+import type { OpContext } from './context.js';
+
+/** Where host claims live. */
+export const CLAIM_DIR = '/run/cnm/hosts';
+
+interface Claim {
+  /** the --state-dir the owner was given */
+  stateDir: string;
+  /** the owner's per-host directory under it */
+  hostDir: string;
+  netns: string | null;
+}
+
+/** A stable id of a netns for this boot. */
+async function hostIdentity(netns: string | null): Promise<string> {
+  // TEMP until the netcore merge brings netnsCookie: the nsfs inode
+  const cookie = (native as unknown as { netnsCookie?: (n: string | null) => Promise<string> }).netnsCookie;
+  if (cookie) return `c${await cookie(netns)}`;
+  const st = statSync(netns === null ? '/proc/self/ns/net' : `/run/netns/${netns}`);
+  return `i${st.ino}`;
+}
+
+const label = (netns: string | null) => (netns === null ? "the process's own netns" : `netns ${netns}`);
+
+/**
+ * Claim the host netns for the state dir `hostDir` (which exists by now); throws
+ * ERR_HOST_IN_USE when another existing state dir has it.
+ */
+export async function claimHost(netns: string | null, stateDir: string, hostDir: string, claimDir = CLAIM_DIR): Promise<void> {
+  const mine: Claim = { stateDir: resolve(stateDir), hostDir: resolve(hostDir), netns };
+  mkdirSync(claimDir, { recursive: true, mode: 0o700 });
+  const file = join(claimDir, `${await hostIdentity(netns)}.json`);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let cur: Claim | undefined;
+    try {
+      cur = JSON.parse(readFileSync(file, 'utf8')) as Claim;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        try {
+          writeFileSync(file, JSON.stringify(mine), { flag: 'wx', mode: 0o600 });
+          return;
+        } catch (w) {
+          if ((w as NodeJS.ErrnoException).code === 'EEXIST') continue; // another process claimed it first: look at its claim
+          throw w;
+        }
+      }
+      log.warn('a host claim file could not be read; it is replaced', { file, err: e });
+    }
+    if (cur?.hostDir === mine.hostDir) return;
+    if (cur && typeof cur.hostDir === 'string' && existsSync(cur.hostDir)) {
+      throw new CnmError(
+        'ERR_HOST_IN_USE',
+        `${label(netns)} is managed by state dir ${cur.stateDir}: use --state-dir ${cur.stateDir} with it, or remove ${cur.hostDir} (after removing its networks and sandboxes) to manage it from ${mine.stateDir}`,
+        { value: cur.stateDir, netns: netns ?? undefined },
+      );
+    }
+    if (cur) log.info('taking over a host netns whose state dir is gone', { netns, previous: cur.stateDir });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(mine), { mode: 0o600 });
+    renameSync(tmp, file);
+    return;
+  }
+  throw new CnmError('ERR_HOST_IN_USE', `${label(netns)}: its claim file ${file} keeps changing; another cnm is starting on it`, { value: file });
+}
+
+/** Firewall base rules, IP forwarding and the ephemeral port range of the host netns. */
+export async function prepareHost(ctx: OpContext, portRangeGiven: boolean): Promise<void> {
+  await ctx.firewall.init();
+  if (ctx.settings.ipForward && (await native.sysctlGet(ctx.hostNetns, 'net.ipv4.ip_forward')).trim() !== '1') {
+    await native.sysctlSet(ctx.hostNetns, 'net.ipv4.ip_forward', '1');
+  }
+  if (!portRangeGiven) {
+    const [lo, hi] = (await native.sysctlGet(ctx.hostNetns, 'net.ipv4.ip_local_port_range')).trim().split(/\s+/).map(Number);
+    if (lo && hi && lo <= hi) ctx.settings.portRange = [lo, hi];
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * Network create, first step: the request checked and turned into a record,
+ * without touching the store or the kernel. Pools are only checked here; the
+ * network's IPAM hands them out when the network is reserved.
+ */
+import { CnmError, invalid } from '../errors.js';
+import type { Driver } from '../drivers/driver.js';
+import type { PoolRequest } from '../ipam/ipam-api.js';
+import { Pool } from '../ipam/pool.js';
+import { overlaps, parseSubnet } from '../net/ip.js';
+import type { NetworkCreateOptions } from '../options.js';
+import { currentOwner } from '../owner.js';
+import type { NetworkRecord } from '../types.js';
+import { checkName, newId, parseMtu } from '../validate.js';
+import type { OpContext } from './context.js';
+
+/** Docker's generic MTU option, which `mtu` stands for. */
+export const MTU_OPTION = 'com.docker.network.driver.mtu';
+
+export interface NetworkPlan {
+  rec: NetworkRecord;
+  driver: Driver;
+  /** the pools the user gave (subnet set), to be handed to the IPAM */
+  requested: PoolRequest[];
+}
+
+export async function planNetwork(ctx: OpContext, req: NetworkCreateOptions, predefined = false): Promise<NetworkPlan> {
+  if (typeof req !== 'object' || req === null) throw invalid('network create needs options', req);
+  checkName('network', req.name);
+  const driverName = req.driver ?? 'bridge';
+  if (typeof driverName !== 'string' || driverName === '') throw invalid('driver name must not be empty', driverName);
+  const driver = await ctx.drivers.resolve(driverName);
+  if (!predefined && driver.singleton) throw invalid(`only one instance of "${driverName}" network is allowed`, driverName);
+  const ipamDriver = req.ipamDriver ?? 'default';
+  if (typeof ipamDriver !== 'string' || ipamDriver === '') throw invalid('IPAM driver name must not be empty', ipamDriver);
+  if (ipamDriver !== 'default' && !driver.usesIpam) throw invalid(`the ${driverName} driver takes no IPAM driver`, ipamDriver);
+  // an IPAM plugin must be there and implement IpamDriver
+  if (driver.usesIpam) await ctx.drivers.resolveIpam(ipamDriver);
+  const options = { ...req.options };
+  const labels = { ...req.labels };
+  const ipamOptions = { ...req.ipamOptions };
+  for (const [what, rec] of [['option', options], ['label', labels], ['IPAM option', ipamOptions]] as const) {
+    for (const [k, v] of Object.entries(rec)) {
+      if (k === '' || typeof v !== 'string') throw invalid(`${what} ${k}: keys must be non-empty and values strings`, k);
+    }
+  }
+  if (req.mtu !== undefined) options[MTU_OPTION] = String(parseMtu(req.mtu));
+  const requested = checkPools(req, driver, driverName);
+  if (req.enableIPv6 !== undefined && typeof req.enableIPv6 !== 'boolean') throw invalid('enableIPv6 must be a boolean', req.enableIPv6);
+  // an IPv6 subnet asks for IPv6 as plainly as --ipv6 does
+  const enableIPv6 = driver.usesIpam && (req.enableIPv6 === true || requested.some((c) => c.subnet!.includes(':')));
+  const rec: NetworkRecord = {
+    id: newId(),
+    name: req.name,
+    driver: driverName,
+    scope: 'local',
+    created: new Date().toISOString(),
+    internal: req.internal === true,
+    attachable: req.attachable === true,
+    enableIPv6,
+    options,
+    labels,
+    ipam: { driver: ipamDriver, options: ipamOptions, config: [], userSubnet: requested.length > 0 },
+    state: 'creating',
+    owner: currentOwner(),
+  };
+  if (req.ipamOptions !== undefined && req.ipamOptions !== null) rec.ipam.optionsGiven = true;
+  if (predefined) rec.predefined = true;
+  driver.prepareNetwork(rec);
+  return { rec, driver, requested };
+}
+
+/** The user's pools, each consistent in itself (Pool checks it) and none overlapping another. */
+function checkPools(req: NetworkCreateOptions, driver: Driver, driverName: string): PoolRequest[] {
+  const reqs = req.ipam ?? [];
+  if (!Array.isArray(reqs)) throw invalid('ipam must be a list of pools', reqs);
+  if (!driver.usesIpam) {
+    if (reqs.some((p) => p.subnet)) throw invalid(`the ${driverName} driver takes no subnet`, reqs);
+    return [];
+  }
+  const out: PoolRequest[] = [];
+  for (const p of reqs) {
+    if (!p.subnet) {
+      if (p.gateway || p.ipRange) throw invalid('--gateway and --ip-range need a --subnet', p.gateway ?? p.ipRange);
+      if (p.auxAddresses && Object.keys(p.auxAddresses).length > 0) throw invalid('--aux-address needs a --subnet', p.auxAddresses);
+      continue;
+    }
+    const cfg = new Pool({ subnet: p.subnet, gateway: p.gateway, ipRange: p.ipRange, auxAddresses: p.auxAddresses }).config;
+    const pr: PoolRequest = { subnet: cfg.subnet };
+    if (p.gateway) pr.gateway = cfg.gateway;
+    if (p.ipRange) pr.ipRange = cfg.ipRange;
+    if (cfg.auxAddresses && Object.keys(cfg.auxAddresses).length > 0) pr.auxAddresses = cfg.auxAddresses;
+    out.push(pr);
+  }
+  for (let i = 0; i < out.length; i++) {
+    for (let j = i + 1; j < out.length; j++) {
+      if (overlaps(parseSubnet(out[i]!.subnet!), parseSubnet(out[j]!.subnet!))) {
+        throw new CnmError('ERR_SUBNET_OVERLAP', `subnets ${out[i]!.subnet} and ${out[j]!.subnet} overlap`, { subnet: out[j]!.subnet });
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,58 @@
+/** Checks of the controller's options (Docker's daemon flags), before anything is opened. */
+import { invalid } from '../errors.js';
+import { checkBackend } from '../firewall.js';
+import { DEFAULT_POOLS, validatePools } from '../ipam/default-pools.js';
+import type { FirewallBackendName } from '../native-api.js';
+import { parseCidr, parseIp } from '../net/ip.js';
+import type { ControllerOptions } from '../options.js';
+import { checkIfname, checkName, parseMtu } from '../validate.js';
+import type { Settings } from './context.js';
+
+/** The validated options: the firewall backend and the settings operations use. */
+export interface Checked {
+  backend: FirewallBackendName;
+  settings: Settings;
+}
+
+/** Check every option; throws ERR_INVALID_ARGUMENT naming the one to fix. */
+export function checkOptions(opts: ControllerOptions): Checked {
+  if (typeof opts !== 'object' || opts === null) throw invalid('controller options must be an object', opts);
+  if (opts.bip !== undefined && opts.bridge !== undefined) {
+    throw invalid('you specified -b & --bip, mutually exclusive options: configure one or the other', opts.bip);
+  }
+  if (opts.bridge !== undefined) checkIfname(opts.bridge, 'bridge');
+  if (opts.bip !== undefined) parseCidr(opts.bip, 'bip');
+  if (opts.mtu !== undefined) parseMtu(opts.mtu);
+  if (opts.defaultAddressPools) validatePools(opts.defaultAddressPools);
+  const backend = firewallBackend(opts);
+  if (opts.icc === false && backend === 'none') {
+    throw invalid('you specified --iptables=false (firewall none) with --icc=false: ICC=false needs the firewall to work; set --icc or --iptables to true', opts.icc);
+  }
+  if (opts.ip !== undefined && parseIp(opts.ip, 'ip').family !== 4) throw invalid(`--ip ${opts.ip} must be an IPv4 address`, opts.ip);
+  if (opts.portRange !== undefined) checkPortRange(opts.portRange);
+  if (opts.hostNetns !== undefined && opts.hostNetns !== null) checkName('host netns', opts.hostNetns, 200);
+  return {
+    backend,
+    settings: {
+      pools: opts.defaultAddressPools ?? DEFAULT_POOLS,
+      defaultHostIp: opts.ip ?? '0.0.0.0',
+      portRange: opts.portRange ?? [32768, 60999],
+      ipForward: opts.ipForward !== false,
+    },
+  };
+}
+
+function firewallBackend(opts: ControllerOptions): FirewallBackendName {
+  if (opts.iptables === false) {
+    if (opts.firewall !== undefined && opts.firewall !== 'none') {
+      throw invalid(`--iptables=false conflicts with --firewall ${opts.firewall}`, opts.firewall);
+    }
+    return 'none';
+  }
+  return opts.firewall === undefined ? 'nftables' : checkBackend(opts.firewall);
+}
+
+function checkPortRange(r: unknown): void {
+  const ok = Array.isArray(r) && r.length === 2 && r.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535) && r[0] <= r[1];
+  if (!ok) throw invalid(`port range ${JSON.stringify(r)} must be [low, high] with 1 <= low <= high <= 65535`, r);
+}

@@ -1,0 +1,188 @@
+/**
+ * Sandbox create and remove (libnetwork's sandbox.go). A sandbox is a named
+ * netns (so `ip netns exec NAME` works): its own, the host's, or another
+ * sandbox's. Create reserves the sandbox and its first endpoint in one
+ * transaction, makes the netns, joins the network, and marks both done in one
+ * more; remove deletes the netns (which takes the sandbox ends of its veths),
+ * then takes each endpoint out and drops the records.
+ */
+import { CnmError, invalid } from '../errors.js';
+import { fault } from '../fault.js';
+import { native } from '../native.js';
+import type { SandboxCreateOptions } from '../options.js';
+import { currentOwner } from '../owner.js';
+import { allSandboxes, endpointsOfSandbox, findNetwork, findSandbox, keys } from '../records.js';
+import type { StoreTxn } from '../store/store.js';
+import type { EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord } from '../types.js';
+import { checkName, newId } from '../validate.js';
+import type { OpContext } from './context.js';
+import { dropEndpointRecords, forgetEndpoint, markActive, planEndpoint, programEndpoint, releaseAddresses } from './endpoints.js';
+import { Forward, Undo } from './undo.js';
+
+export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): Promise<SandboxRecord> {
+  if (typeof req !== 'object' || req === null) throw invalid('sandbox create needs options', req);
+  checkName('sandbox', req.name);
+  const netRef = req.net ?? 'bridge';
+  if (typeof netRef !== 'string' || netRef === '') throw invalid('--net must not be empty', netRef);
+  let mode: SandboxMode = 'network';
+  let shared: SandboxRecord | undefined;
+  let net: NetworkRecord | undefined;
+  if (netRef.startsWith('container:')) {
+    mode = 'container';
+    shared = findSandbox(ctx.store, netRef.slice('container:'.length));
+    if (req.ip !== undefined) throw invalid('conflicting options: --ip and --net container:… cannot be used together', req.ip);
+  } else {
+    net = findNetwork(ctx.store, netRef);
+    if (net.driver === 'host') mode = 'host';
+    else if (net.driver === 'null') mode = 'none';
+    if (mode !== 'network' && (req.ip !== undefined || req.ip6 !== undefined)) {
+      throw invalid(`conflicting options: --ip/--ip6 cannot be used with network mode ${mode}`, req.ip ?? req.ip6);
+    }
+  }
+  if (await native.netnsExists(req.name)) {
+    throw new CnmError('ERR_NAME_CONFLICT', `a network namespace named ${req.name} already exists`, { value: req.name, sandbox: req.name });
+  }
+  const sb: SandboxRecord = {
+    id: newId(),
+    name: req.name,
+    netns: req.name,
+    mode,
+    created: new Date().toISOString(),
+    state: 'creating',
+    owner: currentOwner(),
+  };
+  if (shared) sb.sharedWith = shared.id;
+  // host-mode sandboxes publish nothing: they use the host's ports directly, as in Docker
+  const ports = mode === 'network' ? req.ports : undefined;
+  const plan = net ? await planEndpoint(ctx, net, sb, { ip: req.ip, ip6: req.ip6, aliases: req.aliases, ports }, true) : undefined;
+  try {
+    await ctx.store.txn((tx) => {
+      if (tx.get(keys.sbName(sb.name)) !== undefined) {
+        throw new CnmError('ERR_NAME_CONFLICT', `sandbox name ${sb.name} is already in use`, { value: sb.name, sandbox: sb.name });
+      }
+      tx.put(keys.sb(sb.id), sb);
+      tx.put(keys.sbName(sb.name), sb.id);
+      plan?.reserve(tx);
+    });
+  } catch (e) {
+    await plan?.release();
+    throw e;
+  }
+  // undone newest first: kernel, then records, then the addresses go back
+  const undo = new Undo();
+  if (plan) undo.push('give its addresses back', () => releaseAddresses(ctx, net, plan.ep));
+  undo.push('drop the sandbox records', () =>
+    ctx.store.txn((tx) => {
+      if (plan) dropEndpointRecords(tx, plan.ep);
+      dropSandboxRecords(tx, sb);
+    }),
+  );
+  try {
+    fault('sandbox.create.reserve');
+    await makeNetns(ctx, sb, shared);
+    undo.push('delete the netns', () => native.netnsDelete(sb.netns));
+    fault('sandbox.create.netns');
+    if (plan) await programEndpoint(plan, undo);
+    fault('sandbox.create.join');
+    sb.state = 'ready';
+    delete sb.owner;
+    await ctx.store.txn((tx) => {
+      tx.put(keys.sb(sb.id), sb);
+      if (plan) markActive(tx, plan.ep);
+    });
+  } catch (e) {
+    throw await undo.run(e, `create sandbox ${sb.name}`);
+  }
+  fault('sandbox.create.commit');
+  return sb;
+}
+
+async function makeNetns(ctx: OpContext, sb: SandboxRecord, shared: SandboxRecord | undefined): Promise<void> {
+  if (sb.mode === 'host') await native.netnsBind(sb.netns, ctx.hostNetns);
+  else if (sb.mode === 'container') await native.netnsBind(sb.netns, shared!.netns);
+  else await native.netnsCreate(sb.netns);
+}
+
+/** Remove a sandbox: its netns, its endpoints and their addresses. */
+export async function removeSandbox(ctx: OpContext, ref: string): Promise<void> {
+  const sb = findSandbox(ctx.store, ref);
+  const users = allSandboxes(ctx.store).filter((s) => s.sharedWith === sb.id);
+  if (users.length > 0) {
+    throw new CnmError('ERR_SANDBOX_IN_USE', `sandbox ${sb.name} is shared by ${users.map((u) => u.name).join(', ')} (container:${sb.name}); remove those first`, {
+      sandbox: sb.name,
+    });
+  }
+  await ctx.store.txn((tx) => tx.put(keys.sb(sb.id), { ...sb, state: 'deleting', owner: currentOwner() }));
+  // deleting the netns takes the sandbox ends of all veths with it; the host ends
+  // are then deleted explicitly, all in flight together
+  const undo = new Undo();
+  undo.push('restore the sandbox record', () => ctx.store.txn((tx) => tx.put(keys.sb(sb.id), sb)));
+  try {
+    fault('sandbox.rm.mark');
+    await native.netnsDelete(sb.netns);
+  } catch (e) {
+    throw await undo.run(e, `remove sandbox ${sb.name}`);
+  }
+  // the netns is gone: from here on the removal only moves forward
+  const fwd = new Forward(`remove sandbox ${sb.name}`);
+  await fwd.step('the step after the netns delete', () => fault('sandbox.rm.netns'));
+  const eps = endpointsOfSandbox(ctx.store, sb.id);
+  await leaveAll(ctx, sb, eps, fwd);
+  await fwd.step('the step after the leaves', () => fault('sandbox.rm.leave'));
+  await dropSandbox(ctx, sb, eps, fwd);
+  fwd.finish();
+  fault('sandbox.rm.commit');
+}
+
+/**
+ * Finish a sandbox whose netns is gone, or roll back one a dead process left
+ * half-made (reconcile): its endpoints are taken out, its records dropped.
+ */
+export async function releaseSandbox(ctx: OpContext, sb: SandboxRecord): Promise<void> {
+  const fwd = new Forward(`release sandbox ${sb.name}`);
+  const eps = endpointsOfSandbox(ctx.store, sb.id);
+  await leaveAll(ctx, sb, eps, fwd);
+  await dropSandbox(ctx, sb, eps, fwd);
+  fwd.finish();
+}
+
+/** Each endpoint out of the sandbox (ports withdrawn, link gone), all in flight together. */
+async function leaveAll(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecord[], fwd: Forward): Promise<void> {
+  await Promise.all(
+    eps.map((ep) =>
+      fwd.step(`take endpoint ${ep.id.slice(0, 12)} out`, async () => {
+        const net = ctx.store.get<NetworkRecord>(keys.net(ep.networkId));
+        if (!net) return;
+        const driver = await ctx.drivers.resolve(net.driver);
+        if (ep.ports?.length) await driver.revokeExternalConnectivity(net, ep);
+        await driver.leave(net, ep, sb);
+      }),
+    ),
+  );
+}
+
+/** The records of the sandbox and its endpoints in one transaction, then the addresses go back. */
+async function dropSandbox(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecord[], fwd: Forward): Promise<void> {
+  const nets = new Map(eps.map((ep) => [ep.id, ctx.store.get<NetworkRecord>(keys.net(ep.networkId))]));
+  const dropped = await fwd.step('drop the records', () =>
+    ctx.store.txn((tx) => {
+      for (const ep of eps) dropEndpointRecords(tx, ep);
+      dropSandboxRecords(tx, sb);
+    }),
+  );
+  if (dropped) await Promise.all(eps.map((ep) => releaseAddresses(ctx, nets.get(ep.id), ep)));
+}
+
+function dropSandboxRecords(tx: StoreTxn, sb: SandboxRecord): void {
+  tx.del(keys.sb(sb.id));
+  if (tx.get(keys.sbName(sb.name)) === sb.id) tx.del(keys.sbName(sb.name));
+}
+
+/** A half-made endpoint of a dead process: out of the kernel (best effort), then forgotten. */
+export async function rollbackEndpoint(ctx: OpContext, net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+  const fwd = new Forward(`roll back endpoint ${ep.id.slice(0, 12)}`);
+  const sb = ctx.store.get<SandboxRecord>(keys.sb(ep.sandboxId)) ?? { id: ep.sandboxId, name: '', netns: '', mode: 'network', created: '', state: 'deleting' };
+  await fwd.step('take it out of the kernel', async () => (await ctx.drivers.resolve(net.driver)).leave(net, ep, sb));
+  await fwd.step('drop its records', () => forgetEndpoint(ctx, net, ep));
+  fwd.finish();
+}

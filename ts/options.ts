@@ -1,0 +1,91 @@
+/** The options the controller's operations take: Docker's daemon and API settings. */
+import type { DefaultPool } from './ipam/default-pools.js';
+import type { FirewallBackendName } from './native-api.js';
+import type { PortBinding } from './ports.js';
+
+/** Options of {@link NetworkController.open}; the daemon-level settings of Docker. */
+export interface ControllerOptions {
+  /** where the store lives; default /var/lib/cnm */
+  stateDir?: string;
+  /** named netns to treat as the host; default: the process's own netns */
+  hostNetns?: string | null;
+  /** default bridge address in CIDR form, e.g. "172.17.0.1/16" (Docker's --bip) */
+  bip?: string;
+  /** use this existing bridge device for the default bridge (Docker's -b) */
+  bridge?: string;
+  /** MTU of the default bridge network (Docker's --mtu) */
+  mtu?: number;
+  /** pools for automatic subnet choice (Docker's default-address-pools) */
+  defaultAddressPools?: DefaultPool[];
+  /** firewall backend; default nftables */
+  firewall?: FirewallBackendName;
+  /** Docker's --iptables: false means no firewall rules at all (firewall "none") */
+  iptables?: boolean;
+  /** inter-container communication on the default bridge (Docker's --icc); default true */
+  icc?: boolean;
+  /** turn on IPv4 forwarding in the host netns (Docker's --ip-forward); default true */
+  ipForward?: boolean;
+  /** default host IP for published ports (Docker's --ip); default 0.0.0.0 */
+  ip?: string;
+  /** host port range for ephemeral published ports; default: the host's ip_local_port_range */
+  portRange?: [number, number];
+  /**
+   * reconcile store and kernel when the host is set up, on the first operation
+   * that changes something (default true; `cnm system reconcile` turns it off to
+   * report what it does itself)
+   */
+  reconcileOnOpen?: boolean;
+  /** where remote network driver plugins are found (<dir>/<name>.sock, .spec, .json); default /run/docker/plugins */
+  pluginDir?: string;
+}
+
+/** One IPAM pool as given to network create. */
+export interface IpamPoolRequest {
+  subnet?: string;
+  gateway?: string;
+  ipRange?: string;
+  auxAddresses?: Record<string, string>;
+}
+
+/** What `docker network create` carries. */
+export interface NetworkCreateOptions {
+  name: string;
+  driver?: string;
+  /** one entry per subnet; omit to choose a subnet from the default pools */
+  ipam?: IpamPoolRequest[];
+  internal?: boolean;
+  attachable?: boolean;
+  options?: Record<string, string>;
+  labels?: Record<string, string>;
+  /** shorthand for the com.docker.network.driver.mtu option */
+  mtu?: number;
+  /** give the network IPv6 too; a /64 is chosen when no IPv6 subnet is given */
+  enableIPv6?: boolean;
+  /** an IPAM driver plugin by name (Docker's --ipam-driver); default: the default IPAM */
+  ipamDriver?: string;
+  /** options for the IPAM driver (Docker's --ipam-opt) */
+  ipamOptions?: Record<string, string>;
+}
+
+/** Options of {@link NetworkController.connect}. */
+export interface ConnectOptions {
+  /** static IPv4 address */
+  ip?: string;
+  /** static IPv6 address */
+  ip6?: string;
+  aliases?: string[];
+  /** ports to publish on this endpoint (bridge networks) */
+  ports?: PortBinding[];
+}
+
+/** Options of {@link NetworkController.createSandbox}. */
+export interface SandboxCreateOptions {
+  name: string;
+  /** a network name or id, `host`, `none` or `container:<sandbox>`; default `bridge` */
+  net?: string;
+  ip?: string;
+  ip6?: string;
+  aliases?: string[];
+  /** ports to publish (Docker's -p), on the sandbox's network */
+  ports?: PortBinding[];
+}
