@@ -18,3 +18,20 @@ export function cnm(args: string[], env: Record<string, string> = {}): CliResult
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
+
+/**
+ * The code of the error a `cnm` run failed with, from the log line it writes at
+ * debug level (run it with CNM_LOG=debug); undefined when there is none.
+ */
+export function cliErrorCode(r: CliResult): string | undefined {
+  for (const line of r.stderr.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const entry = JSON.parse(line) as { msg?: string; err?: { code?: string } };
+      if (entry.msg === 'command failed') return entry.err?.code;
+    } catch {
+      // not a log line
+    }
+  }
+  return undefined;
+}

@@ -1,6 +1,7 @@
 /** What every CLI command gets: the parsed global options and a controller opener. */
 import { type ControllerOptions, NetworkController } from '../controller.js';
-import { CnmError, invalid } from '../errors.js';
+import { CnmError, invalid, toCnmError } from '../errors.js';
+import { log } from '../log.js';
 import { checkBackend } from '../firewall.js';
 import { parseBool, parseMtu } from '../validate.js';
 import { type OptionSpec, type Parsed, list, parse, str } from './args.js';
@@ -73,6 +74,18 @@ export async function withController<T>(
 }
 
 /**
+ * Print a failure for a person (what to fix) and log it for a script: with
+ * CNM_LOG=debug the log line carries the code and the cause; an internal error
+ * (a bug) is always logged.
+ */
+export function reportError(ctx: Pick<CliContext, 'err'>, e: unknown): void {
+  const err = toCnmError(e);
+  ctx.err(`Error: ${err.message}`);
+  log.debug('command failed', { err });
+  if (!(e instanceof CnmError)) log.error('command failed on an internal error', { err });
+}
+
+/**
  * Apply fn to each NAME|ID like docker does for inspect and rm: carry on past a
  * CnmError, print it, and return exit code 1 if any failed.
  */
@@ -83,7 +96,7 @@ export async function eachRef(ctx: CliContext, refs: string[], fn: (ref: string)
       await fn(ref);
     } catch (e) {
       if (!(e instanceof CnmError)) throw e;
-      ctx.err(`Error: ${e.message}`);
+      reportError(ctx, e);
       rc = 1;
     }
   }

@@ -1,7 +1,7 @@
 /** The `cnm` command: docker-like networking from the shell. */
-import { CnmError } from '../errors.js';
+
 import { GLOBAL_OPTIONS, LEADING_ONLY, type Parsed, parse, splitGlobal } from './args.js';
-import { type CliContext, controllerOptions, openFromOptions } from './context.js';
+import { type CliContext, controllerOptions, openFromOptions, reportError } from './context.js';
 import { daemonCommand } from './daemon.js';
 import { demoCommand } from './demo.js';
 import { NETWORK_USAGE, networkCommand } from './network.js';
@@ -41,10 +41,34 @@ ${NETWORK_USAGE}
 
 ${SANDBOX_USAGE}`;
 
+const COMMAND_USAGE: Record<string, string> = {
+  network: NETWORK_USAGE,
+  sandbox: SANDBOX_USAGE,
+  run: 'Usage: cnm run [--name NAME] [--rm] [--net NETWORK] [--ip IP] [--ip6 IP] [--alias A]... [-p SPEC]... -- CMD ARGS...',
+  port: 'Usage: cnm port SANDBOX [PORT[/PROTO]]',
+  system: 'Usage: cnm system reconcile [--dry-run]',
+  daemon: 'Usage: cnm daemon [--socket PATH]   (default /run/cnm.sock; serves the Docker Engine network API)',
+  demo: 'Usage: cnm demo   (a walk-through in an isolated namespace of its own)',
+};
+
+/** Whether -h/--help appears among a command's own words (not after `--`, which belong to `run`'s command). */
+function asksForHelp(words: readonly string[]): boolean {
+  for (const w of words) {
+    if (w === '--') return false;
+    if (w === '--help' || w === '-h') return true;
+  }
+  return false;
+}
+
 export async function main(argv: string[], ctx: Omit<CliContext, 'open' | 'options'> = { out: (s) => console.log(s), err: (s) => console.error(s) }): Promise<number> {
   try {
     const { globals, command } = splitGlobal(argv);
     const g = parse(globals, GLOBAL_OPTIONS).values;
+    // help never acts, wherever it is asked for: it only prints
+    if (command.length > 0 && asksForHelp(command)) {
+      ctx.out(COMMAND_USAGE[command[0]!] ?? USAGE);
+      return 0;
+    }
     // command-level options win over the leading global ones (except --ip, see LEADING_ONLY)
     const merged = (v: Parsed['values']) => ({
       ...g,
@@ -80,11 +104,7 @@ export async function main(argv: string[], ctx: Omit<CliContext, 'open' | 'optio
         return 1;
     }
   } catch (e) {
-    if (e instanceof CnmError) {
-      ctx.err(`Error: ${e.message}`);
-      return 1;
-    }
-    ctx.err(`Error: ${(e as Error)?.stack ?? String(e)}`);
+    reportError(ctx, e);
     return 1;
   }
 }
