@@ -131,6 +131,7 @@ export class NetworkController {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // a set-up in flight finishes first; its failure went to whoever awaited it
     await this.setup?.catch(() => undefined);
     await this.store.close();
   }

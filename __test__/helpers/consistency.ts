@@ -49,7 +49,7 @@ export async function checkConsistency(host: IsolatedHost, opts: { reconcile?: b
     const nsWant = new Set(sbs.map((s) => s.netns));
     for (const n of nsMine) if (!nsWant.has(n) && !n.endsWith('-outside')) problems.push(`netns ${n} belongs to no sandbox`);
     for (const n of nsWant) if (!nsMine.includes(n)) problems.push(`netns ${n} of a sandbox is missing`);
-    const fw = await ctl.firewall.state();
+    const fw = await native.firewallState('nftables', host.ns);
     const portKey = (p: { proto: string; hostPort: number; containerIp: string; containerPort: number }) =>
       `${p.proto}/${p.hostPort}->${p.containerIp}:${p.containerPort}`;
     const wantPorts = eps.flatMap((e) => (e.ports ?? []).map((p) => portKey({ ...p, containerIp: e.ipv4.split('/')[0]! })));

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { NetworkController } from '../controller.js';
 import { CnmError } from '../errors.js';
+import { log } from '../log.js';
 import { native } from '../native.js';
 import type { CliContext } from './context.js';
 import { table } from './format.js';
@@ -58,8 +59,8 @@ export async function demoCommand(ctx: CliContext): Promise<number> {
     cleaned = true;
     for (const c of children) c.kill('SIGKILL');
     // the sandboxes and bridge live in namespaces we made: deleting them takes everything
-    await native.netnsDeleteMany([names.a, names.b, hostNs]).catch(() => 0);
-    await ctl?.close().catch(() => undefined);
+    await native.netnsDeleteMany([names.a, names.b, hostNs]).catch((e: unknown) => log.warn('demo clean-up: deleting its namespaces failed', { err: e }));
+    await ctl?.close().catch((e: unknown) => log.warn('demo clean-up: closing the controller failed', { err: e }));
     rmSync(stateDir, { recursive: true, force: true });
   };
   const onSignal = () => {
