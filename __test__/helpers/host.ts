@@ -56,7 +56,8 @@ export async function isolatedHost(tag: string): Promise<IsolatedHost> {
     },
     async cleanup() {
       for (const c of opened) await c.close().catch(() => undefined);
-      const mine = (await native.netnsList()).filter((n) => n.startsWith(prefix));
+      // the dash matters: pid 1234 must not take pid 12345's namespaces
+      const mine = (await native.netnsList()).filter((n) => n.startsWith(`${prefix}-`));
       await native.netnsDeleteMany(mine);
       for (const d of [stateDir, ...dirs]) rmSync(d, { recursive: true, force: true });
     },

@@ -28,14 +28,17 @@ export function hostIfnameFor(endpointId: string): string {
   return `veth${endpointId.slice(0, 9)}`;
 }
 
-/** MAC derived from the IPv4 address (02:42 + address), as Docker did for years. */
-export function macFor(ipv4Cidr: string, endpointId: string): string {
+/**
+ * MAC derived from the IPv4 address (02:42 + address), as Docker did for years; without
+ * one, from the first bytes of the (hex) endpoint or network id.
+ */
+export function macFor(ipv4Cidr: string, id: string): string {
   const bytes: number[] = [0x02, 0x42];
   if (ipv4Cidr) {
     const v = Number(parseIp(ipv4Cidr.split('/')[0]!).value);
     bytes.push(v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255);
   } else {
-    for (let i = 0; i < 4; i++) bytes.push(parseInt(endpointId.slice(i * 2, i * 2 + 2), 16));
+    for (let i = 0; i < 4; i++) bytes.push(parseInt(id.slice(i * 2, i * 2 + 2), 16));
   }
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }

@@ -25,10 +25,17 @@ export class BridgeDriver implements Driver {
 
   async createNetwork(net: NetworkRecord): Promise<void> {
     const addresses = net.ipam.config.map((c) => `${c.gateway}/${c.subnet.split('/')[1]}`);
+    const gateway4 = net.ipam.config.find((c) => c.subnet.includes('.'))?.gateway ?? '';
     const info = await native.ensureBridge({
       netns: this.ctx.hostNetns,
       name: net.bridge!,
       mtu: net.mtu ?? null,
+      // A bridge made without a MAC takes the lowest one of its ports and changes it as
+      // endpoints come and go; a sandbox that learnt the gateway's MAC from an ARP in
+      // between then sends to a port that is gone, for seconds. A MAC given at creation
+      // stays (Docker sets one too); derived from the gateway, a bridge that reconcile
+      // makes again gets the same one. Only applied to a bridge this call creates.
+      mac: macFor(gateway4, net.id),
       addresses,
       up: true,
     });
