@@ -22,10 +22,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use super::exec;
+use super::{exec, nfnl};
 use super::{Batch, FirewallBackend, Network, Port, Proto, State, Subnet, Subnet6};
 use crate::error::{ns_label, Error, ErrorCode, Result};
 
@@ -993,135 +992,56 @@ struct Cached {
     model: Model,
 }
 
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_NEWGEN: u16 = 15;
 const NFT_MSG_GETGEN: u16 = 16;
 const NFTA_GEN_ID: u16 = 1;
-#[cfg(not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64")))]
-const SO_NETNS_COOKIE: libc::c_int = 71;
 
 /// A NETLINK_NETFILTER socket opened inside a netns, for one call.
 struct GenProbe {
-    fd: OwnedFd,
+    socket: nfnl::Socket,
     cookie: u64,
-}
-
-fn open_probe_socket() -> io::Result<GenProbe> {
-    let fd = crate::sockopt::netfilter_socket()?;
-    let cookie = netns_cookie(&fd)?;
-    Ok(GenProbe { fd, cookie })
-}
-
-#[cfg(not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64")))]
-fn netns_cookie(fd: &OwnedFd) -> io::Result<u64> {
-    let mut cookie: u64 = 0;
-    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
-    // SAFETY: cookie and len are valid for writes of the given size.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            SO_NETNS_COOKIE,
-            (&mut cookie as *mut u64).cast(),
-            &mut len,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if len as usize != std::mem::size_of::<u64>() {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    Ok(cookie)
-}
-
-#[cfg(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64"))]
-fn netns_cookie(_fd: &OwnedFd) -> io::Result<u64> {
-    Err(io::Error::from_raw_os_error(libc::ENOPROTOOPT))
-}
-
-/// The NFT_MSG_GETGEN request.
-fn getgen_request(seq: u32) -> [u8; 20] {
-    let mut m = [0u8; 20];
-    m[0..4].copy_from_slice(&20u32.to_ne_bytes());
-    let ty = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
-    m[4..6].copy_from_slice(&ty.to_ne_bytes());
-    m[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
-    m[8..12].copy_from_slice(&seq.to_ne_bytes());
-    // pid 0; nfgenmsg: AF_UNSPEC, NFNETLINK_V0, res_id 0.
-    m
-}
-
-/// NFTA_GEN_ID of an NFT_MSG_NEWGEN reply.
-fn parse_newgen(buf: &[u8], seq: u32) -> Option<u32> {
-    let word = |at: usize| -> Option<u32> {
-        Some(u32::from_ne_bytes(buf.get(at..at + 4)?.try_into().ok()?))
-    };
-    let mut off = 0;
-    while off + 16 <= buf.len() {
-        let len = word(off)? as usize;
-        if len < 16 || off + len > buf.len() {
-            return None;
-        }
-        let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-        if ty == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN && word(off + 8)? == seq {
-            // nlmsghdr (16), nfgenmsg (4), then attributes.
-            let mut a = off + 20;
-            while a + 4 <= off + len {
-                let alen = u16::from_ne_bytes([buf[a], buf[a + 1]]) as usize;
-                let aty = u16::from_ne_bytes([buf[a + 2], buf[a + 3]]) & 0x3fff;
-                if alen < 4 || a + alen > off + len {
-                    return None;
-                }
-                if aty == NFTA_GEN_ID && alen >= 8 {
-                    return Some(u32::from_be_bytes(buf[a + 4..a + 8].try_into().ok()?));
-                }
-                a += (alen + 3) & !3;
-            }
-            return None;
-        }
-        off += (len + 3) & !3;
-    }
-    None
 }
 
 impl GenProbe {
     fn open(netns: Option<&str>) -> Result<GenProbe> {
-        let ctx = "open netfilter netlink socket";
-        match netns {
-            None => open_probe_socket().map_err(|e| Error::from_io(&e, ctx)),
-            Some(_) => crate::netns::on_thread_blocking(netns, move || {
-                open_probe_socket().map_err(|e| Error::from_io(&e, ctx))
-            }),
-        }
+        let socket = nfnl::Socket::open(netns)?;
+        let cookie = socket.netns_cookie().map_err(|e| {
+            Error::from_io(
+                &e,
+                format_args!("read the cookie of netns {}", ns_label(netns)),
+            )
+        })?;
+        Ok(GenProbe { socket, cookie })
     }
 
     /// The netns's current nf_tables generation id.
-    fn generation(&self) -> io::Result<u32> {
-        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let req = getgen_request(seq);
-        super::send_to_kernel(&self.fd, &req)?;
-        let mut buf = vec![0u8; 8192];
-        loop {
-            // The kernel answers inside sendto, so the reply is queued.
-            // SAFETY: buf is valid for writes of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if let Some(g) = parse_newgen(&buf[..n as usize], seq) {
-                return Ok(g);
-            }
+    fn generation(&mut self) -> io::Result<u32> {
+        let seq = self.socket.next_seq(1);
+        let mut w = nfnl::Writer::default();
+        let m = w.begin(
+            nfnl::nft_type(NFT_MSG_GETGEN),
+            nfnl::NLM_F_REQUEST | nfnl::NLM_F_ACK,
+            seq,
+            libc::AF_UNSPEC as u8,
+            0,
+        );
+        w.end(m);
+        let replies = self.socket.exchange(w.bytes(), seq..=seq, seq)?;
+        if let Some(&(_, errno)) = replies.errors.first() {
+            return Err(io::Error::from_raw_os_error(errno));
         }
+        generation_of(&replies).ok_or_else(|| io::Error::from_raw_os_error(libc::EBADMSG))
     }
+}
+
+/// NFTA_GEN_ID of the NFT_MSG_NEWGEN reply.
+fn generation_of(replies: &nfnl::Replies) -> Option<u32> {
+    let (_, _, payload) = replies
+        .messages
+        .iter()
+        .find(|(_, ty, _)| *ty == nfnl::nft_type(NFT_MSG_NEWGEN))?;
+    let (_, id) = nfnl::attrs(payload).find(|(ty, _)| *ty == NFTA_GEN_ID)?;
+    Some(u32::from_be_bytes(id.get(..4)?.try_into().ok()?))
 }
 
 pub struct Iptables;
@@ -1137,16 +1057,17 @@ impl Iptables {
         let key = netns.map(str::to_string);
         let cached = cache.remove(&key);
         // Without a probe or a generation the model cannot be trusted: read.
-        let probe = GenProbe::open(netns).ok();
-        let before = probe.as_ref().and_then(|p| p.generation().ok());
+        let mut probe = GenProbe::open(netns).ok();
+        let before = probe.as_mut().and_then(|p| p.generation().ok());
         let (mut model, hit) = match (&probe, before, cached) {
             (Some(p), Some(g), Some(c)) if c.cookie == p.cookie && c.generation == g => {
                 (c.model, true)
             }
             _ => (Model::from_saved(save(netns)?), false),
         };
+        let cookie = probe.as_ref().map(|p| p.cookie);
         let keep = |cache: &mut HashMap<Option<String>, Cached>, model: Model, generation| {
-            let Some(p) = &probe else { return };
+            let Some(cookie) = cookie else { return };
             if cache.len() >= MAX_CACHED {
                 if let Some(k) = cache.keys().next().cloned() {
                     cache.remove(&k);
@@ -1155,7 +1076,7 @@ impl Iptables {
             cache.insert(
                 key.clone(),
                 Cached {
-                    cookie: p.cookie,
+                    cookie,
                     generation,
                     model,
                 },
@@ -1178,7 +1099,7 @@ impl Iptables {
             return Ok(());
         }
         restore(netns, &planned.script)?;
-        let after = probe.as_ref().and_then(|p| p.generation().ok());
+        let after = probe.as_mut().and_then(|p| p.generation().ok());
         if let (Some(b), Some(a)) = (before, after) {
             if a == b.wrapping_add(commits) {
                 planned.commit_to(&mut model);
@@ -1555,23 +1476,16 @@ COMMIT
     }
 
     #[test]
-    fn generation_messages() {
-        let req = getgen_request(7);
-        assert_eq!(u32::from_ne_bytes(req[0..4].try_into().unwrap()), 20);
-        assert_eq!(u16::from_ne_bytes([req[4], req[5]]), (10 << 8) | 16);
-        // NEWGEN: nlmsghdr, nfgenmsg, NFTA_GEN_ID = 0x01020304 (big-endian).
-        let mut reply = Vec::new();
-        reply.extend_from_slice(&28u32.to_ne_bytes());
-        reply.extend_from_slice(&((10u16 << 8) | 15).to_ne_bytes());
-        reply.extend_from_slice(&0u16.to_ne_bytes());
-        reply.extend_from_slice(&7u32.to_ne_bytes());
-        reply.extend_from_slice(&0u32.to_ne_bytes());
-        reply.extend_from_slice(&[0, 0, 0, 0]);
-        reply.extend_from_slice(&8u16.to_ne_bytes());
-        reply.extend_from_slice(&1u16.to_ne_bytes());
-        reply.extend_from_slice(&[1, 2, 3, 4]);
-        assert_eq!(parse_newgen(&reply, 7), Some(0x0102_0304));
-        assert_eq!(parse_newgen(&reply, 8), None);
-        assert_eq!(parse_newgen(&reply[..20], 7), None);
+    fn generation_reply() {
+        use crate::firewall::nfnl::tests::{ack, message};
+        let newgen = nfnl::nft_type(NFT_MSG_NEWGEN);
+        let mut buf = message(newgen, 7, NFTA_GEN_ID, &[1, 2, 3, 4]);
+        buf.extend(ack(7, 0));
+        let mut replies = nfnl::Replies::default();
+        assert!(replies.add(&buf, &(7..=7), 7));
+        assert_eq!(generation_of(&replies), Some(0x0102_0304));
+        let mut other = nfnl::Replies::default();
+        other.add(&buf, &(8..=8), 8);
+        assert_eq!(generation_of(&other), None);
     }
 }

@@ -25,13 +25,12 @@
 
 pub mod exec;
 pub mod iptables;
+mod nfnl;
 pub mod nftables;
 pub mod none;
 
 use std::fmt;
-use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::error::{Error, Result};
 use crate::netns::blocking;
@@ -354,29 +353,6 @@ pub fn backend(name: BackendName) -> &'static dyn FirewallBackend {
 pub fn release(name: &str) {
     nftables::release(name);
     iptables::release(name);
-}
-
-/// Sends one message to the kernel (port 0) on a raw netlink socket; both backends
-/// talk to netfilter this way (nftables batches, the ruleset generation query).
-pub(crate) fn send_to_kernel(fd: &OwnedFd, buf: &[u8]) -> io::Result<()> {
-    // SAFETY: sockaddr_nl is plain data; zero is a valid value.
-    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    // SAFETY: buf and kernel are valid for the given sizes.
-    let sent = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            buf.as_ptr().cast(),
-            buf.len(),
-            0,
-            (&kernel as *const libc::sockaddr_nl).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 fn check_netns(netns: Option<&str>) -> Result<()> {

@@ -17,17 +17,14 @@
 //! concatenation is padded to a multiple of 4 bytes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use serde_json::Value;
 
-use super::exec;
-use super::{Batch, FirewallBackend, Network, Port, Proto, State};
+use super::nfnl::{self, nft_type, Writer, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
+use super::{exec, Batch, FirewallBackend, Network, Port, Proto, State};
 use crate::error::{ns_label, Error, ErrorCode, Result};
-use crate::sockopt;
 
 pub const TABLE: &str = "cnm";
 
@@ -107,10 +104,7 @@ fn family_name(family: u8) -> &'static str {
     }
 }
 
-// nfnetlink / nf_tables constants (linux/netfilter/nfnetlink.h, nf_tables.h).
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
-const NFNL_MSG_BATCH_END: u16 = 0x11;
+// nf_tables constants (linux/netfilter/nf_tables.h).
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_DESTROYTABLE: u16 = 26;
@@ -125,84 +119,14 @@ const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
-const NLA_F_NESTED: u16 = 0x8000;
 const NFPROTO_IPV4: u8 = 2;
 const NFPROTO_IPV6: u8 = 10;
 const NF_DROP: u32 = 0;
 const NF_ACCEPT: u32 = 1;
-const NLMSG_ERROR: u16 = 2;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_EXCL: u16 = 0x200;
-const NLM_F_CREATE: u16 = 0x400;
-const SOL_NETLINK: libc::c_int = 270;
-const NETLINK_CAP_ACK: libc::c_int = 10;
 const IFNAMSIZ: usize = 16;
 
 // ---------------------------------------------------------------------------
-// Message encoding
-
-/// Builds netlink messages back to back in one buffer.
-#[derive(Default)]
-struct Writer {
-    buf: Vec<u8>,
-}
-
-fn align4(n: usize) -> usize {
-    (n + 3) & !3
-}
-
-impl Writer {
-    /// Starts a message: nlmsghdr + nfgenmsg. Returns its offset.
-    fn begin(&mut self, ty: u16, flags: u16, seq: u32, family: u8, res_id: u16) -> usize {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(&0u32.to_ne_bytes()); // length, set by end()
-        self.buf.extend_from_slice(&ty.to_ne_bytes());
-        self.buf.extend_from_slice(&flags.to_ne_bytes());
-        self.buf.extend_from_slice(&seq.to_ne_bytes());
-        self.buf.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
-        self.buf.push(family);
-        self.buf.push(0); // NFNETLINK_V0
-        self.buf.extend_from_slice(&res_id.to_be_bytes());
-        start
-    }
-
-    fn end(&mut self, start: usize) {
-        let len = (self.buf.len() - start) as u32;
-        self.buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
-    }
-
-    fn attr(&mut self, ty: u16, data: &[u8]) {
-        let len = 4 + data.len();
-        self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
-        self.buf.extend_from_slice(&ty.to_ne_bytes());
-        self.buf.extend_from_slice(data);
-        self.buf.resize(align4(self.buf.len()), 0);
-    }
-
-    fn attr_str(&mut self, ty: u16, s: &str) {
-        let mut data = s.as_bytes().to_vec();
-        data.push(0);
-        self.attr(ty, &data);
-    }
-
-    fn nest(&mut self, ty: u16) -> usize {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf
-            .extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
-        start
-    }
-
-    fn nest_end(&mut self, start: usize) {
-        let len = (self.buf.len() - start) as u16;
-        self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
-    }
-}
-
-fn msg_type(msg: u16) -> u16 {
-    (NFNL_SUBSYS_NFTABLES << 8) | msg
-}
+// Element encoding
 
 /// Data of a map element.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,7 +163,7 @@ fn put_element(w: &mut Writer, c: &Change, seq: u32) {
         Op::Add { excl: false } => (NFT_MSG_NEWSETELEM, NLM_F_CREATE),
         Op::Destroy => (NFT_MSG_DESTROYSETELEM, 0),
     };
-    let m = w.begin(msg_type(ty), NLM_F_REQUEST | flags, seq, c.family, 0);
+    let m = w.begin(nft_type(ty), NLM_F_REQUEST | flags, seq, c.family, 0);
     w.attr_str(NFTA_SET_ELEM_LIST_TABLE, TABLE);
     w.attr_str(NFTA_SET_ELEM_LIST_SET, c.set);
     let elements = w.nest(NFTA_SET_ELEM_LIST_ELEMENTS);
@@ -405,15 +329,9 @@ fn changes(batch: &Batch) -> Vec<Change> {
 // ---------------------------------------------------------------------------
 // The socket
 
-/// A NETLINK_NETFILTER socket created inside one netns.
-struct NfSocket {
-    fd: OwnedFd,
-    seq: u32,
-}
-
 struct Entry {
     id: Option<(u64, u64)>,
-    socket: Arc<Mutex<NfSocket>>,
+    socket: Arc<Mutex<nfnl::Socket>>,
 }
 
 static SOCKETS: LazyLock<Mutex<HashMap<Option<String>, Entry>>> =
@@ -428,32 +346,8 @@ pub fn release(name: &str) {
     lock(&SOCKETS).remove(&Some(name.to_string()));
 }
 
-/// Runs on a thread inside the netns.
-fn open_socket() -> io::Result<OwnedFd> {
-    let fd = sockopt::netfilter_socket()?;
-    // SAFETY: sockaddr_nl is plain data; zero is a valid value.
-    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    // SAFETY: addr is a valid sockaddr_nl of the given size.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_nl).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // Big batches (thousands of elements) go in one sendmsg; acks stay small.
-    let big = 16 << 20;
-    sockopt::set_buffer(&fd, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, big);
-    sockopt::set_buffer(&fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, big);
-    sockopt::set_int(&fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
-    Ok(fd)
-}
-
-fn socket(netns: Option<&str>) -> Result<Arc<Mutex<NfSocket>>> {
+/// The cached socket of `netns`, opened inside it on first use.
+fn socket(netns: Option<&str>) -> Result<Arc<Mutex<nfnl::Socket>>> {
     let id = netns.map(crate::netns::ns_id).transpose()?;
     let key = netns.map(str::to_string);
     if let Some(e) = lock(&SOCKETS).get(&key) {
@@ -461,11 +355,7 @@ fn socket(netns: Option<&str>) -> Result<Arc<Mutex<NfSocket>>> {
             return Ok(e.socket.clone());
         }
     }
-    let fd = crate::netns::on_thread_blocking(netns, || {
-        open_socket().map_err(|e| Error::from_io(&e, "open netfilter netlink socket"))
-    })
-    .map_err(|e| e.netns(netns))?;
-    let socket = Arc::new(Mutex::new(NfSocket { fd, seq: 0 }));
+    let socket = Arc::new(Mutex::new(nfnl::Socket::open(netns)?));
     let mut cache = lock(&SOCKETS);
     if let Some(e) = cache.get(&key) {
         if e.id == id {
@@ -480,112 +370,6 @@ fn socket(netns: Option<&str>) -> Result<Arc<Mutex<NfSocket>>> {
         },
     );
     Ok(socket)
-}
-
-/// What the kernel answered to one sent buffer.
-struct Replies {
-    /// (seq, errno) of every NLMSG_ERROR with a non-zero code.
-    errors: Vec<(u32, i32)>,
-    /// seqs acknowledged with code 0.
-    acks: Vec<u32>,
-    /// (type, payload after nlmsghdr) of every other message.
-    messages: Vec<(u16, Vec<u8>)>,
-}
-
-impl NfSocket {
-    fn next_seq(&mut self, n: u32) -> u32 {
-        let first = self.seq.wrapping_add(1);
-        self.seq = self.seq.wrapping_add(n);
-        first
-    }
-
-    fn recv(&self, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
-        // SAFETY: buf is valid for writes of its length.
-        let n = unsafe {
-            libc::recv(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                flags,
-            )
-        };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
-    }
-
-    /// Drops replies a failed earlier call may have left behind.
-    fn drain(&self) {
-        let mut buf = vec![0u8; 64 * 1024];
-        while let Ok(n) = self.recv(&mut buf, libc::MSG_DONTWAIT) {
-            if n == 0 {
-                break;
-            }
-        }
-    }
-
-    /// Sends `buf` and collects the replies to seqs in `seqs`. The kernel
-    /// handles a netfilter request inside sendmsg, so every reply is queued
-    /// when send returns; reading stops once `last` was acknowledged or
-    /// failed, or the queue is empty.
-    fn talk(
-        &self,
-        buf: &[u8],
-        seqs: std::ops::RangeInclusive<u32>,
-        last: u32,
-    ) -> io::Result<Replies> {
-        self.drain();
-        super::send_to_kernel(&self.fd, buf)?;
-        let mut replies = Replies {
-            errors: Vec::new(),
-            acks: Vec::new(),
-            messages: Vec::new(),
-        };
-        let mut rbuf = vec![0u8; 256 * 1024];
-        loop {
-            let n = match self.recv(&mut rbuf, libc::MSG_DONTWAIT) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(replies),
-                Err(e) => return Err(e),
-            };
-            let mut done = false;
-            let mut off = 0;
-            while off + 16 <= n {
-                let word = |at: usize| {
-                    let mut b = [0u8; 4];
-                    b.copy_from_slice(&rbuf[at..at + 4]);
-                    u32::from_ne_bytes(b)
-                };
-                let len = word(off) as usize;
-                if len < 16 || off + len > n {
-                    break;
-                }
-                let ty = u16::from_ne_bytes([rbuf[off + 4], rbuf[off + 5]]);
-                let seq = word(off + 8);
-                if seqs.contains(&seq) {
-                    if ty == NLMSG_ERROR && len >= 20 {
-                        let code = word(off + 16) as i32;
-                        if code == 0 {
-                            replies.acks.push(seq);
-                        } else {
-                            replies.errors.push((seq, -code));
-                        }
-                        done |= seq == last || code != 0 && seq == *seqs.start();
-                    } else {
-                        replies
-                            .messages
-                            .push((ty, rbuf[off + 16..off + len].to_vec()));
-                    }
-                }
-                off += align4(len);
-            }
-            if done {
-                return Ok(replies);
-            }
-        }
-    }
 }
 
 fn kernel_error(errno: i32, context: impl std::fmt::Display, netns: Option<&str>) -> Error {
@@ -613,14 +397,7 @@ fn transaction(netns: Option<&str>, changes: &[Change], destroy_tables: bool) ->
     let first = sock.next_seq(count + 2);
     let last = first.wrapping_add(count + 1);
     let mut w = Writer::default();
-    let m = w.begin(
-        NFNL_MSG_BATCH_BEGIN,
-        NLM_F_REQUEST,
-        first,
-        libc::AF_UNSPEC as u8,
-        NFNL_SUBSYS_NFTABLES,
-    );
-    w.end(m);
+    w.batch_begin(first);
     let mut seq = first;
     for c in changes {
         seq = seq.wrapping_add(1);
@@ -629,7 +406,7 @@ fn transaction(netns: Option<&str>, changes: &[Change], destroy_tables: bool) ->
     for family in FAMILIES.iter().take(destroys) {
         seq = seq.wrapping_add(1);
         let m = w.begin(
-            msg_type(NFT_MSG_DESTROYTABLE),
+            nft_type(NFT_MSG_DESTROYTABLE),
             NLM_F_REQUEST,
             seq,
             *family,
@@ -638,19 +415,12 @@ fn transaction(netns: Option<&str>, changes: &[Change], destroy_tables: bool) ->
         w.attr_str(NFTA_TABLE_NAME, TABLE);
         w.end(m);
     }
-    let m = w.begin(
-        NFNL_MSG_BATCH_END,
-        NLM_F_REQUEST | NLM_F_ACK,
-        last,
-        libc::AF_UNSPEC as u8,
-        NFNL_SUBSYS_NFTABLES,
-    );
-    w.end(m);
+    w.batch_end(last);
     let ctx = format!("nftables transaction in netns {}", ns_label(netns));
     let replies = sock
-        .talk(&w.buf, first..=last, last)
+        .exchange(w.bytes(), first..=last, last)
         .map_err(|e| Error::from_io(&e, &ctx).netns(netns))?;
-    let Some(&(seq, errno)) = replies.errors.first() else {
+    let Err(nfnl::Refused { seq, errno }) = replies.batch_outcome() else {
         return Ok(());
     };
     let index = seq.wrapping_sub(first).wrapping_sub(1) as usize;
@@ -682,7 +452,7 @@ fn table_version(netns: Option<&str>, family: u8) -> Result<Option<bool>> {
     let seq = sock.next_seq(1);
     let mut w = Writer::default();
     let m = w.begin(
-        msg_type(NFT_MSG_GETTABLE),
+        nft_type(NFT_MSG_GETTABLE),
         NLM_F_REQUEST | NLM_F_ACK,
         seq,
         family,
@@ -696,13 +466,13 @@ fn table_version(netns: Option<&str>, family: u8) -> Result<Option<bool>> {
         ns_label(netns)
     );
     let replies = sock
-        .talk(&w.buf, seq..=seq, seq)
+        .exchange(w.bytes(), seq..=seq, seq)
         .map_err(|e| Error::from_io(&e, &ctx).netns(netns))?;
     match replies.errors.first() {
         Some(&(_, libc::ENOENT)) => Ok(None),
         Some(&(_, errno)) => Err(kernel_error(errno, ctx, netns)),
         None if replies.messages.is_empty() && replies.acks.is_empty() => Ok(None),
-        None => Ok(Some(replies.messages.iter().any(|(_, payload)| {
+        None => Ok(Some(replies.messages.iter().any(|(_, _, payload)| {
             payload.windows(VERSION_TAG.len()).any(|w| w == VERSION_TAG)
         }))),
     }
@@ -1041,7 +811,7 @@ mod tests {
         let mut c = net_change(NFPROTO_IPV4, "intra", "br0", Op::Add { excl: false });
         c.data = Data::Verdict(NF_DROP);
         put_element(&mut w, &c, 7);
-        let b = &w.buf;
+        let b = w.bytes();
         assert_eq!(
             u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize,
             b.len()
