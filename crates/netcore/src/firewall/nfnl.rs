@@ -96,11 +96,19 @@ impl Writer {
         self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
     }
 
-    /// The batch-begin message of an nf_tables transaction.
+    /// Asks for an acknowledgement of the message that starts at `start`.
+    pub fn request_ack(&mut self, start: usize) {
+        let at = start + 6;
+        let flags = u16::from_ne_bytes([self.buf[at], self.buf[at + 1]]) | NLM_F_ACK;
+        self.buf[at..at + 2].copy_from_slice(&flags.to_ne_bytes());
+    }
+
+    /// The batch-begin message of an nf_tables transaction (acknowledged by
+    /// kernels >= 6.10, see [`Replies::batch_outcome`]).
     pub fn batch_begin(&mut self, seq: u32) {
         let m = self.begin(
             NFNL_MSG_BATCH_BEGIN,
-            NLM_F_REQUEST,
+            NLM_F_REQUEST | NLM_F_ACK,
             seq,
             libc::AF_UNSPEC as u8,
             NFNL_SUBSYS_NFTABLES,
@@ -191,21 +199,46 @@ impl Replies {
         done
     }
 
-    /// How a transaction sent as one batch ended: Err with the seq and errno
-    /// of the first message the kernel refused.
-    pub fn batch_outcome(&self) -> std::result::Result<(), Refused> {
-        match self.errors.first() {
-            Some(&(seq, errno)) => Err(Refused { seq, errno }),
-            None => Ok(()),
+    pub fn acked(&self, seq: u32) -> bool {
+        self.acks.contains(&seq)
+    }
+
+    /// How a transaction sent as one batch `begin..=end` ended; the batch
+    /// begin, its last message (`end - 1`) and its end carry NLM_F_ACK.
+    ///
+    /// Kernels from 6.10 acknowledge the begin at once and the end only once
+    /// the commit succeeded, so with the begin acked nothing short of the
+    /// end's ack is a success. Older kernels acknowledge neither and report a
+    /// failed commit as an error on the begin's seq: there the ack of the last
+    /// message (every message before it was handled) with no error is the
+    /// most the kernel says.
+    pub fn batch_outcome(&self, begin: u32, end: u32) -> std::result::Result<(), BatchError> {
+        if let Some(&(seq, errno)) = self.errors.first() {
+            return Err(BatchError::Refused { seq, errno });
+        }
+        let last = end.wrapping_sub(1);
+        let committed = if self.acked(begin) {
+            self.acked(end)
+        } else {
+            last != begin && self.acked(last)
+        };
+        if committed {
+            Ok(())
+        } else {
+            Err(BatchError::Unacknowledged)
         }
     }
 }
 
-/// A message of a batch the kernel refused, and why.
+/// Why a batch did not go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refused {
-    pub seq: u32,
-    pub errno: i32,
+pub enum BatchError {
+    /// The kernel refused message `seq` (or, on the batch-begin seq, the
+    /// commit) with `errno`; nothing of the batch was applied.
+    Refused { seq: u32, errno: i32 },
+    /// The kernel did not acknowledge the commit: whether the batch was
+    /// applied is unknown.
+    Unacknowledged,
 }
 
 /// A NETLINK_NETFILTER socket created inside one netns (it keeps that netns
@@ -392,6 +425,7 @@ pub(crate) mod tests {
         w.attr(1, &[1, 2, 3]);
         w.nest_end(n);
         w.end(m);
+        w.request_ack(m);
         w.batch_end(3);
         let b = w.bytes();
         assert_eq!(b.len() % 4, 0);
@@ -399,6 +433,10 @@ pub(crate) mod tests {
         let second = &b[20..];
         let len = u32::from_ne_bytes(second[0..4].try_into().unwrap()) as usize;
         assert_eq!(u16::from_ne_bytes([second[4], second[5]]), (10 << 8) | 12);
+        assert_eq!(
+            u16::from_ne_bytes([second[6], second[7]]),
+            NLM_F_REQUEST | NLM_F_ACK
+        );
         let found: Vec<(u16, Vec<u8>)> = attrs(&second[16..len])
             .map(|(t, d)| (t, d.to_vec()))
             .collect();
@@ -410,6 +448,51 @@ pub(crate) mod tests {
         assert_eq!(
             u16::from_ne_bytes([end[6], end[7]]),
             NLM_F_REQUEST | NLM_F_ACK
+        );
+    }
+
+    /// Replies to the batch begin 10, elements 11 and 12, end 13.
+    fn batch(replies: &[Vec<u8>]) -> std::result::Result<(), BatchError> {
+        let mut r = Replies::default();
+        for datagram in replies {
+            r.add(datagram, &(10..=13), 13);
+        }
+        r.batch_outcome(10, 13)
+    }
+
+    #[test]
+    fn batch_commit_must_be_acknowledged() {
+        // kernel >= 6.10: the begin and, once committed, the end are acked
+        assert_eq!(
+            batch(&[[ack(10, 0), ack(12, 0), ack(13, 0)].concat()]),
+            Ok(())
+        );
+        // the end's ack never came: not a success
+        let lost = batch(&[[ack(10, 0), ack(12, 0)].concat()]);
+        assert_eq!(lost, Err(BatchError::Unacknowledged));
+        // nothing at all came back
+        assert_eq!(batch(&[]), Err(BatchError::Unacknowledged));
+        // older kernels ack neither begin nor end: the last element's ack,
+        // with no error on the begin (where a failed commit is reported)
+        assert_eq!(batch(&[ack(12, 0)]), Ok(()));
+        assert_eq!(batch(&[ack(11, 0)]), Err(BatchError::Unacknowledged));
+        // a refused element fails the batch whatever else came
+        let refused = batch(&[[ack(10, 0), ack(11, libc::EEXIST), ack(12, 0)].concat()]);
+        assert_eq!(
+            refused,
+            Err(BatchError::Refused {
+                seq: 11,
+                errno: libc::EEXIST
+            })
+        );
+        // a failed commit is reported on the begin's seq
+        let commit = batch(&[ack(10, libc::ENOMEM), ack(12, 0)]);
+        assert_eq!(
+            commit,
+            Err(BatchError::Refused {
+                seq: 10,
+                errno: libc::ENOMEM
+            })
         );
     }
 

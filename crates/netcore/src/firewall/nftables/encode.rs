@@ -58,7 +58,8 @@ pub(super) struct Change {
     pub(super) port: bool,
 }
 
-pub(super) fn put_element(w: &mut Writer, c: &Change, seq: u32) {
+/// Writes the message of one element change; returns where it starts.
+pub(super) fn put_element(w: &mut Writer, c: &Change, seq: u32) -> usize {
     let (ty, flags) = match c.op {
         Op::Add { excl: true } => (NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL),
         Op::Add { excl: false } => (NFT_MSG_NEWSETELEM, NLM_F_CREATE),
@@ -92,6 +93,7 @@ pub(super) fn put_element(w: &mut Writer, c: &Change, seq: u32) {
     w.nest_end(elem);
     w.nest_end(elements);
     w.end(m);
+    m
 }
 
 pub(super) fn ifname_key(name: &str) -> Vec<u8> {
@@ -227,8 +229,9 @@ pub(super) fn changes(batch: &Batch) -> Vec<Change> {
     out
 }
 
-/// NFT_MSG_DESTROYTABLE of our table in `family` (absent is no error).
-pub(super) fn put_destroy_table(w: &mut Writer, family: u8, seq: u32) {
+/// NFT_MSG_DESTROYTABLE of our table in `family` (absent is no error);
+/// returns where it starts.
+pub(super) fn put_destroy_table(w: &mut Writer, family: u8, seq: u32) -> usize {
     let m = w.begin(
         nft_type(NFT_MSG_DESTROYTABLE),
         NLM_F_REQUEST,
@@ -238,6 +241,7 @@ pub(super) fn put_destroy_table(w: &mut Writer, family: u8, seq: u32) {
     );
     w.attr_str(NFTA_TABLE_NAME, TABLE);
     w.end(m);
+    m
 }
 
 /// NFT_MSG_GETTABLE of our table in `family`.

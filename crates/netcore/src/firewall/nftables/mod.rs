@@ -91,32 +91,50 @@ fn not_initialized(netns: Option<&str>, what: &str) -> Error {
     .netns(netns)
 }
 
-/// Sends `changes` (or the deletion of both tables) as one transaction.
+/// Sends `changes` (or the deletion of both tables) as one transaction, and
+/// waits for the kernel to say it committed it (see `nfnl::Replies::batch_outcome`).
 fn transaction(netns: Option<&str>, changes: &[Change], destroy_tables: bool) -> Result<()> {
-    let sock = socket(netns)?;
-    let mut sock = lock(&sock);
     let destroys = if destroy_tables { FAMILIES.len() } else { 0 };
     let count = (changes.len() + destroys) as u32;
+    if count == 0 {
+        return Ok(());
+    }
+    let sock = socket(netns)?;
+    let mut sock = lock(&sock);
     let first = sock.next_seq(count + 2);
     let last = first.wrapping_add(count + 1);
     let mut w = Writer::default();
     w.batch_begin(first);
     let mut seq = first;
+    let mut message = 0;
     for c in changes {
         seq = seq.wrapping_add(1);
-        put_element(&mut w, c, seq);
+        message = put_element(&mut w, c, seq);
     }
     for family in FAMILIES.iter().take(destroys) {
         seq = seq.wrapping_add(1);
-        put_destroy_table(&mut w, *family, seq);
+        message = put_destroy_table(&mut w, *family, seq);
     }
+    // its ack is the proof of the batch on kernels that ack no batch end
+    w.request_ack(message);
     w.batch_end(last);
     let ctx = format!("nftables transaction in netns {}", ns_label(netns));
     let replies = sock
         .exchange(w.bytes(), first..=last, last)
         .map_err(|e| Error::from_io(&e, &ctx).netns(netns))?;
-    let Err(nfnl::Refused { seq, errno }) = replies.batch_outcome() else {
-        return Ok(());
+    let (seq, errno) = match replies.batch_outcome(first, last) {
+        Ok(()) => return Ok(()),
+        Err(nfnl::BatchError::Refused { seq, errno }) => (seq, errno),
+        Err(nfnl::BatchError::Unacknowledged) => {
+            return Err(Error::new(
+                ErrorCode::Kernel,
+                format!(
+                    "{ctx}: the kernel did not acknowledge the commit of {count} changes; \
+                     whether they were applied is unknown"
+                ),
+            )
+            .netns(netns))
+        }
     };
     let index = seq.wrapping_sub(first).wrapping_sub(1) as usize;
     let change = changes.get(index);
@@ -154,7 +172,11 @@ fn table_version(netns: Option<&str>, family: u8) -> Result<Option<bool>> {
     match replies.errors.first() {
         Some(&(_, libc::ENOENT)) => Ok(None),
         Some(&(_, errno)) => Err(kernel_error(errno, ctx, netns)),
-        None if replies.messages.is_empty() && replies.acks.is_empty() => Ok(None),
+        None if !replies.acked(seq) => Err(Error::new(
+            ErrorCode::Kernel,
+            format!("{ctx}: the kernel did not answer"),
+        )
+        .netns(netns)),
         None => Ok(Some(replies.messages.iter().any(|(_, _, payload)| {
             payload.windows(VERSION_TAG.len()).any(|w| w == VERSION_TAG)
         }))),
