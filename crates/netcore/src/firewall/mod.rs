@@ -233,7 +233,35 @@ pub struct Batch {
     pub remove_ports: Vec<Port>,
 }
 
+impl Network {
+    /// The names that end up in rules: the bridge and the tag.
+    pub fn validate(&self) -> Result<()> {
+        validate_ifname(&self.bridge)?;
+        validate_tag(&self.tag)
+    }
+}
+
+impl Port {
+    /// The names that end up in rules: the bridge (when known) and the tag.
+    pub fn validate(&self) -> Result<()> {
+        if !self.bridge.is_empty() {
+            validate_ifname(&self.bridge)?;
+        }
+        validate_tag(&self.tag)
+    }
+}
+
 impl Batch {
+    /// Every network and port of the batch, before any backend sees it.
+    pub fn validate(&self) -> Result<()> {
+        let networks = self.add_networks.iter().chain(&self.remove_networks);
+        let ports = self.add_ports.iter().chain(&self.remove_ports);
+        networks
+            .map(Network::validate)
+            .chain(ports.map(Port::validate))
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.add_networks.is_empty()
             && self.remove_networks.is_empty()
@@ -306,6 +334,16 @@ pub enum BackendName {
     None,
 }
 
+impl fmt::Display for BackendName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendName::Nftables => "nftables",
+            BackendName::Iptables => "iptables",
+            BackendName::None => "none",
+        })
+    }
+}
+
 impl BackendName {
     pub fn parse(s: &str) -> Result<BackendName> {
         match s {
@@ -374,6 +412,7 @@ pub async fn init(name: BackendName, netns: Option<String>) -> Result<()> {
 
 pub async fn apply(name: BackendName, netns: Option<String>, batch: Batch) -> Result<()> {
     check_netns(netns.as_deref())?;
+    batch.validate()?;
     if batch.is_empty() {
         return Ok(());
     }
