@@ -1,6 +1,6 @@
 // The native core (crates/netcore) against a real kernel. Everything happens
 // in network namespaces this file creates; traffic only goes between them.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 import test, { type ExecutionContext } from 'ava';
@@ -247,6 +247,21 @@ test.serial('netnsBind aliases a netns; delete and releaseNetns', async (t) => {
   t.false(await native.netnsExists(alias));
   // SB1 itself is untouched by deleting its alias.
   t.notThrows(() => inNetns(SB1, 'ping', '-c1', '-i0.2', '-w2', '10.231.0.3'));
+});
+
+test.serial('the test build has the fault hooks: CNM_FAULT fails netnsCreate after its step and nothing is left', async (t) => {
+  t.true(native.faultInjectionEnabled(), 'npm test builds the addon with --features fault-injection');
+  const name = `${tag}-fault`;
+  const index = new URL('../index.js', import.meta.url).href;
+  const script = `import * as n from ${JSON.stringify(index)};
+n.netnsCreate(${JSON.stringify(name)}).then(() => console.log('created'), (e) => console.log(e.code));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, CNM_FAULT: 'netcore.netns.created' },
+    encoding: 'utf8',
+    timeout: 20000,
+  });
+  t.is(r.stdout.trim(), 'ERR_FAULT_INJECTED', r.stderr);
+  t.false(await native.netnsExists(name), 'the failed create undid itself');
 });
 
 /** Run the flood helper against HOST; rejects if it does not finish (a request hung). */

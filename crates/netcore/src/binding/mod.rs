@@ -1,12 +1,14 @@
 //! The napi binding of netcore: JavaScript objects that mirror the domain
 //! types, and exports that convert their arguments, forward to a kernel
 //! module and convert the result back. Nothing else; no kernel module knows
-//! napi. One file per area: netns, link, route and sysctl, firewall.
+//! napi. One file per area: netns, link, route and sysctl, firewall, and the
+//! features the addon was built with.
 //!
-//! Every call returns a Promise settled from the tokio runtime. Rejections are
+//! Every call that does work returns a Promise settled from the tokio runtime. Rejections are
 //! Errors whose `code` is the stable ERR_* string and whose `message` is the
 //! JSON body of [`crate::error::Error::to_json`].
 
+pub mod features;
 pub mod firewall;
 pub mod link;
 pub(crate) mod mirror;
