@@ -240,7 +240,7 @@ test.serial('netnsBind aliases a netns; delete and releaseNetns', async (t) => {
     await rejectsWith(t, native.netnsBind(alias, SB1), 'ERR_NETNS_EXISTS');
     await rejectsWith(t, native.netnsBind(`${tag}-x`, `${tag}-missing`), 'ERR_NETNS_NOT_FOUND');
   } finally {
-    native.releaseNetns(alias);
+    await native.releaseNetns(alias);
     t.true(await native.netnsDelete(alias));
   }
   t.false(await native.netnsDelete(alias));

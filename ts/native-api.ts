@@ -130,7 +130,8 @@ export interface NativeBinding extends NativeFirewall {
   netnsDeleteMany(names: string[]): Promise<number>;
   netnsList(): Promise<string[]>;
   netnsExists(name: string): Promise<boolean>;
-  releaseNetns(name: string): void;
+  /** drop the cached sockets of a netns; resolves once closed (waits off the JS thread) */
+  releaseNetns(name: string): Promise<void>;
   ensureBridge(spec: BridgeSpec): Promise<BridgeInfo>;
   deleteLink(netns: string | undefined | null, name: string): Promise<boolean>;
   attachVeth(spec: VethSpec): Promise<VethInfo>;

@@ -321,25 +321,36 @@ fn install(key: Option<String>, id: Option<(u64, u64)>, socket: Socket) -> Resul
 
 /// Drops the cached handle of `name` and stops its connection task, closing
 /// the socket that would otherwise keep the netns (and its links) alive; the
-/// firewall's netfilter socket of that netns goes with it.
-pub fn release(name: &str) -> Option<JoinHandle<()>> {
-    crate::firewall::release(name);
-    let cached = cache().remove(&Some(name.to_string()))?;
+/// firewall's sockets and rule copy of that netns go with it. Resolves once
+/// the socket is closed. The iptables backend's lock can be held for seconds
+/// by a call in flight, so the firewall's part waits on a blocking thread,
+/// never on the caller's.
+pub async fn release(name: &str) -> Result<()> {
+    let owned = name.to_string();
+    blocking(move || {
+        crate::firewall::release(&owned);
+        Ok(())
+    })
+    .await?;
+    let Some(cached) = cache().remove(&Some(name.to_string())) else {
+        return Ok(());
+    };
     cached.task.abort();
-    Some(cached.task)
-}
-
-/// `release`, then wait until the connection (and its socket) is dropped.
-async fn release_and_wait(name: &str) {
-    if let Some(task) = release(name) {
-        let _ = task.await;
+    match cached.task.await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_cancelled() => Ok(()),
+        Err(e) => Err(Error::new(
+            ErrorCode::Io,
+            format!("release netns {name}: its netlink connection failed: {e}"),
+        )
+        .netns(Some(name))),
     }
 }
 
 /// `ip netns add NAME`, plus `lo` up inside.
 pub async fn create(name: &str) -> Result<()> {
     validate_name(name)?;
-    release_and_wait(name).await;
+    release(name).await?;
     let owned = name.to_string();
     let socket = on_thread(None, move || create_on_this_thread(&owned)).await?;
     let id = ns_id(name)?;
@@ -407,7 +418,7 @@ pub async fn bind(name: &str, target: Option<&str>) -> Result<()> {
     if let Some(t) = target {
         validate_name(t)?;
     }
-    release_and_wait(name).await;
+    release(name).await?;
     let name = name.to_string();
     let target = target.map(str::to_string);
     blocking(move || bind_blocking(&name, target.as_deref())).await
@@ -465,7 +476,7 @@ fn remove_file(name: &str) -> io::Result<bool> {
 /// `ip netns delete NAME`; false when it did not exist.
 pub async fn delete(name: &str) -> Result<bool> {
     validate_name(name)?;
-    release_and_wait(name).await;
+    release(name).await?;
     let owned = name.to_string();
     blocking(move || {
         remove_file(&owned).map_err(|e| {

@@ -44,8 +44,10 @@ pub fn netns_exists(env: &Env, name: String) -> napi::Result<PromiseRaw<'_, bool
     promise(env, async move { netns::exists(&name).await })
 }
 
-/// Drops the cached netlink socket of a netns (so it does not keep it alive).
-#[napi]
-pub fn release_netns(name: String) {
-    netns::release(&name);
+/// Drops the cached netlink and netfilter sockets of a netns (so they do not
+/// keep it alive) and the firewall's copy of its rules; resolves once they are
+/// closed. Runs off the JS thread: it may wait for a firewall call in flight.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn release_netns(env: &Env, name: String) -> napi::Result<PromiseRaw<'_, ()>> {
+    promise(env, async move { netns::release(&name).await })
 }
