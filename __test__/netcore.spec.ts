@@ -231,6 +231,26 @@ test.serial('sysctl in a named netns does not touch the machine', async (t) => {
   t.is(await native.sysctlGet(HOST, 'net.ipv4.conf.all.route_localnet'), '1');
 });
 
+test.serial('a bridge named with a dot: its sysctls by the slash form of the key', async (t) => {
+  await native.ensureBridge({ netns: HOST, name: 'br.x' });
+  try {
+    const key = 'net/ipv4/conf/br.x/route_localnet';
+    await native.sysctlSet(HOST, key, '1');
+    t.is(await native.sysctlGet(HOST, key), '1');
+    t.is(inNetns(HOST, 'cat', '/proc/sys/net/ipv4/conf/br.x/route_localnet').trim(), '1');
+    await native.sysctlSet(HOST, key, '0');
+    t.is(inNetns(HOST, 'cat', '/proc/sys/net/ipv4/conf/br.x/route_localnet').trim(), '0');
+    // the dotted form splits the name: no such sysctl
+    await rejectsWith(t, native.sysctlGet(HOST, 'net.ipv4.conf.br.x.route_localnet'), 'ERR_INVALID_ARGUMENT');
+    // a path still cannot leave /proc/sys/net
+    for (const bad of ['net/ipv4/../../kernel/hostname', '/proc/sys/net/ipv4/ip_forward', 'net/ipv4/conf/./all/forwarding', 'kernel/hostname']) {
+      await rejectsWith(t, native.sysctlGet(HOST, bad), 'ERR_INVALID_ARGUMENT');
+    }
+  } finally {
+    await native.deleteLink(HOST, 'br.x');
+  }
+});
+
 test.serial('netnsBind aliases a netns; delete and releaseNetns', async (t) => {
   const alias = `${tag}-alias`;
   await native.netnsBind(alias, SB1);
