@@ -284,6 +284,25 @@ n.netnsCreate(${JSON.stringify(name)}).then(() => console.log('created'), (e) =>
   t.false(await native.netnsExists(name), 'the failed create undid itself');
 });
 
+test.serial('netnsCookie: one id per netns, the same for two names of one netns', async (t) => {
+  const host = await native.netnsCookie(HOST);
+  t.regex(host, /^\d+$/);
+  t.is(await native.netnsCookie(HOST), host, 'the same netns twice');
+  const sb1 = await native.netnsCookie(SB1);
+  t.not(sb1, host, 'two netns');
+  t.not(await native.netnsCookie(null), host, 'the process netns is another one');
+  const alias = `${tag}-cookie`;
+  await native.netnsBind(alias, SB1);
+  try {
+    t.is(await native.netnsCookie(alias), sb1, 'a second name of SB1');
+  } finally {
+    await native.releaseNetns(alias);
+    await native.netnsDelete(alias);
+  }
+  await rejectsWith(t, native.netnsCookie(`${tag}-missing`), 'ERR_NETNS_NOT_FOUND');
+  await rejectsWith(t, native.netnsCookie('a/b'), 'ERR_INVALID_ARGUMENT');
+});
+
 /** Run the flood helper against HOST; rejects if it does not finish (a request hung). */
 function flood(env: Record<string, string>, count: number): Promise<{ ok: number; lost: number; other: string[]; lo: boolean }> {
   const helper = fileURLToPath(new URL('./helpers/netlink-flood.ts', import.meta.url));

@@ -130,6 +130,10 @@ export interface NativeBinding extends NativeFirewall {
   netnsDeleteMany(names: string[]): Promise<number>;
   netnsList(): Promise<string[]>;
   netnsExists(name: string): Promise<boolean>;
+  /** the netns cookie (a 64-bit id never reused during a boot) of a named netns, or of the process's own (null), in decimal */
+  netnsCookie(netns: string | null): Promise<string>;
+  /** whether the addon was built with the fault-injection hooks (tests only) */
+  faultInjectionEnabled(): boolean;
   /** drop the cached sockets of a netns; resolves once closed (waits off the JS thread) */
   releaseNetns(name: string): Promise<void>;
   ensureBridge(spec: BridgeSpec): Promise<BridgeInfo>;

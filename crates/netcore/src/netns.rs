@@ -13,6 +13,7 @@ use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
@@ -536,6 +537,26 @@ pub async fn list() -> Result<Vec<String>> {
         Ok(names)
     })
     .await
+}
+
+/// The cookie of `netns` (None: the process's own netns): SO_NETNS_COOKIE of
+/// a socket made inside it, a 64-bit id the kernel never hands out twice
+/// during a boot. Two names for one netns give one cookie.
+pub async fn cookie(netns: Option<&str>) -> Result<u64> {
+    if let Some(n) = netns {
+        validate_name(n)?;
+    }
+    let label = ns_label(netns).to_string();
+    let read = move || {
+        let ctx = || format!("read the cookie of netns {label}");
+        let socket = UnixDatagram::unbound().map_err(|e| Error::from_io(&e, ctx()))?;
+        sockopt::netns_cookie(&socket).map_err(|e| Error::from_io(&e, ctx()))
+    };
+    match netns {
+        // async workers never leave the process netns
+        None => read(),
+        Some(_) => on_thread(netns, read).await.map_err(|e| e.netns(netns)),
+    }
 }
 
 pub async fn exists(name: &str) -> Result<bool> {

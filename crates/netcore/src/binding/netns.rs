@@ -1,6 +1,6 @@
 //! Named network namespaces.
 
-use napi::bindgen_prelude::PromiseRaw;
+use napi::bindgen_prelude::{Either, Null, PromiseRaw};
 use napi::Env;
 use napi_derive::napi;
 
@@ -50,4 +50,21 @@ pub fn netns_exists(env: &Env, name: String) -> napi::Result<PromiseRaw<'_, bool
 #[napi(ts_return_type = "Promise<void>")]
 pub fn release_netns(env: &Env, name: String) -> napi::Result<PromiseRaw<'_, ()>> {
     promise(env, async move { netns::release(&name).await })
+}
+
+/// The netns cookie (SO_NETNS_COOKIE: a 64-bit id the kernel never reuses
+/// during a boot) of a named netns, or of the process's own with null, as a
+/// decimal string. Two names for one netns give the same cookie.
+#[napi(ts_return_type = "Promise<string>")]
+pub fn netns_cookie(
+    env: &Env,
+    netns: Either<String, Null>,
+) -> napi::Result<PromiseRaw<'_, String>> {
+    let netns = match netns {
+        Either::A(name) => Some(name),
+        Either::B(Null) => None,
+    };
+    promise(env, async move {
+        Ok(netns::cookie(netns.as_deref()).await?.to_string())
+    })
 }
