@@ -4,47 +4,60 @@
 use std::fmt;
 use std::io;
 
-/// Stable error codes; `as_str()` is what JavaScript sees as `err.code`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// The kernel refused a request for a reason not covered below.
-    Kernel,
-    /// EPERM / EACCES.
-    Permission,
-    /// A name, address, key or value failed validation.
-    InvalidArgument,
-    /// /run/netns/NAME does not exist.
-    NetnsNotFound,
-    /// /run/netns/NAME already exists.
-    NetnsExists,
-    /// A link looked up by name or index does not exist.
-    LinkNotFound,
-    /// A link of that name already exists.
-    LinkExists,
-    /// A published host port (proto, host address, port) is already mapped.
-    PortAllocated,
-    /// A file or thread operation failed outside netlink.
-    Io,
-    /// CNM_FAULT named this step (tests only).
-    FaultInjected,
+/// The stable error codes, listed once: each variant with the string
+/// JavaScript sees as `err.code`. `with_error_codes!(m)` hands the list to
+/// macro `m`; below it defines [`ErrorCode`], and the binding defines from the
+/// same list the `NativeErrorCode` union of the addon's TypeScript contract.
+macro_rules! with_error_codes {
+    ($m:path) => {
+        $m! {
+            /// The kernel refused a request for a reason not covered below.
+            Kernel = "ERR_KERNEL",
+            /// EPERM / EACCES.
+            Permission = "ERR_PERMISSION",
+            /// A name, address, key or value failed validation.
+            InvalidArgument = "ERR_INVALID_ARGUMENT",
+            /// /run/netns/NAME does not exist.
+            NetnsNotFound = "ERR_NETNS_NOT_FOUND",
+            /// /run/netns/NAME already exists.
+            NetnsExists = "ERR_NETNS_EXISTS",
+            /// A link looked up by name or index does not exist.
+            LinkNotFound = "ERR_LINK_NOT_FOUND",
+            /// A link of that name already exists.
+            LinkExists = "ERR_LINK_EXISTS",
+            /// A published host port (proto, host address, port) is already mapped.
+            PortAllocated = "ERR_PORT_ALLOCATED",
+            /// A file or thread operation failed outside netlink.
+            Io = "ERR_IO",
+            /// CNM_FAULT named this step (test builds only).
+            FaultInjected = "ERR_FAULT_INJECTED",
+        }
+    };
+}
+pub(crate) use with_error_codes;
+
+macro_rules! define_error_code {
+    ($( $(#[$doc:meta])* $variant:ident = $code:tt, )*) => {
+        /// Stable error codes; `as_str()` is what JavaScript sees as `err.code`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Kernel => "ERR_KERNEL",
-            ErrorCode::Permission => "ERR_PERMISSION",
-            ErrorCode::InvalidArgument => "ERR_INVALID_ARGUMENT",
-            ErrorCode::NetnsNotFound => "ERR_NETNS_NOT_FOUND",
-            ErrorCode::NetnsExists => "ERR_NETNS_EXISTS",
-            ErrorCode::LinkNotFound => "ERR_LINK_NOT_FOUND",
-            ErrorCode::LinkExists => "ERR_LINK_EXISTS",
-            ErrorCode::FaultInjected => "ERR_FAULT_INJECTED",
-            ErrorCode::PortAllocated => "ERR_PORT_ALLOCATED",
-            ErrorCode::Io => "ERR_IO",
-        }
-    }
-}
+with_error_codes!(define_error_code);
 
 #[derive(Debug, Clone)]
 pub struct Error {

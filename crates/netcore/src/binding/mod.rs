@@ -4,10 +4,15 @@
 //! napi. One file per area: netns, link, route and sysctl, firewall, and the
 //! features the addon was built with.
 //!
+//! napi-rs generates the addon's TypeScript declarations (index.d.ts) from
+//! this folder; they are the contract the TypeScript layer builds on
+//! (ts/native-api.ts takes them as they are).
+//!
 //! Every call that does work returns a Promise settled from the tokio runtime. Rejections are
 //! Errors whose `code` is the stable ERR_* string and whose `message` is the
 //! JSON body of [`crate::error::Error::to_json`].
 
+pub mod errors;
 pub mod features;
 pub mod firewall;
 pub mod link;
