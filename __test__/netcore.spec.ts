@@ -219,6 +219,25 @@ test.serial('bad names and arguments give ERR_INVALID_ARGUMENT', async (t) => {
   t.false(ipLinks(HOST).some((l) => l.ifname === 'vok'));
 });
 
+test.serial('errors say what was being done, to what, in which netns', async (t) => {
+  let body = await rejectsWith(t, native.ensureBridge({ netns: HOST, name: 'brq', addresses: ['10.0.0.300/24'] }), 'ERR_INVALID_ARGUMENT');
+  t.is(body.message, `ensure bridge "brq" in netns ${HOST}: invalid CIDR address "10.0.0.300/24"`);
+  t.is(body.netns, HOST);
+  body = await rejectsWith(t, native.attachVeth({ hostNetns: HOST, sandboxNetns: SB3, hostIfname: 'vok', ifname: 'eth0', gateway: 'fd00::1' }), 'ERR_INVALID_ARGUMENT');
+  t.regex(body.message, new RegExp(`^attach veth "vok" \\(peer "eth0" in netns "${SB3}"\\) in netns ${HOST}: gateway must be an IPv4 address$`));
+  body = await rejectsWith(t, native.setDefaultRoute(SB1, 'eth0', '10.231.0.1', 6), 'ERR_INVALID_ARGUMENT');
+  t.is(body.message, `set the IPv6 default route in netns "${SB1}": gateway 10.231.0.1 is not IPv6`);
+  t.is(body.netns, SB1);
+  body = await rejectsWith(t, native.setDefaultRoute(SB1, 'nosuch0', '10.231.0.1', 4), 'ERR_LINK_NOT_FOUND');
+  t.is(body.message, `replace default route in netns ${SB1}: link nosuch0 not found in netns ${SB1}`);
+  body = await rejectsWith(t, native.applyFirewall({ backend: 'nftables', netns: HOST, addNetworks: [{ bridge: 'bad name', subnet: '', masquerade: false, icc: true, internal: false, tag: 't' }] }), 'ERR_INVALID_ARGUMENT');
+  t.is(body.message, `apply a firewall batch in netns ${HOST}: invalid interface name "bad name"`);
+  body = await rejectsWith(t, native.sysctlSet(HOST, 'kernel.hostname', 'x'), 'ERR_INVALID_ARGUMENT');
+  t.regex(body.message, /^set sysctl in netns .*: invalid sysctl key "kernel.hostname": must start with "net."$/);
+  body = await rejectsWith(t, native.netnsDelete('a/b'), 'ERR_INVALID_ARGUMENT');
+  t.is(body.message, 'delete netns: invalid netns name "a/b"');
+});
+
 test.serial('sysctl in a named netns does not touch the machine', async (t) => {
   const machine = await native.sysctlGet(null, 'net.ipv4.ip_forward');
   const inside = await native.sysctlGet(HOST, 'net.ipv4.ip_forward');

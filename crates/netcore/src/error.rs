@@ -134,6 +134,28 @@ impl Error {
         }
     }
 
+    /// Says what the caller was doing, for an error passed up from a step
+    /// that did not know it: "what: message". Code and fields are kept.
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+
+    /// The error of a step whose undo (`undo`, saying what it was and why it
+    /// failed) failed as well: both stay in the message.
+    pub fn undo_failed(mut self, undo: impl fmt::Display) -> Self {
+        self.message = format!("{}; undoing it failed too: {undo}", self.message);
+        self
+    }
+
+    /// [`Error::undo_failed`] when the undo's result is an error.
+    pub fn with_undo<T>(self, undo: Result<T>) -> Self {
+        match undo {
+            Ok(_) => self,
+            Err(u) => self.undo_failed(u.message),
+        }
+    }
+
     pub fn ifname(mut self, ifname: &str) -> Self {
         self.ifname = Some(ifname.to_string());
         self
@@ -197,5 +219,26 @@ mod tests {
             Error::from_errno(libc::EPERM, "x").code,
             ErrorCode::Permission
         );
+    }
+
+    #[test]
+    fn context_and_undo_keep_code_and_fields() {
+        let e = Error::from_errno(libc::EEXIST, "create bridge br0")
+            .ifname("br0")
+            .netns(Some("n1"))
+            .context("ensure bridge br0 in netns n1");
+        assert_eq!(
+            e.message,
+            "ensure bridge br0 in netns n1: create bridge br0: File exists"
+        );
+        assert_eq!((e.code, e.errno), (ErrorCode::Kernel, Some(libc::EEXIST)));
+        let undo: Result<()> = Err(Error::new(ErrorCode::Kernel, "delete br0: Busy"));
+        let e = e.with_undo(undo).with_undo(Ok(()));
+        assert!(e
+            .message
+            .ends_with("File exists; undoing it failed too: delete br0: Busy"));
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["code", "errno", "ifname", "message", "netns"]);
     }
 }

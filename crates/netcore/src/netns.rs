@@ -161,11 +161,23 @@ where
                 Some(n) => enter(n).and_then(|()| f()),
                 None => f(),
             };
+            // the receiver is gone only when the caller was dropped: nobody
+            // is left to tell
             let _ = tx.send(result);
         })
-        .map_err(|e| Error::from_io(&e, "spawn netns thread"))?;
-    rx.await
-        .map_err(|_| Error::new(ErrorCode::Io, "netns thread ended without a result"))?
+        .map_err(|e| Error::from_io(&e, thread_context("spawn", netns)))?;
+    rx.await.map_err(|_| {
+        Error::new(
+            ErrorCode::Io,
+            thread_context("ended without a result:", netns),
+        )
+        .netns(netns)
+    })?
+}
+
+/// What a thread that enters `netns` did, for messages.
+fn thread_context(what: &str, netns: Option<&str>) -> String {
+    format!("{what} the thread that enters netns {}", ns_label(netns))
 }
 
 /// The blocking form of [`on_thread`], for code already running on a
@@ -183,10 +195,10 @@ where
             Some(n) => enter(n).and_then(|()| f()),
             None => f(),
         })
-        .map_err(|e| Error::from_io(&e, "spawn netns thread"))?;
+        .map_err(|e| Error::from_io(&e, thread_context("spawn", netns)))?;
     thread
         .join()
-        .map_err(|_| Error::new(ErrorCode::Io, "netns thread panicked"))?
+        .map_err(|_| Error::new(ErrorCode::Io, thread_context("panic in", netns)).netns(netns))?
 }
 
 /// Receive buffer of our rtnetlink sockets. Requests are pipelined: the
@@ -328,7 +340,7 @@ fn install(key: Option<String>, id: Option<(u64, u64)>, socket: Socket) -> Resul
 /// never on the caller's.
 pub async fn release(name: &str) -> Result<()> {
     let owned = name.to_string();
-    blocking(move || {
+    blocking(format!("release netns {name}"), move || {
         crate::firewall::release(&owned);
         Ok(())
     })
@@ -350,7 +362,7 @@ pub async fn release(name: &str) -> Result<()> {
 
 /// `ip netns add NAME`, plus `lo` up inside.
 pub async fn create(name: &str) -> Result<()> {
-    validate_name(name)?;
+    validate_name(name).map_err(|e| e.context("create netns"))?;
     release(name).await?;
     let owned = name.to_string();
     let socket = on_thread(None, move || create_on_this_thread(&owned)).await?;
@@ -362,8 +374,7 @@ pub async fn create(name: &str) -> Result<()> {
     }
     .await;
     if let Err(e) = result {
-        let _ = delete(name).await;
-        return Err(e);
+        return Err(e.with_undo(delete(name).await));
     }
     Ok(())
 }
@@ -407,22 +418,23 @@ fn create_on_this_thread(name: &str) -> Result<Socket> {
     match made {
         Ok(socket) => Ok(socket),
         Err(e) => {
-            let _ = remove_file(name);
-            Err(e.netns(Some(name)))
+            let undo = remove_file(name)
+                .map_err(|u| Error::from_io(&u, format_args!("remove /run/netns/{name}")));
+            Err(e.netns(Some(name)).with_undo(undo))
         }
     }
 }
 
 /// `name` becomes another name for `target`'s netns (None: the process netns).
 pub async fn bind(name: &str, target: Option<&str>) -> Result<()> {
-    validate_name(name)?;
-    if let Some(t) = target {
-        validate_name(t)?;
-    }
+    validate_name(name)
+        .and_then(|()| target.map_or(Ok(()), validate_name))
+        .map_err(|e| e.context(format!("bind netns {name:?} to netns {}", ns_label(target))))?;
     release(name).await?;
     let name = name.to_string();
     let target = target.map(str::to_string);
-    blocking(move || bind_blocking(&name, target.as_deref())).await
+    let what = format!("bind netns {name}");
+    blocking(what, move || bind_blocking(&name, target.as_deref())).await
 }
 
 fn bind_blocking(name: &str, target: Option<&str>) -> Result<()> {
@@ -436,23 +448,30 @@ fn bind_blocking(name: &str, target: Option<&str>) -> Result<()> {
     let file = mount_point(name)?;
     let target_path = file.to_string_lossy().into_owned();
     if let Err(e) = mount(Some(&source), &target_path, libc::MS_BIND) {
-        let _ = fs::remove_file(&file);
+        let undo = fs::remove_file(&file)
+            .map_err(|u| Error::from_io(&u, format_args!("remove {}", file.display())));
         return Err(
-            Error::from_io(&e, format_args!("bind netns {name} to {source}")).netns(Some(name)),
+            Error::from_io(&e, format_args!("bind netns {name} to {source}"))
+                .netns(Some(name))
+                .with_undo(undo),
         );
     }
     Ok(())
 }
 
-/// Runs blocking work (spawned programs, netfilter sockets) off the async workers.
-pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
+/// Runs blocking work (spawned programs, netfilter sockets, waiting on a
+/// lock) off the async workers; `what` names it for messages.
+pub(crate) async fn blocking<T, F>(what: impl std::fmt::Display, f: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::new(ErrorCode::Io, format!("blocking task failed: {e}")))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        Error::new(
+            ErrorCode::Io,
+            format!("{what}: the worker thread failed: {e}"),
+        )
+    })?
 }
 
 /// umount (detached) and unlink; Ok(false) when there was no such file.
@@ -476,10 +495,10 @@ fn remove_file(name: &str) -> io::Result<bool> {
 
 /// `ip netns delete NAME`; false when it did not exist.
 pub async fn delete(name: &str) -> Result<bool> {
-    validate_name(name)?;
+    validate_name(name).map_err(|e| e.context("delete netns"))?;
     release(name).await?;
     let owned = name.to_string();
-    blocking(move || {
+    blocking(format!("delete netns {name}"), move || {
         remove_file(&owned).map_err(|e| {
             Error::from_io(&e, format_args!("delete netns {owned}")).netns(Some(&owned))
         })
@@ -491,7 +510,7 @@ pub async fn delete(name: &str) -> Result<bool> {
 /// Every name is attempted; failures are reported together.
 pub async fn delete_many(names: &[String]) -> Result<u32> {
     for n in names {
-        validate_name(n)?;
+        validate_name(n).map_err(|e| e.context("delete netns"))?;
     }
     let results: Vec<Result<bool>> = futures::stream::iter(names.iter().cloned())
         .map(|n| async move { delete(&n).await })
@@ -523,7 +542,7 @@ pub async fn delete_many(names: &[String]) -> Result<u32> {
 }
 
 pub async fn list() -> Result<Vec<String>> {
-    blocking(|| {
+    blocking("list /run/netns", || {
         let entries = match fs::read_dir(NETNS_DIR) {
             Ok(e) => e,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(Vec::new()),
@@ -544,7 +563,7 @@ pub async fn list() -> Result<Vec<String>> {
 /// during a boot. Two names for one netns give one cookie.
 pub async fn cookie(netns: Option<&str>) -> Result<u64> {
     if let Some(n) = netns {
-        validate_name(n)?;
+        validate_name(n).map_err(|e| e.context("read the netns cookie"))?;
     }
     let label = ns_label(netns).to_string();
     let read = move || {
@@ -560,7 +579,7 @@ pub async fn cookie(netns: Option<&str>) -> Result<u64> {
 }
 
 pub async fn exists(name: &str) -> Result<bool> {
-    validate_name(name)?;
+    validate_name(name).map_err(|e| e.context("look up netns"))?;
     Ok(fs::symlink_metadata(path(name)).is_ok())
 }
 

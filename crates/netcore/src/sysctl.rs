@@ -56,11 +56,19 @@ fn file_error(e: &std::io::Error, what: &str, key: &str, netns: Option<&str>) ->
     }
 }
 
+/// The file of `key`, with `netns` checked; `what` (read, set) for messages.
+fn checked_path(what: &str, netns: Option<&str>, key: &str) -> Result<PathBuf> {
+    netns
+        .map_or(Ok(()), netns::validate_name)
+        .and_then(|()| key_path(key))
+        .map_err(|e| {
+            e.context(format!("{what} sysctl in netns {}", ns_label(netns)))
+                .netns(netns)
+        })
+}
+
 pub async fn get(netns: Option<&str>, key: &str) -> Result<String> {
-    if let Some(n) = netns {
-        netns::validate_name(n)?;
-    }
-    let path = key_path(key)?;
+    let path = checked_path("read", netns, key)?;
     let (key, ns) = (key.to_string(), netns.map(str::to_string));
     netns::on_thread(netns, move || {
         let value =
@@ -71,12 +79,13 @@ pub async fn get(netns: Option<&str>, key: &str) -> Result<String> {
 }
 
 pub async fn set(netns: Option<&str>, key: &str, value: &str) -> Result<()> {
-    if let Some(n) = netns {
-        netns::validate_name(n)?;
-    }
-    let path = key_path(key)?;
+    let path = checked_path("set", netns, key)?;
     if value.contains('\0') {
-        return Err(Error::invalid(format!("invalid value for sysctl {key}")));
+        return Err(Error::invalid(format!(
+            "set sysctl {key} in netns {}: the value holds a NUL byte",
+            ns_label(netns)
+        ))
+        .netns(netns));
     }
     let (key, value, ns) = (
         key.to_string(),

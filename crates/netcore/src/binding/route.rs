@@ -7,7 +7,7 @@ use netcore_derive::Mirror;
 
 use super::mirror::Wire;
 use super::promise;
-use crate::{addr, route, sysctl};
+use crate::{route, sysctl};
 
 #[napi(object)]
 #[derive(Mirror)]
@@ -44,8 +44,7 @@ pub fn set_default_route(
     family: u32,
 ) -> napi::Result<PromiseRaw<'_, ()>> {
     promise(env, async move {
-        let gw = gateway.as_deref().map(addr::parse_ip).transpose()?;
-        route::set_default(&netns, ifname.as_deref(), gw, family).await
+        route::set_default(&netns, ifname.as_deref(), gateway.as_deref(), family).await
     })
 }
 

@@ -32,7 +32,7 @@ pub mod none;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::error::{Error, Result};
+use crate::error::{ns_label, Error, Result};
 use crate::netns::blocking;
 
 /// A transport protocol a port can be published for.
@@ -400,48 +400,46 @@ fn check_netns(netns: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-pub async fn init(name: BackendName, netns: Option<String>) -> Result<()> {
+/// Runs `op` (`what`, for messages) with backend `name` for `netns` on a
+/// blocking thread; its errors carry the netns.
+async fn run<T, F>(what: &str, name: BackendName, netns: Option<String>, op: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn FirewallBackend, Option<&str>) -> Result<T> + Send + 'static,
+{
     check_netns(netns.as_deref())?;
-    blocking(move || {
-        backend(name)
-            .init(netns.as_deref())
-            .map_err(|e| e.netns(netns.as_deref()))
+    let what = format!("{what} ({name}) in netns {}", ns_label(netns.as_deref()));
+    blocking(what, move || {
+        op(backend(name), netns.as_deref()).map_err(|e| e.netns(netns.as_deref()))
     })
     .await
 }
 
+pub async fn init(name: BackendName, netns: Option<String>) -> Result<()> {
+    run("init the firewall", name, netns, |b, ns| b.init(ns)).await
+}
+
 pub async fn apply(name: BackendName, netns: Option<String>, batch: Batch) -> Result<()> {
-    check_netns(netns.as_deref())?;
-    batch.validate()?;
+    batch.validate().map_err(|e| {
+        let ns = netns.as_deref();
+        e.context(format!("apply a firewall batch in netns {}", ns_label(ns)))
+            .netns(ns)
+    })?;
     if batch.is_empty() {
         return Ok(());
     }
-    blocking(move || {
-        backend(name)
-            .apply(netns.as_deref(), &batch)
-            .map_err(|e| e.netns(netns.as_deref()))
+    run("apply a firewall batch", name, netns, move |b, ns| {
+        b.apply(ns, &batch)
     })
     .await
 }
 
 pub async fn state(name: BackendName, netns: Option<String>) -> Result<State> {
-    check_netns(netns.as_deref())?;
-    blocking(move || {
-        backend(name)
-            .state(netns.as_deref())
-            .map_err(|e| e.netns(netns.as_deref()))
-    })
-    .await
+    run("read the firewall", name, netns, |b, ns| b.state(ns)).await
 }
 
 pub async fn reset(name: BackendName, netns: Option<String>) -> Result<()> {
-    check_netns(netns.as_deref())?;
-    blocking(move || {
-        backend(name)
-            .reset(netns.as_deref())
-            .map_err(|e| e.netns(netns.as_deref()))
-    })
-    .await
+    run("reset the firewall", name, netns, |b, ns| b.reset(ns)).await
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use rtnetlink::packet_route::route::RouteScope;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 
-use super::{delete_index, details, get_by_name, index_of, lookup_error, not_found};
+use super::{details, get_by_name, index_of, lookup_error, not_found, undo_create};
 use super::{parse_gateways, parse_mac, up_message, validate_ifname, validate_mtu, validate_netns};
 use crate::addr::{self, Cidr};
 use crate::error::{ns_label, Error, ErrorCode, Result};
@@ -57,22 +57,20 @@ fn route_message(dst: Cidr, gateway: Option<IpAddr>, oif: u32) -> Result<RouteNe
     Ok(RouteNetlinkMessage::NewRoute(b.build()))
 }
 
-/// Moves link `spec.ifname` (made in the host netns by a plugin) into the
-/// sandbox netns under its final name, then MTU, MAC, addresses, up, lo up,
-/// default and static routes there. Moving between namespaces waits for an
-/// RCU grace period: for remote plugins only, never on the bridge path.
-/// On failure the link is moved back under its old name (or deleted).
-pub async fn adopt_link(spec: &AdoptSpec) -> Result<AdoptResult> {
-    let host_ns = spec.host_netns.as_deref();
-    let sandbox = spec.sandbox_netns.as_str();
-    validate_netns(host_ns)?;
-    netns::validate_name(sandbox)?;
+/// The parsed values of an adoption.
+type Parsed = (
+    Option<Vec<u8>>,
+    Vec<Cidr>,
+    (Option<IpAddr>, Option<IpAddr>),
+    Vec<(Cidr, Option<IpAddr>)>,
+);
+
+fn validate(spec: &AdoptSpec) -> Result<Parsed> {
+    validate_netns(spec.host_netns.as_deref())?;
+    netns::validate_name(&spec.sandbox_netns)?;
     validate_ifname(&spec.ifname)?;
     validate_ifname(&spec.new_name)?;
     validate_mtu(spec.mtu)?;
-    let mac = spec.mac.as_deref().map(parse_mac).transpose()?;
-    let cidrs = addr::parse_all(&spec.addresses)?;
-    let (gateway, gateway6) = parse_gateways(spec.gateway.as_deref(), spec.gateway6.as_deref())?;
     let routes = spec
         .routes
         .iter()
@@ -87,6 +85,31 @@ pub async fn adopt_link(spec: &AdoptSpec) -> Result<AdoptResult> {
             Ok((dst, gw))
         })
         .collect::<Result<Vec<_>>>()?;
+    Ok((
+        spec.mac.as_deref().map(parse_mac).transpose()?,
+        addr::parse_all(&spec.addresses)?,
+        parse_gateways(spec.gateway.as_deref(), spec.gateway6.as_deref())?,
+        routes,
+    ))
+}
+
+/// Moves link `spec.ifname` (made in the host netns by a plugin) into the
+/// sandbox netns under its final name, then MTU, MAC, addresses, up, lo up,
+/// default and static routes there. Moving between namespaces waits for an
+/// RCU grace period: for remote plugins only, never on the bridge path.
+/// On failure the link is moved back under its old name (or deleted).
+pub async fn adopt_link(spec: &AdoptSpec) -> Result<AdoptResult> {
+    let host_ns = spec.host_netns.as_deref();
+    let sandbox = spec.sandbox_netns.as_str();
+    let (mac, cidrs, (gateway, gateway6), routes) = validate(spec).map_err(|e| {
+        e.context(format!(
+            "adopt link {:?} from netns {} into netns {sandbox:?} as {:?}",
+            spec.ifname,
+            ns_label(host_ns),
+            spec.new_name
+        ))
+        .netns(host_ns)
+    })?;
     let src = spec.ifname.as_str();
     let name = spec.new_name.as_str();
 
@@ -167,36 +190,51 @@ pub async fn adopt_link(spec: &AdoptSpec) -> Result<AdoptResult> {
     };
     match configured.await {
         Ok(r) => Ok(r),
-        Err(e) => {
-            give_back(spec, &sb).await;
-            Err(e)
-        }
+        Err(e) => Err(e.with_undo(give_back(spec, &sb).await)),
     }
 }
 
 /// Undo of [`adopt_link`]: the link goes back to the host netns under its
-/// old name; if that fails, it is deleted.
-async fn give_back(spec: &AdoptSpec, sb: &Handle) {
-    let Ok(Some(m)) = get_by_name(sb, &spec.new_name).await else {
-        return;
+/// old name; if that fails, it is deleted. Err only when neither worked.
+async fn give_back(spec: &AdoptSpec, sb: &Handle) -> Result<()> {
+    let (name, sandbox) = (spec.new_name.as_str(), Some(spec.sandbox_netns.as_str()));
+    let index = match get_by_name(sb, name).await {
+        Ok(Some(m)) => m.header.index,
+        // not moved, or gone: nothing to give back
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(lookup_error(e, name, sandbox)),
     };
-    let index = m.header.index;
     let host_file = match spec.host_netns.as_deref() {
         Some(n) => netns::open(n),
         None => std::fs::File::open("/proc/self/ns/net")
             .map_err(|e| Error::from_io(&e, "open the process netns")),
     };
-    if let Ok(f) = host_file {
-        let back = LinkUnspec::new_with_index(index)
-            .name(spec.ifname.as_str())
-            .setns_by_fd(f.as_raw_fd())
-            .build();
-        if nl::send(sb, RouteNetlinkMessage::SetLink(back), nl::ACK)
-            .await
-            .is_ok()
-        {
-            return;
+    let moved_back = match host_file {
+        Ok(f) => {
+            let back = LinkUnspec::new_with_index(index)
+                .name(spec.ifname.as_str())
+                .setns_by_fd(f.as_raw_fd())
+                .build();
+            nl::send(sb, RouteNetlinkMessage::SetLink(back), nl::ACK)
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    Error::from_errno(
+                        e,
+                        format!(
+                            "move {name} back to netns {} as {}",
+                            ns_label(spec.host_netns.as_deref()),
+                            spec.ifname
+                        ),
+                    )
+                })
         }
+        Err(e) => Err(e),
+    };
+    match moved_back {
+        Ok(()) => Ok(()),
+        Err(back) => undo_create(sb, index, name, sandbox)
+            .await
+            .map_err(|del| back.undo_failed(del.message)),
     }
-    let _ = delete_index(sb, index).await;
 }

@@ -4,7 +4,7 @@
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec};
 
-use super::{create_error, created_link, delete_index, details, get_by_name, lookup_error};
+use super::{create_error, created_link, details, get_by_name, lookup_error, undo_create};
 use super::{parse_mac, validate_ifname, validate_mtu, validate_netns};
 use crate::addr::{self, Cidr};
 use crate::error::{ns_label, Error, Result};
@@ -63,11 +63,17 @@ async fn add_addresses_idempotent(
 /// Makes sure bridge `spec.name` exists, is up and has `spec.addresses`.
 pub async fn ensure_bridge(spec: &BridgeSpec) -> Result<BridgeResult> {
     let netns = spec.netns.as_deref();
-    validate_netns(netns)?;
-    validate_ifname(&spec.name)?;
-    validate_mtu(spec.mtu)?;
-    let mac = spec.mac.as_deref().map(parse_mac).transpose()?;
-    let cidrs = addr::parse_all(&spec.addresses)?;
+    let (mac, cidrs) = (|| {
+        validate_netns(netns)?;
+        validate_ifname(&spec.name)?;
+        validate_mtu(spec.mtu)?;
+        let mac = spec.mac.as_deref().map(parse_mac).transpose()?;
+        Ok::<_, Error>((mac, addr::parse_all(&spec.addresses)?))
+    })()
+    .map_err(|e| {
+        let what = format!("ensure bridge {:?} in netns {}", spec.name, ns_label(netns));
+        e.context(what).netns(netns)
+    })?;
     let name = spec.name.as_str();
     let handle = netns::handle(netns).await?;
 
@@ -140,8 +146,7 @@ pub async fn ensure_bridge(spec: &BridgeSpec) -> Result<BridgeResult> {
         add_addresses_idempotent(&handle, netns, made.index, name, &cidrs).await
     };
     if let Err(e) = configured.await {
-        let _ = delete_index(&handle, made.index).await;
-        return Err(e);
+        return Err(e.with_undo(undo_create(&handle, made.index, name, netns).await));
     }
     Ok(BridgeResult {
         ifindex: made.index,

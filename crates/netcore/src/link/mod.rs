@@ -239,6 +239,20 @@ pub(super) async fn delete_index(
     }
 }
 
+/// The undo of a link made by a call that then failed: deletes link `index`
+/// (`name` in `netns`, for messages).
+pub(super) async fn undo_create(
+    handle: &Handle,
+    index: u32,
+    name: &str,
+    netns: Option<&str>,
+) -> Result<()> {
+    delete_index(handle, index)
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::from_errno(e, format!("delete {name} in netns {}", ns_label(netns))))
+}
+
 pub(super) fn create_error(
     errno: nl::Errno,
     what: String,
@@ -255,8 +269,12 @@ pub(super) fn create_error(
 
 /// Deletes link `name`; Ok(false) when there is none.
 pub async fn delete(netns: Option<&str>, name: &str) -> Result<bool> {
-    validate_netns(netns)?;
-    validate_ifname(name)?;
+    validate_netns(netns)
+        .and_then(|()| validate_ifname(name))
+        .map_err(|e| {
+            e.context(format!("delete link {name:?} in netns {}", ns_label(netns)))
+                .netns(netns)
+        })?;
     // a delete is safe to repeat: when its reply was lost (the connection was
     // dropped on an overrun), ask again on a fresh socket; ENODEV then most
     // likely means our first request did it

@@ -8,7 +8,7 @@ use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{Handle, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
-use super::{create_error, created_link, delete, delete_index, details, get_by_name};
+use super::{create_error, created_link, delete, details, get_by_name, undo_create};
 use super::{lookup_error, not_found, parse_gateways, parse_mac, up_message};
 use super::{validate_ifname, validate_mtu, validate_netns, LinkDetails};
 use crate::addr::{self, Cidr};
@@ -44,17 +44,30 @@ pub struct VethResult {
 pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
     let host_ns = spec.host_netns.as_deref();
     let sandbox = spec.sandbox_netns.as_str();
-    validate_netns(host_ns)?;
-    netns::validate_name(sandbox)?;
-    validate_ifname(&spec.host_ifname)?;
-    validate_ifname(&spec.ifname)?;
-    if let Some(m) = &spec.master {
-        validate_ifname(m)?;
-    }
-    validate_mtu(spec.mtu)?;
-    let mac = spec.mac.as_deref().map(parse_mac).transpose()?;
-    let cidrs = addr::parse_all(&spec.addresses)?;
-    let (gateway, gateway6) = parse_gateways(spec.gateway.as_deref(), spec.gateway6.as_deref())?;
+    let (mac, cidrs, (gateway, gateway6)) = (|| {
+        validate_netns(host_ns)?;
+        netns::validate_name(sandbox)?;
+        validate_ifname(&spec.host_ifname)?;
+        validate_ifname(&spec.ifname)?;
+        if let Some(m) = &spec.master {
+            validate_ifname(m)?;
+        }
+        validate_mtu(spec.mtu)?;
+        Ok::<_, Error>((
+            spec.mac.as_deref().map(parse_mac).transpose()?,
+            addr::parse_all(&spec.addresses)?,
+            parse_gateways(spec.gateway.as_deref(), spec.gateway6.as_deref())?,
+        ))
+    })()
+    .map_err(|e| {
+        e.context(format!(
+            "attach veth {:?} (peer {:?} in netns {sandbox:?}) in netns {}",
+            spec.host_ifname,
+            spec.ifname,
+            ns_label(host_ns)
+        ))
+        .netns(host_ns)
+    })?;
     let host_if = spec.host_ifname.as_str();
     let peer_if = spec.ifname.as_str();
 
@@ -110,14 +123,11 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
     drop(host_file);
     let peer = match created_link(&sb, replies, peer_if, Some(sandbox)).await {
         Ok(d) => d,
-        Err(e) => {
-            let _ = delete(Some(sandbox), peer_if).await;
-            return Err(e);
-        }
+        Err(e) => return Err(e.with_undo(delete(Some(sandbox), peer_if).await)),
     };
+    let undo = || undo_create(&sb, peer.index, peer_if, Some(sandbox));
     if let Err(e) = crate::fault::point("netcore.veth.created") {
-        let _ = delete_index(&sb, peer.index).await;
-        return Err(e);
+        return Err(e.with_undo(undo().await));
     }
 
     // Host end: master and up, then read back; sandbox end: addresses and
@@ -174,10 +184,7 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
             mac,
             host_mac: host_link.mac,
         }),
-        (Err(e), _) | (_, Err(e)) => {
-            let _ = delete_index(&sb, peer.index).await;
-            Err(e)
-        }
+        (Err(e), _) | (_, Err(e)) => Err(e.with_undo(undo().await)),
     }
 }
 

@@ -189,6 +189,9 @@ impl Iptables {
         let key = netns.map(str::to_string);
         let cached = cache.remove(&key);
         // Without a probe or a generation the model cannot be trusted: read.
+        // A probe that fails is no error: it tells that this host cannot skip
+        // iptables-save (no nf_tables, iptables-legacy), and the call reads
+        // the tables as it must then.
         let mut probe = GenProbe::open(netns).ok();
         let before = probe.as_mut().and_then(|p| p.generation().ok());
         let (mut model, hit) = match (&probe, before, cached) {

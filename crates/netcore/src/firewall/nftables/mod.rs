@@ -247,7 +247,12 @@ impl FirewallBackend for Nftables {
     fn state(&self, netns: Option<&str>) -> Result<State> {
         let json4 = list_table(netns, NFPROTO_IPV4)?;
         let json6 = list_table(netns, NFPROTO_IPV6)?;
-        parse_state(json4.as_deref().unwrap_or("{}"), json6.as_deref())
+        parse_state(json4.as_deref().unwrap_or("{}"), json6.as_deref()).map_err(|e| {
+            e.context(format!(
+                "read tables ip {TABLE} and ip6 {TABLE} in netns {}",
+                ns_label(netns)
+            ))
+        })
     }
 
     fn reset(&self, netns: Option<&str>) -> Result<()> {
