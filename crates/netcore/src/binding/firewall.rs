@@ -14,26 +14,32 @@ use crate::firewall::{self, BackendName};
 #[derive(Mirror)]
 #[mirror(firewall::Network)]
 pub struct FirewallNetwork {
+    /// the bridge device
     pub bridge: String,
-    /// IPv4 subnet, CIDR; "" when unknown
+    /// IPv4 subnet of the network, CIDR (iptables rules match on it); "" when unknown
     pub subnet: String,
-    /// IPv6 subnet of a dual-stack network, CIDR; absent/null: none
+    /// IPv6 subnet of a dual-stack network, CIDR; absent/null: none (the
+    /// iptables backend writes ip6tables rules only for networks with one)
     #[napi(ts_type = "string | null")]
     pub subnet6: Option<Either<String, Null>>,
+    /// masquerade traffic from the subnet that leaves through anything but its own bridge
     pub masquerade: bool,
+    /// inter-container communication on this bridge
     pub icc: bool,
+    /// no traffic in or out except on the bridge itself
     pub internal: bool,
+    /// the network id, used as the rule tag (iptables comment)
     pub tag: String,
 }
 
-/// One published port.
+/// One published port (a range is expanded into one mapping per port by the caller).
 #[napi(object)]
 #[derive(Mirror)]
 #[mirror(firewall::Port)]
 pub struct PortMapping {
     #[napi(ts_type = "'tcp' | 'udp' | 'sctp'")]
     pub proto: String,
-    /// absent/null: every local address
+    /// IPv4 host address; absent/null: every local address (0.0.0.0)
     #[napi(ts_type = "string | null")]
     pub host_ip: Option<Either<String, Null>>,
     pub host_port: u32,
@@ -43,10 +49,13 @@ pub struct PortMapping {
     #[napi(ts_type = "string | null")]
     pub container_ip6: Option<Either<String, Null>>,
     pub container_port: u32,
+    /// the bridge the container sits behind (iptables rules use it)
     pub bridge: String,
+    /// the endpoint id, used as the rule tag
     pub tag: String,
 }
 
+/// What the firewall of one netns holds that we made.
 #[napi(object)]
 #[derive(Mirror)]
 #[mirror(firewall::State)]

@@ -20,7 +20,7 @@ pub struct BridgeSpec {
     pub mtu: Option<u32>,
     #[napi(ts_type = "string | null")]
     pub mac: Option<String>,
-    /// CIDR strings, e.g. "10.1.0.1/24"; already present ones are kept.
+    /// CIDR strings, e.g. "10.1.0.1/24"; already present ones are kept, EEXIST ignored.
     #[napi(ts_type = "string[] | null")]
     pub addresses: Option<Vec<String>>,
     /// default true
@@ -100,17 +100,20 @@ pub struct LinkInfo {
     pub addresses: Vec<String>,
 }
 
-/// One static route inside the sandbox: `dst` via `gateway`, or on-link.
+/// One static route for {@link AdoptSpec}: `dst` via `gateway`, or on-link without one.
 #[napi(object)]
 #[derive(Mirror)]
 #[mirror(link::StaticRoute)]
 pub struct StaticRoute {
     /// CIDR
     pub dst: String,
-    /// absent for an on-link route
+    /// absent for an on-link route (nested fields take no null)
     pub gateway: Option<String>,
 }
 
+/// adoptLink: a link made in the host netns by someone else (a remote plugin) is
+/// moved into the sandbox netns, renamed and configured there. The move waits for
+/// an RCU grace period (~20 ms): plugins only, never the bridge path.
 #[napi(object)]
 #[derive(Mirror)]
 #[mirror(link::AdoptSpec)]
