@@ -1,6 +1,6 @@
 // The native core (crates/netcore) against a real kernel. Everything happens
 // in network namespaces this file creates; traffic only goes between them.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 import test, { type ExecutionContext } from 'ava';
@@ -219,6 +219,25 @@ test.serial('bad names and arguments give ERR_INVALID_ARGUMENT', async (t) => {
   t.false(ipLinks(HOST).some((l) => l.ifname === 'vok'));
 });
 
+test.serial('errors say what was being done, to what, in which netns', async (t) => {
+  let body = await rejectsWith(t, native.ensureBridge({ netns: HOST, name: 'brq', addresses: ['10.0.0.300/24'] }), 'ERR_INVALID_ARGUMENT');
+  t.is(body.message, `ensure bridge "brq" in netns ${HOST}: invalid CIDR address "10.0.0.300/24"`);
+  t.is(body.netns, HOST);
+  body = await rejectsWith(t, native.attachVeth({ hostNetns: HOST, sandboxNetns: SB3, hostIfname: 'vok', ifname: 'eth0', gateway: 'fd00::1' }), 'ERR_INVALID_ARGUMENT');
+  t.regex(body.message, new RegExp(`^attach veth "vok" \\(peer "eth0" in netns "${SB3}"\\) in netns ${HOST}: gateway must be an IPv4 address$`));
+  body = await rejectsWith(t, native.setDefaultRoute(SB1, 'eth0', '10.231.0.1', 6), 'ERR_INVALID_ARGUMENT');
+  t.is(body.message, `set the IPv6 default route in netns "${SB1}": gateway 10.231.0.1 is not IPv6`);
+  t.is(body.netns, SB1);
+  body = await rejectsWith(t, native.setDefaultRoute(SB1, 'nosuch0', '10.231.0.1', 4), 'ERR_LINK_NOT_FOUND');
+  t.is(body.message, `replace default route in netns ${SB1}: link nosuch0 not found in netns ${SB1}`);
+  body = await rejectsWith(t, native.applyFirewall({ backend: 'nftables', netns: HOST, addNetworks: [{ bridge: 'bad name', subnet: '', masquerade: false, icc: true, internal: false, tag: 't' }] }), 'ERR_INVALID_ARGUMENT');
+  t.is(body.message, `apply a firewall batch in netns ${HOST}: invalid interface name "bad name"`);
+  body = await rejectsWith(t, native.sysctlSet(HOST, 'kernel.hostname', 'x'), 'ERR_INVALID_ARGUMENT');
+  t.regex(body.message, /^set sysctl in netns .*: invalid sysctl key "kernel.hostname": must start with "net."$/);
+  body = await rejectsWith(t, native.netnsDelete('a/b'), 'ERR_INVALID_ARGUMENT');
+  t.is(body.message, 'delete netns: invalid netns name "a/b"');
+});
+
 test.serial('sysctl in a named netns does not touch the machine', async (t) => {
   const machine = await native.sysctlGet(null, 'net.ipv4.ip_forward');
   const inside = await native.sysctlGet(HOST, 'net.ipv4.ip_forward');
@@ -231,6 +250,26 @@ test.serial('sysctl in a named netns does not touch the machine', async (t) => {
   t.is(await native.sysctlGet(HOST, 'net.ipv4.conf.all.route_localnet'), '1');
 });
 
+test.serial('a bridge named with a dot: its sysctls by the slash form of the key', async (t) => {
+  await native.ensureBridge({ netns: HOST, name: 'br.x' });
+  try {
+    const key = 'net/ipv4/conf/br.x/route_localnet';
+    await native.sysctlSet(HOST, key, '1');
+    t.is(await native.sysctlGet(HOST, key), '1');
+    t.is(inNetns(HOST, 'cat', '/proc/sys/net/ipv4/conf/br.x/route_localnet').trim(), '1');
+    await native.sysctlSet(HOST, key, '0');
+    t.is(inNetns(HOST, 'cat', '/proc/sys/net/ipv4/conf/br.x/route_localnet').trim(), '0');
+    // the dotted form splits the name: no such sysctl
+    await rejectsWith(t, native.sysctlGet(HOST, 'net.ipv4.conf.br.x.route_localnet'), 'ERR_INVALID_ARGUMENT');
+    // a path still cannot leave /proc/sys/net
+    for (const bad of ['net/ipv4/../../kernel/hostname', '/proc/sys/net/ipv4/ip_forward', 'net/ipv4/conf/./all/forwarding', 'kernel/hostname']) {
+      await rejectsWith(t, native.sysctlGet(HOST, bad), 'ERR_INVALID_ARGUMENT');
+    }
+  } finally {
+    await native.deleteLink(HOST, 'br.x');
+  }
+});
+
 test.serial('netnsBind aliases a netns; delete and releaseNetns', async (t) => {
   const alias = `${tag}-alias`;
   await native.netnsBind(alias, SB1);
@@ -240,13 +279,47 @@ test.serial('netnsBind aliases a netns; delete and releaseNetns', async (t) => {
     await rejectsWith(t, native.netnsBind(alias, SB1), 'ERR_NETNS_EXISTS');
     await rejectsWith(t, native.netnsBind(`${tag}-x`, `${tag}-missing`), 'ERR_NETNS_NOT_FOUND');
   } finally {
-    native.releaseNetns(alias);
+    await native.releaseNetns(alias);
     t.true(await native.netnsDelete(alias));
   }
   t.false(await native.netnsDelete(alias));
   t.false(await native.netnsExists(alias));
   // SB1 itself is untouched by deleting its alias.
   t.notThrows(() => inNetns(SB1, 'ping', '-c1', '-i0.2', '-w2', '10.231.0.3'));
+});
+
+test.serial('the test build has the fault hooks: CNM_FAULT fails netnsCreate after its step and nothing is left', async (t) => {
+  t.true(native.faultInjectionEnabled(), 'npm test builds the addon with --features fault-injection');
+  const name = `${tag}-fault`;
+  const index = new URL('../index.js', import.meta.url).href;
+  const script = `import * as n from ${JSON.stringify(index)};
+n.netnsCreate(${JSON.stringify(name)}).then(() => console.log('created'), (e) => console.log(e.code));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, CNM_FAULT: 'netcore.netns.created' },
+    encoding: 'utf8',
+    timeout: 20000,
+  });
+  t.is(r.stdout.trim(), 'ERR_FAULT_INJECTED', r.stderr);
+  t.false(await native.netnsExists(name), 'the failed create undid itself');
+});
+
+test.serial('netnsCookie: one id per netns, the same for two names of one netns', async (t) => {
+  const host = await native.netnsCookie(HOST);
+  t.regex(host, /^\d+$/);
+  t.is(await native.netnsCookie(HOST), host, 'the same netns twice');
+  const sb1 = await native.netnsCookie(SB1);
+  t.not(sb1, host, 'two netns');
+  t.not(await native.netnsCookie(null), host, 'the process netns is another one');
+  const alias = `${tag}-cookie`;
+  await native.netnsBind(alias, SB1);
+  try {
+    t.is(await native.netnsCookie(alias), sb1, 'a second name of SB1');
+  } finally {
+    await native.releaseNetns(alias);
+    await native.netnsDelete(alias);
+  }
+  await rejectsWith(t, native.netnsCookie(`${tag}-missing`), 'ERR_NETNS_NOT_FOUND');
+  await rejectsWith(t, native.netnsCookie('a/b'), 'ERR_INVALID_ARGUMENT');
 });
 
 /** Run the flood helper against HOST; rejects if it does not finish (a request hung). */

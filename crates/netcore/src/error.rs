@@ -4,47 +4,60 @@
 use std::fmt;
 use std::io;
 
-/// Stable error codes; `as_str()` is what JavaScript sees as `err.code`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// The kernel refused a request for a reason not covered below.
-    Kernel,
-    /// EPERM / EACCES.
-    Permission,
-    /// A name, address, key or value failed validation.
-    InvalidArgument,
-    /// /run/netns/NAME does not exist.
-    NetnsNotFound,
-    /// /run/netns/NAME already exists.
-    NetnsExists,
-    /// A link looked up by name or index does not exist.
-    LinkNotFound,
-    /// A link of that name already exists.
-    LinkExists,
-    /// A published host port (proto, host address, port) is already mapped.
-    PortAllocated,
-    /// A file or thread operation failed outside netlink.
-    Io,
-    /// CNM_FAULT named this step (tests only).
-    FaultInjected,
+/// The stable error codes, listed once: each variant with the string
+/// JavaScript sees as `err.code`. `with_error_codes!(m)` hands the list to
+/// macro `m`; below it defines [`ErrorCode`], and the binding defines from the
+/// same list the `NativeErrorCode` union of the addon's TypeScript contract.
+macro_rules! with_error_codes {
+    ($m:path) => {
+        $m! {
+            /// The kernel refused a request for a reason not covered below.
+            Kernel = "ERR_KERNEL",
+            /// EPERM / EACCES.
+            Permission = "ERR_PERMISSION",
+            /// A name, address, key or value failed validation.
+            InvalidArgument = "ERR_INVALID_ARGUMENT",
+            /// /run/netns/NAME does not exist.
+            NetnsNotFound = "ERR_NETNS_NOT_FOUND",
+            /// /run/netns/NAME already exists.
+            NetnsExists = "ERR_NETNS_EXISTS",
+            /// A link looked up by name or index does not exist.
+            LinkNotFound = "ERR_LINK_NOT_FOUND",
+            /// A link of that name already exists.
+            LinkExists = "ERR_LINK_EXISTS",
+            /// A published host port (proto, host address, port) is already mapped.
+            PortAllocated = "ERR_PORT_ALLOCATED",
+            /// A file or thread operation failed outside netlink.
+            Io = "ERR_IO",
+            /// CNM_FAULT named this step (test builds only).
+            FaultInjected = "ERR_FAULT_INJECTED",
+        }
+    };
+}
+pub(crate) use with_error_codes;
+
+macro_rules! define_error_code {
+    ($( $(#[$doc:meta])* $variant:ident = $code:tt, )*) => {
+        /// Stable error codes; `as_str()` is what JavaScript sees as `err.code`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Kernel => "ERR_KERNEL",
-            ErrorCode::Permission => "ERR_PERMISSION",
-            ErrorCode::InvalidArgument => "ERR_INVALID_ARGUMENT",
-            ErrorCode::NetnsNotFound => "ERR_NETNS_NOT_FOUND",
-            ErrorCode::NetnsExists => "ERR_NETNS_EXISTS",
-            ErrorCode::LinkNotFound => "ERR_LINK_NOT_FOUND",
-            ErrorCode::LinkExists => "ERR_LINK_EXISTS",
-            ErrorCode::FaultInjected => "ERR_FAULT_INJECTED",
-            ErrorCode::PortAllocated => "ERR_PORT_ALLOCATED",
-            ErrorCode::Io => "ERR_IO",
-        }
-    }
-}
+with_error_codes!(define_error_code);
 
 #[derive(Debug, Clone)]
 pub struct Error {
@@ -121,6 +134,28 @@ impl Error {
         }
     }
 
+    /// Says what the caller was doing, for an error passed up from a step
+    /// that did not know it: "what: message". Code and fields are kept.
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+
+    /// The error of a step whose undo (`undo`, saying what it was and why it
+    /// failed) failed as well: both stay in the message.
+    pub fn undo_failed(mut self, undo: impl fmt::Display) -> Self {
+        self.message = format!("{}; undoing it failed too: {undo}", self.message);
+        self
+    }
+
+    /// [`Error::undo_failed`] when the undo's result is an error.
+    pub fn with_undo<T>(self, undo: Result<T>) -> Self {
+        match undo {
+            Ok(_) => self,
+            Err(u) => self.undo_failed(u.message),
+        }
+    }
+
     pub fn ifname(mut self, ifname: &str) -> Self {
         self.ifname = Some(ifname.to_string());
         self
@@ -184,5 +219,26 @@ mod tests {
             Error::from_errno(libc::EPERM, "x").code,
             ErrorCode::Permission
         );
+    }
+
+    #[test]
+    fn context_and_undo_keep_code_and_fields() {
+        let e = Error::from_errno(libc::EEXIST, "create bridge br0")
+            .ifname("br0")
+            .netns(Some("n1"))
+            .context("ensure bridge br0 in netns n1");
+        assert_eq!(
+            e.message,
+            "ensure bridge br0 in netns n1: create bridge br0: File exists"
+        );
+        assert_eq!((e.code, e.errno), (ErrorCode::Kernel, Some(libc::EEXIST)));
+        let undo: Result<()> = Err(Error::new(ErrorCode::Kernel, "delete br0: Busy"));
+        let e = e.with_undo(undo).with_undo(Ok(()));
+        assert!(e
+            .message
+            .ends_with("File exists; undoing it failed too: delete br0: Busy"));
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["code", "errno", "ifname", "message", "netns"]);
     }
 }

@@ -9,7 +9,7 @@ use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::RouteMessageBuilder;
 
 use crate::error::{ns_label, Error, Result};
-use crate::{netns, nl};
+use crate::{addr, netns, nl};
 
 /// RTM_NEWROUTE for a default route via `gateway` out of `oif`.
 pub fn default_message(gateway: IpAddr, oif: u32) -> RouteNetlinkMessage {
@@ -84,19 +84,36 @@ fn describe(msg: &RouteMessage) -> Option<RouteDetails> {
 pub async fn set_default(
     netns: &str,
     ifname: Option<&str>,
-    gateway: Option<IpAddr>,
+    gateway: Option<&str>,
     family: u32,
 ) -> Result<()> {
-    netns::validate_name(netns)?;
     let ns = Some(netns);
-    let handle = netns::handle(ns).await?;
     let ctx = |what: &str| format!("{what} default route in netns {netns}");
-    match (gateway, ifname) {
-        (Some(gw), Some(ifname)) => {
-            if (family == 4) != gw.is_ipv4() {
-                return Err(Error::invalid(format!("gateway {gw} is not IPv{family}")));
+    let gateway = (|| {
+        netns::validate_name(netns)?;
+        if family != 4 && family != 6 {
+            return Err(Error::invalid(format!("invalid address family {family}")));
+        }
+        let gw = gateway.map(addr::parse_ip).transpose()?;
+        match (gw, ifname) {
+            (Some(gw), _) if (family == 4) != gw.is_ipv4() => {
+                Err(Error::invalid(format!("gateway {gw} is not IPv{family}")))
             }
-            let index = crate::link::index_of(&handle, ns, ifname).await?;
+            (Some(_), None) => Err(Error::invalid("a gateway needs an interface")),
+            _ => Ok(gw),
+        }
+    })()
+    .map_err(|e| {
+        let what = format!("set the IPv{family} default route in netns {netns:?}");
+        e.context(what).netns(ns)
+    })?;
+    let handle = netns::handle(ns).await?;
+    // a gateway comes with an interface (checked above)
+    match gateway.zip(ifname) {
+        Some((gw, ifname)) => {
+            let index = crate::link::index_of(&handle, ns, ifname)
+                .await
+                .map_err(|e| e.context(ctx("replace")))?;
             nl::send(&handle, default_message(gw, index), REPLACE)
                 .await
                 .map_err(|e| {
@@ -105,12 +122,10 @@ pub async fn set_default(
                         .netns(ns)
                 })?;
         }
-        (Some(_), None) => return Err(Error::invalid("a gateway needs an interface")),
-        (None, _) => {
+        None => {
             let msg = match family {
                 4 => RouteMessageBuilder::<Ipv4Addr>::new().build(),
-                6 => RouteMessageBuilder::<Ipv6Addr>::new().build(),
-                f => return Err(Error::invalid(format!("invalid address family {f}"))),
+                _ => RouteMessageBuilder::<Ipv6Addr>::new().build(),
             };
             match nl::send(&handle, RouteNetlinkMessage::DelRoute(msg), nl::ACK).await {
                 Ok(_) | Err(libc::ESRCH) => {}
@@ -129,14 +144,22 @@ const REPLACE: u16 = rtnetlink::packet_core::NLM_F_REQUEST
 
 /// Main-table routes of `netns`; `family` 4, 6 or None for both.
 pub async fn list(netns: Option<&str>, family: Option<u32>) -> Result<Vec<RouteDetails>> {
+    let invalid = |e: Error| {
+        e.context(format!("list routes in netns {}", ns_label(netns)))
+            .netns(netns)
+    };
     let families: &[AddressFamily] = match family {
         None => &[AddressFamily::Inet, AddressFamily::Inet6],
         Some(4) => &[AddressFamily::Inet],
         Some(6) => &[AddressFamily::Inet6],
-        Some(f) => return Err(Error::invalid(format!("invalid address family {f}"))),
+        Some(f) => {
+            return Err(invalid(Error::invalid(format!(
+                "invalid address family {f}"
+            ))))
+        }
     };
     if let Some(n) = netns {
-        netns::validate_name(n)?;
+        netns::validate_name(n).map_err(invalid)?;
     }
     let handle = netns::handle(netns).await?;
     let mut out = Vec::new();

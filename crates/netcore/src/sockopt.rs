@@ -1,9 +1,8 @@
 //! Raw socket plumbing shared by the rtnetlink and netfilter sockets: integer
-//! socket options, buffer sizes past rmem_max/wmem_max, and a bare
-//! NETLINK_NETFILTER socket.
+//! socket options, buffer sizes past rmem_max/wmem_max, and the netns cookie.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 /// setsockopt(2) with an int value; false when the kernel refuses it.
 pub(crate) fn set_int(
@@ -38,19 +37,37 @@ pub(crate) fn set_buffer(
     }
 }
 
-/// A NETLINK_NETFILTER socket in the calling thread's netns.
-pub(crate) fn netfilter_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_NETFILTER,
+#[cfg(not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64")))]
+const SO_NETNS_COOKIE: libc::c_int = 71;
+
+/// The cookie of the netns `fd` lives in (SO_NETNS_COOKIE, kernel >= 5.14): a
+/// 64-bit id the kernel never hands out twice during a boot, unlike the
+/// (dev, inode) of a netns file, which a new netns can reuse.
+#[cfg(not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64")))]
+pub(crate) fn netns_cookie(fd: &impl AsRawFd) -> io::Result<u64> {
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: cookie and len are valid for writes of the given size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
         )
     };
-    if raw < 0 {
+    if rc < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: raw is a fresh fd nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    if len as usize != std::mem::size_of::<u64>() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    Ok(cookie)
+}
+
+/// These architectures number SO_NETNS_COOKIE differently; not supported.
+#[cfg(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64"))]
+pub(crate) fn netns_cookie(_fd: &impl AsRawFd) -> io::Result<u64> {
+    Err(io::Error::from_raw_os_error(libc::ENOPROTOOPT))
 }

@@ -25,15 +25,14 @@
 
 pub mod exec;
 pub mod iptables;
+mod nfnl;
 pub mod nftables;
 pub mod none;
 
 use std::fmt;
-use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, OwnedFd};
 
-use crate::error::{Error, Result};
+use crate::error::{ns_label, Error, Result};
 use crate::netns::blocking;
 
 /// A transport protocol a port can be published for.
@@ -234,7 +233,35 @@ pub struct Batch {
     pub remove_ports: Vec<Port>,
 }
 
+impl Network {
+    /// The names that end up in rules: the bridge and the tag.
+    pub fn validate(&self) -> Result<()> {
+        validate_ifname(&self.bridge)?;
+        validate_tag(&self.tag)
+    }
+}
+
+impl Port {
+    /// The names that end up in rules: the bridge (when known) and the tag.
+    pub fn validate(&self) -> Result<()> {
+        if !self.bridge.is_empty() {
+            validate_ifname(&self.bridge)?;
+        }
+        validate_tag(&self.tag)
+    }
+}
+
 impl Batch {
+    /// Every network and port of the batch, before any backend sees it.
+    pub fn validate(&self) -> Result<()> {
+        let networks = self.add_networks.iter().chain(&self.remove_networks);
+        let ports = self.add_ports.iter().chain(&self.remove_ports);
+        networks
+            .map(Network::validate)
+            .chain(ports.map(Port::validate))
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.add_networks.is_empty()
             && self.remove_networks.is_empty()
@@ -307,6 +334,16 @@ pub enum BackendName {
     None,
 }
 
+impl fmt::Display for BackendName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendName::Nftables => "nftables",
+            BackendName::Iptables => "iptables",
+            BackendName::None => "none",
+        })
+    }
+}
+
 impl BackendName {
     pub fn parse(s: &str) -> Result<BackendName> {
         match s {
@@ -356,29 +393,6 @@ pub fn release(name: &str) {
     iptables::release(name);
 }
 
-/// Sends one message to the kernel (port 0) on a raw netlink socket; both backends
-/// talk to netfilter this way (nftables batches, the ruleset generation query).
-pub(crate) fn send_to_kernel(fd: &OwnedFd, buf: &[u8]) -> io::Result<()> {
-    // SAFETY: sockaddr_nl is plain data; zero is a valid value.
-    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    // SAFETY: buf and kernel are valid for the given sizes.
-    let sent = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            buf.as_ptr().cast(),
-            buf.len(),
-            0,
-            (&kernel as *const libc::sockaddr_nl).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 fn check_netns(netns: Option<&str>) -> Result<()> {
     if let Some(n) = netns {
         crate::netns::validate_name(n)?;
@@ -386,47 +400,46 @@ fn check_netns(netns: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-pub async fn init(name: BackendName, netns: Option<String>) -> Result<()> {
+/// Runs `op` (`what`, for messages) with backend `name` for `netns` on a
+/// blocking thread; its errors carry the netns.
+async fn run<T, F>(what: &str, name: BackendName, netns: Option<String>, op: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn FirewallBackend, Option<&str>) -> Result<T> + Send + 'static,
+{
     check_netns(netns.as_deref())?;
-    blocking(move || {
-        backend(name)
-            .init(netns.as_deref())
-            .map_err(|e| e.netns(netns.as_deref()))
+    let what = format!("{what} ({name}) in netns {}", ns_label(netns.as_deref()));
+    blocking(what, move || {
+        op(backend(name), netns.as_deref()).map_err(|e| e.netns(netns.as_deref()))
     })
     .await
 }
 
+pub async fn init(name: BackendName, netns: Option<String>) -> Result<()> {
+    run("init the firewall", name, netns, |b, ns| b.init(ns)).await
+}
+
 pub async fn apply(name: BackendName, netns: Option<String>, batch: Batch) -> Result<()> {
-    check_netns(netns.as_deref())?;
+    batch.validate().map_err(|e| {
+        let ns = netns.as_deref();
+        e.context(format!("apply a firewall batch in netns {}", ns_label(ns)))
+            .netns(ns)
+    })?;
     if batch.is_empty() {
         return Ok(());
     }
-    blocking(move || {
-        backend(name)
-            .apply(netns.as_deref(), &batch)
-            .map_err(|e| e.netns(netns.as_deref()))
+    run("apply a firewall batch", name, netns, move |b, ns| {
+        b.apply(ns, &batch)
     })
     .await
 }
 
 pub async fn state(name: BackendName, netns: Option<String>) -> Result<State> {
-    check_netns(netns.as_deref())?;
-    blocking(move || {
-        backend(name)
-            .state(netns.as_deref())
-            .map_err(|e| e.netns(netns.as_deref()))
-    })
-    .await
+    run("read the firewall", name, netns, |b, ns| b.state(ns)).await
 }
 
 pub async fn reset(name: BackendName, netns: Option<String>) -> Result<()> {
-    check_netns(netns.as_deref())?;
-    blocking(move || {
-        backend(name)
-            .reset(netns.as_deref())
-            .map_err(|e| e.netns(netns.as_deref()))
-    })
-    .await
+    run("reset the firewall", name, netns, |b, ns| b.reset(ns)).await
 }
 
 #[cfg(test)]

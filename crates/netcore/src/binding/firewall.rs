@@ -1,0 +1,143 @@
+//! The firewall of a netns: its networks and published ports.
+
+use napi::bindgen_prelude::{Either, Null, PromiseRaw};
+use napi::Env;
+use napi_derive::napi;
+use netcore_derive::Mirror;
+
+use super::mirror::Wire;
+use super::promise;
+use crate::firewall::{self, BackendName};
+
+/// Per-network firewall state: one bridge and how its traffic is treated.
+#[napi(object)]
+#[derive(Mirror)]
+#[mirror(firewall::Network)]
+pub struct FirewallNetwork {
+    /// the bridge device
+    pub bridge: String,
+    /// IPv4 subnet of the network, CIDR (iptables rules match on it); "" when unknown
+    pub subnet: String,
+    /// IPv6 subnet of a dual-stack network, CIDR; absent/null: none (the
+    /// iptables backend writes ip6tables rules only for networks with one)
+    #[napi(ts_type = "string | null")]
+    pub subnet6: Option<Either<String, Null>>,
+    /// masquerade traffic from the subnet that leaves through anything but its own bridge
+    pub masquerade: bool,
+    /// inter-container communication on this bridge
+    pub icc: bool,
+    /// no traffic in or out except on the bridge itself
+    pub internal: bool,
+    /// the network id, used as the rule tag (iptables comment)
+    pub tag: String,
+}
+
+/// One published port (a range is expanded into one mapping per port by the caller).
+#[napi(object)]
+#[derive(Mirror)]
+#[mirror(firewall::Port)]
+pub struct PortMapping {
+    #[napi(ts_type = "'tcp' | 'udp' | 'sctp'")]
+    pub proto: String,
+    /// IPv4 host address; absent/null: every local address (0.0.0.0)
+    #[napi(ts_type = "string | null")]
+    pub host_ip: Option<Either<String, Null>>,
+    pub host_port: u32,
+    pub container_ip: String,
+    /// also published on IPv6 to this container address (unless host_ip is
+    /// a specific IPv4 address); absent/null: IPv4 only
+    #[napi(ts_type = "string | null")]
+    pub container_ip6: Option<Either<String, Null>>,
+    pub container_port: u32,
+    /// the bridge the container sits behind (iptables rules use it)
+    pub bridge: String,
+    /// the endpoint id, used as the rule tag
+    pub tag: String,
+}
+
+/// What the firewall of one netns holds that we made.
+#[napi(object)]
+#[derive(Mirror)]
+#[mirror(firewall::State)]
+pub struct FirewallState {
+    pub networks: Vec<FirewallNetwork>,
+    pub ports: Vec<PortMapping>,
+}
+
+// Not the mirror of one domain type: the backend and netns are arguments of
+// `firewall::apply`, the lists make a `firewall::Batch`.
+/// One atomic change to the firewall of one netns.
+#[napi(object)]
+pub struct FirewallBatch {
+    #[napi(ts_type = "'nftables' | 'iptables' | 'none'")]
+    pub backend: String,
+    #[napi(ts_type = "string | null")]
+    pub netns: Option<String>,
+    #[napi(ts_type = "FirewallNetwork[] | null")]
+    pub add_networks: Option<Vec<FirewallNetwork>>,
+    #[napi(ts_type = "FirewallNetwork[] | null")]
+    pub remove_networks: Option<Vec<FirewallNetwork>>,
+    #[napi(ts_type = "PortMapping[] | null")]
+    pub add_ports: Option<Vec<PortMapping>>,
+    #[napi(ts_type = "PortMapping[] | null")]
+    pub remove_ports: Option<Vec<PortMapping>>,
+}
+
+impl FirewallBatch {
+    fn into_domain(self) -> crate::error::Result<(BackendName, Option<String>, firewall::Batch)> {
+        let batch = firewall::Batch {
+            add_networks: Wire::from_js(self.add_networks, "add_networks")?,
+            remove_networks: Wire::from_js(self.remove_networks, "remove_networks")?,
+            add_ports: Wire::from_js(self.add_ports, "add_ports")?,
+            remove_ports: Wire::from_js(self.remove_ports, "remove_ports")?,
+        };
+        Ok((Wire::from_js(self.backend, "backend")?, self.netns, batch))
+    }
+}
+
+/// Creates our table (nftables) or chains (iptables) if missing; idempotent.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn firewall_init(
+    env: &Env,
+    #[napi(ts_arg_type = "'nftables' | 'iptables' | 'none'")] backend: String,
+    #[napi(ts_arg_type = "string | undefined | null")] netns: Option<String>,
+) -> napi::Result<PromiseRaw<'_, ()>> {
+    promise(env, async move {
+        firewall::init(BackendName::parse(&backend)?, netns).await
+    })
+}
+
+/// Applies a batch atomically (nftables: one netlink transaction).
+#[napi(ts_return_type = "Promise<void>")]
+pub fn apply_firewall(env: &Env, batch: FirewallBatch) -> napi::Result<PromiseRaw<'_, ()>> {
+    let parsed = batch.into_domain();
+    promise(env, async move {
+        let (backend, netns, batch) = parsed?;
+        firewall::apply(backend, netns, batch).await
+    })
+}
+
+/// Reads back what we made (for reconcile and tests).
+#[napi(ts_return_type = "Promise<FirewallState>")]
+pub fn firewall_state(
+    env: &Env,
+    #[napi(ts_arg_type = "'nftables' | 'iptables' | 'none'")] backend: String,
+    #[napi(ts_arg_type = "string | undefined | null")] netns: Option<String>,
+) -> napi::Result<PromiseRaw<'_, FirewallState>> {
+    promise(env, async move {
+        let state = firewall::state(BackendName::parse(&backend)?, netns).await?;
+        Ok(state.to_js())
+    })
+}
+
+/// Removes everything we made in that netns, and nothing else.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn firewall_reset(
+    env: &Env,
+    #[napi(ts_arg_type = "'nftables' | 'iptables' | 'none'")] backend: String,
+    #[napi(ts_arg_type = "string | undefined | null")] netns: Option<String>,
+) -> napi::Result<PromiseRaw<'_, ()>> {
+    promise(env, async move {
+        firewall::reset(BackendName::parse(&backend)?, netns).await
+    })
+}

@@ -1,0 +1,88 @@
+//! The fixed part of our nftables firewall: `table ip cnm` and its IPv6 twin,
+//! their sets, maps and chains, written once per netns by `nft -f -`.
+
+pub const TABLE: &str = "cnm";
+
+/// The base ruleset; `create table` first makes the whole transaction fail
+/// (and add nothing twice) when a table already exists. The version comment
+/// goes with `create`: the kernel keeps the user data a table is created
+/// with, and ignores it in a later `table … { comment … }` of the same
+/// transaction (which is an update).
+///
+/// The IPv6 table has no `ports_ip` (a specific host address is IPv4 and
+/// limits a mapping to IPv4), and no localhost rule: ::1 cannot be routed
+/// out (there is no route_localnet for IPv6), so connections to ::1 are not
+/// DNATed at all rather than DNATed into a black hole.
+pub const RULESET: &str = r#"create table ip cnm { comment "managed by cnm v3"; }
+create table ip6 cnm { comment "managed by cnm v3"; }
+table ip cnm {
+  set bridges { type ifname; }
+  set masq { type ifname; }
+  set internal { type ifname; }
+  map intra { type ifname . ifname : verdict; }
+  map ports { type inet_proto . inet_service : ipv4_addr . inet_service; }
+  map ports_ip { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+  chain prerouting { type nat hook prerouting priority dstnat; policy accept; fib daddr type local jump publish; }
+  chain output { type nat hook output priority -100; policy accept; fib daddr type local jump publish; }
+  chain publish {
+    iifname @bridges meta mark set meta mark | 0x00020000
+    dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
+    dnat ip to meta l4proto . th dport map @ports
+  }
+  chain postrouting { type nat hook postrouting priority srcnat; policy accept;
+    ct status dnat oifname @bridges meta mark & 0x00020000 == 0x00020000 masquerade
+    ip saddr 127.0.0.0/8 oifname @bridges masquerade
+    iifname @masq oifname != @bridges masquerade
+  }
+  chain forward { type filter hook forward priority filter; policy accept;
+    iifname . oifname vmap @intra
+    iifname @internal drop
+    oifname @internal drop
+    ct status dnat accept
+    iifname @bridges oifname @bridges drop
+  }
+}
+table ip6 cnm {
+  set bridges { type ifname; }
+  set masq { type ifname; }
+  set internal { type ifname; }
+  map intra { type ifname . ifname : verdict; }
+  map ports { type inet_proto . inet_service : ipv6_addr . inet_service; }
+  chain prerouting { type nat hook prerouting priority dstnat; policy accept; fib daddr type local jump publish; }
+  chain output { type nat hook output priority -100; policy accept; ip6 daddr != ::1 fib daddr type local jump publish; }
+  chain publish {
+    iifname @bridges meta mark set meta mark | 0x00020000
+    dnat ip6 to meta l4proto . th dport map @ports
+  }
+  chain postrouting { type nat hook postrouting priority srcnat; policy accept;
+    ct status dnat oifname @bridges meta mark & 0x00020000 == 0x00020000 masquerade
+    iifname @masq oifname != @bridges masquerade
+  }
+  chain forward { type filter hook forward priority filter; policy accept;
+    iifname . oifname vmap @intra
+    iifname @internal drop
+    oifname @internal drop
+    ct status dnat accept
+    iifname @bridges oifname @bridges drop
+  }
+}
+"#;
+
+/// The families of our two tables.
+pub(super) const FAMILIES: [u8; 2] = [NFPROTO_IPV4, NFPROTO_IPV6];
+
+pub(super) fn family_name(family: u8) -> &'static str {
+    if family == NFPROTO_IPV6 {
+        "ip6"
+    } else {
+        "ip"
+    }
+}
+
+// linux/netfilter.h
+pub(super) const NFPROTO_IPV4: u8 = 2;
+pub(super) const NFPROTO_IPV6: u8 = 10;
+
+/// The comment of the current base ruleset: a table with another one was made
+/// by an older cnm and is replaced (reconcile then restores its elements).
+pub(super) const VERSION_TAG: &[u8] = b"managed by cnm v3";
