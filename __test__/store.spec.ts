@@ -450,12 +450,10 @@ test.serial('LMDB store: a transaction waits for another process’s write trans
   t.is(r.seen, r.holder, 'the waiting transaction read the other process’s committed write');
 });
 
-// Expected to fail until the state dir's writer lock is a native flock taken off the
-// JS thread (writer-lock.ts is in-process only today): LmdbStore.txn then takes
-// LMDB's own write lock on the JS thread, which blocks the event loop for as long as
-// the other process holds it. When the native lock lands this test passes, ava
-// reports the "failing" test as passing unexpectedly, and `.failing` must go.
-test.serial.failing('LMDB store: waiting for the writer lock does not stall the event loop (needs the native writer lock)', async (t) => {
+// Without the state dir's writer lock (a flock waited for off the JS thread),
+// LmdbStore.txn would take LMDB's own write lock on the JS thread and the event loop
+// would stand still for as long as the other process holds it (about 500 ms here).
+test.serial('LMDB store: waiting for another process’s writer does not stall the event loop', async (t) => {
   const r = await txnBehindAnotherWriter();
   t.log(told(r));
   t.true(r.calledAt < r.heldUntil, 'txn was called while the other process held its transaction');

@@ -13,6 +13,7 @@ pub mod error;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod firewall;
+pub mod flock;
 pub mod link;
 pub mod netns;
 mod nl;

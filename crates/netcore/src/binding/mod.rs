@@ -1,8 +1,8 @@
 //! The napi binding of netcore: JavaScript objects that mirror the domain
 //! types, and exports that convert their arguments, forward to a kernel
 //! module and convert the result back. Nothing else; no kernel module knows
-//! napi. One file per area: netns, link, route and sysctl, firewall, and the
-//! features the addon was built with.
+//! napi. One file per area: netns, link, route and sysctl, firewall, the
+//! state dir's writer lock, and the features the addon was built with.
 //!
 //! napi-rs generates the addon's TypeScript declarations (index.d.ts) from
 //! this folder; they are the contract the TypeScript layer builds on
@@ -15,6 +15,7 @@
 pub mod errors;
 pub mod features;
 pub mod firewall;
+pub mod flock;
 pub mod link;
 pub(crate) mod mirror;
 pub mod netns;
