@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 import test from 'ava';
 import type { NetworkController } from '../ts/controller.js';
 import { CnmError } from '../ts/errors.js';
-import { type IsolatedHost, ipj, isolatedHost } from './helpers/host.js';
+import { type IsolatedHost, inNs, ipj, isolatedHost, pings } from './helpers/host.js';
+import { startEchoServer, tcpTry } from './helpers/tcp.js';
 import { storeRecords } from './helpers/records.js';
 
 let host: IsolatedHost;
@@ -96,6 +97,25 @@ test.serial('a custom bridge name is used; a bridge we created is removed on rm,
   await ctl.removeNetwork('adopted');
   t.truthy(link('brpre0'), 'a device that existed before is left in place');
   execFileSync('ip', ['-n', host.ns, 'link', 'del', 'brpre0']);
+});
+
+test.serial('regression: a bridge name with a dot (br.x) works end to end, published port on 127.0.0.1 included', async (t) => {
+  // the name passed validation, then failed on the sysctl path net.ipv4.conf.br.x.route_localnet
+  const net = await ctl.createNetwork({ name: 'dotted', options: { 'com.docker.network.bridge.name': 'br.x' }, ipam: [{ subnet: '10.32.2.0/24' }] });
+  t.is(net.bridge, 'br.x');
+  t.truthy(link('br.x'));
+  t.is(inNs(host.ns, 'cat', '/proc/sys/net/ipv4/conf/br.x/route_localnet').trim(), '1');
+  const web = await ctl.createSandbox({ name: host.name('dot-web'), net: 'dotted', ports: [{ containerPort: 80, hostPort: 18081 }] });
+  const server = await startEchoServer(web.netns, '0.0.0.0', 80);
+  try {
+    t.true(pings(web.netns, '10.32.2.1'), 'the sandbox reaches its gateway on br.x');
+    t.is(tcpTry(host.ns, '127.0.0.1', 18081, 'dot'), 'dot', 'the published port answers on 127.0.0.1 of the host');
+  } finally {
+    server.kill('SIGKILL');
+  }
+  await ctl.removeSandbox(web.name);
+  await ctl.removeNetwork('dotted');
+  t.is(link('br.x'), undefined);
 });
 
 test.serial('bad names, CIDRs, drivers and options get coded errors and change nothing', async (t) => {

@@ -60,9 +60,7 @@ function faults(): Map<string, 'error' | 'crash'> {
 
 /** Whether the addon is a test build, in which fault points act. */
 export function faultInjectionBuilt(): boolean {
-  // TEMP until the netcore merge: older addons have no such export
-  const probe = (native as unknown as { faultInjectionEnabled?: () => boolean }).faultInjectionEnabled;
-  return probe === undefined ? true : probe();
+  return native.faultInjectionEnabled();
 }
 
 /** A step boundary: fails or kills the process when CNM_FAULT names it. */

@@ -47,7 +47,8 @@ export class BridgeDriver implements Driver {
       }
       if (this.ctx.firewall.enabled) {
         // published ports must answer on 127.0.0.1 too: let DNATed loopback traffic leave via the bridge
-        await native.sysctlSet(this.ctx.hostNetns, `net.ipv4.conf.${net.bridge}.route_localnet`, '1');
+        // the path form: a bridge name may hold dots (br.x), which the dotted form would split
+        await native.sysctlSet(this.ctx.hostNetns, `net/ipv4/conf/${net.bridge}/route_localnet`, '1');
       }
       await this.ctx.firewall.apply({ addNetworks: [Firewall.network(net)] });
     } catch (e) {

@@ -6,7 +6,7 @@
  * never hands out twice during a boot, and /run is emptied at each boot as the
  * namespaces are. A claim whose state dir was removed is taken over.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CnmError } from '../errors.js';
 import { log } from '../log.js';
@@ -24,14 +24,6 @@ interface Claim {
   netns: string | null;
 }
 
-/** A stable id of a netns for this boot. */
-async function hostIdentity(netns: string | null): Promise<string> {
-  // TEMP until the netcore merge brings netnsCookie: the nsfs inode
-  const cookie = (native as unknown as { netnsCookie?: (n: string | null) => Promise<string> }).netnsCookie;
-  if (cookie) return `c${await cookie(netns)}`;
-  const st = statSync(netns === null ? '/proc/self/ns/net' : `/run/netns/${netns}`);
-  return `i${st.ino}`;
-}
 
 const label = (netns: string | null) => (netns === null ? "the process's own netns" : `netns ${netns}`);
 
@@ -42,7 +34,7 @@ const label = (netns: string | null) => (netns === null ? "the process's own net
 export async function claimHost(netns: string | null, stateDir: string, hostDir: string, claimDir = CLAIM_DIR): Promise<void> {
   const mine: Claim = { stateDir: resolve(stateDir), hostDir: resolve(hostDir), netns };
   mkdirSync(claimDir, { recursive: true, mode: 0o700 });
-  const file = join(claimDir, `${await hostIdentity(netns)}.json`);
+  const file = join(claimDir, `${await native.netnsCookie(netns)}.json`);
   for (let attempt = 0; attempt < 3; attempt++) {
     let cur: Claim | undefined;
     try {
