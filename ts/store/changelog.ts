@@ -1,10 +1,11 @@
 /**
  * Revisions and watches for the stores that keep their own change log (LMDB and
  * memory). Each committing transaction that changed something writes, in the
- * same transaction, the next revision number (`meta/rev`) and one log entry
- * `rev/<16 digits>` listing the keys it changed; the entry RETAINED revisions
- * older is deleted at the same time, so the log stays bounded and a commit costs
- * one read, two writes and one delete more, whatever the log's length.
+ * same transaction, one log entry `rev/<16 digits>` listing the keys it changed:
+ * the store's revision is the number of its last entry. Every PRUNE_EVERY
+ * revisions the entries older than the last RETAINED go, so the log stays
+ * bounded and a commit costs one more write (one more page), whatever the log's
+ * length.
  *
  * Watchers read the log from the revision they were given. Commits of this
  * process notify them at once; commits of other processes sharing the file are
@@ -14,35 +15,42 @@ import { CnmError } from '../errors.js';
 import { log } from '../log.js';
 import type { StoreChange, StoreEvent, StoreReader, StoreTxn, StoreWatch } from './store.js';
 
-/** How many revisions the log keeps. */
+/** How many revisions the log keeps at least. */
 export const RETAINED = 10_000;
+/** How often the revisions older than RETAINED are deleted (so it keeps fewer than RETAINED + PRUNE_EVERY). */
+export const PRUNE_EVERY = 100;
 /** How often other processes' commits are looked for while someone watches. */
 const POLL_MS = 100;
 
-const REV_KEY = 'meta/rev';
-const logKey = (rev: number) => `rev/${String(rev).padStart(16, '0')}`;
-/** Prefixes of the log itself, which is never logged nor watched. */
-const INTERNAL = ['meta/rev', 'rev/'];
+/** The log's keys; the log itself is never logged nor watched. */
+export const LOG_PREFIX = 'rev/';
+/** The key of a revision's log entry. */
+export const logKey = (rev: number) => `${LOG_PREFIX}${String(rev).padStart(16, '0')}`;
+
+/** The revision a log entry's key stands for. */
+export function revisionOfKey(key: string): number {
+  return Number(key.slice(LOG_PREFIX.length));
+}
 
 type LogEntry = Array<[key: string, deleted: 0 | 1]>;
 
-/** The revision a store is at, read inside or outside a transaction. */
-export function currentRevision(r: Pick<StoreReader, 'get'>): number {
-  return r.get<number>(REV_KEY) ?? 0;
-}
+/** A store as its watchers read it: entries by key, and its current revision. */
+export type LogReader = Pick<StoreReader, 'get'> & { revision(): number };
 
 /**
- * Write the revision and log entry of a transaction that changed `changes`
- * (key -> deleted). Called inside that transaction, just before it commits.
+ * Write the log entry of a transaction that changed `changes` (key -> deleted),
+ * the store being at revision `current`; returns the new revision. Called inside
+ * that transaction, just before it commits.
  */
-export function appendRevision(tx: Pick<StoreTxn, 'get' | 'put' | 'del'>, changes: ReadonlyMap<string, boolean>): number | undefined {
+export function appendRevision(tx: Pick<StoreTxn, 'put' | 'del'>, current: number, changes: ReadonlyMap<string, boolean>): number | undefined {
   const entry: LogEntry = [];
-  for (const [key, deleted] of changes) if (!INTERNAL.some((p) => key.startsWith(p))) entry.push([key, deleted ? 1 : 0]);
+  for (const [key, deleted] of changes) if (!key.startsWith(LOG_PREFIX)) entry.push([key, deleted ? 1 : 0]);
   if (entry.length === 0) return undefined;
-  const rev = currentRevision(tx) + 1;
-  tx.put(REV_KEY, rev);
+  const rev = current + 1;
   tx.put(logKey(rev), entry);
-  if (rev > RETAINED) tx.del(logKey(rev - RETAINED));
+  if (rev % PRUNE_EVERY === 0) {
+    for (let r = Math.max(1, rev - RETAINED - PRUNE_EVERY + 1); r <= rev - RETAINED; r++) tx.del(logKey(r));
+  }
   return rev;
 }
 
@@ -65,11 +73,11 @@ export class Watchers {
   private readonly list = new Set<Watcher>();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly reader: () => StoreReader) {}
+  constructor(private readonly reader: () => LogReader) {}
 
   watch(prefix: string, fromRevision: number, listener: (e: StoreEvent) => void, onError?: (e: CnmError) => void): StoreWatch {
     const r = this.reader();
-    const now = currentRevision(r);
+    const now = r.revision();
     const oldest = Math.max(1, now - RETAINED + 1);
     if (fromRevision + 1 < oldest) throw compacted(fromRevision, oldest, now);
     // a revision not reached yet: only what comes after it is delivered
@@ -95,13 +103,13 @@ export class Watchers {
   /** Deliver every revision the watchers have not seen yet. */
   deliver(): void {
     if (this.list.size === 0) return;
-    let r: StoreReader;
+    let r: LogReader;
     try {
       r = this.reader();
     } catch {
       return; // closed meanwhile: close() stops the watchers
     }
-    const now = currentRevision(r);
+    const now = r.revision();
     for (const w of this.list) {
       while (w.seen < now && this.list.has(w)) {
         const rev = w.seen + 1;

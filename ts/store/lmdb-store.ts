@@ -14,7 +14,7 @@ import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type RootDatabase, open } from 'lmdb';
 import { CnmError } from '../errors.js';
-import { Watchers, appendRevision, currentRevision } from './changelog.js';
+import { LOG_PREFIX, Watchers, appendRevision, logKey, revisionOfKey } from './changelog.js';
 import type { Store, StoreEvent, StoreTxn, StoreWatch } from './store.js';
 import { ensureStateDir } from './state-dir.js';
 import { type WriterLock, writerLock } from './writer-lock.js';
@@ -138,7 +138,25 @@ export class LmdbStore implements Store {
   }
 
   revision(): number {
-    return currentRevision(this.reader());
+    this.check();
+    return this.lastRevision();
+  }
+
+  /** the last revision this process knows of; other processes may have added more */
+  private known: number | undefined;
+
+  /**
+   * The number of the last log entry: a cursor step from the end of the log's
+   * keys the first time, then a point read past the last one known (catching up
+   * on other processes' commits), which costs far less than a cursor.
+   */
+  private lastRevision(): number {
+    if (this.known === undefined) {
+      this.known = 0;
+      for (const key of this.db.getKeys({ start: prefixEnd(LOG_PREFIX), end: LOG_PREFIX, reverse: true, limit: 1 })) this.known = revisionOfKey(key as string);
+    }
+    while (this.db.doesExist(logKey(this.known + 1))) this.known++;
+    return this.known;
   }
 
   watch(prefix: string, fromRevision: number, listener: (e: StoreEvent) => void, onError?: (e: CnmError) => void): StoreWatch {
@@ -165,7 +183,7 @@ export class LmdbStore implements Store {
     // whether each key touched existed before the transaction: what it leaves is logged
     const existed = new Map<string, boolean>();
     const touch = (key: string) => {
-      if (!existed.has(key)) existed.set(key, db.get(key) !== undefined);
+      if (!existed.has(key)) existed.set(key, db.doesExist(key));
     };
     const tx: StoreTxn = {
       get: <V>(key: string) => db.get(key) as V | undefined,
@@ -180,8 +198,9 @@ export class LmdbStore implements Store {
       },
       onAbort: (a) => void aborts.push(a),
     };
-    const raw = { get: tx.get, put: (k: string, v: unknown) => void db.putSync(k, v as never), del: (k: string) => void db.removeSync(k) };
+    const raw = { put: (k: string, v: unknown) => void db.putSync(k, v as never), del: (k: string) => void db.removeSync(k) };
     const changes = new Map<string, boolean>();
+    let committed: number | undefined;
     let result: T;
     try {
       result = db.transactionSync(() => {
@@ -193,10 +212,10 @@ export class LmdbStore implements Store {
         }
         // deleting what was not there (even after writing it here) changes nothing
         for (const [key, before] of existed) {
-          const now = db.get(key) !== undefined;
+          const now = db.doesExist(key);
           if (now || before) changes.set(key, !now);
         }
-        appendRevision(raw, changes);
+        committed = appendRevision(raw, this.lastRevision(), changes);
         return r;
       });
     } catch (e) {
@@ -204,7 +223,10 @@ export class LmdbStore implements Store {
       if (e instanceof FromCallback) throw e.error;
       throw new CnmError('ERR_STORE', `store ${this.path}: ${(e as Error).message}`, { value: this.path }, { cause: e });
     }
-    if (changes.size > 0) queueMicrotask(() => this.watchers.deliver());
+    if (committed !== undefined) {
+      this.known = committed;
+      queueMicrotask(() => this.watchers.deliver());
+    }
     return result;
   }
 

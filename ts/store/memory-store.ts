@@ -6,7 +6,7 @@
  * serializing store would. Revisions and watches work as in the LMDB store.
  */
 import { CnmError } from '../errors.js';
-import { Watchers, appendRevision, currentRevision } from './changelog.js';
+import { Watchers, appendRevision } from './changelog.js';
 import type { Store, StoreEvent, StoreReader, StoreScope, StoreTxn, StoreWatch } from './store.js';
 
 const GONE = Symbol('deleted');
@@ -53,12 +53,13 @@ class View implements StoreTxn {
 
 export class MemoryStore implements Store {
   private readonly data = new Map<string, unknown>();
+  private rev = 0;
   private closed = false;
   private readonly watchers = new Watchers(() => this.reader());
 
   constructor(readonly scope: StoreScope = 'local') {}
 
-  private reader(): StoreReader {
+  private reader(): this {
     if (this.closed) throw new CnmError('ERR_CLOSED', 'the store is closed: open a new one');
     return this;
   }
@@ -81,7 +82,7 @@ export class MemoryStore implements Store {
   }
 
   revision(): number {
-    return currentRevision(this.reader());
+    return this.reader().rev;
   }
 
   watch(prefix: string, fromRevision: number, listener: (e: StoreEvent) => void, onError?: (e: CnmError) => void): StoreWatch {
@@ -109,14 +110,15 @@ export class MemoryStore implements Store {
         changes.set(k, true);
       }
     }
-    appendRevision(
-      {
-        get: (k) => this.get(k),
-        put: (k, v) => void this.data.set(k, structuredClone(v)),
-        del: (k) => void this.data.delete(k),
-      },
-      changes,
-    );
+    this.rev =
+      appendRevision(
+        {
+          put: (k, v) => void this.data.set(k, structuredClone(v)),
+          del: (k) => void this.data.delete(k),
+        },
+        this.rev,
+        changes,
+      ) ?? this.rev;
     if (changes.size > 0) queueMicrotask(() => this.watchers.deliver());
     return result;
   }
