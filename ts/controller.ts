@@ -20,6 +20,7 @@ import { native } from './native.js';
 import { Endpoint } from './endpoint.js';
 import { Network } from './network.js';
 import type { OpContext } from './ops/context.js';
+import { CommitMarks } from './ops/marks.js';
 import { connect, disconnect } from './ops/endpoints.js';
 import { claimHost, prepareHost } from './ops/host.js';
 import { createNetwork, removeNetwork } from './ops/networks.js';
@@ -71,7 +72,9 @@ export class NetworkController {
       { hostNetns: this.hostNetns, firewall: this.firewall, ipForward: settings.ipForward, pluginDir: opts.pluginDir },
       new DefaultIpam(store, settings.pools),
     );
-    this.ctx = { hostNetns: this.hostNetns, store, drivers: this.drivers, firewall: this.firewall, settings };
+    const marks = new CommitMarks((fn) => store.txn(fn));
+    store.prelude = (tx) => marks.applyIn(tx);
+    this.ctx = { hostNetns: this.hostNetns, store, drivers: this.drivers, firewall: this.firewall, settings, marks };
   }
 
   /**
@@ -133,6 +136,9 @@ export class NetworkController {
     this.closed = true;
     // a set-up in flight finishes first; its failure went to whoever awaited it
     await this.setup?.catch(() => undefined);
+    if (!(await this.ctx.marks.flush())) {
+      log.error(`${this.ctx.marks.size} endpoint commit mark(s) could not be written; the next reconcile finishes those endpoints`);
+    }
     await this.store.close();
   }
 

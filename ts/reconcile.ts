@@ -11,12 +11,12 @@ import type { RepairInput } from './drivers/driver.js';
 import { log } from './log.js';
 import { native } from './native.js';
 import type { OpContext } from './ops/context.js';
-import { forgetEndpoint } from './ops/endpoints.js';
+import { finishEndpoint, forgetEndpoint } from './ops/endpoints.js';
 import { rollbackNetwork } from './ops/networks.js';
 import { releaseSandbox, rollbackEndpoint } from './ops/sandboxes.js';
 import { isAlive } from './owner.js';
 import { allNetworks, allSandboxes, endpointsOfNetwork, keys } from './records.js';
-import type { NetworkRecord } from './types.js';
+import type { NetworkRecord, SandboxRecord } from './types.js';
 
 export interface ReconcileReport {
   /** what was done (or, in a dry run, would be done) */
@@ -54,12 +54,22 @@ export async function reconcile(ctx: OpContext, opts: { dryRun?: boolean } = {})
 
   const namespaces = new Set(await native.netnsList());
 
-  // endpoints a dead process left half-made
+  // endpoints a dead process left pending: finished when the driver finds their
+  // kernel side complete (the connect may have been reported done), else rolled back;
+  // those of a sandbox that is itself half-made go with it below
   for (const net of allNetworks(store)) {
     for (const ep of endpointsOfNetwork(store, net.id)) {
-      if (ep.state === 'pending' && !isAlive(ep.owner)) {
-        await step(`roll back half-made endpoint ${ep.id.slice(0, 12)} on ${net.name}`, () => rollbackEndpoint(ctx, net, ep));
+      if (ep.state !== 'pending' || isAlive(ep.owner)) continue;
+      const sb = store.get<SandboxRecord>(keys.sb(ep.sandboxId));
+      if (sb && sb.state !== 'ready') continue;
+      let complete = false;
+      try {
+        complete = sb !== undefined && (await (await ctx.drivers.resolve(net.driver)).endpointComplete(net, ep, sb));
+      } catch (e) {
+        log.warn(`reconcile: could not tell whether endpoint ${ep.id.slice(0, 12)} is complete; it is rolled back`, { err: e });
       }
+      if (complete) await step(`finish endpoint ${ep.id.slice(0, 12)} on ${net.name} (its kernel side is complete)`, () => finishEndpoint(ctx, ep));
+      else await step(`roll back half-made endpoint ${ep.id.slice(0, 12)} on ${net.name}`, () => rollbackEndpoint(ctx, net, ep));
     }
   }
 

@@ -8,7 +8,8 @@
 import { Firewall } from '../firewall.js';
 import { native } from '../native.js';
 import type { FirewallNetwork, LinkInfo, PortMapping } from '../native-api.js';
-import type { EndpointRecord, NetworkRecord } from '../types.js';
+import { formatIfAddr, parseCidr, parseIp } from '../net/ip.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.js';
 
 export async function repairBridges(driver: Driver, ctx: DriverContext, input: RepairInput): Promise<RepairResult> {
@@ -97,4 +98,41 @@ async function syncFirewall(firewall: Firewall, input: RepairInput, lost: Endpoi
     await firewall.apply({ removeNetworks, removePorts });
     await firewall.apply({ addNetworks, addPorts });
   });
+}
+
+/** An interface address in one spelling (IPv6 has several). */
+function canon(cidr: string): string {
+  const c = parseCidr(cidr);
+  return formatIfAddr(c.family, c.addr, c.prefix);
+}
+
+const isDefault = (dst: string) => parseCidr(dst).prefix === 0;
+
+/**
+ * Whether an endpoint's veth is all that attachVeth makes: the host end up on the
+ * network's bridge, the sandbox end up with the endpoint's addresses and, when it
+ * gives the default route, that route through its gateway.
+ */
+export async function vethComplete(host: string | null, net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<boolean> {
+  if (!ep.hostIfname || !ep.ifname || !net.bridge) return false;
+  const hostLinks = await native.listLinks(host);
+  const bridge = hostLinks.find((l) => l.name === net.bridge);
+  const veth = hostLinks.find((l) => l.name === ep.hostIfname);
+  if (!bridge || !veth || veth.master !== bridge.index || !veth.up) return false;
+  if (!(await native.netnsExists(sb.netns))) return false;
+  const peer = (await native.listLinks(sb.netns)).find((l) => l.name === ep.ifname);
+  if (!peer || !peer.up) return false;
+  const have = new Set(peer.addresses.map(canon));
+  if ([ep.ipv4, ep.ipv6].some((a) => a !== '' && !have.has(canon(a)))) return false;
+  if (!ep.defaultGateway) return true;
+  for (const [family, gw] of [
+    [4, ep.gateway],
+    [6, ep.gateway6 ?? ''],
+  ] as const) {
+    if (gw === '' || (family === 6 && ep.ipv6 === '')) continue;
+    const want = parseIp(gw).value;
+    const routes = await native.listRoutes(sb.netns, family);
+    if (!routes.some((r) => r.gateway && parseIp(r.gateway).value === want && r.oif === peer.index && isDefault(r.dst))) return false;
+  }
+  return true;
 }

@@ -6,9 +6,9 @@
 import { Firewall } from '../firewall.js';
 import { log } from '../log.js';
 import { native } from '../native.js';
-import type { EndpointRecord, NetworkRecord } from '../types.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 import { defaultBridgeName, hostIfnameFor, macFor, prepareBridgeNetwork } from './bridge-options.js';
-import { repairBridges } from './bridge-repair.js';
+import { repairBridges, vethComplete } from './bridge-repair.js';
 import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.js';
 
 export { BridgeOptions } from './bridge-options.js';
@@ -106,6 +106,10 @@ export class BridgeDriver implements Driver {
       hairpin: this.ctx.firewall.enabled && (ep.ports?.length ?? 0) > 0,
     });
     return { mac: info.mac };
+  }
+
+  endpointComplete(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<boolean> {
+    return vethComplete(this.ctx.hostNetns, net, ep, sb);
   }
 
   /** Deleting the host end takes the pair; gone already (the sandbox went first) is fine. */

@@ -70,6 +70,12 @@ export interface Driver {
   createEndpoint(net: NetworkRecord, ep: EndpointRecord): void;
   deleteEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
   join(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<{ mac?: string }>;
+  /**
+   * Whether join finished the kernel side of an endpoint whose owner died before
+   * recording it done: reconcile then finishes the endpoint (its connect may have
+   * been reported done) instead of rolling it back. False when it cannot tell.
+   */
+  endpointComplete(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<boolean>;
   /** take the endpoint out of the sandbox; fine when the sandbox or the link is gone already */
   leave(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void>;
   /** publish the endpoint's ports (ep.ports) */

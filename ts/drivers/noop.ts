@@ -22,6 +22,10 @@ export class NoopDriver implements Driver {
   async join(): Promise<{ mac?: string }> {
     return {};
   }
+  /** join does nothing in the kernel: there is nothing to be incomplete */
+  async endpointComplete(): Promise<boolean> {
+    return true;
+  }
   async leave(): Promise<void> {}
   async programExternalConnectivity(): Promise<void> {}
   async revokeExternalConnectivity(): Promise<void> {}

@@ -172,6 +172,11 @@ export class RemoteDriver implements Driver {
     return `${prefix}${i}`;
   }
 
+  /** The plugin's side of a join cannot be seen from here: such an endpoint is rolled back. */
+  async endpointComplete(): Promise<boolean> {
+    return false;
+  }
+
   /** Leave, then the link goes from the sandbox (if it is still there), then DeleteEndpoint. */
   async leave(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
     const ids = { NetworkID: net.id, EndpointID: ep.id };

@@ -7,6 +7,7 @@ import type { DriverRegistry } from '../drivers/registry.js';
 import type { Firewall } from '../firewall.js';
 import type { DefaultPool } from '../ipam/default-pools.js';
 import type { Store } from '../store/store.js';
+import type { CommitMarks } from './marks.js';
 
 /** Daemon-level settings after validation. */
 export interface Settings {
@@ -28,4 +29,6 @@ export interface OpContext {
   readonly drivers: DriverRegistry;
   readonly firewall: Firewall;
   readonly settings: Settings;
+  /** endpoint commit marks waiting for this process's next transaction */
+  readonly marks: CommitMarks;
 }

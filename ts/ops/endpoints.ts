@@ -164,6 +164,14 @@ export function markActive(tx: StoreTxn, ep: EndpointRecord): void {
   tx.put(keys.ep(ep.networkId, ep.id), ep);
 }
 
+/** Record an endpoint whose kernel side is complete as active (reconcile, after its owner died). */
+export async function finishEndpoint(ctx: OpContext, ep: EndpointRecord): Promise<void> {
+  await ctx.store.txn((tx) => {
+    const cur = tx.get<EndpointRecord>(keys.ep(ep.networkId, ep.id));
+    if (cur?.state === 'pending') markActive(tx, cur);
+  });
+}
+
 /** Connect a sandbox to a network (Docker's `network connect`). */
 export async function connect(ctx: OpContext, netRef: string, sbRef: string, opts: ConnectOptions): Promise<EndpointRecord> {
   const net = findNetwork(ctx.store, netRef);
@@ -188,14 +196,12 @@ export async function connect(ctx: OpContext, netRef: string, sbRef: string, opt
   undo.push('drop the endpoint records', () => forgetEndpoint(ctx, net, plan.ep));
   try {
     await programEndpoint(plan, undo);
-    // the mark is waited for: a connect that returns is recorded as done
-    await ctx.store.txn((tx) => {
-      fault('connect.mark');
-      markActive(tx, plan.ep);
-    });
   } catch (e) {
     throw await undo.run(e, `connect ${sb.name} to ${net.name}`);
   }
+  // done: the active mark goes with this process's next transaction (marks.ts);
+  // should the process die first, reconcile finds the kernel side complete and finishes it
+  ctx.marks.add(plan.ep);
   fault('connect.commit');
   return plan.ep;
 }

@@ -19,6 +19,8 @@ interface HandleWatch {
 export class StoreHandle implements Store {
   private closed = false;
   private readonly watches = new Set<HandleWatch>();
+  /** runs first in every transaction made through this handle (the queued commit marks) */
+  prelude: ((tx: StoreTxn) => void) | undefined;
 
   constructor(private inner: Store) {}
 
@@ -51,7 +53,12 @@ export class StoreHandle implements Store {
   }
 
   txn<T>(fn: (tx: StoreTxn) => T): Promise<T> {
-    return this.live().txn(fn);
+    const prelude = this.prelude;
+    if (prelude === undefined) return this.live().txn(fn);
+    return this.live().txn((tx) => {
+      prelude(tx);
+      return fn(tx);
+    });
   }
 
   revision(): number {
