@@ -2,9 +2,10 @@
 // dir, not the host netns (links, firewall tables, sysctls), not the kernel
 // objects that reconcile would remove.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
+import { native } from '../ts/native.js';
 import { CLAIM_DIR } from '../ts/ops/host.js';
 import { cnm } from './helpers/cli.js';
 import { type IsolatedHost, inNs, ipj, isolatedHost, sysbin } from './helpers/host.js';
@@ -18,20 +19,21 @@ test.after.always(async () => {
 });
 
 /** Everything a command could change on a host that was never set up. */
-function snapshot(ns: string, stateDir: string) {
+async function snapshot(ns: string, stateDir: string) {
   return {
     stateDir: existsSync(stateDir),
     links: ipj<Array<{ ifname: string }>>(ns, 'link', 'show').map((l) => l.ifname),
     tables: inNs(ns, sysbin('nft'), 'list', 'tables'),
     ipForward: inNs(ns, 'cat', '/proc/sys/net/ipv4/ip_forward').trim(),
-    claims: existsSync(CLAIM_DIR) ? readdirSync(CLAIM_DIR).length : 0,
+    // this host's claim (other test files claim their own hosts meanwhile)
+    claim: existsSync(join(CLAIM_DIR, `${await native.netnsCookie(ns)}.json`)),
   };
 }
 
-test.serial('-h/--help after any command prints help and does nothing else', (t) => {
+test.serial('-h/--help after any command prints help and does nothing else', async (t) => {
   const fresh = join(host.tmp('help'), 'state');
   const g = ['--state-dir', fresh, '--host-netns', host.ns];
-  const before = snapshot(host.ns, fresh);
+  const before = await snapshot(host.ns, fresh);
   const socket = join(host.tmp('sock'), 'cnm.sock');
   const cases: string[][] = [
     ['network', 'create', 'foo', '--help'],
@@ -53,7 +55,7 @@ test.serial('-h/--help after any command prints help and does nothing else', (t)
     t.regex(r.stdout, /^Usage: cnm/m, c.join(' '));
     t.is(r.stderr, '', c.join(' '));
   }
-  t.deepEqual(snapshot(host.ns, fresh), before, 'nothing changed');
+  t.deepEqual(await snapshot(host.ns, fresh), before, 'nothing changed');
   t.false(existsSync(socket), 'no daemon was started');
   t.false(existsSync(`/run/netns/${host.name('h1')}`));
   t.false(existsSync(`/run/netns/${host.name('h2')}`));
@@ -66,10 +68,10 @@ test.serial('--help after `--` belongs to the command cnm run runs', (t) => {
   t.is(r.stdout.trim(), '--help');
 });
 
-test.serial('ls, inspect, port and reconcile --dry-run on a host never set up change nothing', (t) => {
+test.serial('ls, inspect, port and reconcile --dry-run on a host never set up change nothing', async (t) => {
   const fresh = join(host.tmp('ro'), 'state');
   const g = ['--state-dir', fresh, '--host-netns', host.ns];
-  const before = snapshot(host.ns, fresh);
+  const before = await snapshot(host.ns, fresh);
   const runs: Array<[string[], number]> = [
     [['network', 'ls'], 0],
     [['network', 'ls', '-q', '--format', 'json'], 0],
@@ -83,7 +85,7 @@ test.serial('ls, inspect, port and reconcile --dry-run on a host never set up ch
     const r = cnm([...g, ...args]);
     t.is(r.code, code, `${args.join(' ')}: ${r.stderr}`);
   }
-  t.deepEqual(snapshot(host.ns, fresh), before, 'no state dir, no links, no tables, ip_forward unchanged');
+  t.deepEqual(await snapshot(host.ns, fresh), before, 'no state dir, no links, no tables, ip_forward unchanged');
 });
 
 test.serial('on a host already set up, ls and inspect run no reconcile: what it would remove stays', async (t) => {

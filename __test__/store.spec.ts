@@ -39,6 +39,11 @@ async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
 /** Longer than the polling period of cross-process watches (100 ms), for checking that nothing more comes. */
 const QUIET_MS = 300;
 
+/** Keys in LMDB's order: by their UTF-8 bytes. */
+const utf8 = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+/** The key of a revision's entry in the change log. */
+const key = (r: number) => `rev/${String(r).padStart(16, '0')}`;
+
 const backends: Array<[string, () => Store]> = [
   ['memory store', () => new MemoryStore()],
   ['LMDB store', () => LmdbStore.open(tmpDir())],
@@ -278,7 +283,6 @@ for (const [name, open] of backends) {
       for (const k of keys) tx.put(k, k);
     });
     const under = (p: string) => s.range<string>(p).map(([k]) => k);
-    const utf8 = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
     t.deepEqual(under('u/'), keys.filter((k) => k.startsWith('u/')).sort(utf8));
     t.deepEqual(under('').filter((k) => keys.includes(k)), [...keys].sort(utf8), 'the whole store, in order');
     const rev = s.revision();
@@ -295,7 +299,6 @@ for (const [name, open] of backends) {
     t.is(s.revision(), total);
     // the log is bounded: its entries are the store's own `rev/` keys (changelog.ts);
     // the last prune (at revision RETAINED + PRUNE_EVERY) deleted every entry up to PRUNE_EVERY
-    const key = (r: number) => `rev/${String(r).padStart(16, '0')}`;
     t.is(s.range('rev/').length, total - PRUNE_EVERY);
     t.is(s.get(key(PRUNE_EVERY)), undefined);
     t.not(s.get(key(PRUNE_EVERY + 1)), undefined);

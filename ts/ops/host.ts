@@ -6,7 +6,7 @@
  * never hands out twice during a boot, and /run is emptied at each boot as the
  * namespaces are. A claim whose state dir was removed is taken over.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CnmError } from '../errors.js';
 import { log } from '../log.js';
@@ -43,6 +43,8 @@ export async function claimHost(netns: string | null, stateDir: string, hostDir:
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         try {
           writeFileSync(file, JSON.stringify(mine), { flag: 'wx', mode: 0o600 });
+          // a new claim: the claims of namespaces that are gone go now (they are never reused)
+          await dropStaleClaims(claimDir, file);
           return;
         } catch (w) {
           if ((w as NodeJS.ErrnoException).code === 'EEXIST') continue; // another process claimed it first: look at its claim
@@ -66,6 +68,27 @@ export async function claimHost(netns: string | null, stateDir: string, hostDir:
     return;
   }
   throw new CnmError('ERR_HOST_IN_USE', `${label(netns)}: its claim file ${file} keeps changing; another cnm is starting on it`, { value: file });
+}
+
+/**
+ * Remove the claims of named namespaces that no longer exist, or whose name now
+ * stands for another netns (another cookie). Best effort: a claim that cannot be
+ * read or removed stays, logged.
+ */
+async function dropStaleClaims(claimDir: string, keep: string): Promise<void> {
+  const names = new Set(await native.netnsList());
+  for (const f of readdirSync(claimDir)) {
+    const path = join(claimDir, f);
+    if (path === keep || !f.endsWith('.json')) continue;
+    try {
+      const c = JSON.parse(readFileSync(path, 'utf8')) as Claim;
+      if (c.netns === null) continue;
+      const stale = !names.has(c.netns) || `${await native.netnsCookie(c.netns)}.json` !== f;
+      if (stale) unlinkSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log.warn('a stale host claim could not be removed', { file: path, err: e });
+    }
+  }
 }
 
 /** Firewall base rules, IP forwarding and the ephemeral port range of the host netns. */
