@@ -114,7 +114,18 @@ const cases = (): Case[] => [
   ['ERR_INVALID_ARGUMENT', 'host IP that is not an address', () => ctl.createSandbox({ name: host.name('z'), net: 'net1', ports: [{ containerPort: 80, hostIp: 'localhost' }] }), ['sandbox', 'create', '--net', 'net1', '-p', 'localhost:8080:80', host.name('z')]],
   ['ERR_INVALID_ARGUMENT', 'ports on an internal network', () => ctl.createSandbox({ name: host.name('z'), net: 'inner', ports: [{ containerPort: 80 }] }), ['sandbox', 'create', '--net', 'inner', '-p', '80', host.name('z')]],
   ['ERR_INVALID_ARGUMENT', 'port that is not a number', null, ['sandbox', 'create', '--net', 'net1', '-p', 'http', host.name('z')]],
+  // gateway modes, trusted interfaces, IPv6-only networks
+  ['ERR_INVALID_ARGUMENT', 'isolated gateway mode without --internal', () => ctl.createNetwork({ name: 'x1', options: { 'com.docker.network.bridge.gateway_mode_ipv4': 'isolated' } }), ['network', 'create', '-o', 'com.docker.network.bridge.gateway_mode_ipv4=isolated', 'x1']],
+  ['ERR_INVALID_ARGUMENT', 'unknown IPv6 gateway mode', () => ctl.createNetwork({ name: 'x1', enableIPv6: true, options: { 'com.docker.network.bridge.gateway_mode_ipv6': 'nat6' } }), ['network', 'create', '--ipv6', '-o', 'com.docker.network.bridge.gateway_mode_ipv6=nat6', 'x1']],
+  ['ERR_INVALID_ARGUMENT', 'unknown IPv4 gateway mode', () => ctl.createNetwork({ name: 'x1', options: { 'com.docker.network.bridge.gateway_mode_ipv4': 'Routed' } }), ['network', 'create', '-o', 'com.docker.network.bridge.gateway_mode_ipv4=Routed', 'x1']],
+  ['ERR_INVALID_ARGUMENT', 'trusted interface name too long', () => ctl.createNetwork({ name: 'x1', options: { 'com.docker.network.bridge.trusted_host_interfaces': 'eth0:averyveryverylongname' } }), ['network', 'create', '-o', 'com.docker.network.bridge.trusted_host_interfaces=eth0:averyveryverylongname', 'x1']],
+  ['ERR_INVALID_ARGUMENT', 'inhibit_ipv4 not a boolean', () => ctl.createNetwork({ name: 'x1', options: { 'com.docker.network.bridge.inhibit_ipv4': 'maybe' } }), ['network', 'create', '-o', 'com.docker.network.bridge.inhibit_ipv4=maybe', 'x1']],
+  ['ERR_INVALID_ARGUMENT', '--ipv4=false without IPv6', () => ctl.createNetwork({ name: 'x1', enableIPv4: false }), ['network', 'create', '--ipv4=false', 'x1']],
+  ['ERR_INVALID_ARGUMENT', '--ipv4=false with an IPv4 subnet', () => ctl.createNetwork({ name: 'x1', enableIPv4: false, enableIPv6: true, ipam: [{ subnet: '10.198.0.0/24' }] }), ['network', 'create', '--ipv4=false', '--ipv6', '--subnet', '10.198.0.0/24', 'x1']],
+  ['ERR_INVALID_ARGUMENT', '--ipv4 with a bad value', null, ['network', 'create', '--ipv4=maybe', '--ipv6', 'x1']],
+  ['ERR_INVALID_ARGUMENT', 'IPv6 host address for an IPv4-only endpoint', () => ctl.createSandbox({ name: host.name('z'), net: 'net1', ports: [{ containerPort: 80, hostIp: '2001:db8::1' }] }), ['sandbox', 'create', '--net', 'net1', '-p', '[2001:db8::1]:8080:80', host.name('z')]],
   // wrong types through the library
+  ['ERR_INVALID_ARGUMENT', 'enableIPv4 not a boolean', () => ctl.createNetwork({ name: 'x1', enableIPv4: 'no' as never }), null],
   ['ERR_INVALID_ARGUMENT', 'network options not a string', () => ctl.createNetwork({ name: 'x1', options: { a: 1 as never } }), null],
   ['ERR_INVALID_ARGUMENT', 'ipam not a list', () => ctl.createNetwork({ name: 'x1', ipam: {} as never }), null],
   ['ERR_INVALID_ARGUMENT', 'enableIPv6 not a boolean', () => ctl.createNetwork({ name: 'x1', enableIPv6: 'yes' as never }), null],

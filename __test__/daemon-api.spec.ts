@@ -125,6 +125,40 @@ test.serial('connect and disconnect sandboxes by name; errors carry Docker statu
   t.is((await call('DELETE', '/networks/cnet')).status, 204);
 });
 
+test.serial('EnableIPv4: false makes an IPv6-only network; gateway modes come as driver options; bad ones are 400', async (t) => {
+  const r = await call('POST', '/networks/create', {
+    Name: 'six',
+    EnableIPv4: false,
+    EnableIPv6: true,
+    IPAM: { Config: [{ Subnet: 'fd00:232::/64' }] },
+    Options: { 'com.docker.network.bridge.gateway_mode_ipv6': 'routed' },
+  });
+  t.is(r.status, 201, r.body);
+  const ins = (await call('GET', '/networks/six')).json() as { EnableIPv4: boolean; EnableIPv6: boolean; IPAM: { Config: Array<{ Subnet: string }> }; Options: Record<string, string> };
+  t.false(ins.EnableIPv4);
+  t.true(ins.EnableIPv6);
+  t.deepEqual(
+    ins.IPAM.Config.map((c) => c.Subnet),
+    ['fd00:232::/64'],
+  );
+  t.is(ins.Options['com.docker.network.bridge.gateway_mode_ipv6'], 'routed');
+  const sb = await d.controller.createSandbox({ name: host.name('six1'), net: 'six' });
+  const ep = sb.inspect().Networks.six!;
+  t.is(ep.IPAddress, '', 'no IPv4 address');
+  t.regex(ep.GlobalIPv6Address, /^fd00:232::/);
+  await d.controller.removeSandbox(sb.name);
+  t.is((await call('DELETE', '/networks/six')).status, 204);
+  const before = (await call('GET', '/networks')).json() as unknown[];
+  const bad = [
+    { Name: 'bad', EnableIPv4: false },
+    { Name: 'bad', EnableIPv4: 'no' },
+    { Name: 'bad', Options: { 'com.docker.network.bridge.gateway_mode_ipv4': 'isolated' } },
+    { Name: 'bad', Options: { 'com.docker.network.bridge.gateway_mode_ipv4': 'nope' } },
+  ];
+  for (const body of bad) t.is((await call('POST', '/networks/create', body)).status, 400, JSON.stringify(body));
+  t.is(((await call('GET', '/networks')).json() as unknown[]).length, before.length, 'nothing made');
+});
+
 test.serial('prune removes unused custom networks (with filters); events stream create/connect/disconnect/destroy', async (t) => {
   const since = Math.floor(Date.now() / 1000) - 1;
   await call('POST', '/networks/create', { Name: 'p1', Labels: { keep: 'no' } });

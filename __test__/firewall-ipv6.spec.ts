@@ -165,13 +165,22 @@ function ipv6Suite(backend: Exclude<FirewallBackendName, 'none'>, n: number): vo
     t.is(tcpTry(outside, HOST_IP6, 8087, 'pinned-v6', 700), null, 'a port bound to an IPv4 host address is not published on IPv6');
     t.is(tcpTry(outside, HOST_IP6, 8088, 'nothing-here', 700), null, 'an unpublished port does not answer');
     const st = await native.firewallState(backend, host.ns);
+    // one entry per family and mapping (the library publishes each family apart)
     t.deepEqual(
-      st.ports.map((p) => `${p.proto}:${p.hostIp ?? '*'}:${p.hostPort}->${p.containerIp}/${p.containerIp6 ?? '-'}:${p.containerPort}`).sort(),
-      [`tcp:*:8086->${ip4}/${ip6}:80`, `tcp:${HOST_IP}:8087->${ip4}/-:81`],
+      st.ports.map((p) => `${p.proto}:${p.hostIp ?? '*'}:${p.hostPort}->${p.containerIp ?? '-'}/${p.containerIp6 ?? '-'}:${p.containerPort}`).sort(),
+      [`tcp:*:8086->${ip4}/-:80`, `tcp:*:8086->-/${ip6}:80`, `tcp:${HOST_IP}:8087->${ip4}/-:81`].sort(),
+    );
+    t.deepEqual(
+      web.inspect().Ports['80/tcp'],
+      [
+        { HostIp: '0.0.0.0', HostPort: '8086' },
+        { HostIp: '::', HostPort: '8086' },
+      ],
+      'inspect shows both families, as Docker does',
     );
     if (backend === 'iptables') {
       const net = st.networks.find((x) => x.bridge === ctl.getNetwork('a').bridge)!;
-      t.is(net.subnet6, v6(1));
+      t.deepEqual(net.subnets6, [v6(1)]);
       t.regex(inNs(host.ns, sysbin('ip6tables-save')), /CNM-PREROUTING .*--to-destination \[/);
     } else {
       t.regex(inNs(host.ns, sysbin('nft'), 'list', 'tables'), /table ip6 cnm/);
@@ -225,13 +234,16 @@ test.serial('nftables: a table of an older cnm (v2, IPv4 only) is replaced by bo
     await native.applyFirewall({
       backend: 'nftables',
       netns: h.ns,
-      addNetworks: [{ bridge: 'br9', subnet: '', subnet6: 'fd00:99::/64', masquerade: true, icc: false, internal: false, tag: 'n9' }],
+      addNetworks: [{ bridge: 'br9', subnets6: ['fd00:99::/64'], masquerade: true, icc: false, internal: false, tag: 'n9' }],
       addPorts: [{ proto: 'udp', hostPort: 53, containerIp: '10.9.9.2', containerIp6: 'fd00:99::2', containerPort: 5353, bridge: 'br9', tag: 'e9' }],
     });
     await native.firewallInit('nftables', h.ns); // current: left alone
     const st = await native.firewallState('nftables', h.ns);
     t.deepEqual(st.networks.map((n) => [n.bridge, n.masquerade, n.icc, n.internal]), [['br9', true, false, false]]);
-    t.deepEqual(st.ports.map((p) => [p.hostPort, p.containerIp, p.containerIp6, p.containerPort]), [[53, '10.9.9.2', 'fd00:99::2', 5353]]);
+    t.deepEqual(st.ports.map((p) => [p.hostPort, p.containerIp, p.containerIp6, p.containerPort]), [
+      [53, null, 'fd00:99::2', 5353],
+      [53, '10.9.9.2', null, 5353],
+    ]);
     t.regex(nft('list', 'map', 'ip6', 'cnm', 'ports'), /udp \. 53 : fd00:99::2 \. 5353/);
     t.regex(nft('list', 'map', 'ip6', 'cnm', 'intra'), /"br9" \. "br9" : drop/);
     // the same key again is refused on either family, and nothing changes
@@ -243,14 +255,15 @@ test.serial('nftables: a table of an older cnm (v2, IPv4 only) is replaced by bo
       }),
     );
     t.is((e as { code?: string }).code, 'ERR_PORT_ALLOCATED');
-    t.deepEqual((await native.firewallState('nftables', h.ns)).ports.length, 1);
-    // removing the mapping (even without its IPv6 address) clears both families
+    t.deepEqual((await native.firewallState('nftables', h.ns)).ports.length, 2);
+    // removing the mapping clears both families
     await native.applyFirewall({
       backend: 'nftables',
       netns: h.ns,
-      removePorts: [{ proto: 'udp', hostPort: 53, containerIp: '10.9.9.2', containerPort: 5353, bridge: 'br9', tag: 'e9' }],
+      removePorts: [{ proto: 'udp', hostPort: 53, containerIp: '10.9.9.2', containerIp6: 'fd00:99::2', containerPort: 5353, bridge: 'br9', tag: 'e9' }],
     });
     t.notRegex(nft('list', 'map', 'ip6', 'cnm', 'ports'), /fd00:99::2/);
+    t.notRegex(nft('list', 'map', 'ip', 'cnm', 'ports'), /10\.9\.9\.2/);
     await native.firewallReset('nftables', h.ns);
     t.notRegex(nft('list', 'tables'), /cnm/);
   } finally {

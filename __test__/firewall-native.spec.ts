@@ -147,8 +147,8 @@ async function topology(name: string): Promise<Topo> {
     s1,
     s2,
     s3,
-    net0: { bridge: 'br0', subnet: '10.77.1.0/24', masquerade: true, icc: true, internal: false, tag: 'net0' },
-    net1: { bridge: 'br1', subnet: '10.77.2.0/24', masquerade: true, icc: true, internal: false, tag: 'net1' },
+    net0: { bridge: 'br0', subnets: ['10.77.1.0/24'], masquerade: true, icc: true, internal: false, tag: 'net0' },
+    net1: { bridge: 'br1', subnets: ['10.77.2.0/24'], masquerade: true, icc: true, internal: false, tag: 'net1' },
     tcp: { proto: 'tcp', hostPort: 8080, containerIp: '10.77.1.2', containerPort: 7000, bridge: 'br0', tag: 'ep1' },
     udp: { proto: 'udp', hostPort: 5353, containerIp: '10.77.1.2', containerPort: 7001, bridge: 'br0', tag: 'ep1' },
   };
@@ -209,7 +209,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
     });
     if (be === 'iptables') {
       t.deepEqual(
-        state.networks.map((n) => [n.tag, n.subnet]),
+        state.networks.map((n) => [n.tag, n.subnets?.[0]]),
         [
           ['net0', '10.77.1.0/24'],
           ['net1', '10.77.2.0/24'],
@@ -323,7 +323,7 @@ test.serial('nftables and iptables resets leave each other alone; none does noth
   await native.applyFirewall({
     backend: 'none',
     netns: ns,
-    addNetworks: [{ bridge: 'br0', subnet: '', masquerade: true, icc: true, internal: false, tag: '' }],
+    addNetworks: [{ bridge: 'br0', masquerade: true, icc: true, internal: false, tag: '' }],
   });
   t.deepEqual(await native.firewallState('none', ns), { networks: [], ports: [] });
   t.deepEqual(leftovers(ns), []);

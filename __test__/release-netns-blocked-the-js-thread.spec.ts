@@ -26,7 +26,7 @@ test('releaseNetns returns at once while an iptables apply holds the backend loc
 
   const started = performance.now();
   let applied = 0;
-  const net = { bridge: 'br0', subnet: '10.99.0.0/24', masquerade: true, icc: true, internal: false, tag: 'n1' };
+  const net = { bridge: 'br0', subnets: ['10.99.0.0/24'], masquerade: true, icc: true, internal: false, tag: 'n1' };
   const applying = native.applyFirewall({ backend: 'iptables', netns: NS, addNetworks: [net] }).then(() => {
     applied = performance.now();
   });

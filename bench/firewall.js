@@ -1,5 +1,7 @@
 // Firewall benchmarks, per backend: network create with NAT, attach with one
-// published port, and the cost of one more mapping at 0, 1 000 and 10 000 existing.
+// published port, the cost of one more mapping at 0, 1 000 and 10 000 existing,
+// and of one more network with direct-access protection (a subnet per family and
+// a trusted interface) at 0, 100 and 1 000 such networks.
 import { NetworkController, native } from '../dist/index.js';
 import { summarize } from './stats.js';
 
@@ -24,7 +26,23 @@ function mapping(i) {
   };
 }
 
-export async function firewallBench({ backend, tag, stateDir, rows, sizes = [0, 1000, 10000], attaches = 100 }) {
+function protectedNetwork(i) {
+  return {
+    bridge: `bnp${i}`,
+    subnets: [`10.${100 + (i >> 8)}.${i & 255}.0/24`],
+    subnets6: [`fd00:${(i + 1).toString(16)}::/64`],
+    masquerade: true,
+    icc: true,
+    internal: false,
+    tag: `bnet${i}`,
+    mode4: 'nat',
+    mode6: 'nat',
+    protect: true,
+    trusted: ['eth9'],
+  };
+}
+
+export async function firewallBench({ backend, tag, stateDir, rows, sizes = [0, 1000, 10000], networks = [0, 100, 1000], attaches = 100 }) {
   const hostNs = `${tag}-fw-${backend}`;
   await native.netnsCreate(hostNs);
   const names = [];
@@ -69,6 +87,29 @@ export async function firewallBench({ backend, tag, stateDir, rows, sizes = [0, 
       row.target = n === sizes[sizes.length - 1] ? `ratio ${(row.p50 / p50s[0]).toFixed(2)} (<= 1.3)` : '';
       rows.push(row);
     }
+    await native.applyFirewall({ backend, netns: hostNs, removePorts: Array.from({ length: loaded }, (_, i) => mapping(i)) });
+
+    // one more protected network when N exist: its protection elements (or rules) added then removed
+    const netP50s = [];
+    let nets = 0;
+    for (const n of networks) {
+      while (nets < n) {
+        const chunk = Math.min(100, n - nets);
+        await native.applyFirewall({ backend, netns: hostNs, addNetworks: Array.from({ length: chunk }, (_, i) => protectedNetwork(nets + i)) });
+        nets += chunk;
+      }
+      const samples = [];
+      for (let i = 0; i < 40; i++) {
+        const net = protectedNetwork(1500 + i);
+        samples.push(await time(() => native.applyFirewall({ backend, netns: hostNs, addNetworks: [net] })));
+        await native.applyFirewall({ backend, netns: hostNs, removeNetworks: [net] });
+      }
+      const row = summarize(`[${backend}] one more protected network at ${n} existing`, samples);
+      netP50s.push(row.p50);
+      row.target = n === networks[networks.length - 1] ? `ratio ${(row.p50 / netP50s[0]).toFixed(2)} (<= 1.3)` : '';
+      rows.push(row);
+    }
+    await native.applyFirewall({ backend, netns: hostNs, removeNetworks: Array.from({ length: nets }, (_, i) => protectedNetwork(i)) });
     await ctl.close();
   } finally {
     await native.netnsDeleteMany([...names, hostNs]);

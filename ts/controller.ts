@@ -67,7 +67,7 @@ export class NetworkController {
     this.stateDir = base;
     this.hostDir = join(base, this.hostNetns === null ? 'root' : `netns-${this.hostNetns}`);
     this.store = store;
-    this.firewall = new Firewall(backend, this.hostNetns);
+    this.firewall = new Firewall(backend, this.hostNetns, opts.allowDirectRouting === true);
     this.drivers = new DriverRegistry(
       { hostNetns: this.hostNetns, firewall: this.firewall, ipForward: settings.ipForward, pluginDir: opts.pluginDir },
       new DefaultIpam(store, settings.pools),

@@ -2,6 +2,7 @@
  * The firewall as the bridge driver sees it: typed network and port entries turned
  * into one native batch per operation, on the chosen backend, in the host netns.
  */
+import { gatewayMode, trustedInterfaces } from './drivers/bridge-options.js';
 import { invalid } from './errors.js';
 import { native } from './native.js';
 import type { FirewallBackendName, FirewallBatch, FirewallNetwork, FirewallState, PortMapping } from './native-api.js';
@@ -25,6 +26,8 @@ export class Firewall {
   constructor(
     readonly backend: FirewallBackendName,
     readonly netns: string | null,
+    /** Docker's --allow-direct-routing: no network drops direct access to its subnets */
+    readonly allowDirectRouting = false,
   ) {}
 
   get enabled(): boolean {
@@ -47,39 +50,54 @@ export class Firewall {
     return native.firewallState(this.backend, this.netns);
   }
 
-  /** The firewall entry of a bridge network. */
-  static network(net: NetworkRecord): FirewallNetwork {
+  /**
+   * The firewall entry of a bridge network: its subnets, how each family meets the
+   * world (an isolated family is, to the firewall, an internal nat one) and who may
+   * route to it directly.
+   */
+  network(net: NetworkRecord): FirewallNetwork {
     const opt = (k: string, dflt: boolean) => (net.options[k] === undefined ? dflt : parseBool(k, net.options[k]!));
+    const mode = (family: 4 | 6) => {
+      const m = gatewayMode(net, family);
+      return m === 'isolated' ? 'nat' : m;
+    };
     return {
       bridge: net.bridge!,
-      subnet: net.ipam.config.find((c) => c.subnet.includes('.'))?.subnet ?? '',
-      subnet6: net.ipam.config.find((c) => c.subnet.includes(':'))?.subnet ?? null,
+      subnets: net.ipam.config.filter((c) => !c.subnet.includes(':')).map((c) => c.subnet),
+      subnets6: net.ipam.config.filter((c) => c.subnet.includes(':')).map((c) => c.subnet),
       masquerade: opt(OPT_MASQ, true) && !net.internal,
       icc: opt(OPT_ICC, true),
       internal: net.internal,
       tag: net.id,
+      mode4: mode(4),
+      mode6: mode(6),
+      protect: !this.allowDirectRouting,
+      trusted: trustedInterfaces(net),
     };
   }
 
   /**
-   * The firewall entries of an endpoint's published ports. A dual-stack endpoint's
-   * ports are published on IPv6 too (to its IPv6 address), unless bound to a
-   * specific IPv4 host address.
+   * The firewall entries of an endpoint's published ports, one per mapping record:
+   * each record is of one family (its host address's), published to the endpoint's
+   * address of that family; a routed one is opened on the container port instead.
    */
   static ports(net: NetworkRecord, ep: EndpointRecord, maps: readonly PortMappingRecord[] = ep.ports ?? []): PortMapping[] {
-    const containerIp = ep.ipv4.split('/')[0]!;
+    const containerIp = ep.ipv4 ? ep.ipv4.split('/')[0]! : null;
     const containerIp6 = ep.ipv6 ? ep.ipv6.split('/')[0]! : null;
     return maps.map((m) => {
-      const hostIp = m.hostIp === '0.0.0.0' ? undefined : m.hostIp;
+      const v6 = m.hostIp.includes(':');
+      const any = m.hostIp === '0.0.0.0' || m.hostIp === '::';
       return {
         proto: m.proto,
-        hostIp,
-        hostPort: m.hostPort,
-        containerIp,
-        containerIp6: hostIp === undefined ? containerIp6 : null,
+        hostIp: any ? null : m.hostIp,
+        hostPort: m.routed ? m.containerPort : m.hostPort,
+        containerIp: v6 ? null : containerIp,
+        containerIp6: v6 ? containerIp6 : null,
         containerPort: m.containerPort,
         bridge: net.bridge!,
         tag: ep.id,
+        routed4: m.routed === true && !v6,
+        routed6: m.routed === true && v6,
       };
     });
   }

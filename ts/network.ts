@@ -110,7 +110,7 @@ export class Network {
       Created: r.created,
       Scope: r.scope,
       Driver: r.driver,
-      EnableIPv4: true,
+      EnableIPv4: r.enableIPv4 !== false,
       EnableIPv6: r.enableIPv6,
       IPAM: {
         Driver: r.ipam.driver,

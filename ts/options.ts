@@ -25,6 +25,13 @@ export interface ControllerOptions {
   icc?: boolean;
   /** turn on IPv4 forwarding in the host netns (Docker's --ip-forward); default true */
   ipForward?: boolean;
+  /**
+   * let packets routed from outside reach the subnets of every network directly
+   * (Docker's --allow-direct-routing); by default a nat-mode network drops traffic for
+   * its subnets that comes in through anything but its bridge, loopback and its
+   * trusted_host_interfaces
+   */
+  allowDirectRouting?: boolean;
   /** default host IP for published ports (Docker's --ip); default 0.0.0.0 */
   ip?: string;
   /** host port range for ephemeral published ports; default: the host's ip_local_port_range */
@@ -61,6 +68,8 @@ export interface NetworkCreateOptions {
   mtu?: number;
   /** give the network IPv6 too; a /64 is chosen when no IPv6 subnet is given */
   enableIPv6?: boolean;
+  /** false: an IPv6-only network (needs IPv6: `enableIPv6` or an IPv6 subnet); default true */
+  enableIPv4?: boolean;
   /** an IPAM driver plugin by name (Docker's --ipam-driver); default: the default IPAM */
   ipamDriver?: string;
   /** options for the IPAM driver (Docker's --ipam-opt) */

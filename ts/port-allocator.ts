@@ -1,29 +1,70 @@
 /**
  * Host port reservations in the store, so that two publishes of one port never
- * both succeed, in one process or several. Keys are `port/<proto>/<port>/<hostIp>`:
- * a port is taken for a host IP when that IP or 0.0.0.0 holds it, and taken for
- * 0.0.0.0 when any IP holds it — Docker's rule.
+ * both succeed, in one process or several. Keys are `port/<proto>/<port>/<hostIp>`;
+ * each family is apart (Docker's rule, per family): a port is taken for a host IP
+ * when that IP or its family's any-address (0.0.0.0, ::) holds it, and taken for
+ * the any-address when any IP of its family holds it.
+ *
+ * A binding without a host IP is published on the default one; when that is
+ * 0.0.0.0, on every address of each family the endpoint has, with the same host
+ * port in both (Docker 27), so `-p 80` gives 0.0.0.0:P and [::]:P.
  */
-import { CnmError } from './errors.js';
+import { CnmError, invalid } from './errors.js';
+import { log } from './log.js';
+import { formatIp, parseIp } from './net/ip.js';
 import type { PortBinding, PortMappingRecord, Proto } from './ports.js';
 import type { StoreTxn } from './store/store.js';
 
-const ANY = '0.0.0.0';
+const ANY4 = '0.0.0.0';
+const ANY6 = '::';
 const key = (proto: Proto, port: number, ip: string) => `port/${proto}/${port}/${ip}`;
 const cursorKey = (proto: Proto) => `portcur/${proto}`;
+const isV6 = (ip: string) => ip.includes(':');
+const anyOf = (ip: string) => (isV6(ip) ? ANY6 : ANY4);
 
 export interface PortReservation {
   endpointId: string;
 }
 
+/** What the endpoint offers each family: no address, NAT (DNAT on host addresses) or routed. */
+export interface PortFamilies {
+  v4: 'none' | 'nat' | 'routed';
+  v6: 'none' | 'nat' | 'routed';
+}
+
 function taken(tx: StoreTxn, proto: Proto, port: number, ip: string): boolean {
-  if (ip === ANY) return tx.range(`port/${proto}/${port}/`).length > 0;
-  return tx.get(key(proto, port, ip)) !== undefined || tx.get(key(proto, port, ANY)) !== undefined;
+  if (ip === anyOf(ip)) {
+    const prefix = `port/${proto}/${port}/`;
+    return tx.range(prefix).some(([k]) => isV6(k.slice(prefix.length)) === isV6(ip));
+  }
+  return tx.get(key(proto, port, ip)) !== undefined || tx.get(key(proto, port, anyOf(ip))) !== undefined;
+}
+
+/** The endpoint's family a host address publishes to. */
+function familyOf(ip: string): 'v4' | 'v6' {
+  return isV6(ip) ? 'v6' : 'v4';
+}
+
+/** The host addresses one binding is published on, by family. */
+function hostIps(b: PortBinding, defaultIp: string, fam: PortFamilies): string[] {
+  const has = (ip: string) => fam[familyOf(ip)] !== 'none';
+  if (b.hostIp !== undefined) {
+    const ip = formatIp(parseIp(b.hostIp, 'host IP'));
+    if (!has(ip)) {
+      throw invalid(`cannot publish port ${b.containerPort} on host address ${ip}: the endpoint has no IPv${isV6(ip) ? 6 : 4} address`, b.hostIp);
+    }
+    return [ip];
+  }
+  if (defaultIp === ANY4) return [ANY4, ANY6].filter(has);
+  if (has(defaultIp)) return [defaultIp];
+  // an IPv6-only endpoint with a specific IPv4 default (or the reverse): every address of its family
+  return [isV6(defaultIp) ? ANY4 : ANY6].filter(has);
 }
 
 /**
  * Reserve host ports for bindings inside the caller's transaction. `ephemeral` is
  * the range used when no host port is given (ip_local_port_range, as Docker does).
+ * Routed families get a record and no reservation: no host port is used.
  */
 export function reservePorts(
   tx: StoreTxn,
@@ -31,41 +72,52 @@ export function reservePorts(
   defaultIp: string,
   ephemeral: readonly [number, number],
   endpointId: string,
+  fam: PortFamilies,
 ): PortMappingRecord[] {
   const out: PortMappingRecord[] = [];
   for (const b of bindings) {
-    const ip = b.hostIp ?? defaultIp;
-    let hostPort: number;
+    const ips = hostIps(b, defaultIp, fam);
+    const routed = ips.filter((ip) => fam[familyOf(ip)] === 'routed');
+    for (const ip of routed) {
+      if (b.hostPort || ip !== anyOf(ip)) {
+        log.warn('host address and port ignored: the network is in routed mode, where container ports are reached directly', { containerPort: b.containerPort, hostIp: ip, hostPort: b.hostPort });
+      }
+      out.push({ proto: b.proto, hostIp: anyOf(ip), hostPort: 0, containerPort: b.containerPort, routed: true });
+    }
+    const nat = ips.filter((ip) => !routed.includes(ip));
+    if (nat.length === 0) continue;
+    const free = (p: number) => nat.every((ip) => !taken(tx, b.proto, p, ip));
+    const shown = nat.map((ip) => (isV6(ip) ? `[${ip}]` : ip)).join(' and ');
+    let hostPort = -1;
     if (b.hostPort) {
       const hi = b.hostPortEnd ?? b.hostPort;
-      let found = -1;
-      for (let p = b.hostPort; p <= hi && found < 0; p++) if (!taken(tx, b.proto, p, ip)) found = p;
-      if (found < 0) {
+      for (let p = b.hostPort; p <= hi && hostPort < 0; p++) if (free(p)) hostPort = p;
+      if (hostPort < 0) {
         const what = hi === b.hostPort ? `${b.hostPort}` : `${b.hostPort}-${hi}`;
-        throw new CnmError('ERR_PORT_ALLOCATED', `Bind for ${ip}:${what} failed: port is already allocated (${b.proto})`, { value: `${ip}:${what}/${b.proto}` });
+        throw new CnmError('ERR_PORT_ALLOCATED', `Bind for ${shown}:${what} failed: port is already allocated (${b.proto})`, { value: `${nat[0]}:${what}/${b.proto}` });
       }
-      hostPort = found;
     } else {
       const [lo, hi] = ephemeral;
       const last = tx.get<number>(cursorKey(b.proto)) ?? hi;
       const size = hi - lo + 1;
-      hostPort = -1;
       for (let i = 1; i <= size; i++) {
         const p = lo + ((last - lo + i) % size);
-        if (!taken(tx, b.proto, p, ip)) {
+        if (free(p)) {
           hostPort = p;
           break;
         }
       }
-      if (hostPort < 0) throw new CnmError('ERR_PORT_ALLOCATED', `no free host port in ${lo}-${hi} for ${b.proto}`, { value: `${lo}-${hi}` });
+      if (hostPort < 0) throw new CnmError('ERR_PORT_ALLOCATED', `no free host port in ${lo}-${hi} for ${b.proto} on ${shown}`, { value: `${lo}-${hi}` });
       tx.put(cursorKey(b.proto), hostPort);
     }
-    tx.put(key(b.proto, hostPort, ip), { endpointId } satisfies PortReservation);
-    out.push({ proto: b.proto, hostIp: ip, hostPort, containerPort: b.containerPort });
+    for (const ip of nat) {
+      tx.put(key(b.proto, hostPort, ip), { endpointId } satisfies PortReservation);
+      out.push({ proto: b.proto, hostIp: ip, hostPort, containerPort: b.containerPort });
+    }
   }
   return out;
 }
 
 export function releasePorts(tx: StoreTxn, maps: readonly PortMappingRecord[]): void {
-  for (const m of maps) tx.del(key(m.proto, m.hostPort, m.hostIp));
+  for (const m of maps) if (!m.routed) tx.del(key(m.proto, m.hostPort, m.hostIp));
 }

@@ -12,7 +12,11 @@ export interface PortBinding {
   containerPort: number;
   /** default tcp */
   proto?: Proto;
-  /** IPv4 address to bind on the host; default: the controller's `ip` option (0.0.0.0) */
+  /**
+   * host address (IPv4 or IPv6) to publish on, which limits the mapping to its family;
+   * default: the network's host_binding_ipv4 option or the controller's `ip` (0.0.0.0:
+   * every address of each family the endpoint has)
+   */
   hostIp?: string;
   /** host port; 0 or absent picks an ephemeral port */
   hostPort?: number;
@@ -23,9 +27,13 @@ export interface PortBinding {
 /** A published port as stored with its endpoint, after allocation. */
 export interface PortMappingRecord {
   proto: Proto;
+  /** the host address, whose family is the mapping's: 0.0.0.0 / :: for every address of it */
   hostIp: string;
+  /** 0 when routed */
   hostPort: number;
   containerPort: number;
+  /** the network's gateway mode of this family is routed: the container port is open to direct routing, no host port is used */
+  routed?: true;
 }
 
 const PROTOS = new Set(['tcp', 'udp', 'sctp']);
@@ -56,14 +64,22 @@ export function parsePublish(spec: string): PortBinding[] {
     rest = rest.slice(0, slash);
   }
   let hostIp: string | undefined;
-  if (rest.startsWith('[')) throw invalid(`IPv6 host addresses are not supported yet in "${spec}"`, spec);
+  if (rest.startsWith('[')) {
+    // an IPv6 host address: [ADDR]:HOST_PORT:CONTAINER_PORT or [ADDR]::CONTAINER_PORT
+    const end = rest.indexOf(']:');
+    if (end < 0) throw invalid(`invalid port spec "${spec}": expected [IPv6]:[HOST_PORT]:CONTAINER_PORT`, spec);
+    hostIp = rest.slice(1, end);
+    if (parseIp(hostIp, 'host IP').family !== 6) throw invalid(`host IP ${hostIp} in brackets must be IPv6`, spec);
+    rest = rest.slice(end + 2);
+    if (rest.split(':').length !== 2) throw invalid(`invalid port spec "${spec}": expected [IPv6]:[HOST_PORT]:CONTAINER_PORT`, spec);
+  }
   const parts = rest.split(':');
   if (parts.length > 3) throw invalid(`invalid port spec "${spec}": expected [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`, spec);
   const containerPart = parts.pop()!;
   const hostPart = parts.length ? parts.pop()! : '';
   if (parts.length) {
     hostIp = parts.pop()!;
-    if (parseIp(hostIp, 'host IP').family !== 4) throw invalid(`host IP ${hostIp} must be IPv4`, spec);
+    if (parseIp(hostIp, 'host IP').family !== 4) throw invalid(`host IP ${hostIp} must be IPv4, or IPv6 in brackets ([::1]:8080:80)`, spec);
   }
   const [cLo, cHi] = range(containerPart, 'container port', spec);
   if (cLo === 0) throw invalid(`invalid container port 0 in "${spec}"`, spec);
@@ -91,16 +107,16 @@ export function checkBinding(b: PortBinding): Required<Pick<PortBinding, 'contai
     if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 65535)) throw invalid(`${k} ${String(v)} must be an integer 0-65535`, v);
   }
   if (!b.containerPort) throw invalid('containerPort must be 1-65535', b.containerPort);
-  if (b.hostIp !== undefined && parseIp(b.hostIp, 'host IP').family !== 4) throw invalid(`host IP ${b.hostIp} must be IPv4`, b.hostIp);
+  if (b.hostIp !== undefined) parseIp(b.hostIp, 'host IP');
   if (b.hostPortEnd !== undefined && (b.hostPort === undefined || b.hostPortEnd < b.hostPort)) {
     throw invalid('hostPortEnd needs a hostPort not above it', b.hostPortEnd);
   }
   return { ...b, proto };
 }
 
-/** Docker's `Ports` shape: {"80/tcp": [{HostIp, HostPort}]}. */
+/** Docker's `Ports` shape: {"80/tcp": [{HostIp, HostPort}]}; a routed mapping has no host port (""). */
 export function dockerPorts(maps: readonly PortMappingRecord[]): Record<string, Array<{ HostIp: string; HostPort: string }>> {
   const out: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
-  for (const m of maps) (out[`${m.containerPort}/${m.proto}`] ??= []).push({ HostIp: m.hostIp, HostPort: String(m.hostPort) });
+  for (const m of maps) (out[`${m.containerPort}/${m.proto}`] ??= []).push({ HostIp: m.hostIp, HostPort: m.routed ? '' : String(m.hostPort) });
   return out;
 }

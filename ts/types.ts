@@ -15,6 +15,8 @@ export interface NetworkRecord {
   internal: boolean;
   attachable: boolean;
   enableIPv6: boolean;
+  /** false for an IPv6-only network (absent: true) */
+  enableIPv4?: boolean;
   /** driver options, Docker's "Options" */
   options: Record<string, string>;
   labels: Record<string, string>;

@@ -187,7 +187,7 @@ export function firewallSuite(backend: Exclude<FirewallBackendName, 'none'>): vo
     });
     const br = ctl.getNetwork('bridge').record;
     const { Firewall } = await import('../../ts/firewall.js');
-    await native.applyFirewall({ backend, netns: host.ns, removeNetworks: [Firewall.network(br)] });
+    await native.applyFirewall({ backend, netns: host.ns, removeNetworks: [new Firewall(backend, host.ns).network(br)] });
     const r = await ctl.reconcile();
     t.true(r.actions.some((a) => /stale port mapping tcp\/4444/.test(a)), r.actions.join('; '));
     t.true(r.actions.some((a) => /restore firewall entries of bridge cnm0/.test(a)), r.actions.join('; '));

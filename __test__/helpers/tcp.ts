@@ -27,7 +27,7 @@ s.on('error', (e) => { console.error(e.message); process.exit(1); });
 const UDP_SERVER = `
 const dgram = require('node:dgram');
 const [host, port] = process.argv.slice(1);
-const s = dgram.createSocket('udp4');
+const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
 s.on('message', (m, r) => s.send(m, r.port, r.address));
 s.bind(Number(port), host, () => console.log('ready'));
 `;
@@ -35,7 +35,7 @@ s.bind(Number(port), host, () => console.log('ready'));
 const UDP_CLIENT = `
 const dgram = require('node:dgram');
 const [host, port, msg, ms] = process.argv.slice(1);
-const s = dgram.createSocket('udp4');
+const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
 const t = setTimeout(() => { console.error('timeout'); process.exit(2); }, Number(ms));
 s.on('message', (m) => { console.log(String(m)); clearTimeout(t); s.close(); });
 s.send(msg, Number(port), host);

@@ -18,6 +18,7 @@ export const GLOBAL_OPTIONS: OptionSpec = {
   ip: { type: 'string' },
   'default-address-pool': { type: 'string', multiple: true },
   'plugin-dir': { type: 'string' },
+  'allow-direct-routing': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -75,4 +76,28 @@ export function str(v: Parsed['values'][string]): string | undefined {
 
 export function list(v: Parsed['values'][string]): string[] {
   return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
+}
+
+/**
+ * Take a boolean flag Docker's way out of argv: `--NAME` is true, `--NAME=true|false`
+ * says which (node's parseArgs takes no value for a boolean). Returns the value
+ * (undefined when absent; the last one wins) and the other arguments.
+ */
+export function takeBool(argv: readonly string[], name: string): { value: boolean | undefined; rest: string[] } {
+  let value: boolean | undefined;
+  const rest: string[] = [];
+  const dd = argv.indexOf('--');
+  argv.forEach((a, i) => {
+    if ((dd < 0 || i < dd) && (a === `--${name}` || a.startsWith(`--${name}=`))) {
+      const s = a.slice(name.length + 3);
+      value = a === `--${name}` ? true : parseBoolFlag(name, s);
+    } else rest.push(a);
+  });
+  return { value, rest };
+}
+
+function parseBoolFlag(name: string, s: string): boolean {
+  if (s === 'true' || s === '1') return true;
+  if (s === 'false' || s === '0') return false;
+  throw invalid(`invalid value "${s}" for --${name}: expected true or false`, s);
 }

@@ -52,6 +52,7 @@ export function controllerOptions(v: Parsed['values'], extra: Partial<Controller
     icc: flag(v, 'icc'),
     ipForward: flag(v, 'ip-forward'),
     ip: str(v.ip),
+    allowDirectRouting: v['allow-direct-routing'] === true ? true : undefined,
     defaultAddressPools: list(v['default-address-pool']).length ? list(v['default-address-pool']).map(parsePoolFlag) : undefined,
     pluginDir: str(v['plugin-dir']) ?? process.env.CNM_PLUGIN_DIR,
     ...extra,

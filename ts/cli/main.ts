@@ -23,6 +23,9 @@ Global options:
   --icc=false          no traffic between sandboxes on the default bridge
   --ip-forward=false   leave net.ipv4.ip_forward of the host netns alone
   --ip IP              default host IP for published ports (before the command only)
+  --allow-direct-routing
+                       let traffic routed from outside reach network subnets directly
+                       (by default only published ports are reachable from outside)
   --default-address-pool base=CIDR,size=N
                        pools for automatic subnets (repeatable; replaces the defaults)
   --plugin-dir DIR     where remote driver plugins are found (default /run/docker/plugins;

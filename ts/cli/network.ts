@@ -4,14 +4,15 @@ import { invalid } from '../errors.js';
 import { parsePublish } from '../ports.js';
 import { contains, parseCidr, parseIp, parseSubnet } from '../net/ip.js';
 import { parseKv } from '../validate.js';
-import { list, parse, str } from './args.js';
+import { list, parse, str, takeBool } from './args.js';
 import { type CliContext, inspectCommand, listCommand, removeCommand, withController } from './context.js';
 
 export const NETWORK_USAGE = `Usage: cnm network COMMAND
 
 Commands:
   create [--driver bridge] [--subnet CIDR]... [--gateway IP]... [--ip-range CIDR]...
-         [--aux-address name=IP]... [--internal] [--attachable] [--ipv6] [--opt k=v]... [--label k=v]...
+         [--aux-address name=IP]... [--internal] [--attachable] [--ipv4=false] [--ipv6]
+         [--opt k=v]... [--label k=v]...
          [--mtu N] [--ipam-driver NAME] [--ipam-opt k=v]... NAME
   ls [--format table|json] [-q]
   inspect NAME|ID...
@@ -50,7 +51,9 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
   const [sub, ...args] = argv;
   switch (sub) {
     case 'create': {
-      const { values: v, positionals } = parse(args, {
+      const ipv4 = takeBool(args, 'ipv4');
+      const ipv6 = takeBool(ipv4.rest, 'ipv6');
+      const { values: v, positionals } = parse(ipv6.rest, {
         driver: { type: 'string', short: 'd' },
         subnet: { type: 'string', multiple: true },
         gateway: { type: 'string', multiple: true },
@@ -58,7 +61,6 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
         'aux-address': { type: 'string', multiple: true },
         internal: { type: 'boolean' },
         attachable: { type: 'boolean' },
-        ipv6: { type: 'boolean' },
         opt: { type: 'string', short: 'o', multiple: true },
         label: { type: 'string', multiple: true },
         mtu: { type: 'string' },
@@ -80,7 +82,8 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
           ipam,
           internal: v.internal === true,
           attachable: v.attachable === true,
-          enableIPv6: v.ipv6 === true ? true : undefined,
+          enableIPv6: ipv6.value,
+          enableIPv4: ipv4.value,
           options: parseKv(list(v.opt), 'option'),
           labels: parseKv(list(v.label), 'label'),
           mtu: mtu === undefined ? undefined : Number(mtu),
@@ -100,7 +103,7 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
           Name: n.name,
           Driver: n.driver,
           Scope: n.record.scope,
-          IPv4: 'true',
+          IPv4: String(n.record.enableIPv4 !== false),
           IPv6: String(n.record.enableIPv6),
           Internal: String(n.record.internal),
           Subnets: n.subnets,

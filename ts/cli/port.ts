@@ -20,7 +20,11 @@ export async function portCommand(ctx: CliContext, argv: string[]): Promise<numb
       throw new CnmError('ERR_INVALID_ARGUMENT', `no public port '${want}' published for ${ref}`, { value: want });
     }
     for (const k of keys.sort((a, b) => parseInt(a) - parseInt(b))) {
-      for (const b of ports[k]!) ctx.out(want === undefined ? `${k} -> ${b.HostIp}:${b.HostPort}` : `${b.HostIp}:${b.HostPort}`);
+      for (const b of ports[k]!) {
+        // as docker port prints them: IPv6 in brackets
+        const at = `${b.HostIp.includes(':') ? `[${b.HostIp}]` : b.HostIp}:${b.HostPort}`;
+        ctx.out(want === undefined ? `${k} -> ${at}` : at);
+      }
     }
     return 0;
   });

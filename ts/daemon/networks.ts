@@ -155,6 +155,7 @@ async function create(ctl: NetworkController, bus: EventBus, body: Record<string
       internal: bool(body.Internal, 'Internal'),
       attachable: bool(body.Attachable, 'Attachable'),
       enableIPv6: bool(body.EnableIPv6, 'EnableIPv6'),
+      enableIPv4: bool(body.EnableIPv4, 'EnableIPv4'),
       options: strMap(body.Options, 'Options'),
       labels: strMap(body.Labels, 'Labels'),
       ipamDriver,

@@ -13,10 +13,25 @@ export const BridgeOptions = {
   defaultBridge: 'com.docker.network.bridge.default_bridge',
   mtu: 'com.docker.network.driver.mtu',
   ifacePrefix: 'com.docker.network.container_iface_prefix',
+  gatewayMode4: 'com.docker.network.bridge.gateway_mode_ipv4',
+  gatewayMode6: 'com.docker.network.bridge.gateway_mode_ipv6',
+  trustedHostInterfaces: 'com.docker.network.bridge.trusted_host_interfaces',
+  inhibitIPv4: 'com.docker.network.bridge.inhibit_ipv4',
 } as const;
 
+/**
+ * How a network meets the world in one family (Docker's gateway modes): `nat`
+ * publishes ports by DNAT on host addresses and masquerades outgoing traffic,
+ * and only published container ports can be reached from outside; `nat-unprotected`
+ * is nat without filtering of direct access; `routed` has no NAT: published
+ * container ports are open to direct routing; `isolated` (internal networks
+ * only) puts no address on the bridge.
+ */
+export type GatewayMode = 'nat' | 'nat-unprotected' | 'routed' | 'isolated';
+const GATEWAY_MODES: readonly GatewayMode[] = ['nat', 'nat-unprotected', 'routed', 'isolated'];
+
 const KNOWN = new Set<string>(Object.values(BridgeOptions));
-const BOOLEAN = new Set<string>([BridgeOptions.icc, BridgeOptions.masquerade, BridgeOptions.defaultBridge]);
+const BOOLEAN = new Set<string>([BridgeOptions.icc, BridgeOptions.masquerade, BridgeOptions.defaultBridge, BridgeOptions.inhibitIPv4]);
 
 /** The name a network's bridge gets when the user names none. */
 export function defaultBridgeName(netId: string): string {
@@ -55,6 +70,15 @@ export function prepareBridgeNetwork(net: NetworkRecord): void {
   if (mtuOpt !== undefined) net.mtu = parseMtu(mtuOpt, BridgeOptions.mtu);
   const hb = net.options[BridgeOptions.hostBinding];
   if (hb !== undefined) parseIp(hb, BridgeOptions.hostBinding);
+  for (const family of [4, 6] as const) {
+    const key = family === 4 ? BridgeOptions.gatewayMode4 : BridgeOptions.gatewayMode6;
+    const mode = net.options[key];
+    if (mode === undefined) continue;
+    if (!GATEWAY_MODES.includes(mode as GatewayMode)) throw invalid(`invalid value "${mode}" for ${key}: expected nat, nat-unprotected, routed or isolated`, mode);
+    if (mode === 'isolated' && !net.internal) throw invalid(`${key}=isolated is only allowed on an internal network: add --internal`, mode);
+  }
+  const trusted = net.options[BridgeOptions.trustedHostInterfaces];
+  if (trusted) for (const i of trusted.split(':')) checkIfname(i, `interface "${i}" in ${BridgeOptions.trustedHostInterfaces} (names separated by ":")`);
   const prefix = net.options[BridgeOptions.ifacePrefix];
   if (prefix !== undefined) checkIfname(`${prefix}99`, BridgeOptions.ifacePrefix);
   const name = net.options[BridgeOptions.name] ?? net.bridge ?? defaultBridgeName(net.id);
@@ -69,4 +93,22 @@ export function hostBinding(net: NetworkRecord, fallback: string): string {
 /** The prefix of interface names inside sandboxes (eth by default). */
 export function ifacePrefix(net: NetworkRecord): string {
   return net.options[BridgeOptions.ifacePrefix] ?? 'eth';
+}
+
+/** The network's gateway mode in one family (nat unless an option says otherwise). */
+export function gatewayMode(net: NetworkRecord, family: 4 | 6): GatewayMode {
+  return (net.options[family === 4 ? BridgeOptions.gatewayMode4 : BridgeOptions.gatewayMode6] as GatewayMode | undefined) ?? 'nat';
+}
+
+/** Whether the bridge holds the network's gateway address of that family (not when isolated, nor IPv4 when inhibited). */
+export function bridgeHasGateway(net: NetworkRecord, family: 4 | 6): boolean {
+  if (gatewayMode(net, family) === 'isolated') return false;
+  const inhibit = net.options[BridgeOptions.inhibitIPv4];
+  return !(family === 4 && inhibit !== undefined && parseBool(BridgeOptions.inhibitIPv4, inhibit));
+}
+
+/** Host interfaces through which direct routing to the network may come in. */
+export function trustedInterfaces(net: NetworkRecord): string[] {
+  const v = net.options[BridgeOptions.trustedHostInterfaces];
+  return v === undefined || v === '' ? [] : v.split(':');
 }

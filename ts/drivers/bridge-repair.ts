@@ -62,36 +62,79 @@ async function removeOrphans(input: RepairInput, host: string | null, links: Lin
   }
 }
 
-const portKey = (p: PortMapping) => `${p.proto}|${p.hostIp ?? '0.0.0.0'}|${p.hostPort}|${p.containerIp}|${p.containerPort}|${p.containerIp6 ?? ''}`;
+/**
+ * The published keys of a port entry, one per family it publishes in: backends
+ * report a dual-stack mapping as one entry or as one per family.
+ */
+function portKeys(p: PortMapping): string[] {
+  const v6Host = p.hostIp?.includes(':') === true;
+  const out: string[] = [];
+  if (p.containerIp && !v6Host) out.push(`4|${p.proto}|${p.hostIp ?? ''}|${p.hostPort}|${p.containerIp}|${p.containerPort}|${p.routed4 === true}`);
+  if (p.containerIp6 && (p.hostIp == null || v6Host)) out.push(`6|${p.proto}|${p.hostIp ?? ''}|${p.hostPort}|${p.containerIp6}|${p.containerPort}|${p.routed6 === true}`);
+  return out;
+}
+
+const sorted = (l: readonly string[]) => [...l].sort();
+
+/**
+ * A network entry as a backend reads it back: masquerade is off when no family
+ * does NAT; nftables protects every nat family by its bridge and keeps no subnets;
+ * iptables protects a nat family's subnets (so knows them, and the trusted
+ * interfaces, only through protection) and has no IPv6 rules (so no IPv6 mode)
+ * for a network without an IPv6 subnet.
+ */
+export function networkShape(n: FirewallNetwork, backend: string): string {
+  const ipt = backend === 'iptables';
+  const subnets = n.subnets ?? [];
+  const subnets6 = n.subnets6 ?? [];
+  const m4 = n.mode4 ?? 'nat';
+  const m6 = ipt && subnets6.length === 0 ? 'nat' : (n.mode6 ?? 'nat');
+  const p4 = n.protect !== false && m4 === 'nat' && (!ipt || subnets.length > 0);
+  const p6 = n.protect !== false && m6 === 'nat' && (!ipt || subnets6.length > 0);
+  const masq = n.masquerade && !n.internal && !(m4 === 'routed' && m6 === 'routed');
+  return JSON.stringify([
+    n.bridge,
+    masq,
+    n.icc,
+    n.internal,
+    m4,
+    m6,
+    p4 || p6,
+    p4 || p6 ? sorted(n.trusted ?? []) : [],
+    ipt && p4 ? sorted(subnets) : [],
+    ipt && p6 ? sorted(subnets6) : [],
+    ipt && subnets6.length > 0,
+  ]);
+}
 
 /** Firewall entries: every ready bridge network and published port present, nothing else. */
 async function syncFirewall(firewall: Firewall, input: RepairInput, lost: EndpointRecord[]): Promise<void> {
   const state = await firewall.state();
   const gone = new Set(lost.map((e) => e.id));
   const netById = new Map(input.networks.map((n) => [n.id, n]));
-  const wantNets = input.networks.filter((n) => n.bridge).map((n) => Firewall.network(n));
+  const wantNets = input.networks.filter((n) => n.bridge).map((n) => firewall.network(n));
   const wantPorts = input
     .endpoints()
     .filter((ep) => !gone.has(ep.id) && netById.has(ep.networkId))
     .flatMap((ep) => Firewall.ports(netById.get(ep.networkId)!, ep));
-  // nftables keeps no subnets (its sets are keyed by bridge), iptables rules carry them
-  const subnets = firewall.backend === 'iptables';
-  const netKey = (n: FirewallNetwork) => `${n.bridge}|${n.masquerade}|${n.icc}|${n.internal}|${subnets ? (n.subnet6 ?? '') : ''}`;
+  const netKey = (n: FirewallNetwork) => networkShape(n, firewall.backend);
   const haveNets = new Set(state.networks.map(netKey));
   const haveBridges = new Set(state.networks.map((n) => n.bridge));
   const wantNetKeys = new Set(wantNets.map(netKey));
-  const havePorts = new Set(state.ports.map(portKey));
-  const wantPortKeys = new Set(wantPorts.map(portKey));
+  const havePorts = new Set(state.ports.flatMap(portKeys));
+  const wantPortKeys = new Set(wantPorts.flatMap(portKeys));
   const addNetworks = wantNets.filter((n) => !haveNets.has(netKey(n)));
   const removeNetworks = state.networks.filter((n) => !wantNetKeys.has(netKey(n)));
-  const addPorts = wantPorts.filter((p) => !havePorts.has(portKey(p)));
-  const removePorts = state.ports.filter((p) => !wantPortKeys.has(portKey(p)));
+  const addPorts = wantPorts.filter((p) => portKeys(p).some((k) => !havePorts.has(k)));
+  const removePorts = state.ports.filter((p) => portKeys(p).some((k) => !wantPortKeys.has(k)));
+  // a port removed because one of its families is stale takes the others with it: add those back
+  for (const p of wantPorts) if (!addPorts.includes(p) && removePorts.some((r) => portKeys(r).some((k) => portKeys(p).includes(k)))) addPorts.push(p);
   if (!addNetworks.length && !removeNetworks.length && !addPorts.length && !removePorts.length) return;
   const what = [
     ...removeNetworks.map((n) => `remove firewall entries of bridge ${n.bridge}`),
     ...addNetworks.map((n) => `${haveBridges.has(n.bridge) ? 'update' : 'restore'} firewall entries of bridge ${n.bridge}`),
     ...removePorts.map((p) => `remove stale port mapping ${p.proto}/${p.hostPort}`),
-    ...addPorts.map((p) => `restore port mapping ${p.proto}/${p.hostPort} -> ${p.containerIp}:${p.containerPort}`),
+    ...addPorts.map((p) => `restore port mapping ${p.proto}/${p.hostPort} -> ${p.containerIp ?? `[${p.containerIp6}]`}:${p.containerPort}`),
   ];
   await input.step(what, async () => {
     // removals first, in their own batch, so that an updated entry is re-added cleanly

@@ -7,7 +7,7 @@ import { Firewall } from '../firewall.js';
 import { log } from '../log.js';
 import { native } from '../native.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
-import { defaultBridgeName, hostIfnameFor, macFor, prepareBridgeNetwork } from './bridge-options.js';
+import { bridgeHasGateway, defaultBridgeName, hostIfnameFor, macFor, prepareBridgeNetwork } from './bridge-options.js';
 import { repairBridges, vethComplete } from './bridge-repair.js';
 import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.js';
 
@@ -24,7 +24,8 @@ export class BridgeDriver implements Driver {
   }
 
   async createNetwork(net: NetworkRecord): Promise<void> {
-    const addresses = net.ipam.config.map((c) => `${c.gateway}/${c.subnet.split('/')[1]}`);
+    // an isolated family, or IPv4 with inhibit_ipv4, has no address on the bridge
+    const addresses = net.ipam.config.filter((c) => bridgeHasGateway(net, c.subnet.includes(':') ? 6 : 4)).map((c) => `${c.gateway}/${c.subnet.split('/')[1]}`);
     const gateway4 = net.ipam.config.find((c) => c.subnet.includes('.'))?.gateway ?? '';
     const info = await native.ensureBridge({
       netns: this.ctx.hostNetns,
@@ -42,15 +43,20 @@ export class BridgeDriver implements Driver {
     net.bridgeCreated = info.created;
     if (net.mtu === undefined) net.mtu = info.mtu;
     try {
-      if (this.ctx.ipForward && net.ipam.config.some((c) => c.subnet.includes(':'))) {
-        await native.sysctlSet(this.ctx.hostNetns, 'net.ipv6.conf.all.forwarding', '1');
+      if (net.ipam.config.some((c) => c.subnet.includes(':'))) {
+        if (this.ctx.ipForward) await native.sysctlSet(this.ctx.hostNetns, 'net.ipv6.conf.all.forwarding', '1');
+        // The bridge's link-local address would stay tentative for a second of duplicate
+        // address detection once the first port gives it carrier, and until then the host
+        // sends no neighbour solicitation on it: the first IPv6 packets forwarded to a new
+        // sandbox wait a whole retransmission. Its MAC is ours and unique; no DAD needed.
+        await native.sysctlSet(this.ctx.hostNetns, `net/ipv6/conf/${net.bridge}/accept_dad`, '0');
       }
       if (this.ctx.firewall.enabled) {
         // published ports must answer on 127.0.0.1 too: let DNATed loopback traffic leave via the bridge
         // the path form: a bridge name may hold dots (br.x), which the dotted form would split
         await native.sysctlSet(this.ctx.hostNetns, `net/ipv4/conf/${net.bridge}/route_localnet`, '1');
       }
-      await this.ctx.firewall.apply({ addNetworks: [Firewall.network(net)] });
+      await this.ctx.firewall.apply({ addNetworks: [this.ctx.firewall.network(net)] });
     } catch (e) {
       if (info.created) {
         await native.deleteLink(this.ctx.hostNetns, net.bridge!).catch((u: unknown) => log.warn('removing a bridge after a failed create failed', { bridge: net.bridge, err: u }));
@@ -60,7 +66,7 @@ export class BridgeDriver implements Driver {
   }
 
   async deleteNetwork(net: NetworkRecord): Promise<void> {
-    await this.ctx.firewall.apply({ removeNetworks: [Firewall.network(net)] });
+    await this.ctx.firewall.apply({ removeNetworks: [this.ctx.firewall.network(net)] });
     if (net.bridgeCreated) await native.deleteLink(this.ctx.hostNetns, net.bridge!);
   }
 

@@ -35,7 +35,7 @@ export class DefaultIpam implements Ipam {
       if (!p.gateway) cfg.gatewayAuto = true;
       out.push(cfg);
     }
-    const needV4 = !out.some((c) => !isV6(c));
+    const needV4 = network.enableIPv4 !== false && !out.some((c) => !isV6(c));
     const needV6 = network.enableIPv6 && !out.some(isV6);
     if (!needV4 && !needV6) return out;
     const avoid: Cidr[] = [...(await exclude()), ...out.map((c) => parseSubnet(c.subnet))];

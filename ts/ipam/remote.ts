@@ -44,7 +44,7 @@ export class RemoteIpam implements Ipam {
     const v4 = reqs.filter((r) => !r.subnet?.includes(':'));
     const v6 = reqs.filter((r) => r.subnet?.includes(':'));
     const plan: Array<[PoolRequest, boolean]> = [
-      ...(v4.length > 0 ? v4 : [{}]).map((r): [PoolRequest, boolean] => [r, false]),
+      ...(v4.length > 0 ? v4 : network.enableIPv4 !== false ? [{}] : []).map((r): [PoolRequest, boolean] => [r, false]),
       ...(v6.length > 0 ? v6 : enableIPv6 ? [{}] : []).map((r): [PoolRequest, boolean] => [r, true]),
     ];
     const out: PoolConfig[] = [];

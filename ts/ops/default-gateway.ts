@@ -23,13 +23,13 @@ export function gatewayFor(net: NetworkRecord, address: string): string {
 /** The endpoint that takes over the default route when `leaving` goes. */
 export function gatewayHeir(r: StoreReader, sb: SandboxRecord, leaving: EndpointRecord): EndpointRecord | undefined {
   return endpointsOfSandbox(r, sb.id)
-    .filter((e) => e.id !== leaving.id && e.gateway !== '' && e.ipv4 !== '')
+    .filter((e) => e.id !== leaving.id && ((e.gateway !== '' && e.ipv4 !== '') || (!!e.gateway6 && e.ipv6 !== '')))
     .filter((e) => !r.get<NetworkRecord>(keys.net(e.networkId))?.internal)
     .sort((a, b) => a.ifname.localeCompare(b.ifname, 'en', { numeric: true }))[0];
 }
 
 /** Give the sandbox its default routes through the heir (its record is updated by the caller). */
 export async function handOverDefaultRoute(sb: SandboxRecord, heir: EndpointRecord): Promise<void> {
-  await native.setDefaultRoute(sb.netns, heir.ifname, heir.gateway, 4);
+  if (heir.ipv4 && heir.gateway) await native.setDefaultRoute(sb.netns, heir.ifname, heir.gateway, 4);
   if (heir.ipv6 && heir.gateway6) await native.setDefaultRoute(sb.netns, heir.ifname, heir.gateway6, 6);
 }

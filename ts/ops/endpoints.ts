@@ -7,13 +7,13 @@
  */
 import { CnmError, invalid, toCnmError } from '../errors.js';
 import type { Driver } from '../drivers/driver.js';
-import { hostBinding, ifacePrefix } from '../drivers/bridge-options.js';
+import { gatewayMode, hostBinding, ifacePrefix } from '../drivers/bridge-options.js';
 import { fault } from '../fault.js';
 import type { AddressLease } from '../ipam/ipam-api.js';
 import { log } from '../log.js';
 import type { ConnectOptions } from '../options.js';
 import { currentOwner } from '../owner.js';
-import { releasePorts, reservePorts } from '../port-allocator.js';
+import { type PortFamilies, releasePorts, reservePorts } from '../port-allocator.js';
 import { checkBinding } from '../ports.js';
 import { endpointsOfSandbox, findNetwork, findSandbox, keys } from '../records.js';
 import type { StoreTxn } from '../store/store.js';
@@ -109,7 +109,11 @@ export async function planEndpoint(ctx: OpContext, net: NetworkRecord, sb: Sandb
         else [ep.ipv6, ep.gateway6] = [address, gatewayFor(net, address)];
       }
       driver.createEndpoint(net, ep);
-      if (bindings.length > 0 && driver.usesIpam) ep.ports = reservePorts(tx, bindings, hostBinding(net, ctx.settings.defaultHostIp), ctx.settings.portRange, ep.id);
+      if (bindings.length > 0 && driver.usesIpam) {
+        const family = (f: 4 | 6, address: string): PortFamilies['v4'] => (address === '' ? 'none' : gatewayMode(net, f) === 'routed' ? 'routed' : 'nat');
+        const fam = { v4: family(4, ep.ipv4), v6: family(6, ep.ipv6) };
+        ep.ports = reservePorts(tx, bindings, hostBinding(net, ctx.settings.defaultHostIp), ctx.settings.portRange, ep.id, fam);
+      }
       tx.put(keys.ep(net.id, ep.id), ep);
       tx.put(keys.sbEp(sb.id, ep.id), net.id);
     },
@@ -118,15 +122,18 @@ export async function planEndpoint(ctx: OpContext, net: NetworkRecord, sb: Sandb
 
 /** One address of each family the network has, from its IPAM; the IPv4 one is given back if the IPv6 one fails. */
 async function requestAddresses(ctx: OpContext, net: NetworkRecord, opts: ConnectOptions): Promise<Array<{ family: 4 | 6; lease: AddressLease }>> {
+  const has4 = net.ipam.config.some((c) => !isV6(c.subnet));
   const has6 = net.ipam.config.some((c) => isV6(c.subnet));
+  if (opts.ip !== undefined && !has4) throw invalid(`network ${net.name} has no IPv4 subnet (it is IPv6-only): --ip cannot be used`, opts.ip);
   if (opts.ip6 !== undefined && !has6) throw invalid(`network ${net.name} has no IPv6 subnet: create it with --ipv6 to use --ip6`, opts.ip6);
   const ipam = await ctx.drivers.resolveIpam(net.ipam.driver);
-  const out: Array<{ family: 4 | 6; lease: AddressLease }> = [{ family: 4, lease: await ipam.requestAddress(net, 4, opts.ip) }];
+  const out: Array<{ family: 4 | 6; lease: AddressLease }> = [];
+  if (has4) out.push({ family: 4, lease: await ipam.requestAddress(net, 4, opts.ip) });
   if (has6) {
     try {
       out.push({ family: 6, lease: await ipam.requestAddress(net, 6, opts.ip6) });
     } catch (e) {
-      await out[0]!.lease.release().catch((u: unknown) => log.warn('giving back an unused address failed', { network: net.name, err: u }));
+      for (const l of out) await l.lease.release().catch((u: unknown) => log.warn('giving back an unused address failed', { network: net.name, err: u }));
       throw e;
     }
   }

@@ -49,6 +49,14 @@ export async function planNetwork(ctx: OpContext, req: NetworkCreateOptions, pre
   if (req.enableIPv6 !== undefined && typeof req.enableIPv6 !== 'boolean') throw invalid('enableIPv6 must be a boolean', req.enableIPv6);
   // an IPv6 subnet asks for IPv6 as plainly as --ipv6 does
   const enableIPv6 = driver.usesIpam && (req.enableIPv6 === true || requested.some((c) => c.subnet!.includes(':')));
+  if (req.enableIPv4 !== undefined && typeof req.enableIPv4 !== 'boolean') throw invalid('enableIPv4 must be a boolean', req.enableIPv4);
+  const enableIPv4 = req.enableIPv4 !== false;
+  if (!enableIPv4) {
+    if (!driver.usesIpam) throw invalid(`the ${driverName} driver has no addresses: enableIPv4=false does not apply to it`, req.enableIPv4);
+    if (!enableIPv6) throw invalid('an IPv6-only network (--ipv4=false) needs IPv6: add --ipv6 or an IPv6 --subnet', req.enableIPv4);
+    const v4 = requested.find((c) => !c.subnet!.includes(':'));
+    if (v4) throw invalid(`IPv4 is disabled (--ipv4=false) but subnet ${v4.subnet} is IPv4: leave it out or enable IPv4`, v4.subnet);
+  }
   const rec: NetworkRecord = {
     id: newId(),
     name: req.name,
@@ -58,6 +66,7 @@ export async function planNetwork(ctx: OpContext, req: NetworkCreateOptions, pre
     internal: req.internal === true,
     attachable: req.attachable === true,
     enableIPv6,
+    ...(enableIPv4 ? {} : { enableIPv4: false }),
     options,
     labels,
     ipam: { driver: ipamDriver, options: ipamOptions, config: [], userSubnet: requested.length > 0 },

@@ -30,6 +30,7 @@ export function checkOptions(opts: ControllerOptions): Checked {
   }
   if (opts.ip !== undefined && parseIp(opts.ip, 'ip').family !== 4) throw invalid(`--ip ${opts.ip} must be an IPv4 address`, opts.ip);
   if (opts.portRange !== undefined) checkPortRange(opts.portRange);
+  if (opts.allowDirectRouting !== undefined && typeof opts.allowDirectRouting !== 'boolean') throw invalid('allowDirectRouting must be a boolean', opts.allowDirectRouting);
   if (opts.hostNetns !== undefined && opts.hostNetns !== null) checkName('host netns', opts.hostNetns, 200);
   return {
     backend,

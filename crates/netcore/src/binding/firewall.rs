@@ -16,12 +16,12 @@ use crate::firewall::{self, BackendName};
 pub struct FirewallNetwork {
     /// the bridge device
     pub bridge: String,
-    /// IPv4 subnet of the network, CIDR (iptables rules match on it); "" when unknown
-    pub subnet: String,
-    /// IPv6 subnet of a dual-stack network, CIDR; absent/null: none (the
-    /// iptables backend writes ip6tables rules only for networks with one)
-    #[napi(ts_type = "string | null")]
-    pub subnet6: Option<Either<String, Null>>,
+    /// IPv4 subnets of the network, CIDR (none for an IPv6-only network); the
+    /// iptables backend matches on them, both backends protect them
+    pub subnets: Option<Vec<String>>,
+    /// IPv6 subnets of a dual-stack or IPv6-only network, CIDR (the iptables
+    /// backend writes ip6tables rules only for networks with one)
+    pub subnets6: Option<Vec<String>>,
     /// masquerade traffic from the subnet that leaves through anything but its own bridge
     pub masquerade: bool,
     /// inter-container communication on this bridge
@@ -30,6 +30,20 @@ pub struct FirewallNetwork {
     pub internal: bool,
     /// the network id, used as the rule tag (iptables comment)
     pub tag: String,
+    /// gateway mode of IPv4; absent: nat
+    #[napi(ts_type = "'nat' | 'nat-unprotected' | 'routed'")]
+    #[mirror(default = firewall::GatewayMode::Nat)]
+    pub mode4: Option<String>,
+    /// gateway mode of IPv6; absent: nat
+    #[napi(ts_type = "'nat' | 'nat-unprotected' | 'routed'")]
+    #[mirror(default = firewall::GatewayMode::Nat)]
+    pub mode6: Option<String>,
+    /// in nat mode, drop traffic to the subnets that comes in through anything
+    /// but the bridge, loopback and `trusted`; absent: true
+    #[mirror(default = true)]
+    pub protect: Option<bool>,
+    /// host interfaces through which direct routing to the network may come in
+    pub trusted: Option<Vec<String>>,
 }
 
 /// One published port (a range is expanded into one mapping per port by the caller).
@@ -39,13 +53,16 @@ pub struct FirewallNetwork {
 pub struct PortMapping {
     #[napi(ts_type = "'tcp' | 'udp' | 'sctp'")]
     pub proto: String,
-    /// IPv4 host address; absent/null: every local address (0.0.0.0)
+    /// host address (IPv4 or IPv6, which limits the mapping to that family);
+    /// absent/null: every local address of both families
     #[napi(ts_type = "string | null")]
     pub host_ip: Option<Either<String, Null>>,
     pub host_port: u32,
-    pub container_ip: String,
-    /// also published on IPv6 to this container address (unless host_ip is
-    /// a specific IPv4 address); absent/null: IPv4 only
+    /// published on IPv4 to this container address; null: not on IPv4
+    #[napi(ts_type = "string | null")]
+    pub container_ip: Option<Either<String, Null>>,
+    /// published on IPv6 to this container address (unless host_ip is a
+    /// specific IPv4 address); absent/null: not on IPv6
     #[napi(ts_type = "string | null")]
     pub container_ip6: Option<Either<String, Null>>,
     pub container_port: u32,
@@ -53,6 +70,11 @@ pub struct PortMapping {
     pub bridge: String,
     /// the endpoint id, used as the rule tag
     pub tag: String,
+    /// IPv4: the container port is opened for direct routing (routed gateway
+    /// mode) instead of published by DNAT; the host port is not used
+    pub routed4: Option<bool>,
+    /// the same for IPv6
+    pub routed6: Option<bool>,
 }
 
 /// What the firewall of one netns holds that we made.

@@ -13,12 +13,12 @@
 //! be left out arrives as `Option<Vec<_>>` and becomes empty, and an empty or
 //! null string means "none".
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use napi::bindgen_prelude::{Either, Null};
 
 use crate::error::Result;
-use crate::firewall::{self, BackendName, Proto, Subnet, Subnet6};
+use crate::firewall::{self, BackendName, GatewayMode, Proto, Subnet, Subnet6};
 
 /// A domain value as JavaScript carries it in type `Js`: validated on the way
 /// in, infallible on the way out. `field` names the field (snake_case) for
@@ -149,10 +149,22 @@ macro_rules! text_in_js {
 text_in_js! {
     Ipv4Addr => |s, what| firewall::parse_ipv4(s, what),
     Ipv6Addr => |s, what| firewall::parse_ipv6(s, what),
+    IpAddr => |s, what| firewall::parse_ip(s, what),
+    GatewayMode => |s, _| GatewayMode::parse(s),
     Subnet => |s, _| Subnet::parse(s),
     Subnet6 => |s, _| Subnet6::parse(s),
     Proto => |s, _| Proto::parse(s),
     BackendName => |s, _| BackendName::parse(s),
+}
+
+/// A gateway mode JavaScript may leave out: absent means nat.
+impl Wire<Option<String>> for GatewayMode {
+    fn from_js(js: Option<String>, field: &'static str) -> Result<Self> {
+        js.map_or(Ok(GatewayMode::Nat), |s| GatewayMode::from_js(s, field))
+    }
+    fn to_js(self) -> Option<String> {
+        Some(self.as_str().to_string())
+    }
 }
 
 /// Ports are JavaScript numbers; 0 and anything past 65535 are refused.

@@ -30,7 +30,7 @@ pub mod nftables;
 pub mod none;
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::{ns_label, Error, Result};
 use crate::netns::blocking;
@@ -156,71 +156,175 @@ impl fmt::Display for Subnet6 {
     }
 }
 
+/// How a network meets the world in one address family: Docker's gateway
+/// modes (its `isolated` mode is, for the firewall, an internal `nat` one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum GatewayMode {
+    /// Published ports by DNAT on host addresses, outgoing traffic masqueraded;
+    /// only published container ports are open from outside.
+    #[default]
+    Nat,
+    /// Nat without any filtering of direct access (Docker's legacy default).
+    NatUnprotected,
+    /// No NAT: published container ports are open for direct routing from
+    /// anywhere (other networks too), the rest is closed.
+    Routed,
+}
+
+impl GatewayMode {
+    pub fn parse(s: &str) -> Result<GatewayMode> {
+        match s {
+            "nat" => Ok(GatewayMode::Nat),
+            "nat-unprotected" => Ok(GatewayMode::NatUnprotected),
+            "routed" => Ok(GatewayMode::Routed),
+            _ => Err(Error::invalid(format!(
+                "invalid gateway mode {s:?}: expected nat, nat-unprotected or routed"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayMode::Nat => "nat",
+            GatewayMode::NatUnprotected => "nat-unprotected",
+            GatewayMode::Routed => "routed",
+        }
+    }
+
+    /// Whether only published container ports are open from outside.
+    pub fn filtered(self) -> bool {
+        self != GatewayMode::NatUnprotected
+    }
+}
+
+impl fmt::Display for GatewayMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One bridge network and how its traffic is treated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Network {
     pub bridge: String,
-    /// None when unknown (nftables does not need it).
-    pub subnet: Option<Subnet>,
-    /// The IPv6 subnet of a dual-stack network. The iptables backend writes
-    /// ip6tables rules only for networks that have one; nftables does not
-    /// need it (its IPv6 table treats every bridge like its IPv4 table).
-    pub subnet6: Option<Subnet6>,
+    /// The IPv4 subnets (none for an IPv6-only network). The iptables backend
+    /// matches on them; nftables keys everything on the bridge and does not
+    /// keep them (its state reports none).
+    pub subnets: Vec<Subnet>,
+    /// The IPv6 subnets of a dual-stack or IPv6-only network.
+    pub subnets6: Vec<Subnet6>,
     pub masquerade: bool,
     pub icc: bool,
     pub internal: bool,
     pub tag: String,
+    /// The gateway mode of IPv4 and of IPv6.
+    pub mode4: GatewayMode,
+    pub mode6: GatewayMode,
+    /// In `nat` mode, drop traffic to the subnets of the family that comes in
+    /// through anything but the bridge, loopback and `trusted` (direct
+    /// routing); false when the daemon allows direct routing.
+    pub protect: bool,
+    /// Host interfaces through which direct routing to the network may come in.
+    pub trusted: Vec<String>,
+}
+
+impl Network {
+    /// Whether direct access to the network's IPv4 (false) or IPv6 (true)
+    /// subnets is dropped.
+    pub fn protected(&self, v6: bool) -> bool {
+        let mode = if v6 { self.mode6 } else { self.mode4 };
+        self.protect && mode == GatewayMode::Nat
+    }
 }
 
 /// One published port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Port {
     pub proto: Proto,
-    /// None: every local address.
-    pub host_ip: Option<Ipv4Addr>,
+    /// A host address the port is published on (IPv4 or IPv6, which limits the
+    /// mapping to that family); None: every address of both families.
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
-    pub container_ip: Ipv4Addr,
-    /// Also published on IPv6 to this address, unless `host_ip` is a
-    /// specific IPv4 address.
+    /// None for an endpoint with no IPv4 address (IPv6-only network).
+    pub container_ip: Option<Ipv4Addr>,
+    /// None for an endpoint with no IPv6 address.
     pub container_ip6: Option<Ipv6Addr>,
     pub container_port: u16,
     /// "" when unknown (nftables does not hold it).
     pub bridge: String,
     pub tag: String,
+    /// Opened for direct routing instead of published by DNAT in IPv4 / IPv6
+    /// (the network's `routed` gateway mode): the host port is not used.
+    pub routed4: bool,
+    pub routed6: bool,
 }
 
 impl Port {
-    /// The published key: two mappings with the same key cannot coexist.
-    pub fn key(&self) -> (Proto, Option<Ipv4Addr>, u16) {
+    /// The published key: two DNAT mappings with the same key cannot coexist.
+    pub fn key(&self) -> (Proto, Option<IpAddr>, u16) {
         (self.proto, self.host_ip, self.host_port)
+    }
+
+    /// The container address the port is published to on IPv4, if any: an
+    /// IPv6 host address limits a mapping to IPv6.
+    pub fn v4_target(&self) -> Option<Ipv4Addr> {
+        match self.host_ip {
+            Some(IpAddr::V6(ip)) if !ip.is_unspecified() => None,
+            _ => self.container_ip,
+        }
     }
 
     /// The container address the port is published to on IPv6, if any: an
     /// IPv4 host address limits a mapping to IPv4.
     pub fn v6_target(&self) -> Option<Ipv6Addr> {
         match self.host_ip {
-            Some(ip) if !ip.is_unspecified() => None,
+            Some(IpAddr::V4(ip)) if !ip.is_unspecified() => None,
             _ => self.container_ip6,
         }
     }
 
+    /// The specific IPv4 host address of a mapping, if it has one.
+    pub fn host_ip4(&self) -> Option<Ipv4Addr> {
+        match self.host_ip {
+            Some(IpAddr::V4(ip)) if !ip.is_unspecified() => Some(ip),
+            _ => None,
+        }
+    }
+
+    /// The specific IPv6 host address of a mapping, if it has one.
+    pub fn host_ip6(&self) -> Option<Ipv6Addr> {
+        match self.host_ip {
+            Some(IpAddr::V6(ip)) if !ip.is_unspecified() => Some(ip),
+            _ => None,
+        }
+    }
+
     pub fn describe(&self) -> String {
-        let host = self
-            .host_ip
-            .map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string());
-        let v6 = self
-            .v6_target()
-            .map(|ip| {
+        let mut parts = Vec::new();
+        if let Some(c) = self.v4_target() {
+            let host = self
+                .host_ip4()
+                .map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string());
+            parts.push(if self.routed4 {
+                format!("{c}:{} (routed)", self.container_port)
+            } else {
+                format!("{host}:{} -> {c}:{}", self.host_port, self.container_port)
+            });
+        }
+        if let Some(c) = self.v6_target() {
+            let host = self
+                .host_ip6()
+                .map_or_else(|| "::".to_string(), |ip| ip.to_string());
+            parts.push(if self.routed6 {
+                format!("[{c}]:{} (routed)", self.container_port)
+            } else {
                 format!(
-                    " and [::]:{} -> [{ip}]:{}",
+                    "[{host}]:{} -> [{c}]:{}",
                     self.host_port, self.container_port
                 )
-            })
-            .unwrap_or_default();
-        format!(
-            "{}/{}:{} -> {}:{}{v6}",
-            self.proto, host, self.host_port, self.container_ip, self.container_port
-        )
+            });
+        }
+        format!("{}/{}", self.proto, parts.join(" and "))
     }
 }
 
@@ -234,18 +338,31 @@ pub struct Batch {
 }
 
 impl Network {
-    /// The names that end up in rules: the bridge and the tag.
+    /// The names that end up in rules: the bridge, the trusted interfaces and the tag.
     pub fn validate(&self) -> Result<()> {
         validate_ifname(&self.bridge)?;
+        for t in &self.trusted {
+            validate_ifname(t)?;
+        }
         validate_tag(&self.tag)
     }
 }
 
 impl Port {
-    /// The names that end up in rules: the bridge (when known) and the tag.
+    /// The names that end up in rules: the bridge (when known) and the tag; and
+    /// a mapping that publishes in at least one family.
     pub fn validate(&self) -> Result<()> {
         if !self.bridge.is_empty() {
             validate_ifname(&self.bridge)?;
+        }
+        if self.v4_target().is_none() && self.v6_target().is_none() {
+            return Err(Error::invalid(format!(
+                "port {}/{}: no container address of the family of host address {}",
+                self.proto,
+                self.container_port,
+                self.host_ip
+                    .map_or_else(|| "(any)".to_string(), |ip| ip.to_string())
+            )));
         }
         validate_tag(&self.tag)
     }
@@ -307,9 +424,28 @@ pub fn validate_tag(tag: &str) -> Result<()> {
     Ok(())
 }
 
+/// The order both backends report ports in.
+pub(crate) fn sort_ports(ports: &mut [Port]) {
+    ports.sort_by_key(|p| {
+        (
+            p.host_ip,
+            p.proto.number(),
+            p.host_port,
+            p.container_ip,
+            p.container_ip6,
+            p.routed4 || p.routed6,
+        )
+    });
+}
+
 pub fn parse_ipv4(s: &str, what: &str) -> Result<Ipv4Addr> {
     s.parse()
         .map_err(|_| Error::invalid(format!("invalid {what} {s:?}: expected an IPv4 address")))
+}
+
+pub fn parse_ip(s: &str, what: &str) -> Result<IpAddr> {
+    s.parse()
+        .map_err(|_| Error::invalid(format!("invalid {what} {s:?}: expected an IP address")))
 }
 
 pub fn parse_ipv6(s: &str, what: &str) -> Result<Ipv6Addr> {

@@ -1,35 +1,82 @@
-//! The iptables backend, for hosts without nft and in Docker's classic shape.
+//! The iptables backend, for hosts without nft and in Docker's classic shape
+//! (Docker 28's gateway modes, direct-access protection and DOCKER-USER).
 //!
-//! Our own chains: nat CNM-PREROUTING (jumped to from PREROUTING and OUTPUT
-//! for local destinations) and CNM-POSTROUTING (from POSTROUTING); filter
-//! CNM-FORWARD (first in FORWARD), CNM-ISOLATION and CNM-ISOLATION-2 (Docker's
-//! two-stage isolation). Every rule of a network carries the comment
-//! `cnm:net:<tag>`, every DNAT rule `cnm:ep:<tag>/<bridge>`. Each call writes
-//! once with `iptables-restore --noflush`, run inside the netns; deletions
-//! repeat the saved rule spec exactly. The tables are read with
-//! `iptables-save` first, except by an `apply` that can trust the model it
-//! kept from its previous call (see "Skipping iptables-save" below).
+//! Our chains, the same in iptables (IPv4) and ip6tables (IPv6):
 //!
-//! IPv6: the same chains in the nat and filter tables of ip6tables, written
-//! with `ip6tables-restore --noflush` and read with `ip6tables-save`; a
-//! network gets IPv6 rules when it has an IPv6 subnet (no localhost
-//! masquerade: ::1 cannot be routed out), a port a DNAT rule when it has a
-//! container IPv6 address and no specific IPv4 host address. A call that
-//! changes both families runs both programs, IPv4 first; every check
-//! (ERR_PORT_ALLOCATED, missing chains) is done before either runs. Without
-//! ip6tables installed the backend is IPv4 only, and refuses IPv6 rules.
+//! - mangle `CNM-DIRECT`, jumped to from PREROUTING: direct-access
+//!   protection of `nat` networks with `protect`. First a fixed
+//!   `--ctstate RELATED,ESTABLISHED -j RETURN`, then per protected subnet
+//!   `-d SUBNET -i IF -j RETURN` for the bridge, lo and each trusted
+//!   interface, and `-d SUBNET ! --dst-type LOCAL -j DROP`. Like the
+//!   nftables `direct` chain it runs after conntrack and before DNAT (so not
+//!   in raw): replies of connections containers opened pass (a network that
+//!   does not masquerade stays reachable for them), and published host
+//!   ports, whose destination is still the host's address, are not touched.
+//! - nat `CNM-PREROUTING` (from PREROUTING and OUTPUT, for local
+//!   destinations): one DNAT rule per published port and family.
+//! - nat `CNM-POSTROUTING` (from POSTROUTING): masquerade of each subnet
+//!   leaving through anything but its bridge, of localhost (IPv4) and of
+//!   hairpin DNAT; none for a `routed` family.
+//! - filter `CNM-USER`, jumped to first from FORWARD: the operator's rules,
+//!   as Docker's DOCKER-USER. `init` creates it if missing; cnm never
+//!   flushes or changes it, and `reset` removes only the jump into it,
+//!   leaving the chain and the operator's rules for the next `init`.
+//! - filter `CNM-FORWARD`, jumped to from FORWARD after CNM-USER: at its
+//!   head per network the icc verdict (`-i BR -o BR`) and the drops of an
+//!   internal network; then, fixed, `--ctstate DNAT -j ACCEPT` (published
+//!   host ports, from anywhere), `-j CNM-OPEN`, `-j CNM-ISOLATION`,
+//!   `-j CNM-INBOUND`.
+//! - filter `CNM-OPEN` (only accepts; before isolation, so from other
+//!   networks too): per filtered network (`nat`, `routed`) replies to it
+//!   (`-o BR --ctstate RELATED,ESTABLISHED`); per `routed` network ICMP
+//!   (`-d SUBNET -o BR -p icmp|ipv6-icmp`, its routed marker); per routed
+//!   port `-d CONTAINER -o BR -p PROTO --dport PORT -j ACCEPT`.
+//! - filter `CNM-ISOLATION` / `CNM-ISOLATION-2`: Docker's two-stage
+//!   isolation, a drop of traffic between two of our bridges.
+//! - filter `CNM-INBOUND` (after isolation, so not from other networks):
+//!   the accepts of published container ports of `nat` families (inserted,
+//!   so first), then per filtered network `! -i BR -o BR -j DROP`
+//!   (appended). A `nat-unprotected` family has no rule here nor in
+//!   CNM-OPEN / CNM-DIRECT: nothing to it is filtered.
 //!
-//! `rule.rs` is the rule model, `ruleset.rs` the rules we write, `saved.rs` reads
-//! `iptables-save`, `plan.rs` turns a batch into a restore script; this file is
-//! the backend: the programs it runs, its lock, and the model it keeps
-//! between calls.
+//! Every rule of a network carries the comment `cnm:net:<tag>` (those of
+//! CNM-DIRECT, which do not name the bridge, `cnm:net:<tag>/<bridge>`), every
+//! rule of a port `cnm:ep:<tag>/<bridge>`; `state.rs` says how state is
+//! read back from them. Each call writes once with `iptables-restore
+//! --noflush`, run inside the netns; deletions repeat the saved rule spec
+//! exactly. The tables are read with `iptables-save` first, except by an
+//! `apply` that can trust the model it kept from its previous call (see
+//! "Skipping iptables-save" below).
+//!
+//! IPv6: the same chains in the tables of ip6tables, written with
+//! `ip6tables-restore --noflush` and read with `ip6tables-save`; a network
+//! gets IPv6 rules when it has an IPv6 subnet (no localhost masquerade: ::1
+//! cannot be routed out), a port IPv6 rules when it has a container IPv6
+//! address and no specific IPv4 host address. A published key (protocol,
+//! host address, host port) is one per family: the same key on IPv4 and on
+//! IPv6 are two, and only the same key twice in one family is refused with
+//! ERR_PORT_ALLOCATED. A call that changes both families runs both
+//! programs, IPv4 first; every check (ERR_PORT_ALLOCATED, missing chains) is
+//! done before either runs. Without ip6tables installed the backend is IPv4
+//! only, and refuses IPv6 rules.
+//!
+//! `rule.rs` is the rule model, `ruleset.rs` our chains and fixed rules,
+//! `network.rs` and `ports.rs` the rules of a network and of a port,
+//! `saved.rs` reads `iptables-save`, `state.rs` turns it into networks and
+//! ports, `plan.rs` turns a batch into a restore script, `setup.rs` writes
+//! the scripts of `init` and `reset`; this file is the backend: the programs
+//! it runs, its lock, and the model it keeps between calls.
 
 #[cfg(test)]
 mod fixtures;
+mod network;
 mod plan;
+mod ports;
 mod rule;
 mod ruleset;
 mod saved;
+mod setup;
+mod state;
 
 use std::collections::HashMap;
 use std::io;
@@ -39,9 +86,9 @@ use super::{exec, nfnl};
 use super::{Batch, FirewallBackend, State};
 use crate::error::{ns_label, Error, Result};
 use plan::{plan, Model, Script};
-use rule::{opt, options, Table};
-use ruleset::{base_rules, chains, jump_rules, CHAIN_NAMES};
-use saved::{parse_state, Saved};
+use saved::Saved;
+use setup::{init_script, reset_script};
+use state::parse_state;
 
 const SAVE: &str = "iptables-save";
 const RESTORE: &str = "iptables-restore";
@@ -254,26 +301,7 @@ impl FirewallBackend for Iptables {
         let mut cache = lock();
         cache.remove(&netns.map(str::to_string));
         let saved = save(netns)?;
-        let mut script = Script::default();
-        for v6 in families() {
-            for (t, c) in chains(v6) {
-                if !saved.has_chain(t, c) {
-                    script.push(t, format!(":{c} - [0:0]"));
-                }
-            }
-            for rule in jump_rules(v6) {
-                if !saved.has_rule(&rule) {
-                    let verb = if rule.chain == "FORWARD" { "-I" } else { "-A" };
-                    script.push(rule.table, rule.line(verb));
-                }
-            }
-            for rule in base_rules(v6) {
-                if !saved.has_rule(&rule) {
-                    script.push(rule.table, rule.line("-A"));
-                }
-            }
-        }
-        restore(netns, &script)
+        restore(netns, &init_script(&saved, &families()))
     }
 
     fn apply(&self, netns: Option<&str>, batch: &Batch) -> Result<()> {
@@ -289,26 +317,7 @@ impl FirewallBackend for Iptables {
         let mut cache = lock();
         cache.remove(&netns.map(str::to_string));
         let saved = save(netns)?;
-        let mut script = Script::default();
-        for r in &saved.rules {
-            let target = opt(&options(&r.args), "-j").map(|(_, t)| t.to_string());
-            let ours = |c: &str| CHAIN_NAMES.iter().any(|(_, name)| *name == c);
-            if !ours(&r.chain) && target.as_deref().is_some_and(ours) {
-                script.push(r.table, r.line("-D"));
-            }
-        }
-        let all: Vec<(Table, &str)> = families().into_iter().flat_map(chains).collect();
-        for (t, c) in &all {
-            if saved.has_chain(*t, c) {
-                script.push(*t, format!("-F {c}"));
-            }
-        }
-        for (t, c) in &all {
-            if saved.has_chain(*t, c) {
-                script.push(*t, format!("-X {c}"));
-            }
-        }
-        restore(netns, &script)
+        restore(netns, &reset_script(&saved, &families()))
     }
 }
 

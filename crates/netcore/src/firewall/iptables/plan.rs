@@ -4,9 +4,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::network::network_rules;
+use super::ports::{port_keys, port_rules, PortKey, Role};
 use super::rule::{Pos, Rule, RuleKey, Table};
-use super::ruleset::{chains, network_rules, port_rule, port_rule6};
-use super::saved::{port_key, saved_network_id, saved_port, PortKey, Saved};
+use super::ruleset::managed_chains;
+use super::saved::{saved_network_id, saved_port_key, Saved};
 use crate::error::{ns_label, Error, ErrorCode, Result};
 use crate::firewall::Batch;
 
@@ -14,44 +16,29 @@ use crate::firewall::Batch;
 /// table, in order.
 #[derive(Debug, Default)]
 pub(super) struct Script {
-    pub(super) nat: Vec<String>,
-    pub(super) filter: Vec<String>,
-    pub(super) nat6: Vec<String>,
-    pub(super) filter6: Vec<String>,
+    lines: BTreeMap<Table, Vec<String>>,
 }
 
 impl Script {
     pub(super) fn push(&mut self, table: Table, line: String) {
-        self.lines_mut(table).push(line);
+        self.lines.entry(table).or_default().push(line);
     }
 
-    pub(super) fn lines_mut(&mut self, table: Table) -> &mut Vec<String> {
-        match table {
-            Table::Nat => &mut self.nat,
-            Table::Filter => &mut self.filter,
-            Table::Nat6 => &mut self.nat6,
-            Table::Filter6 => &mut self.filter6,
-        }
-    }
-
-    pub(super) fn tables(&self) -> [(Table, &Vec<String>); 4] {
-        [
-            (Table::Nat, &self.nat),
-            (Table::Filter, &self.filter),
-            (Table::Nat6, &self.nat6),
-            (Table::Filter6, &self.filter6),
-        ]
+    /// The lines of one table.
+    #[cfg(test)]
+    pub(super) fn lines(&self, table: Table) -> &[String] {
+        self.lines.get(&table).map_or(&[], Vec::as_slice)
     }
 
     /// The number of tables the script changes (one COMMIT each).
     pub(super) fn commits(&self) -> u32 {
-        self.tables().iter().filter(|(_, l)| !l.is_empty()).count() as u32
+        self.lines.values().filter(|l| !l.is_empty()).count() as u32
     }
 
     /// The input of `iptables-restore`, or with `v6` of `ip6tables-restore`.
     pub(super) fn text(&self, v6: bool) -> Option<String> {
         let mut out = String::new();
-        for (table, lines) in self.tables() {
+        for (table, lines) in &self.lines {
             if lines.is_empty() || table.v6() != v6 {
                 continue;
             }
@@ -68,8 +55,8 @@ impl Script {
     }
 }
 
-/// The rules of the nat and filter tables, indexed so that planning a batch
-/// costs what the batch holds, not what the tables hold.
+/// The rules of our tables, indexed so that planning a batch costs what the
+/// batch holds, not what the tables hold.
 #[derive(Debug, Default)]
 pub(super) struct Model {
     pub(super) chains: HashSet<(Table, String)>,
@@ -78,6 +65,7 @@ pub(super) struct Model {
     pub(super) rules: BTreeMap<u64, Rule>,
     pub(super) by_key: HashMap<RuleKey, Vec<u64>>,
     pub(super) by_net: HashMap<(String, String), Vec<u64>>,
+    /// DNAT rules by the key they publish.
     pub(super) by_port: HashMap<PortKey, Vec<u64>>,
 }
 
@@ -109,8 +97,8 @@ impl Model {
         if let Some(n) = saved_network_id(&rule) {
             self.by_net.entry(n).or_default().push(id);
         }
-        if let Some(p) = saved_port(&rule) {
-            self.by_port.entry(port_key(&p)).or_default().push(id);
+        if let Some(k) = saved_port_key(&rule) {
+            self.by_port.entry(k).or_default().push(id);
         }
         self.rules.insert(id, rule);
     }
@@ -123,8 +111,8 @@ impl Model {
         if let Some(n) = saved_network_id(&rule) {
             unindex(&mut self.by_net, n, id);
         }
-        if let Some(p) = saved_port(&rule) {
-            unindex(&mut self.by_port, port_key(&p), id);
+        if let Some(k) = saved_port_key(&rule) {
+            unindex(&mut self.by_port, k, id);
         }
     }
 
@@ -150,94 +138,127 @@ impl Plan {
             model.insert(rule);
         }
     }
+
+    /// Deletes the rules `ids` (those not deleted yet); returns how many.
+    fn delete(&mut self, model: &Model, ids: &[u64], gone: &mut HashSet<u64>) -> usize {
+        let mut n = 0;
+        for &id in ids {
+            if let Some(r) = model.rules.get(&id) {
+                if gone.insert(id) {
+                    self.script.push(r.table, r.line("-D"));
+                    self.deleted.push(id);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Deletes one rule like `rule` not deleted yet, if there is one: a
+    /// container port published twice has its accept twice.
+    fn delete_one(&mut self, model: &Model, rule: &Rule, gone: &mut HashSet<u64>) -> bool {
+        let ids = model.by_key.get(&rule.key()).map_or(&[][..], Vec::as_slice);
+        match ids.iter().find(|id| !gone.contains(id)) {
+            Some(&id) => self.delete(model, &[id], gone) == 1,
+            None => false,
+        }
+    }
+
+    fn add(&mut self, rule: Rule, pos: Pos) {
+        let verb = if pos == Pos::Insert { "-I" } else { "-A" };
+        self.script.push(rule.table, rule.line(verb));
+        self.added.push(rule);
+    }
 }
 
-/// The restore script of a batch, given what is there now.
-pub(super) fn plan(model: &Model, batch: &Batch, netns: Option<&str>) -> Result<Plan> {
-    let missing = |v6: bool| -> Result<()> {
-        for (t, c) in chains(v6) {
-            if !model.has_chain(t, c) {
-                return Err(Error::new(
-                    ErrorCode::Kernel,
-                    format!(
-                        "chain {c} is missing in {} table {} of netns {} (call firewallInit first{})",
-                        t.program(),
-                        t.name(),
-                        ns_label(netns),
-                        if v6 { "; IPv6 rules need ip6tables" } else { "" }
-                    ),
-                ));
-            }
+/// Fails unless the chains apply writes into exist in one family.
+fn check_chains(model: &Model, v6: bool, netns: Option<&str>) -> Result<()> {
+    for (t, c) in managed_chains(v6) {
+        if !model.has_chain(t, c) {
+            return Err(Error::new(
+                ErrorCode::Kernel,
+                format!(
+                    "chain {c} is missing in {} table {} of netns {} (call firewallInit first{})",
+                    t.program(),
+                    t.name(),
+                    ns_label(netns),
+                    if v6 {
+                        "; IPv6 rules need ip6tables"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
         }
-        Ok(())
-    };
-    missing(false)?;
-    let needs_v6 = batch.add_networks.iter().any(|n| n.subnet6.is_some())
+    }
+    Ok(())
+}
+
+/// The restore script of a batch, given what is there now. Every check
+/// (missing chains, ERR_PORT_ALLOCATED, ports without a bridge) comes before
+/// anything is planned, so a refused batch changes nothing.
+pub(super) fn plan(model: &Model, batch: &Batch, netns: Option<&str>) -> Result<Plan> {
+    check_chains(model, false, netns)?;
+    let needs_v6 = batch.add_networks.iter().any(|n| !n.subnets6.is_empty())
         || batch.add_ports.iter().any(|p| p.v6_target().is_some());
     if needs_v6 {
-        missing(true)?;
+        check_chains(model, true, netns)?;
+    }
+    if let Some(p) = batch.add_ports.iter().find(|p| p.bridge.is_empty()) {
+        return Err(Error::invalid(format!(
+            "port mapping {} in netns {}: the iptables backend needs the bridge of the endpoint",
+            p.describe(),
+            ns_label(netns)
+        )));
     }
     let mut out = Plan::default();
-    let mut deleted: HashSet<u64> = HashSet::new();
-    let mut delete = |out: &mut Plan, ids: Option<&Vec<u64>>| {
-        for &id in ids.into_iter().flatten() {
-            if deleted.insert(id) {
-                let r = &model.rules[&id];
-                out.script.push(r.table, r.line("-D"));
-                out.deleted.push(id);
-            }
-        }
-    };
+    let mut gone: HashSet<u64> = HashSet::new();
     // Networks removed or re-added: every rule of theirs goes.
     for n in batch.remove_networks.iter().chain(&batch.add_networks) {
-        delete(
-            &mut out,
-            model.by_net.get(&(n.tag.clone(), n.bridge.clone())),
-        );
+        let ids = model.by_net.get(&(n.tag.clone(), n.bridge.clone()));
+        out.delete(model, ids.map_or(&[], Vec::as_slice), &mut gone);
     }
+    // A port's rules, family by family: the accept of a DNAT family goes
+    // with its DNAT rule, so that removing a mapping that is not there does
+    // not take the accept of another mapping to the same container port.
     for p in &batch.remove_ports {
-        delete(&mut out, model.by_key.get(&port_rule(p).key()));
-        // The IPv6 rule of the key goes with the IPv4 one, wherever it points.
-        if p.host_ip.is_none_or(|ip| ip.is_unspecified()) {
-            let v6: Vec<u64> = model
-                .by_port
-                .get(&port_key(p))
-                .into_iter()
-                .flatten()
-                .copied()
-                .filter(|id| model.rules.get(id).is_some_and(|r| r.table == Table::Nat6))
-                .collect();
-            delete(&mut out, Some(&v6));
+        let mut dnat_gone = false;
+        for (rule, _, role) in port_rules(p) {
+            match role {
+                Role::Dnat => dnat_gone = out.delete_one(model, &rule, &mut gone),
+                Role::Accept if !dnat_gone => {}
+                Role::Accept | Role::Routed => {
+                    out.delete_one(model, &rule, &mut gone);
+                }
+            }
         }
     }
     for n in &batch.add_networks {
         for (rule, pos) in network_rules(n)? {
-            let verb = if pos == Pos::Insert { "-I" } else { "-A" };
-            out.script.push(rule.table, rule.line(verb));
-            out.added.push(rule);
+            out.add(rule, pos);
         }
     }
     // Published keys that stay, and those this batch adds.
     let mut added: HashSet<PortKey> = HashSet::new();
     for p in &batch.add_ports {
-        let key = port_key(p);
-        let stays = model
-            .by_port
-            .get(&key)
-            .is_some_and(|ids| ids.iter().any(|id| !deleted.contains(id)));
-        if stays || !added.insert(key) {
-            return Err(Error::new(
-                ErrorCode::PortAllocated,
-                format!(
-                    "port mapping {} in netns {}: the host port is already published",
-                    p.describe(),
-                    ns_label(netns)
-                ),
-            ));
+        for key in port_keys(p) {
+            let stays = model
+                .by_port
+                .get(&key)
+                .is_some_and(|ids| ids.iter().any(|id| !gone.contains(id)));
+            if stays || !added.insert(key) {
+                return Err(Error::new(
+                    ErrorCode::PortAllocated,
+                    format!(
+                        "port mapping {} in netns {}: the host port is already published",
+                        p.describe(),
+                        ns_label(netns)
+                    ),
+                ));
+            }
         }
-        for rule in std::iter::once(port_rule(p)).chain(port_rule6(p)) {
-            out.script.push(rule.table, rule.line("-A"));
-            out.added.push(rule);
+        for (rule, pos, _) in port_rules(p) {
+            out.add(rule, pos);
         }
     }
     Ok(out)
@@ -247,148 +268,366 @@ pub(super) fn plan(model: &Model, batch: &Batch, netns: Option<&str>) -> Result<
 mod tests {
     use super::*;
     use crate::firewall::iptables::fixtures::*;
-    use crate::firewall::Port;
+    use crate::firewall::iptables::ruleset::{DIRECT, INBOUND, OPEN};
+    use crate::firewall::iptables::state::parse_state;
+    use crate::firewall::{GatewayMode, Network, Port};
+
+    fn model_new() -> Model {
+        let mut saved = Saved::parse(SAVED_NEW, false);
+        saved.add(SAVED6_NEW, true);
+        Model::from_saved(saved)
+    }
+
+    fn batch(add_ports: Vec<Port>, remove_ports: Vec<Port>) -> Batch {
+        Batch {
+            add_ports,
+            remove_ports,
+            ..Batch::default()
+        }
+    }
+
+    /// The saved rules after a plan, as a fresh iptables-save would show
+    /// them (order aside).
+    fn saved_after(model: &Model) -> Saved {
+        Saved {
+            chains: model.chains.clone(),
+            rules: model.rules.values().cloned().collect(),
+        }
+    }
 
     #[test]
     fn plan_deletes_and_refuses_taken_ports() {
-        let mut text = SAVED.to_string();
-        text = text.replace(
-            ":CNM-PREROUTING - [0:0]",
-            ":CNM-PREROUTING - [0:0]\n:X - [0:0]",
+        let mut model = Model::from_saved(Saved::parse(SAVED, false));
+        let p = plan(
+            &model,
+            &Batch {
+                remove_networks: vec![net()],
+                remove_ports: vec![port()],
+                ..Batch::default()
+            },
+            None,
         );
-        let mut model = Model::from_saved(Saved::parse(&text, false));
-        let batch = Batch {
-            remove_networks: vec![net()],
-            remove_ports: vec![port()],
-            ..Batch::default()
-        };
-        let p = plan(&model, &batch, None).unwrap();
-        assert_eq!(p.script.nat.len(), 3);
-        assert!(p.script.nat.iter().all(|l| l.starts_with("-D ")));
-        assert_eq!(p.script.filter.len(), 1);
-        let batch = Batch {
-            add_ports: vec![port()],
-            ..Batch::default()
-        };
-        let err = plan(&model, &batch, None).unwrap_err();
+        // written before CNM-OPEN and friends existed: init first
+        assert_eq!(p.unwrap_err().code, ErrorCode::Kernel);
+        for c in ["CNM-USER", "CNM-OPEN", "CNM-INBOUND", "CNM-ISOLATION-2"] {
+            model.chains.insert((Table::Filter, c.to_string()));
+        }
+        model.chains.insert((Table::Mangle, DIRECT.to_string()));
+        let p = plan(
+            &model,
+            &Batch {
+                remove_networks: vec![net()],
+                remove_ports: vec![port()],
+                ..Batch::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.script.lines(Table::Nat).len(), 3);
+        assert!(p
+            .script
+            .lines(Table::Nat)
+            .iter()
+            .all(|l| l.starts_with("-D ")));
+        assert_eq!(p.script.lines(Table::Filter).len(), 1);
+        let err = plan(&model, &batch(vec![port()], vec![]), None).unwrap_err();
         assert_eq!(err.code, ErrorCode::PortAllocated);
-        let batch = Batch {
-            add_ports: vec![port()],
-            remove_ports: vec![port()],
-            ..Batch::default()
-        };
-        assert!(plan(&model, &batch, None).is_ok());
+        assert!(plan(&model, &batch(vec![port()], vec![port()]), None).is_ok());
         // The same key twice in one batch.
         let other = Port {
             host_port: 5354,
             ..port()
         };
-        let batch = Batch {
-            add_ports: vec![other.clone(), other.clone()],
-            ..Batch::default()
+        let err = plan(
+            &model,
+            &batch(vec![other.clone(), other.clone()], vec![]),
+            None,
+        );
+        assert_eq!(err.unwrap_err().code, ErrorCode::PortAllocated);
+        // A port without its bridge cannot be filtered for: refused.
+        let bare = Port {
+            bridge: String::new(),
+            ..other.clone()
         };
-        let err = plan(&model, &batch, None).unwrap_err();
-        assert_eq!(err.code, ErrorCode::PortAllocated);
+        let err = plan(&model, &batch(vec![bare], vec![]), None);
+        assert_eq!(err.unwrap_err().code, ErrorCode::InvalidArgument);
 
         // A model kept up to date by plans plans like a fresh save.
-        let batch = Batch {
-            remove_ports: vec![port()],
-            add_ports: vec![other.clone()],
-            ..Batch::default()
-        };
-        plan(&model, &batch, None).unwrap().commit_to(&mut model);
-        assert!(model.by_key.contains_key(&port_rule(&other).key()));
-        assert!(!model.by_key.contains_key(&port_rule(&port()).key()));
-        let batch = Batch {
-            add_ports: vec![port()],
-            ..Batch::default()
-        };
-        plan(&model, &batch, None).unwrap().commit_to(&mut model);
-        let err = plan(&model, &batch, None).unwrap_err();
+        let p = plan(&model, &batch(vec![other.clone()], vec![port()]), None).unwrap();
+        p.commit_to(&mut model);
+        let s = parse_state(&saved_after(&model));
+        assert_eq!(s.ports, vec![other.clone()]);
+        plan(&model, &batch(vec![port()], vec![]), None)
+            .unwrap()
+            .commit_to(&mut model);
+        let err = plan(&model, &batch(vec![port()], vec![]), None).unwrap_err();
         assert_eq!(err.code, ErrorCode::PortAllocated);
-        let batch = Batch {
+        let readd = Batch {
             remove_networks: vec![net()],
             add_networks: vec![net()],
             ..Batch::default()
         };
-        let p = plan(&model, &batch, None).unwrap();
-        let deleted = p.script.nat.iter().chain(&p.script.filter);
-        assert_eq!(deleted.filter(|l| l.starts_with("-D ")).count(), 3);
+        let p = plan(&model, &readd, None).unwrap();
+        let deleted = |p: &Plan| {
+            [Table::Nat, Table::Filter]
+                .iter()
+                .flat_map(|t| p.script.lines(*t))
+                .filter(|l| l.starts_with("-D "))
+                .count()
+        };
+        assert_eq!(deleted(&p), 3);
         p.commit_to(&mut model);
-        let p = plan(&model, &batch, None).unwrap();
-        let deleted = p.script.nat.iter().chain(&p.script.filter);
-        assert_eq!(
-            deleted.filter(|l| l.starts_with("-D ")).count(),
-            network_rules(&net()).unwrap().len()
-        );
+        let p = plan(&model, &readd, None).unwrap();
+        assert_eq!(deleted(&p), network_rules(&net()).unwrap().len());
     }
 
     #[test]
-    fn ipv6_plan() {
-        let mut text6 = SAVED6.to_string();
-        text6 = text6.replace(
-            ":CNM-FORWARD - [0:0]",
-            ":CNM-FORWARD - [0:0]\n:CNM-ISOLATION - [0:0]\n:CNM-ISOLATION-2 - [0:0]",
-        );
-        let mut saved = Saved::parse(SAVED, false);
-        let model4 = Model::from_saved(Saved::parse(SAVED, false));
-        // without the IPv6 chains, IPv6 rules are refused; IPv4 ones are fine
-        let batch = Batch {
-            add_ports: vec![Port {
-                host_port: 8081,
-                ..port6()
-            }],
+    fn state_round_trips_through_plans() {
+        // Everything of the fixtures, added to initialised empty tables,
+        // reads back as it was added.
+        let mut fixed = model_new();
+        fixed
+            .rules
+            .retain(|_, r| !r.args.iter().any(|a| a.starts_with("cnm:")));
+        let mut model = Model::from_saved(saved_after(&fixed));
+        let all = Batch {
+            add_networks: nets_new(),
+            add_ports: ports_new(),
             ..Batch::default()
         };
+        let p = plan(&model, &all, None).unwrap();
+        // every table but ip6tables' mangle: no network protects IPv6
+        assert_eq!(p.script.commits(), 5);
+        assert!(p.script.lines(Table::Mangle6).is_empty());
+        p.commit_to(&mut model);
+        let s = parse_state(&saved_after(&model));
+        assert_eq!(s.networks, nets_new());
+        let mut want = ports_new();
+        crate::firewall::sort_ports(&mut want);
+        assert_eq!(s.ports, want);
+        // the same rules as the saved fixtures hold (iptables-save's order aside)
+        let fixture = model_new();
+        let mut ours: Vec<_> = model.by_key.keys().cloned().collect();
+        let mut theirs: Vec<_> = fixture.by_key.keys().cloned().collect();
+        ours.retain(|k| !k.chain.starts_with("CNM-USER"));
+        theirs.retain(|k| !k.chain.starts_with("CNM-USER"));
+        let key = |k: &RuleKey| format!("{k:?}");
+        ours.sort_by_key(key);
+        theirs.sort_by_key(key);
+        assert_eq!(ours.len(), theirs.len());
+        assert_eq!(ours, theirs);
+        // removing it all leaves the fixed rules only
+        let none = Batch {
+            remove_networks: nets_new(),
+            remove_ports: ports_new(),
+            ..Batch::default()
+        };
+        plan(&model, &none, None).unwrap().commit_to(&mut model);
+        let s = parse_state(&saved_after(&model));
+        assert_eq!((s.networks.len(), s.ports.len()), (0, 0));
+        assert!(model
+            .rules
+            .values()
+            .all(|r| !r.args.iter().any(|a| a.starts_with("cnm:"))));
+    }
+
+    #[test]
+    fn port_keys_are_per_family() {
+        let model = model_new();
+        // tcp 8080 is taken on both families (ep2 IPv4, ep5 IPv6)
+        let v4 = Port {
+            tag: "x".into(),
+            container_ip6: None,
+            ..port6()
+        };
+        let v6 = Port {
+            container_ip: None,
+            container_ip6: Some("fd00:9::7".parse().unwrap()),
+            ..v4.clone()
+        };
+        for p in [&v4, &v6] {
+            let err = plan(&model, &batch(vec![p.clone()], vec![]), None).unwrap_err();
+            assert_eq!(err.code, ErrorCode::PortAllocated);
+        }
+        // freed on IPv6 only: the IPv6 one fits, the IPv4 one still does not
+        let ep5 = ports_new()[4].clone();
+        let p = plan(&model, &batch(vec![v6.clone()], vec![ep5.clone()]), None).unwrap();
+        assert_eq!(p.script.lines(Table::Nat).len(), 0);
+        assert_eq!(p.script.lines(Table::Nat6).len(), 2);
+        let err = plan(&model, &batch(vec![v4.clone()], vec![ep5]), None).unwrap_err();
+        assert_eq!(err.code, ErrorCode::PortAllocated);
+        // both families of a new key in one batch, as two ports: no conflict
+        let (a, b) = (
+            Port {
+                host_port: 7000,
+                ..v4.clone()
+            },
+            Port {
+                host_port: 7000,
+                ..v6.clone()
+            },
+        );
+        assert!(plan(&model, &batch(vec![a.clone(), b.clone()], vec![]), None).is_ok());
+        // the same key in the same family twice: refused
+        let err = plan(&model, &batch(vec![a.clone(), a], vec![]), None).unwrap_err();
+        assert_eq!(err.code, ErrorCode::PortAllocated);
+        // an IPv6 host address of a taken key: fine, it is another key
+        let local = Port {
+            host_ip: Some("fd00::1".parse().unwrap()),
+            ..v6
+        };
+        let p = plan(&model, &batch(vec![local], vec![]), None).unwrap();
+        assert!(p.script.lines(Table::Nat6)[0].starts_with("-A CNM-PREROUTING -d fd00::1 "));
+        // routed ports hold no key
+        let routed = Port {
+            routed4: true,
+            ..v4
+        };
+        let p = plan(&model, &batch(vec![routed.clone(), routed], vec![]), None).unwrap();
+        assert_eq!(p.script.lines(Table::Filter).len(), 2);
+        assert!(p
+            .script
+            .lines(Table::Filter)
+            .iter()
+            .all(|l| l.starts_with("-A CNM-OPEN ")));
+    }
+
+    #[test]
+    fn removing_a_port_removes_its_rules_only() {
+        let mut model = model_new();
+        // a second mapping to ep2's container port: its accept is there twice
+        let twin = Port {
+            host_port: 8081,
+            ..ports_new()[1].clone()
+        };
+        plan(&model, &batch(vec![twin.clone()], vec![]), None)
+            .unwrap()
+            .commit_to(&mut model);
+        let accept = |m: &Model| {
+            m.rules
+                .values()
+                .filter(|r| r.chain == INBOUND && r.args.iter().any(|a| a == "cnm:ep:ep2/br0"))
+                .count()
+        };
+        assert_eq!(accept(&model), 2);
+        let p = plan(&model, &batch(vec![], vec![twin.clone()]), None).unwrap();
+        assert_eq!(p.script.lines(Table::Nat).len(), 1);
+        assert_eq!(p.script.lines(Table::Filter).len(), 1);
+        p.commit_to(&mut model);
+        assert_eq!(accept(&model), 1);
+        // removing it again (it is gone) takes nothing of ep2's other mapping
+        let p = plan(&model, &batch(vec![], vec![twin]), None).unwrap();
+        assert_eq!(p.script.commits(), 0);
+        // removing an IPv4 mapping leaves the IPv6 one of the same key alone
+        let ep2 = ports_new()[1].clone();
+        let p = plan(&model, &batch(vec![], vec![ep2]), None).unwrap();
+        assert_eq!(p.script.lines(Table::Nat6).len(), 0);
+        assert_eq!(p.script.lines(Table::Nat).len(), 1);
+        // a routed port: its accept in CNM-OPEN
+        let ep3 = ports_new()[2].clone();
+        let p = plan(&model, &batch(vec![], vec![ep3]), None).unwrap();
+        assert_eq!(p.script.lines(Table::Filter6).len(), 1);
+        assert!(p.script.lines(Table::Filter6)[0].starts_with("-D CNM-OPEN -d fd00:9::2/128"));
+    }
+
+    #[test]
+    fn readding_a_network_replaces_its_shape() {
+        let mut model = model_new();
+        let n1 = nets_new()[0].clone();
+        let direct = |m: &Model, v6: bool| {
+            m.rules
+                .values()
+                .filter(|r| {
+                    r.chain == DIRECT && r.table.v6() == v6 && saved_network_id(r).is_some()
+                })
+                .count()
+        };
+        assert_eq!(direct(&model, false), 4);
+        // trusted changes, IPv4 becomes routed, IPv6 nat-unprotected
+        let changed = Network {
+            trusted: vec!["eth7".into(), "eth8".into()],
+            mode4: GatewayMode::Routed,
+            mode6: GatewayMode::NatUnprotected,
+            ..n1.clone()
+        };
+        let p = plan(
+            &model,
+            &Batch {
+                add_networks: vec![changed.clone()],
+                ..Batch::default()
+            },
+            None,
+        )
+        .unwrap();
+        p.commit_to(&mut model);
+        assert_eq!(direct(&model, false), 0);
+        let s = parse_state(&saved_after(&model));
+        let n = s.networks.iter().find(|n| n.bridge == "br0").unwrap();
         assert_eq!(
-            plan(&model4, &batch, None).unwrap_err().code,
-            ErrorCode::Kernel
+            (n.mode4, n.mode6),
+            (GatewayMode::Routed, GatewayMode::NatUnprotected)
         );
-        let v4only = Batch {
-            add_ports: vec![Port {
-                host_port: 8081,
-                container_ip6: None,
-                ..port6()
-            }],
-            ..Batch::default()
+        // protection is gone with nat: trusted interfaces are not kept
+        assert!(!n.protect && n.trusted.is_empty());
+        // IPv6 still masquerades, IPv4 (routed) does not
+        assert!(n.masquerade);
+        let masq4 = model
+            .rules
+            .values()
+            .filter(|r| {
+                r.table == Table::Nat && saved_network_id(r) == Some(("n1".into(), "br0".into()))
+            })
+            .count();
+        assert_eq!(masq4, 0);
+        let open = |m: &Model, v6| {
+            m.rules
+                .values()
+                .filter(|r| {
+                    r.chain == OPEN
+                        && r.table.v6() == v6
+                        && r.args.iter().any(|a| a == "icmp" || a == "ipv6-icmp")
+                })
+                .count()
         };
-        assert!(plan(&model4, &v4only, None).is_ok());
-        saved.add(&text6, true);
-        let model = Model::from_saved(saved);
-        let p = plan(&model, &batch, None).unwrap();
-        assert_eq!(p.script.nat.len(), 1);
-        assert_eq!(p.script.nat6.len(), 1);
+        assert_eq!((open(&model, false), open(&model, true)), (1, 0));
+        // and back, with other trusted interfaces
+        let back = Network {
+            trusted: vec!["eth7".into()],
+            ..n1
+        };
+        plan(
+            &model,
+            &Batch {
+                add_networks: vec![back.clone()],
+                ..Batch::default()
+            },
+            None,
+        )
+        .unwrap()
+        .commit_to(&mut model);
+        let s = parse_state(&saved_after(&model));
+        assert_eq!(s.networks.iter().find(|n| n.bridge == "br0"), Some(&back));
+        assert_eq!(direct(&model, false), 4);
+    }
+
+    #[test]
+    fn ipv6_needs_its_chains() {
+        let model4 = Model::from_saved(Saved::parse(SAVED_NEW, false));
+        let v6 = Port {
+            host_port: 8081,
+            ..port6()
+        };
+        let err = plan(&model4, &batch(vec![v6.clone()], vec![]), None).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Kernel);
+        let v4only = Port {
+            container_ip6: None,
+            ..v6.clone()
+        };
+        assert!(plan(&model4, &batch(vec![v4only], vec![]), None).is_ok());
+        let p = plan(&model_new(), &batch(vec![v6], vec![]), None).unwrap();
+        assert_eq!(p.script.lines(Table::Nat).len(), 1);
+        assert_eq!(p.script.lines(Table::Nat6).len(), 1);
         assert!(p.script.text(true).unwrap().contains("[fd00:9::2]:80"));
-        assert_eq!(p.script.commits(), 2);
-        // the IPv6 rule holds the key: a second mapping is refused
-        let batch = Batch {
-            add_ports: vec![port6()],
-            ..Batch::default()
-        };
-        assert_eq!(
-            plan(&model, &batch, None).unwrap_err().code,
-            ErrorCode::PortAllocated
-        );
-        // removing the mapping removes its IPv6 rule, even unnamed
-        let batch = Batch {
-            remove_ports: vec![Port {
-                container_ip6: None,
-                ..port6()
-            }],
-            ..Batch::default()
-        };
-        let p = plan(&model, &batch, None).unwrap();
-        assert_eq!(p.script.nat6.len(), 1);
-        assert!(p.script.nat6[0].starts_with("-D CNM-PREROUTING"));
-        // a network's rules go in both families
-        let batch = Batch {
-            remove_networks: vec![net6()],
-            add_networks: vec![net6()],
-            ..Batch::default()
-        };
-        let p = plan(&model, &batch, None).unwrap();
-        assert!(p.script.nat6.iter().any(|l| l.starts_with("-D ")));
-        assert!(p.script.filter6.iter().any(|l| l.starts_with("-I ")));
-        assert!(p.script.text(true).unwrap().contains("fd00:9::/64"));
+        assert_eq!(p.script.commits(), 4);
     }
 }

@@ -7,10 +7,13 @@
 pub(super) enum Table {
     Nat,
     Filter,
+    Mangle,
     /// The nat table of ip6tables.
     Nat6,
     /// The filter table of ip6tables.
     Filter6,
+    /// The mangle table of ip6tables.
+    Mangle6,
 }
 
 impl Table {
@@ -18,11 +21,22 @@ impl Table {
         match self {
             Table::Nat | Table::Nat6 => "nat",
             Table::Filter | Table::Filter6 => "filter",
+            Table::Mangle | Table::Mangle6 => "mangle",
+        }
+    }
+
+    /// The table of `name` ("nat", "filter", "mangle") in one family.
+    pub(super) fn parse(name: &str, v6: bool) -> Option<Table> {
+        match name {
+            "nat" => Some(Table::nat(v6)),
+            "filter" => Some(Table::filter(v6)),
+            "mangle" => Some(Table::mangle(v6)),
+            _ => None,
         }
     }
 
     pub(super) fn v6(self) -> bool {
-        matches!(self, Table::Nat6 | Table::Filter6)
+        matches!(self, Table::Nat6 | Table::Filter6 | Table::Mangle6)
     }
 
     pub(super) fn nat(v6: bool) -> Table {
@@ -38,6 +52,14 @@ impl Table {
             Table::Filter6
         } else {
             Table::Filter
+        }
+    }
+
+    pub(super) fn mangle(v6: bool) -> Table {
+        if v6 {
+            Table::Mangle6
+        } else {
+            Table::Mangle
         }
     }
 
@@ -72,6 +94,27 @@ impl Rule {
             table,
             chain: chain.to_string(),
             args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// `head… -m comment --comment COMMENT tail…`: a rule tagged as ours.
+    pub(super) fn tagged(
+        table: Table,
+        chain: &str,
+        head: &[&str],
+        comment: &str,
+        tail: &[&str],
+    ) -> Rule {
+        let cm = ["-m", "comment", "--comment", comment];
+        Rule {
+            table,
+            chain: chain.to_string(),
+            args: head
+                .iter()
+                .chain(&cm)
+                .chain(tail)
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 

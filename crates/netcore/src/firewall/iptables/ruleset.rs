@@ -1,192 +1,98 @@
-//! The rules cnm writes: our chains, the jumps into them from the built-in
-//! chains, and the rules of each network and each published port, all tagged
-//! with a comment naming the network or endpoint they belong to.
+//! Our chains, the rules `init` writes once (jumps from the built-in chains
+//! into ours, and the fixed rules of ours), and the comments that tag every
+//! rule of a network or an endpoint. What each chain holds is in `mod.rs`.
 
 use super::rule::{Pos, Rule, Table};
-use crate::error::{Error, Result};
 use crate::firewall::{Network, Port};
 
 pub(super) const PREROUTING: &str = "CNM-PREROUTING";
 pub(super) const POSTROUTING: &str = "CNM-POSTROUTING";
+pub(super) const DIRECT: &str = "CNM-DIRECT";
+pub(super) const USER: &str = "CNM-USER";
 pub(super) const FORWARD: &str = "CNM-FORWARD";
+pub(super) const OPEN: &str = "CNM-OPEN";
 pub(super) const ISOLATION: &str = "CNM-ISOLATION";
 pub(super) const ISOLATION2: &str = "CNM-ISOLATION-2";
+pub(super) const INBOUND: &str = "CNM-INBOUND";
 
 pub(super) const NET_TAG: &str = "cnm:net:";
 pub(super) const EP_TAG: &str = "cnm:ep:";
 
+/// The comment of a network's rules.
 pub(super) fn net_comment(n: &Network) -> String {
     format!("{NET_TAG}{}", n.tag)
+}
+
+/// The comment of a network's rules that do not name its bridge (the
+/// direct-access ones): tags hold no '/', so the bridge can follow one.
+pub(super) fn net_bridge_comment(n: &Network) -> String {
+    format!("{NET_TAG}{}/{}", n.tag, n.bridge)
 }
 
 pub(super) fn ep_comment(p: &Port) -> String {
     format!("{EP_TAG}{}/{}", p.tag, p.bridge)
 }
 
-/// The rules of a network, in the order they are added: IPv4, then IPv6
-/// when it has an IPv6 subnet.
-pub(super) fn network_rules(n: &Network) -> Result<Vec<(Rule, Pos)>> {
-    let mut out = family_rules(n, false, n.subnet.map(|s| s.to_string()))?;
-    if let Some(s6) = n.subnet6 {
-        out.extend(family_rules(n, true, Some(s6.to_string()))?);
-    }
-    Ok(out)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Nat,
+    Filter,
+    Mangle,
 }
 
-/// The rules of a network in one family.
-pub(super) fn family_rules(
-    n: &Network,
-    v6: bool,
-    subnet: Option<String>,
-) -> Result<Vec<(Rule, Pos)>> {
-    let (nat, filter) = (Table::nat(v6), Table::filter(v6));
-    let c = net_comment(n);
-    let br = n.bridge.as_str();
-    let cm = ["-m", "comment", "--comment", c.as_str()];
-    let with = |head: &[&str], tail: &[&str]| -> Vec<String> {
-        head.iter()
-            .chain(cm.iter())
-            .chain(tail.iter())
-            .map(|s| s.to_string())
-            .collect()
-    };
-    let rule = |table, chain: &str, head: &[&str], tail: &[&str]| Rule {
-        table,
-        chain: chain.to_string(),
-        args: with(head, tail),
-    };
-    let mut out = Vec::new();
-    if n.masquerade && !n.internal {
-        let Some(s) = subnet.as_deref() else {
-            return Err(Error::invalid(format!(
-                "network on bridge {br}: the {} backend needs the subnet to masquerade",
-                nat.program()
-            ))
-            .ifname(br));
-        };
-        out.push((
-            rule(
-                nat,
-                POSTROUTING,
-                &["-s", s, "!", "-o", br],
-                &["-j", "MASQUERADE"],
-            ),
-            Pos::Append,
-        ));
-    }
-    if !v6 {
-        // 127.0.0.1 DNATed to a container (route_localnet); IPv6 has no
-        // equivalent: ::1 cannot leave the host.
-        out.push((
-            rule(
-                nat,
-                POSTROUTING,
-                &["-o", br, "-m", "addrtype", "--src-type", "LOCAL"],
-                &["-j", "MASQUERADE"],
-            ),
-            Pos::Append,
-        ));
-    }
-    if let Some(s) = subnet.as_deref() {
-        out.push((
-            rule(
-                nat,
-                POSTROUTING,
-                &["-s", s, "-o", br, "-m", "conntrack", "--ctstate", "DNAT"],
-                &["-j", "MASQUERADE"],
-            ),
-            Pos::Append,
-        ));
-    }
-    if n.internal {
-        out.push((
-            rule(filter, FORWARD, &["-i", br, "!", "-o", br], &["-j", "DROP"]),
-            Pos::Insert,
-        ));
-        out.push((
-            rule(filter, FORWARD, &["!", "-i", br, "-o", br], &["-j", "DROP"]),
-            Pos::Insert,
-        ));
-    }
-    // Inserted last, so it ends up first.
-    let verdict = if n.icc { "ACCEPT" } else { "DROP" };
-    out.push((
-        rule(filter, FORWARD, &["-i", br, "-o", br], &["-j", verdict]),
-        Pos::Insert,
-    ));
-    out.push((
-        rule(
-            filter,
-            ISOLATION,
-            &["-i", br, "!", "-o", br],
-            &["-j", ISOLATION2],
-        ),
-        Pos::Append,
-    ));
-    out.push((
-        rule(filter, ISOLATION2, &["-o", br], &["-j", "DROP"]),
-        Pos::Append,
-    ));
-    Ok(out)
+/// Every chain of ours. CNM-USER is the operator's: created and jumped to,
+/// never changed or removed.
+const CHAIN_NAMES: &[(Kind, &str)] = &[
+    (Kind::Nat, PREROUTING),
+    (Kind::Nat, POSTROUTING),
+    (Kind::Mangle, DIRECT),
+    (Kind::Filter, USER),
+    (Kind::Filter, FORWARD),
+    (Kind::Filter, OPEN),
+    (Kind::Filter, ISOLATION),
+    (Kind::Filter, ISOLATION2),
+    (Kind::Filter, INBOUND),
+];
+
+/// Whether a chain is one of ours (CNM-USER included).
+pub(super) fn is_ours(chain: &str) -> bool {
+    CHAIN_NAMES.iter().any(|(_, c)| *c == chain)
 }
 
-/// The IPv6 DNAT rule of a port, when it is published on IPv6.
-pub(super) fn port_rule6(p: &Port) -> Option<Rule> {
-    let target = p.v6_target()?;
-    Some(dnat_rule(
-        p,
-        Table::Nat6,
-        None,
-        format!("[{target}]:{}", p.container_port),
-    ))
+/// Our chains of one family, CNM-USER included.
+pub(super) fn chains(v6: bool) -> Vec<(Table, &'static str)> {
+    CHAIN_NAMES
+        .iter()
+        .map(|(kind, c)| {
+            let t = match kind {
+                Kind::Nat => Table::nat(v6),
+                Kind::Filter => Table::filter(v6),
+                Kind::Mangle => Table::mangle(v6),
+            };
+            (t, *c)
+        })
+        .collect()
 }
 
-pub(super) fn port_rule(p: &Port) -> Rule {
-    let dst = p
-        .host_ip
-        .filter(|ip| !ip.is_unspecified())
-        .map(|ip| ip.to_string());
-    dnat_rule(
-        p,
-        Table::Nat,
-        dst,
-        format!("{}:{}", p.container_ip, p.container_port),
-    )
+/// The chains of one family that cnm writes rules into and `reset` removes:
+/// all of ours but CNM-USER.
+pub(super) fn managed_chains(v6: bool) -> Vec<(Table, &'static str)> {
+    chains(v6).into_iter().filter(|(_, c)| *c != USER).collect()
 }
 
-/// `[-d DST] -p PROTO --dport PORT … -j DNAT --to-destination TO` in PREROUTING.
-pub(super) fn dnat_rule(p: &Port, table: Table, dst: Option<String>, to: String) -> Rule {
-    let mut args: Vec<String> = Vec::new();
-    if let Some(d) = dst {
-        args.extend(["-d".to_string(), d]);
-    }
-    let proto = p.proto.as_str();
-    let rest = [
-        "-p",
-        proto,
-        "-m",
-        proto,
-        "--dport",
-        &p.host_port.to_string(),
-        "-m",
-        "comment",
-        "--comment",
-        &ep_comment(p),
-        "-j",
-        "DNAT",
-        "--to-destination",
-        &to,
-    ];
-    args.extend(rest.iter().map(|s| s.to_string()));
-    Rule {
-        table,
-        chain: PREROUTING.to_string(),
-        args,
-    }
+/// Rules that must stand in their chain in this order: inserted at its head
+/// (`Pos::Insert`) or appended at its tail (`Pos::Append`).
+#[derive(Debug, Clone)]
+pub(super) struct Ordered {
+    pub(super) pos: Pos,
+    pub(super) rules: Vec<Rule>,
 }
 
-pub(super) fn jump_rules(v6: bool) -> Vec<Rule> {
-    let (nat, filter) = (Table::nat(v6), Table::filter(v6));
+/// What `init` makes sure of in one family: the jumps into our chains and
+/// the fixed rules of ours, each group in its order.
+pub(super) fn fixed_rules(v6: bool) -> Vec<Ordered> {
+    let (nat, filter, mangle) = (Table::nat(v6), Table::filter(v6), Table::mangle(v6));
+    let local: &[&str] = &["-m", "addrtype", "--dst-type", "LOCAL", "-j", PREROUTING];
     let output: &[&str] = if v6 {
         // ::1 cannot be DNATed out of the host: leave it alone.
         &[
@@ -201,90 +107,85 @@ pub(super) fn jump_rules(v6: bool) -> Vec<Rule> {
             PREROUTING,
         ]
     } else {
-        &["-m", "addrtype", "--dst-type", "LOCAL", "-j", PREROUTING]
+        local
+    };
+    let one = |pos, rule| Ordered {
+        pos,
+        rules: vec![rule],
     };
     vec![
-        Rule::new(
-            nat,
-            "PREROUTING",
-            &["-m", "addrtype", "--dst-type", "LOCAL", "-j", PREROUTING],
+        one(Pos::Append, Rule::new(nat, "PREROUTING", local)),
+        one(Pos::Append, Rule::new(nat, "OUTPUT", output)),
+        one(
+            Pos::Append,
+            Rule::new(nat, "POSTROUTING", &["-j", POSTROUTING]),
         ),
-        Rule::new(nat, "OUTPUT", output),
-        Rule::new(nat, "POSTROUTING", &["-j", POSTROUTING]),
-        Rule::new(filter, "FORWARD", &["-j", FORWARD]),
-    ]
-}
-
-/// The rules at the end of CNM-FORWARD.
-pub(super) fn base_rules(v6: bool) -> Vec<Rule> {
-    let filter = Table::filter(v6);
-    vec![
-        Rule::new(
-            filter,
-            FORWARD,
-            &["-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"],
+        one(
+            Pos::Append,
+            Rule::new(mangle, "PREROUTING", &["-j", DIRECT]),
         ),
-        Rule::new(filter, FORWARD, &["-j", ISOLATION]),
+        // The operator's rules first, as Docker's DOCKER-USER.
+        Ordered {
+            pos: Pos::Insert,
+            rules: vec![
+                Rule::new(filter, "FORWARD", &["-j", USER]),
+                Rule::new(filter, "FORWARD", &["-j", FORWARD]),
+            ],
+        },
+        // Replies of connections the containers opened are no direct access.
+        one(
+            Pos::Insert,
+            Rule::new(
+                mangle,
+                DIRECT,
+                &[
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "RELATED,ESTABLISHED",
+                    "-j",
+                    "RETURN",
+                ],
+            ),
+        ),
+        // After the icc and internal rules networks insert at the head:
+        // published by DNAT, open before isolation, isolation, filtered.
+        Ordered {
+            pos: Pos::Append,
+            rules: vec![
+                Rule::new(
+                    filter,
+                    FORWARD,
+                    &["-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"],
+                ),
+                Rule::new(filter, FORWARD, &["-j", OPEN]),
+                Rule::new(filter, FORWARD, &["-j", ISOLATION]),
+                Rule::new(filter, FORWARD, &["-j", INBOUND]),
+            ],
+        },
     ]
-}
-
-pub(super) const CHAIN_NAMES: &[(bool, &str)] = &[
-    (true, PREROUTING),
-    (true, POSTROUTING),
-    (false, FORWARD),
-    (false, ISOLATION),
-    (false, ISOLATION2),
-];
-
-/// Our chains of one family.
-pub(super) fn chains(v6: bool) -> Vec<(Table, &'static str)> {
-    CHAIN_NAMES
-        .iter()
-        .map(|(nat, c)| {
-            let t = if *nat {
-                Table::nat(v6)
-            } else {
-                Table::filter(v6)
-            };
-            (t, *c)
-        })
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::iptables::fixtures::*;
-    use crate::firewall::iptables::saved::Saved;
 
     #[test]
-    fn generated_rules_match_saved_ones() {
-        let saved = Saved::parse(SAVED, false);
-        assert!(saved.has_rule(&port_rule(&port())));
-        let rules = network_rules(&net()).unwrap();
-        assert!(saved.has_rule(&rules[0].0));
-        assert!(saved.has_rule(&jump_rules(false)[0]));
-    }
-
-    #[test]
-    fn ipv6_rules() {
-        let rules = network_rules(&net6()).unwrap();
-        let v4 = network_rules(&net()).unwrap();
-        let v6: Vec<_> = rules.iter().filter(|(r, _)| r.table.v6()).collect();
-        assert_eq!(rules.len() - v6.len(), v4.len());
-        // no localhost masquerade for IPv6
-        assert_eq!(v6.len(), v4.len() - 1);
-        assert!(v6.iter().all(|(r, _)| !r.args.iter().any(|a| a == "LOCAL")));
-        let mut saved = Saved::parse(SAVED, false);
-        saved.add(SAVED6, true);
-        assert!(saved.has_rule(&v6[0].0), "{:?}", v6[0].0);
-        assert!(saved.has_rule(&port_rule6(&port6()).unwrap()));
-        assert!(saved.has_rule(&jump_rules(true)[1]));
-        // an IPv4 host address: IPv4 only
-        let pinned = Port {
-            host_ip: Some("192.0.2.1".parse().unwrap()),
-            ..port6()
-        };
-        assert!(port_rule6(&pinned).is_none());
+    fn chains_of_a_family() {
+        let all = chains(true);
+        assert_eq!(all.len(), CHAIN_NAMES.len());
+        assert!(all.iter().all(|(t, _)| t.v6()));
+        assert!(all.contains(&(Table::Mangle6, DIRECT)));
+        assert!(all.contains(&(Table::Filter6, USER)));
+        let managed = managed_chains(false);
+        assert_eq!(managed.len(), all.len() - 1);
+        assert!(!managed.iter().any(|(_, c)| *c == USER));
+        assert!(is_ours(USER) && is_ours(INBOUND) && !is_ours("FORWARD"));
+        // every fixed rule lives in its family's tables
+        for v6 in [false, true] {
+            for o in fixed_rules(v6) {
+                assert!(o.rules.iter().all(|r| r.table.v6() == v6));
+            }
+        }
     }
 }

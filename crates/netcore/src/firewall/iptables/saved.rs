@@ -1,13 +1,15 @@
 //! Reading `iptables-save` (and `ip6tables-save`) output: the chains and rules
-//! of the nat and filter tables, and which of them are ours, read back as
-//! networks and published ports.
+//! of the nat, filter and mangle tables, and which rules are ours: a
+//! network's (comment `cnm:net:<tag>`, or `cnm:net:<tag>/<bridge>` on rules
+//! that do not name the bridge) or an endpoint's (`cnm:ep:<tag>/<bridge>`).
 
-use std::collections::{BTreeMap, HashSet};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::ports::PortKey;
 use super::rule::{comment, opt, options, Rule, Table};
-use super::ruleset::{EP_TAG, FORWARD, NET_TAG, POSTROUTING, PREROUTING};
-use crate::firewall::{Network, Port, Proto, State, Subnet, Subnet6};
+use super::ruleset::{EP_TAG, NET_TAG, OPEN, PREROUTING};
+use crate::firewall::{Port, Proto};
 
 /// Splits an iptables-save line into words, honouring double quotes.
 pub(super) fn split_words(line: &str) -> Vec<String> {
@@ -45,8 +47,8 @@ pub(super) fn split_words(line: &str) -> Vec<String> {
     out
 }
 
-/// What `iptables-save` (and `ip6tables-save`) showed of the nat and
-/// filter tables.
+/// What `iptables-save` (and `ip6tables-save`) showed of the nat, filter
+/// and mangle tables; rules in the order of their chains.
 #[derive(Debug, Default)]
 pub(super) struct Saved {
     pub(super) chains: HashSet<(Table, String)>,
@@ -67,11 +69,7 @@ impl Saved {
         for line in text.lines() {
             let line = line.trim();
             if let Some(t) = line.strip_prefix('*') {
-                table = match t {
-                    "nat" => Some(Table::nat(v6)),
-                    "filter" => Some(Table::filter(v6)),
-                    _ => None,
-                };
+                table = Table::parse(t, v6);
                 continue;
             }
             let Some(t) = table else { continue };
@@ -98,44 +96,47 @@ impl Saved {
     }
 
     pub(super) fn has_rule(&self, rule: &Rule) -> bool {
+        self.position(rule).is_some()
+    }
+
+    /// Where the first rule like `rule` stands among the saved ones.
+    pub(super) fn position(&self, rule: &Rule) -> Option<usize> {
         let key = rule.key();
-        self.rules.iter().any(|r| r.key() == key)
+        self.rules.iter().position(|r| r.key() == key)
     }
 }
 
-/// A published key with an unspecified host address folded into None.
-pub(super) type PortKey = (Proto, Option<Ipv4Addr>, u16);
-
-pub(super) fn port_key(p: &Port) -> PortKey {
-    let (proto, ip, port) = p.key();
-    (proto, ip.filter(|ip| !ip.is_unspecified()), port)
+/// The endpoint (tag, bridge) of a rule of ours tagged `cnm:ep:`.
+fn endpoint(opts: &[super::rule::Opt]) -> Option<(&str, &str)> {
+    comment(opts)?.strip_prefix(EP_TAG)?.rsplit_once('/')
 }
 
-/// The published key of a saved DNAT rule of ours. An IPv6 rule gives a
-/// port with container address 0.0.0.0 and its `container_ip6`.
+/// The port of a saved DNAT rule of ours: an IPv4 rule gives a port with
+/// only its `container_ip`, an IPv6 one with only its `container_ip6`.
 pub(super) fn saved_port(rule: &Rule) -> Option<Port> {
     if rule.table.name() != "nat" || rule.chain != PREROUTING {
         return None;
     }
     let v6 = rule.table.v6();
     let opts = options(&rule.args);
-    let (tag, bridge) = comment(&opts)?.strip_prefix(EP_TAG)?.rsplit_once('/')?;
+    let (tag, bridge) = endpoint(&opts)?;
     if opt(&opts, "-j")?.1 != "DNAT" {
         return None;
     }
     let proto = Proto::parse(opt(&opts, "-p")?.1).ok()?;
     let host_port = opt(&opts, "--dport")?.1.parse().ok()?;
     let host_ip = match opt(&opts, "-d") {
-        Some((false, ip)) if !v6 => Some(ip.parse::<Ipv4Addr>().ok()?),
+        Some((false, ip)) if !v6 => Some(IpAddr::V4(ip.parse::<Ipv4Addr>().ok()?)),
+        Some((false, ip)) => Some(IpAddr::V6(ip.parse::<Ipv6Addr>().ok()?)),
         Some(_) => return None,
         None => None,
     };
     let (cip, cport) = opt(&opts, "--to-destination")?.1.rsplit_once(':')?;
     let (container_ip, container_ip6) = if v6 {
         let ip = cip.strip_prefix('[')?.strip_suffix(']')?;
-        (Ipv4Addr::UNSPECIFIED, Some(ip.parse::<Ipv6Addr>().ok()?))
+        (None, Some(ip.parse::<Ipv6Addr>().ok()?))
     } else {
-        (cip.parse().ok()?, None)
+        (Some(cip.parse().ok()?), None)
     };
     Some(Port {
         proto,
@@ -146,95 +147,69 @@ pub(super) fn saved_port(rule: &Rule) -> Option<Port> {
         container_port: cport.parse().ok()?,
         bridge: bridge.to_string(),
         tag: tag.to_string(),
+        routed4: false,
+        routed6: false,
     })
 }
 
-/// (tag, bridge) of a saved network rule of ours.
-pub(super) fn saved_network_id(rule: &Rule) -> Option<(String, String)> {
-    let opts = options(&rule.args);
-    let tag = comment(&opts)?.strip_prefix(NET_TAG)?;
-    let bridge = opt(&opts, "-i").or_else(|| opt(&opts, "-o"))?.1;
-    Some((tag.to_string(), bridge.to_string()))
+/// The published key of a saved DNAT rule of ours.
+pub(super) fn saved_port_key(rule: &Rule) -> Option<PortKey> {
+    let p = saved_port(rule)?;
+    Some((rule.table.v6(), p.proto, p.host_ip, p.host_port))
 }
 
-pub(super) fn parse_state(saved: &Saved) -> State {
-    let mut nets: BTreeMap<(String, String), Network> = BTreeMap::new();
-    let mut ports: Vec<Port> = Vec::new();
-    let mut ports6 = Vec::new();
-    for rule in &saved.rules {
-        if let Some(p) = saved_port(rule) {
-            if rule.table.v6() {
-                ports6.push(p);
-            } else {
-                ports.push(p);
-            }
-            continue;
-        }
-        let Some((tag, bridge)) = saved_network_id(rule) else {
-            continue;
-        };
-        let n = nets
-            .entry((tag.clone(), bridge.clone()))
-            .or_insert_with(|| Network {
-                bridge,
-                subnet: None,
-                subnet6: None,
-                masquerade: false,
-                icc: true,
-                internal: false,
-                tag,
-            });
-        let opts = options(&rule.args);
-        if let Some((false, s)) = opt(&opts, "-s") {
-            if rule.table.v6() {
-                n.subnet6 = n.subnet6.or_else(|| Subnet6::parse(s).ok());
-            } else {
-                n.subnet = n.subnet.or_else(|| Subnet::parse(s).ok());
-            }
-        }
-        let target = opt(&opts, "-j").map(|(_, t)| t);
-        let i = opt(&opts, "-i");
-        let o = opt(&opts, "-o");
-        match (rule.chain.as_str(), target) {
-            (POSTROUTING, Some("MASQUERADE"))
-                if opt(&opts, "-s").is_some() && matches!(o, Some((true, _))) =>
-            {
-                n.masquerade = true;
-            }
-            (FORWARD, Some(verdict)) => match (i, o) {
-                (Some((false, _)), Some((false, _))) => n.icc = verdict == "ACCEPT",
-                (Some(_), Some(_)) if verdict == "DROP" => n.internal = true,
-                _ => {}
-            },
-            _ => {}
-        }
+/// The port of a saved accept of a routed port (in CNM-OPEN): reported with
+/// its container port as host port, which routed ports do not use.
+pub(super) fn saved_routed_port(rule: &Rule) -> Option<Port> {
+    if rule.table.name() != "filter" || rule.chain != OPEN {
+        return None;
     }
-    // An IPv6 DNAT rule belongs to the IPv4 one of the same key and endpoint.
-    for p6 in ports6 {
-        let twin = ports.iter_mut().find(|p| {
-            port_key(p) == port_key(&p6)
-                && p.tag == p6.tag
-                && p.bridge == p6.bridge
-                && p.container_port == p6.container_port
-                && p.container_ip6.is_none()
-        });
-        match twin {
-            Some(p) => p.container_ip6 = p6.container_ip6,
-            None => ports.push(p6),
-        }
+    let opts = options(&rule.args);
+    let (tag, bridge) = endpoint(&opts)?;
+    if opt(&opts, "-j")?.1 != "ACCEPT" {
+        return None;
     }
-    ports.sort_by_key(|p| (p.host_ip, p.proto.number(), p.host_port));
-    State {
-        networks: nets.into_values().collect(),
-        ports,
+    let proto = Proto::parse(opt(&opts, "-p")?.1).ok()?;
+    let port = opt(&opts, "--dport")?.1.parse().ok()?;
+    let (false, cip) = opt(&opts, "-d")? else {
+        return None;
+    };
+    let v6 = rule.table.v6();
+    let (container_ip, container_ip6) = if v6 {
+        (None, Some(cip.parse::<Ipv6Addr>().ok()?))
+    } else {
+        (Some(cip.parse::<Ipv4Addr>().ok()?), None)
+    };
+    Some(Port {
+        proto,
+        host_ip: None,
+        host_port: port,
+        container_ip,
+        container_ip6,
+        container_port: port,
+        bridge: bridge.to_string(),
+        tag: tag.to_string(),
+        routed4: !v6,
+        routed6: v6,
+    })
+}
+
+/// (tag, bridge) of a saved network rule of ours: the bridge from the
+/// comment when it names one, else from the rule's interface.
+pub(super) fn saved_network_id(rule: &Rule) -> Option<(String, String)> {
+    let opts = options(&rule.args);
+    let rest = comment(&opts)?.strip_prefix(NET_TAG)?;
+    if let Some((tag, bridge)) = rest.split_once('/') {
+        return Some((tag.to_string(), bridge.to_string()));
     }
+    let bridge = opt(&opts, "-i").or_else(|| opt(&opts, "-o"))?.1;
+    Some((rest.to_string(), bridge.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::firewall::iptables::fixtures::*;
-    use crate::firewall::iptables::ruleset::port_rule;
 
     #[test]
     fn words() {
@@ -245,37 +220,33 @@ mod tests {
     }
 
     #[test]
-    fn state_from_save() {
-        let saved = Saved::parse(SAVED, false);
-        let s = parse_state(&saved);
-        assert_eq!(s.networks.len(), 1);
-        let n = &s.networks[0];
-        assert_eq!(n.bridge, "br0");
-        assert_eq!(n.tag, "n1");
-        assert_eq!(n.subnet, Some(Subnet::parse("10.9.0.0/24").unwrap()));
-        assert!(n.masquerade && !n.icc && !n.internal);
-        assert_eq!(s.ports, vec![port()]);
-    }
-
-    #[test]
-    fn ipv6_state_from_save() {
-        let mut saved = Saved::parse(SAVED, false);
-        saved.add(SAVED6, true);
-        // the IPv4 twin is not in SAVED: the IPv6 port stands alone
-        let s = parse_state(&saved);
-        assert_eq!(s.networks.len(), 1);
-        assert_eq!(s.networks[0].subnet6, net6().subnet6);
-        assert_eq!(s.networks[0].subnet, net().subnet);
-        let alone = s.ports.iter().find(|p| p.tag == "ep2").unwrap();
-        assert!(alone.container_ip.is_unspecified());
-        assert_eq!(alone.container_ip6, port6().container_ip6);
-        // with its IPv4 twin, one port
-        saved.rules.push(port_rule(&Port {
-            container_ip6: None,
-            ..port6()
-        }));
-        let s = parse_state(&saved);
-        assert_eq!(s.ports.iter().filter(|p| p.tag == "ep2").count(), 1);
-        assert_eq!(s.ports.iter().find(|p| p.tag == "ep2").unwrap(), &port6());
+    fn rules_of_ours() {
+        let mut saved = Saved::parse(SAVED_NEW, false);
+        saved.add(SAVED6_NEW, true);
+        assert!(saved.has_chain(Table::Mangle, "CNM-DIRECT"));
+        assert!(saved.has_chain(Table::Mangle6, "CNM-DIRECT"));
+        assert!(saved.has_chain(Table::Filter, "CNM-USER"));
+        // a direct-access rule names its bridge in its comment, not as -i
+        let direct = saved
+            .rules
+            .iter()
+            .find(|r| r.table == Table::Mangle && r.args.iter().any(|a| a == "eth9"))
+            .unwrap();
+        assert_eq!(
+            saved_network_id(direct),
+            Some(("n1".to_string(), "br0".to_string()))
+        );
+        // the operator's rule is nobody's
+        let user = saved.rules.iter().find(|r| r.chain == "CNM-USER").unwrap();
+        assert_eq!(saved_network_id(user), None);
+        let routed: Vec<Port> = saved.rules.iter().filter_map(saved_routed_port).collect();
+        assert_eq!(routed.len(), 1);
+        assert_eq!(routed[0].container_ip6, Some("fd00:9::2".parse().unwrap()));
+        assert!(routed[0].routed6 && !routed[0].routed4);
+        assert_eq!((routed[0].host_port, routed[0].container_port), (443, 443));
+        let keys: HashSet<PortKey> = saved.rules.iter().filter_map(saved_port_key).collect();
+        assert!(keys.contains(&(false, Proto::Udp, Some("192.0.2.1".parse().unwrap()), 5353)));
+        assert!(keys.contains(&(true, Proto::Tcp, None, 8080)));
+        assert!(keys.contains(&(false, Proto::Tcp, None, 8080)));
     }
 }

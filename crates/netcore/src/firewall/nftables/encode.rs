@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::ruleset::{family_name, FAMILIES, NFPROTO_IPV4, NFPROTO_IPV6, TABLE};
 use crate::firewall::nfnl::{nft_type, Writer, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
-use crate::firewall::{Batch, Port, Proto};
+use crate::firewall::{Batch, GatewayMode, Network, Port, Proto};
 
 // nf_tables constants (linux/netfilter/nf_tables.h).
 const NFT_MSG_GETTABLE: u16 = 1;
@@ -123,47 +123,126 @@ pub(super) fn addr6_port(addr: Ipv6Addr, port: u16) -> [u8; 20] {
     out
 }
 
-pub(super) fn port_change(p: &Port, op: Op) -> Change {
-    let (set, key) = match p.host_ip {
-        Some(ip) if !ip.is_unspecified() => {
-            let mut k = ip.octets().to_vec();
-            k.extend_from_slice(&proto_port(p.proto, p.host_port));
-            ("ports_ip", k)
+/// inet_proto, padded to 4 bytes.
+fn proto_key(proto: Proto) -> [u8; 4] {
+    [proto.number(), 0, 0, 0]
+}
+
+/// A family's address as nft stores it (ipv4_addr, ipv6_addr).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Addr {
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+}
+
+impl Addr {
+    fn family(self) -> u8 {
+        match self {
+            Addr::V4(_) => NFPROTO_IPV4,
+            Addr::V6(_) => NFPROTO_IPV6,
         }
-        _ => ("ports", proto_port(p.proto, p.host_port).to_vec()),
-    };
-    Change {
-        op,
-        family: NFPROTO_IPV4,
-        set,
-        key,
-        data: Data::Value(addr_port(p.container_ip, p.container_port).to_vec()),
-        what: format!("port mapping {}", p.describe()),
-        port: true,
+    }
+    fn bytes(self) -> Vec<u8> {
+        match self {
+            Addr::V4(a) => a.octets().to_vec(),
+            Addr::V6(a) => a.octets().to_vec(),
+        }
     }
 }
 
-/// The IPv6 element of a port, if it has one. A removal destroys the IPv6
-/// element of the published key whatever it points to: it belongs to the
-/// mapping the IPv4 element of the same key belongs to.
-pub(super) fn port_change6(p: &Port, op: Op) -> Option<Change> {
-    if p.host_ip.is_some_and(|ip| !ip.is_unspecified()) {
-        return None;
-    }
-    let data = match (op, p.v6_target()) {
-        (Op::Destroy, target) => target.unwrap_or(Ipv6Addr::UNSPECIFIED),
-        (Op::Add { .. }, Some(target)) => target,
-        (Op::Add { .. }, None) => return None,
-    };
-    Some(Change {
+/// address . inet_proto . inet_service (the `open_*` sets).
+fn addr_proto_port(addr: Addr, proto: Proto, port: u16) -> Vec<u8> {
+    let mut k = addr.bytes();
+    k.extend_from_slice(&proto_key(proto));
+    let p = port.to_be_bytes();
+    k.extend_from_slice(&[p[0], p[1], 0, 0]);
+    k
+}
+
+fn change(
+    op: Op,
+    family: u8,
+    set: &'static str,
+    key: Vec<u8>,
+    data: Data,
+    what: String,
+    port: bool,
+) -> Change {
+    Change {
         op,
-        family: NFPROTO_IPV6,
-        set: "ports",
-        key: proto_port(p.proto, p.host_port).to_vec(),
-        data: Data::Value(addr6_port(data, p.container_port).to_vec()),
-        what: format!("port mapping {}", p.describe()),
-        port: true,
-    })
+        family,
+        set,
+        key,
+        data,
+        what,
+        port,
+    }
+}
+
+/// The DNAT element of one family of a port (its host address limits it to one).
+fn dnat_change(p: &Port, target: Addr, op: Op) -> Change {
+    let family = target.family();
+    let host = match target {
+        Addr::V4(_) => p.host_ip4().map(Addr::V4),
+        Addr::V6(_) => p.host_ip6().map(Addr::V6),
+    };
+    let (set, key) = match host {
+        Some(h) => {
+            let mut k = h.bytes();
+            k.extend_from_slice(&proto_port(p.proto, p.host_port));
+            ("ports_ip", k)
+        }
+        None => ("ports", proto_port(p.proto, p.host_port).to_vec()),
+    };
+    let data = match target {
+        Addr::V4(a) => addr_port(a, p.container_port).to_vec(),
+        Addr::V6(a) => addr6_port(a, p.container_port).to_vec(),
+    };
+    change(
+        op,
+        family,
+        set,
+        key,
+        Data::Value(data),
+        format!("port mapping {}", p.describe()),
+        true,
+    )
+}
+
+/// The elements of one family of a port: by DNAT on host addresses (and open
+/// to direct routing where the network lets it in), or routed: open only.
+fn port_family_changes(p: &Port, target: Addr, routed: bool, op: Op, out: &mut Vec<Change>) {
+    let open = |set| {
+        change(
+            if op == Op::Destroy {
+                op
+            } else {
+                Op::Add { excl: false }
+            },
+            target.family(),
+            set,
+            addr_proto_port(target, p.proto, p.container_port),
+            Data::None,
+            format!("port {}", p.describe()),
+            false,
+        )
+    };
+    if routed {
+        out.push(open("open_routed"));
+    } else {
+        out.push(dnat_change(p, target, op));
+        out.push(open("open_nat"));
+    }
+}
+
+/// Every element of a port, IPv4 first.
+pub(super) fn port_changes(p: &Port, op: Op, out: &mut Vec<Change>) {
+    if let Some(a) = p.v4_target() {
+        port_family_changes(p, Addr::V4(a), p.routed4, op, out);
+    }
+    if let Some(a) = p.v6_target() {
+        port_family_changes(p, Addr::V6(a), p.routed6, op, out);
+    }
 }
 
 pub(super) fn net_change(family: u8, set: &'static str, bridge: &str, op: Op) -> Change {
@@ -174,19 +253,47 @@ pub(super) fn net_change(family: u8, set: &'static str, bridge: &str, op: Op) ->
     } else {
         (ifname_key(bridge), Data::None)
     };
-    Change {
+    change(
         op,
         family,
         set,
         key,
         data,
-        what: format!(
+        format!(
             "network on bridge {bridge} (set {set} of table {} {TABLE})",
             family_name(family)
         ),
-        port: false,
+        false,
+    )
+}
+
+/// The protection elements of a network in one family: its bridge in
+/// `protected`, and in `allowed` one `bridge . ifname` per interface that
+/// traffic routed to it may come in through (lo and the trusted ones; its
+/// own traffic is the `intra` verdict's).
+fn protection(n: &Network, family: u8, op: Op, out: &mut Vec<Change>) {
+    out.push(net_change(family, "protected", &n.bridge, op));
+    for i in std::iter::once("lo").chain(n.trusted.iter().map(String::as_str)) {
+        let mut key = ifname_key(&n.bridge);
+        key.extend_from_slice(&ifname_key(i));
+        out.push(change(
+            op,
+            family,
+            "allowed",
+            key,
+            Data::None,
+            format!(
+                "direct routing through {i} to the network on bridge {} (set allowed of table {} {TABLE})",
+                n.bridge,
+                family_name(family)
+            ),
+            false,
+        ));
     }
 }
+
+/// Sets keyed by the bridge alone, cleared before a network is (re)added.
+const FLAG_SETS: [&str; 6] = ["masq", "internal", "intra", "filtered", "routed", "bridges"];
 
 /// The element changes of a batch, removals first: removing and re-adding
 /// the same key in one transaction replaces it.
@@ -194,28 +301,45 @@ pub(super) fn changes(batch: &Batch) -> Vec<Change> {
     let mut out = Vec::new();
     for n in &batch.remove_networks {
         for family in FAMILIES {
-            for set in ["bridges", "masq", "internal", "intra"] {
+            for set in FLAG_SETS {
                 out.push(net_change(family, set, &n.bridge, Op::Destroy));
             }
+            protection(n, family, Op::Destroy, &mut out);
         }
     }
     for p in &batch.remove_ports {
-        out.push(port_change(p, Op::Destroy));
-        out.extend(port_change6(p, Op::Destroy));
+        port_changes(p, Op::Destroy, &mut out);
     }
     for n in &batch.add_networks {
         for family in FAMILIES {
-            // Re-adding a network may change its flags: clear the old ones.
-            for set in ["masq", "internal", "intra"] {
+            let mode = if family == NFPROTO_IPV6 {
+                n.mode6
+            } else {
+                n.mode4
+            };
+            // Re-adding a network may change its flags: clear the old ones
+            // (protection elements of another shape, e.g. other trusted
+            // interfaces, go with a removal of that shape).
+            for set in &FLAG_SETS[..5] {
                 out.push(net_change(family, set, &n.bridge, Op::Destroy));
             }
+            protection(n, family, Op::Destroy, &mut out);
             let add = Op::Add { excl: false };
             out.push(net_change(family, "bridges", &n.bridge, add));
-            if n.masquerade && !n.internal {
+            if n.masquerade && !n.internal && mode != GatewayMode::Routed {
                 out.push(net_change(family, "masq", &n.bridge, add));
             }
             if n.internal {
                 out.push(net_change(family, "internal", &n.bridge, add));
+            }
+            if mode.filtered() {
+                out.push(net_change(family, "filtered", &n.bridge, add));
+            }
+            if mode == GatewayMode::Routed {
+                out.push(net_change(family, "routed", &n.bridge, add));
+            }
+            if n.protected(family == NFPROTO_IPV6) {
+                protection(n, family, add, &mut out);
             }
             let mut intra = net_change(family, "intra", &n.bridge, add);
             intra.data = Data::Verdict(if n.icc { NF_ACCEPT } else { NF_DROP });
@@ -223,8 +347,7 @@ pub(super) fn changes(batch: &Batch) -> Vec<Change> {
         }
     }
     for p in &batch.add_ports {
-        out.push(port_change(p, Op::Add { excl: true }));
-        out.extend(port_change6(p, Op::Add { excl: true }));
+        port_changes(p, Op::Add { excl: true }, &mut out);
     }
     out
 }
@@ -260,55 +383,141 @@ pub(super) fn put_get_table(w: &mut Writer, family: u8, seq: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::Network;
+    use crate::firewall::{Network, Subnet, Subnet6};
 
     fn port(host_ip: Option<&str>) -> Port {
         Port {
             proto: Proto::Tcp,
             host_ip: host_ip.map(|s| s.parse().unwrap()),
             host_port: 8080,
-            container_ip: "10.0.0.2".parse().unwrap(),
+            container_ip: Some("10.0.0.2".parse().unwrap()),
             container_ip6: Some("fd00::2".parse().unwrap()),
             container_port: 80,
             bridge: "br0".into(),
             tag: "ep1".into(),
+            routed4: false,
+            routed6: false,
         }
+    }
+
+    fn net() -> Network {
+        Network {
+            bridge: "br0".into(),
+            subnets: vec![Subnet::parse("10.0.0.0/24").unwrap()],
+            subnets6: vec![Subnet6::parse("fd00::/64").unwrap()],
+            masquerade: true,
+            icc: false,
+            internal: false,
+            tag: String::new(),
+            mode4: GatewayMode::Nat,
+            mode6: GatewayMode::Nat,
+            protect: true,
+            trusted: vec!["eth9".into()],
+        }
+    }
+
+    fn of(p: &Port, op: Op) -> Vec<Change> {
+        let mut out = Vec::new();
+        port_changes(p, op, &mut out);
+        out
+    }
+
+    fn sets(ch: &[Change]) -> Vec<(u8, &'static str)> {
+        ch.iter().map(|c| (c.family, c.set)).collect()
     }
 
     #[test]
     fn element_encodings() {
-        let c = port_change(&port(None), Op::Add { excl: true });
-        assert_eq!(c.set, "ports");
-        assert_eq!(c.key, [6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
-        assert_eq!(c.data, Data::Value(vec![10, 0, 0, 2, 0, 80, 0, 0]));
-        assert_eq!(c.family, NFPROTO_IPV4);
-        let c6 = port_change6(&port(None), Op::Add { excl: true }).unwrap();
-        assert_eq!((c6.family, c6.set), (NFPROTO_IPV6, "ports"));
-        assert_eq!(c6.key, [6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+        let ch = of(&port(None), Op::Add { excl: true });
+        assert_eq!(
+            sets(&ch),
+            [
+                (NFPROTO_IPV4, "ports"),
+                (NFPROTO_IPV4, "open_nat"),
+                (NFPROTO_IPV6, "ports"),
+                (NFPROTO_IPV6, "open_nat")
+            ]
+        );
+        assert_eq!(ch[0].key, [6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+        assert_eq!(ch[0].data, Data::Value(vec![10, 0, 0, 2, 0, 80, 0, 0]));
+        assert_eq!(ch[0].op, Op::Add { excl: true });
+        // the open element is shared by mappings to the same container port
+        assert_eq!(ch[1].op, Op::Add { excl: false });
+        assert_eq!(ch[1].key, [10, 0, 0, 2, 6, 0, 0, 0, 0, 80, 0, 0]);
+        assert_eq!(ch[1].data, Data::None);
+        assert_eq!(ch[2].key, [6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
         let mut want = vec![0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
         want.extend_from_slice(&[0, 80, 0, 0]);
-        assert_eq!(c6.data, Data::Value(want));
+        assert_eq!(ch[2].data, Data::Value(want));
+        // no IPv6 address: IPv4 only; no IPv4 address: IPv6 only
         let v4only = Port {
             container_ip6: None,
             ..port(None)
         };
-        assert!(port_change6(&v4only, Op::Add { excl: true }).is_none());
-        // a removal clears the IPv6 element of the key whatever it points to
-        assert!(port_change6(&v4only, Op::Destroy).is_some());
-        let c = port_change(&port(Some("0.0.0.0")), Op::Destroy);
-        assert_eq!(c.set, "ports");
-        assert!(port_change6(&port(Some("0.0.0.0")), Op::Destroy).is_some());
-        let c = port_change(&port(Some("192.0.2.2")), Op::Destroy);
-        assert_eq!(c.set, "ports_ip");
-        assert_eq!(c.key, [192, 0, 2, 2, 6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
-        // an IPv4 host address limits a mapping to IPv4
-        assert!(port_change6(&port(Some("192.0.2.2")), Op::Add { excl: true }).is_none());
-        assert!(port_change6(&port(Some("192.0.2.2")), Op::Destroy).is_none());
+        assert!(of(&v4only, Op::Destroy)
+            .iter()
+            .all(|c| c.family == NFPROTO_IPV4));
+        let v6only = Port {
+            container_ip: None,
+            ..port(None)
+        };
+        assert!(of(&v6only, Op::Destroy)
+            .iter()
+            .all(|c| c.family == NFPROTO_IPV6));
+        // 0.0.0.0 is every address
+        assert_eq!(sets(&of(&port(Some("0.0.0.0")), Op::Destroy)).len(), 4);
+        // a specific host address limits a mapping to its family
+        let ch = of(&port(Some("192.0.2.2")), Op::Destroy);
+        assert_eq!(
+            sets(&ch),
+            [(NFPROTO_IPV4, "ports_ip"), (NFPROTO_IPV4, "open_nat")]
+        );
+        assert_eq!(ch[0].key, [192, 0, 2, 2, 6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+        let ch = of(&port(Some("::1")), Op::Add { excl: true });
+        assert_eq!(
+            sets(&ch),
+            [(NFPROTO_IPV6, "ports_ip"), (NFPROTO_IPV6, "open_nat")]
+        );
+        assert_eq!(ch[0].key.len(), 16 + 8);
+        // routed: opened, not published
+        let routed = Port {
+            routed4: true,
+            ..port(None)
+        };
+        let ch = of(&routed, Op::Add { excl: true });
+        assert_eq!(
+            sets(&ch),
+            [
+                (NFPROTO_IPV4, "open_routed"),
+                (NFPROTO_IPV6, "ports"),
+                (NFPROTO_IPV6, "open_nat")
+            ]
+        );
         let c = net_change(NFPROTO_IPV6, "intra", "br2", Op::Destroy);
         assert_eq!(c.family, NFPROTO_IPV6);
         assert_eq!(c.key.len(), 32);
         assert_eq!(&c.key[..4], b"br2\0");
         assert_eq!(&c.key[16..20], b"br2\0");
+    }
+
+    #[test]
+    fn protection_elements() {
+        let mut out = Vec::new();
+        protection(&net(), NFPROTO_IPV4, Op::Add { excl: false }, &mut out);
+        // the bridge, and one allowed element per way in: lo, trusted
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].set, "protected");
+        assert_eq!(out[0].key, ifname_key("br0"));
+        assert!(out[1..].iter().all(|c| c.set == "allowed"
+            && c.key.len() == 2 * IFNAMSIZ
+            && c.key[..IFNAMSIZ] == ifname_key("br0")[..]));
+        let ins: Vec<&[u8]> = out[1..].iter().map(|c| &c.key[IFNAMSIZ..]).collect();
+        assert_eq!(ins, [&ifname_key("lo")[..], &ifname_key("eth9")[..]]);
+        let mut out = Vec::new();
+        protection(&net(), NFPROTO_IPV6, Op::Destroy, &mut out);
+        assert!(out
+            .iter()
+            .all(|c| c.family == NFPROTO_IPV6 && c.op == Op::Destroy));
     }
 
     #[test]
@@ -329,17 +538,8 @@ mod tests {
 
     #[test]
     fn batch_order_removals_first() {
-        let n = Network {
-            bridge: "br0".into(),
-            subnet: None,
-            subnet6: None,
-            masquerade: true,
-            icc: false,
-            internal: false,
-            tag: String::new(),
-        };
         let batch = Batch {
-            add_networks: vec![n.clone()],
+            add_networks: vec![net()],
             remove_networks: vec![],
             add_ports: vec![port(None)],
             remove_ports: vec![port(None)],
@@ -348,17 +548,45 @@ mod tests {
         assert_eq!(ch[0].op, Op::Destroy);
         assert_eq!(ch[0].set, "ports");
         let last = ch.last().unwrap();
-        assert_eq!(last.op, Op::Add { excl: true });
         assert_eq!(last.family, NFPROTO_IPV6);
+        assert_eq!(last.set, "open_nat");
+        let added = |family, set| {
+            ch.iter()
+                .filter(|c| c.set == set && c.op != Op::Destroy && c.family == family)
+                .count()
+        };
         for family in FAMILIES {
             let intra = ch
                 .iter()
                 .find(|c| c.set == "intra" && c.op != Op::Destroy && c.family == family)
                 .unwrap();
             assert_eq!(intra.data, Data::Verdict(NF_DROP));
-            assert!(ch
-                .iter()
-                .any(|c| c.set == "masq" && c.op != Op::Destroy && c.family == family));
+            assert_eq!(added(family, "masq"), 1);
+            assert_eq!(added(family, "filtered"), 1);
+            assert_eq!(added(family, "protected"), 1);
+            assert_eq!(added(family, "routed"), 0);
         }
+        // routed IPv6: no masquerade, no protection; unprotected IPv4: not filtered
+        let n = Network {
+            mode4: GatewayMode::NatUnprotected,
+            mode6: GatewayMode::Routed,
+            ..net()
+        };
+        let ch = changes(&Batch {
+            add_networks: vec![n],
+            ..Batch::default()
+        });
+        let added = |family, set| {
+            ch.iter()
+                .filter(|c| c.set == set && c.op != Op::Destroy && c.family == family)
+                .count()
+        };
+        assert_eq!(added(NFPROTO_IPV4, "masq"), 1);
+        assert_eq!(added(NFPROTO_IPV4, "filtered"), 0);
+        assert_eq!(added(NFPROTO_IPV4, "protected"), 0);
+        assert_eq!(added(NFPROTO_IPV6, "masq"), 0);
+        assert_eq!(added(NFPROTO_IPV6, "filtered"), 1);
+        assert_eq!(added(NFPROTO_IPV6, "routed"), 1);
+        assert_eq!(added(NFPROTO_IPV6, "protected"), 0);
     }
 }

@@ -2,12 +2,12 @@
 //! family): the JSON nft prints, turned into networks and published ports.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::firewall::{Network, Port, Proto, State};
+use crate::firewall::{GatewayMode, Network, Port, Proto, State};
 
 fn json_str(v: &Value) -> Option<String> {
     match v {
@@ -48,8 +48,12 @@ fn concat(v: &Value) -> Option<&Vec<Value>> {
 struct TableState {
     sets: BTreeMap<String, BTreeSet<String>>,
     intra: BTreeMap<String, bool>,
-    /// (proto, host address, host port, container address, container port).
-    ports: Vec<(Proto, Option<Ipv4Addr>, u16, String, u16)>,
+    /// DNAT elements: (proto, host address, host port, container address, container port).
+    dnat: Vec<(Proto, Option<String>, u16, String, u16)>,
+    /// `open_nat` and `open_routed` elements: (routed, container address, proto, port).
+    open: Vec<(bool, String, Proto, u16)>,
+    /// `allowed` (bridge, interface) pairs.
+    allowed: Vec<(String, String)>,
 }
 
 impl TableState {
@@ -57,21 +61,40 @@ impl TableState {
         let empty = BTreeSet::new();
         let set = |name: &str| self.sets.get(name).unwrap_or(&empty);
         let (bridges, masq, internal) = (set("bridges"), set("masq"), set("internal"));
+        let (filtered, routed) = (set("filtered"), set("routed"));
         bridges
             .iter()
             .chain(self.intra.keys())
             .map(|br| {
-                let n = Network {
+                let mode = if routed.contains(br) {
+                    GatewayMode::Routed
+                } else if filtered.contains(br) {
+                    GatewayMode::Nat
+                } else {
+                    GatewayMode::NatUnprotected
+                };
+                let protect = set("protected").contains(br);
+                let trusted: BTreeSet<String> = self
+                    .allowed
+                    .iter()
+                    .filter(|(b, i)| protect && b == br && i != br && i != "lo")
+                    .map(|(_, i)| i.clone())
+                    .collect();
+                Network {
                     bridge: br.clone(),
-                    subnet: None,
-                    subnet6: None,
+                    subnets: Vec::new(),
+                    subnets6: Vec::new(),
                     masquerade: masq.contains(br),
                     icc: self.intra.get(br).copied().unwrap_or(true),
                     internal: internal.contains(br),
                     tag: String::new(),
-                };
-                (br.clone(), n)
+                    mode4: mode,
+                    mode6: mode,
+                    protect,
+                    trusted: trusted.into_iter().collect(),
+                }
             })
+            .map(|n| (n.bridge.clone(), n))
             .collect()
     }
 }
@@ -98,7 +121,7 @@ fn parse_table(json: &str) -> Result<TableState> {
             .unwrap_or_default();
         for e in &elems {
             match name {
-                "bridges" | "masq" | "internal" => {
+                "bridges" | "masq" | "internal" | "filtered" | "routed" | "protected" => {
                     if let Some(s) = json_str(e) {
                         out.sets.entry(name.to_string()).or_default().insert(s);
                     }
@@ -113,6 +136,24 @@ fn parse_table(json: &str) -> Result<TableState> {
                         out.intra.insert(br, v.get("accept").is_some());
                     }
                 }
+                "allowed" => {
+                    let Some(k) = concat(e) else { continue };
+                    if let (Some(br), Some(i)) =
+                        (k.first().and_then(json_str), k.get(1).and_then(json_str))
+                    {
+                        out.allowed.push((br, i));
+                    }
+                }
+                "open_nat" | "open_routed" => {
+                    let Some(k) = concat(e) else { continue };
+                    let addr = k.first().and_then(Value::as_str);
+                    let proto = k.get(1).and_then(json_proto);
+                    let port = k.get(2).and_then(json_port);
+                    if let (Some(addr), Some(proto), Some(port)) = (addr, proto, port) {
+                        out.open
+                            .push((name == "open_routed", addr.to_string(), proto, port));
+                    }
+                }
                 "ports" | "ports_ip" => {
                     let Some(pair) = e.as_array() else { continue };
                     let (Some(k), Some(v)) = (pair.first().and_then(concat), pair.get(1)) else {
@@ -120,11 +161,10 @@ fn parse_table(json: &str) -> Result<TableState> {
                     };
                     let Some(v) = concat(v) else { continue };
                     let (host_ip, rest) = if name == "ports_ip" {
-                        let ip = k
-                            .first()
-                            .and_then(Value::as_str)
-                            .and_then(|s| s.parse().ok());
-                        (ip, k.get(1..).unwrap_or(&[]))
+                        (
+                            k.first().and_then(Value::as_str).map(str::to_string),
+                            k.get(1..).unwrap_or(&[]),
+                        )
                     } else {
                         (None, k.as_slice())
                     };
@@ -138,7 +178,7 @@ fn parse_table(json: &str) -> Result<TableState> {
                     if let (Some(proto), Some(host_port), Some(cip), Some(cport)) =
                         (proto, host_port, cip, cport)
                     {
-                        out.ports
+                        out.dnat
                             .push((proto, host_ip, host_port, cip.to_string(), cport));
                     }
                 }
@@ -149,57 +189,88 @@ fn parse_table(json: &str) -> Result<TableState> {
     Ok(out)
 }
 
+/// The ports of one table, one Port per element family: a DNAT element (its
+/// open_nat element goes in and out with it in one transaction, so it is not
+/// reported apart), or an open_routed one (reported with the container port as
+/// its host port, which routed ports do not use).
+fn table_ports(t: &TableState, v6: bool) -> Vec<Port> {
+    let make = |proto: Proto,
+                host_ip: Option<IpAddr>,
+                host_port: u16,
+                cip: &str,
+                cport: u16,
+                routed: bool|
+     -> Option<Port> {
+        let (container_ip, container_ip6) = if v6 {
+            (None, Some(cip.parse::<Ipv6Addr>().ok()?))
+        } else {
+            (Some(cip.parse::<Ipv4Addr>().ok()?), None)
+        };
+        Some(Port {
+            proto,
+            host_ip,
+            host_port,
+            container_ip,
+            container_ip6,
+            container_port: cport,
+            bridge: String::new(),
+            tag: String::new(),
+            routed4: routed && !v6,
+            routed6: routed && v6,
+        })
+    };
+    let mut out: Vec<Port> = t
+        .dnat
+        .iter()
+        .filter_map(|(proto, host, hport, cip, cport)| {
+            let host_ip = host.as_deref().and_then(|h| h.parse::<IpAddr>().ok());
+            make(*proto, host_ip, *hport, cip, *cport, false)
+        })
+        .collect();
+    for (routed, cip, proto, cport) in &t.open {
+        if *routed {
+            out.extend(make(*proto, None, *cport, cip, *cport, true));
+        }
+    }
+    out
+}
+
 /// Parses `nft -j list table ip cnm` and, when present, `nft -j list table
-/// ip6 cnm`. A network is reported as the IPv4 table holds it (the IPv6 one
-/// only adds bridges the IPv4 one lacks); an IPv6 port element becomes the
-/// `container_ip6` of the IPv4 mapping of the same key, or, without one, a
-/// mapping of its own with container address 0.0.0.0 (so that it can be
-/// pruned).
+/// ip6 cnm`. A network is reported as the IPv4 table holds it (masquerade if
+/// either table masquerades it), with its IPv6 gateway mode from the IPv6
+/// table (which alone reports the bridges the IPv4 one lacks); it is
+/// protected when every family in nat mode is (a half-protected one reads
+/// as unprotected, for reconcile to make whole). The tables hold no subnets:
+/// protection follows the route to the bridge. Ports come one per element
+/// family (see `table_ports`).
 pub fn parse_state(json4: &str, json6: Option<&str>) -> Result<State> {
     let t4 = parse_table(json4)?;
     let t6 = json6.map(parse_table).transpose()?.unwrap_or_default();
     let mut networks = t4.networks();
-    for (br, n) in t6.networks() {
-        networks.entry(br).or_insert(n);
-    }
-    let mut ports: Vec<Port> = t4
-        .ports
-        .iter()
-        .filter_map(|(proto, host_ip, host_port, cip, cport)| {
-            Some(Port {
-                proto: *proto,
-                host_ip: *host_ip,
-                host_port: *host_port,
-                container_ip: cip.parse().ok()?,
-                container_ip6: None,
-                container_port: *cport,
-                bridge: String::new(),
-                tag: String::new(),
-            })
-        })
-        .collect();
-    for (proto, _, host_port, cip, cport) in &t6.ports {
-        let Ok(ip6) = cip.parse::<Ipv6Addr>() else {
-            continue;
-        };
-        let twin = ports
-            .iter_mut()
-            .find(|p| p.proto == *proto && p.host_port == *host_port && p.host_ip.is_none());
-        match twin {
-            Some(p) if p.container_port == *cport => p.container_ip6 = Some(ip6),
-            _ => ports.push(Port {
-                proto: *proto,
-                host_ip: None,
-                host_port: *host_port,
-                container_ip: Ipv4Addr::UNSPECIFIED,
-                container_ip6: Some(ip6),
-                container_port: *cport,
-                bridge: String::new(),
-                tag: String::new(),
-            }),
+    for (br, n6) in t6.networks() {
+        match networks.get_mut(&br) {
+            Some(n) => {
+                n.mode6 = n6.mode6;
+                // a family in routed mode has no masquerade element
+                n.masquerade = n.masquerade || n6.masquerade;
+                let nat4 = n.mode4 == GatewayMode::Nat;
+                let nat6 = n6.mode6 == GatewayMode::Nat;
+                n.protect = (nat4 || nat6) && (!nat4 || n.protect) && (!nat6 || n6.protect);
+                for t in n6.trusted {
+                    if !n.trusted.contains(&t) {
+                        n.trusted.push(t);
+                    }
+                }
+                n.trusted.sort();
+            }
+            None => {
+                networks.insert(br, n6);
+            }
         }
     }
-    ports.sort_by_key(|p| (p.host_ip, p.proto.number(), p.host_port));
+    let mut ports = table_ports(&t4, false);
+    ports.extend(table_ports(&t6, true));
+    crate::firewall::sort_ports(&mut ports);
     Ok(State {
         networks: networks.into_values().collect(),
         ports,
@@ -210,37 +281,73 @@ pub fn parse_state(json4: &str, json6: Option<&str>) -> Result<State> {
 mod tests {
     use super::*;
 
+    // As `nft -j list table` prints them (nft 1.0.6).
+    const JSON4: &str = r#"{"nftables": [{"metainfo": {}}, {"table": {"family": "ip", "name": "cnm"}},
+      {"set": {"name": "bridges", "elem": ["br0", "br1", "br2"]}},
+      {"set": {"name": "masq", "elem": ["br0"]}},
+      {"set": {"name": "internal", "elem": ["br1"]}},
+      {"set": {"name": "filtered", "elem": ["br0", "br1", "br2"]}},
+      {"set": {"name": "routed", "elem": ["br2"]}},
+      {"set": {"name": "protected", "elem": ["br0"]}},
+      {"set": {"name": "allowed", "elem": [{"concat": ["br0", "lo"]}, {"concat": ["br0", "eth9"]}]}},
+      {"set": {"name": "open_nat", "elem": [{"concat": ["10.0.0.3", "udp", 53]}, {"concat": ["10.0.0.2", "tcp", 80]}]}},
+      {"set": {"name": "open_routed", "elem": [{"concat": ["10.2.0.2", "tcp", 443]}]}},
+      {"map": {"name": "intra", "elem": [[{"concat": ["br0", "br0"]}, {"accept": null}], [{"concat": ["br1", "br1"]}, {"drop": null}], [{"concat": ["br2", "br2"]}, {"accept": null}]]}},
+      {"map": {"name": "ports", "elem": [[{"concat": ["udp", 53]}, {"concat": ["10.0.0.3", 5353]}]]}},
+      {"map": {"name": "ports_ip", "elem": [[{"concat": ["192.0.2.1", "tcp", 8080]}, {"concat": ["10.0.0.2", 80]}]]}}]}"#;
+
+    const JSON6: &str = r#"{"nftables": [{"table": {"family": "ip6", "name": "cnm"}},
+      {"set": {"name": "bridges", "elem": ["br0", "br1", "br2", "br3"]}},
+      {"set": {"name": "filtered", "elem": ["br0", "br1", "br2"]}},
+      {"set": {"name": "protected", "elem": ["br0"]}},
+      {"set": {"name": "allowed", "elem": [{"concat": ["br0", "lo"]}]}},
+      {"map": {"name": "ports", "elem": [[{"concat": ["udp", 53]}, {"concat": ["fd00::3", 5353]}]]}},
+      {"map": {"name": "ports_ip", "elem": [[{"concat": ["::1", "tcp", 9]}, {"concat": ["fd00::9", 9]}]]}}]}"#;
+
     #[test]
     fn parse_nft_json() {
-        let json = r#"{"nftables": [{"metainfo": {}}, {"table": {"family": "ip", "name": "cnm"}},
-          {"set": {"name": "bridges", "elem": ["br0", "br1"]}},
-          {"set": {"name": "masq", "elem": ["br0"]}},
-          {"set": {"name": "internal", "elem": ["br1"]}},
-          {"map": {"name": "intra", "elem": [[{"concat": ["br0", "br0"]}, {"accept": null}], [{"concat": ["br1", "br1"]}, {"drop": null}]]}},
-          {"map": {"name": "ports", "elem": [[{"concat": ["udp", 53]}, {"concat": ["10.0.0.3", 5353]}]]}},
-          {"map": {"name": "ports_ip", "elem": [[{"concat": ["192.0.2.1", "tcp", 8080]}, {"concat": ["10.0.0.2", 80]}]]}}]}"#;
-        let s = parse_state(json, None).unwrap();
-        assert_eq!(s.networks.len(), 2);
-        assert!(s.networks[0].masquerade && s.networks[0].icc && !s.networks[0].internal);
-        assert!(!s.networks[1].masquerade && !s.networks[1].icc && s.networks[1].internal);
-        assert_eq!(s.ports.len(), 2);
-        assert_eq!(s.ports[0].proto, Proto::Udp);
-        assert_eq!(s.ports[0].host_ip, None);
-        assert_eq!(s.ports[1].host_ip, Some("192.0.2.1".parse().unwrap()));
-        assert_eq!(s.ports[1].container_port, 80);
-        assert_eq!(s.ports[0].container_ip6, None);
-
-        let json6 = r#"{"nftables": [{"table": {"family": "ip6", "name": "cnm"}},
-          {"set": {"name": "bridges", "elem": ["br0", "br1", "br2"]}},
-          {"map": {"name": "ports", "elem": [[{"concat": ["udp", 53]}, {"concat": ["fd00::3", 5353]}], [{"concat": ["tcp", 9]}, {"concat": ["fd00::9", 9]}]]}}]}"#;
-        let s = parse_state(json, Some(json6)).unwrap();
+        let s = parse_state(JSON4, None).unwrap();
         assert_eq!(s.networks.len(), 3);
-        assert!(s.networks[0].masquerade && !s.networks[1].icc);
+        let n0 = &s.networks[0];
+        assert!(n0.masquerade && n0.icc && !n0.internal && n0.protect);
+        assert_eq!(n0.mode4, GatewayMode::Nat);
+        assert!(n0.subnets.is_empty(), "the tables hold no subnets");
+        assert_eq!(n0.trusted, ["eth9"]);
+        let n1 = &s.networks[1];
+        assert!(!n1.masquerade && !n1.icc && n1.internal && !n1.protect);
+        assert_eq!(s.networks[2].mode4, GatewayMode::Routed);
         assert_eq!(s.ports.len(), 3);
         let udp = s.ports.iter().find(|p| p.proto == Proto::Udp).unwrap();
-        assert_eq!(udp.container_ip6, Some("fd00::3".parse().unwrap()));
-        let orphan = s.ports.iter().find(|p| p.host_port == 9).unwrap();
-        assert!(orphan.container_ip.is_unspecified());
-        assert_eq!(orphan.container_ip6, Some("fd00::9".parse().unwrap()));
+        assert_eq!((udp.host_ip, udp.host_port), (None, 53));
+        assert_eq!(udp.container_ip6, None);
+        let routed = s.ports.iter().find(|p| p.routed4).unwrap();
+        assert_eq!((routed.host_port, routed.container_port), (443, 443));
+        assert_eq!(routed.container_ip, Some("10.2.0.2".parse().unwrap()));
+        let pinned = s.ports.iter().find(|p| p.host_ip.is_some()).unwrap();
+        assert_eq!(pinned.host_ip, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(pinned.container_port, 80);
+
+        // IPv6: a port per element family; the IPv6 table's own view of the
+        // networks (br3 is IPv6-only, unprotected)
+        let s = parse_state(JSON4, Some(JSON6)).unwrap();
+        assert_eq!(s.networks.len(), 4);
+        let n0 = &s.networks[0];
+        assert!(n0.protect, "protected in both families");
+        assert_eq!(n0.trusted, ["eth9"]);
+        // protected in IPv4 only, while IPv6 is in nat mode too: half, so not
+        let half = JSON6.replace(r#""elem": ["br0"]"#, r#""elem": ["br9"]"#);
+        assert!(!parse_state(JSON4, Some(&half)).unwrap().networks[0].protect);
+        assert_eq!(s.networks[3].mode6, GatewayMode::NatUnprotected);
+        assert!(s.networks[3].subnets.is_empty());
+        assert_eq!(s.ports.len(), 5);
+        let udp: Vec<_> = s.ports.iter().filter(|p| p.proto == Proto::Udp).collect();
+        assert_eq!(udp.len(), 2);
+        assert!(udp.iter().any(
+            |p| p.container_ip6 == Some("fd00::3".parse().unwrap()) && p.container_ip.is_none()
+        ));
+        let local = s.ports.iter().find(|p| p.host_port == 9).unwrap();
+        assert_eq!(local.host_ip, Some("::1".parse().unwrap()));
+        assert_eq!(local.container_ip, None);
+        assert_eq!(local.container_ip6, Some("fd00::9".parse().unwrap()));
     }
 }

@@ -1,0 +1,4 @@
+// Docker 28's bridge networks on the iptables backend (see helpers/direct-access-suite.ts).
+import { directAccessSuite } from './helpers/direct-access-suite.js';
+
+directAccessSuite('iptables', 2);
