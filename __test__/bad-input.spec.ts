@@ -124,6 +124,7 @@ const cases = (): Case[] => [
   ['ERR_INVALID_ARGUMENT', '--ipv4=false with an IPv4 subnet', () => ctl.createNetwork({ name: 'x1', enableIPv4: false, enableIPv6: true, ipam: [{ subnet: '10.198.0.0/24' }] }), ['network', 'create', '--ipv4=false', '--ipv6', '--subnet', '10.198.0.0/24', 'x1']],
   ['ERR_INVALID_ARGUMENT', '--ipv4 with a bad value', null, ['network', 'create', '--ipv4=maybe', '--ipv6', 'x1']],
   ['ERR_INVALID_ARGUMENT', 'IPv6 host address for an IPv4-only endpoint', () => ctl.createSandbox({ name: host.name('z'), net: 'net1', ports: [{ containerPort: 80, hostIp: '2001:db8::1' }] }), ['sandbox', 'create', '--net', 'net1', '-p', '[2001:db8::1]:8080:80', host.name('z')]],
+  ['ERR_INVALID_ARGUMENT', 'sctp on [::1] (the userland proxy serves tcp and udp)', () => ctl.createSandbox({ name: host.name('z'), net: 'net1', ports: [{ containerPort: 80, hostIp: '::1', proto: 'sctp' }] }), ['sandbox', 'create', '--net', 'net1', '-p', '[::1]:8080:80/sctp', host.name('z')]],
   // wrong types through the library
   ['ERR_INVALID_ARGUMENT', 'enableIPv4 not a boolean', () => ctl.createNetwork({ name: 'x1', enableIPv4: 'no' as never }), null],
   ['ERR_INVALID_ARGUMENT', 'network options not a string', () => ctl.createNetwork({ name: 'x1', options: { a: 1 as never } }), null],

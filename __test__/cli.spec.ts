@@ -1,6 +1,7 @@
 // The `cnm` command end to end, in a child process like a user runs it.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import test from 'ava';
 import { type IsolatedHost, inNs, isolatedHost, pings } from './helpers/host.js';
 import { cnm } from './helpers/cli.js';
@@ -116,11 +117,13 @@ test.serial('--bip and --bridge together are refused, as in Docker', (t) => {
 
 test.serial('-p publishes ports; cnm port lists them like docker port', (t) => {
   const s = host.name('pp');
-  let r = cnm([...g, 'sandbox', 'create', '-p', '8080:80', '-p', '127.0.0.1:5353:53/udp', s]);
+  let r = cnm([...g, 'sandbox', 'create', '-p', '8080:80', '-p', '127.0.0.1:5353:53/udp', '-p', '[::1]:8082:82', s]);
   t.is(r.code, 0, r.stderr);
   r = cnm([...g, 'port', s]);
   t.is(r.code, 0, r.stderr);
-  t.deepEqual(r.stdout.trim().split('\n'), ['53/udp -> 127.0.0.1:5353', '80/tcp -> 0.0.0.0:8080']);
+  t.deepEqual(r.stdout.trim().split('\n'), ['53/udp -> 127.0.0.1:5353', '80/tcp -> 0.0.0.0:8080', '82/tcp -> [::1]:8082']);
+  // the [::1] port's proxy outlives the command that started it
+  t.true(readdirSync(join(host.stateDir, `netns-${host.ns}`, 'proxies')).length === 1, 'one proxy running');
   t.is(cnm([...g, 'port', s, '80']).stdout.trim(), '0.0.0.0:8080');
   r = cnm([...g, 'port', s, '81']);
   t.not(r.code, 0);
@@ -133,6 +136,7 @@ test.serial('-p publishes ports; cnm port lists them like docker port', (t) => {
   r = cnm([...g, 'sandbox', 'create', '-p', '80/icmp', host.name('pp3')]);
   t.regex(r.stderr, /^Error: invalid protocol/);
   t.is(cnm([...g, 'sandbox', 'rm', s]).code, 0);
+  t.deepEqual(readdirSync(join(host.stateDir, `netns-${host.ns}`, 'proxies')), [], 'its proxy went with it');
   r = cnm(['--iptables=false', '--icc=false', ...g, 'network', 'ls']);
   t.not(r.code, 0);
   t.regex(r.stderr, /icc/i);

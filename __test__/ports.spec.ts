@@ -93,6 +93,10 @@ test('host ports per family: the same port on IPv4 and IPv6, each family apart, 
   t.deepEqual(reservePorts(tx, [{ containerPort: 80, proto: 'tcp', hostPort: 9100, hostIp: 'fd00:0::1' }], '0.0.0.0', r, 'h', DUAL)[0]!.hostIp, 'fd00::1');
   const noV6 = t.throws(() => reservePorts(tx, [{ containerPort: 80, proto: 'tcp', hostPort: 9200, hostIp: '2001:db8::1' }], '0.0.0.0', r, 'i', V4));
   t.is((noV6 as { code?: string }).code, 'ERR_INVALID_ARGUMENT');
+  // but [::1], served by a userland proxy, reaches an IPv4-only endpoint; not sctp
+  t.deepEqual(reservePorts(tx, [{ containerPort: 80, proto: 'tcp', hostPort: 9200, hostIp: '::1' }], '0.0.0.0', r, 'i2', V4), [{ proto: 'tcp', hostIp: '::1', hostPort: 9200, containerPort: 80 }]);
+  const sctp = t.throws(() => reservePorts(tx, [{ containerPort: 80, proto: 'sctp', hostPort: 9201, hostIp: '::1' }], '0.0.0.0', r, 'i3', DUAL));
+  t.is((sctp as { code?: string }).code, 'ERR_INVALID_ARGUMENT');
   // IPv6-only: :: alone, even with a specific IPv4 default
   const only6 = { v4: 'none', v6: 'nat' } as const;
   t.deepEqual(reservePorts(tx, [{ containerPort: 80, proto: 'tcp', hostPort: 9300 }], '127.0.0.1', r, 'j', only6).map((m) => m.hostIp), ['::']);

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { DriverRegistry } from './drivers/registry.js';
 import { CnmError } from './errors.js';
 import { Firewall } from './firewall.js';
+import { Proxies } from './proxy/proxies.js';
 import { DefaultIpam } from './ipam/default-ipam.js';
 import { log } from './log.js';
 import { native } from './native.js';
@@ -69,7 +70,7 @@ export class NetworkController {
     this.store = store;
     this.firewall = new Firewall(backend, this.hostNetns, opts.allowDirectRouting === true);
     this.drivers = new DriverRegistry(
-      { hostNetns: this.hostNetns, firewall: this.firewall, ipForward: settings.ipForward, pluginDir: opts.pluginDir },
+      { hostNetns: this.hostNetns, firewall: this.firewall, proxies: new Proxies(this.hostNetns, this.hostDir), ipForward: settings.ipForward, pluginDir: opts.pluginDir },
       new DefaultIpam(store, settings.pools),
     );
     const marks = new CommitMarks((fn) => store.txn(fn));

@@ -6,7 +6,7 @@ import { gatewayMode, trustedInterfaces } from './drivers/bridge-options.js';
 import { invalid } from './errors.js';
 import { native } from './native.js';
 import type { FirewallBackendName, FirewallBatch, FirewallNetwork, FirewallState, PortMapping } from './native-api.js';
-import type { PortMappingRecord } from './ports.js';
+import { type PortMappingRecord, proxied } from './ports.js';
 import type { EndpointRecord, NetworkRecord } from './types.js';
 import { parseBool } from './validate.js';
 
@@ -80,11 +80,12 @@ export class Firewall {
    * The firewall entries of an endpoint's published ports, one per mapping record:
    * each record is of one family (its host address's), published to the endpoint's
    * address of that family; a routed one is opened on the container port instead.
+   * Those on [::1] have none: a userland proxy serves them (see proxy/).
    */
   static ports(net: NetworkRecord, ep: EndpointRecord, maps: readonly PortMappingRecord[] = ep.ports ?? []): PortMapping[] {
     const containerIp = ep.ipv4 ? ep.ipv4.split('/')[0]! : null;
     const containerIp6 = ep.ipv6 ? ep.ipv6.split('/')[0]! : null;
-    return maps.map((m) => {
+    return maps.filter((m) => !proxied(m)).map((m) => {
       const v6 = m.hostIp.includes(':');
       const any = m.hostIp === '0.0.0.0' || m.hostIp === '::';
       return {

@@ -7,7 +7,9 @@
  *
  * A binding without a host IP is published on the default one; when that is
  * 0.0.0.0, on every address of each family the endpoint has, with the same host
- * port in both (Docker 27), so `-p 80` gives 0.0.0.0:P and [::]:P.
+ * port in both (Docker 27), so `-p 80` gives 0.0.0.0:P and [::]:P. A binding on
+ * [::1] is served by a userland proxy, to the endpoint's IPv6 address or, if it
+ * has none, its IPv4 one.
  */
 import { CnmError, invalid } from './errors.js';
 import { log } from './log.js';
@@ -40,16 +42,23 @@ function taken(tx: StoreTxn, proto: Proto, port: number, ip: string): boolean {
   return tx.get(key(proto, port, ip)) !== undefined || tx.get(key(proto, port, anyOf(ip))) !== undefined;
 }
 
-/** The endpoint's family a host address publishes to. */
-function familyOf(ip: string): 'v4' | 'v6' {
+/**
+ * The endpoint's family a host address publishes to: its own, but [::1], served
+ * by a userland proxy, reaches an endpoint without IPv6 on its IPv4 address.
+ */
+function familyOf(ip: string, fam: PortFamilies): 'v4' | 'v6' {
+  if (ip === '::1' && fam.v6 === 'none') return 'v4';
   return isV6(ip) ? 'v6' : 'v4';
 }
 
 /** The host addresses one binding is published on, by family. */
-function hostIps(b: PortBinding, defaultIp: string, fam: PortFamilies): string[] {
-  const has = (ip: string) => fam[familyOf(ip)] !== 'none';
+function hostIps(b: PortBinding & { proto: Proto }, defaultIp: string, fam: PortFamilies): string[] {
+  const has = (ip: string) => fam[familyOf(ip, fam)] !== 'none';
   if (b.hostIp !== undefined) {
     const ip = formatIp(parseIp(b.hostIp, 'host IP'));
+    if (ip === '::1' && b.proto === 'sctp') {
+      throw invalid(`cannot publish sctp port ${b.containerPort} on [::1]: the kernel cannot forward from ::1 and the userland proxy serves tcp and udp only`, b.hostIp);
+    }
     if (!has(ip)) {
       throw invalid(`cannot publish port ${b.containerPort} on host address ${ip}: the endpoint has no IPv${isV6(ip) ? 6 : 4} address`, b.hostIp);
     }
@@ -77,12 +86,12 @@ export function reservePorts(
   const out: PortMappingRecord[] = [];
   for (const b of bindings) {
     const ips = hostIps(b, defaultIp, fam);
-    const routed = ips.filter((ip) => fam[familyOf(ip)] === 'routed');
+    const routed = ips.filter((ip) => fam[familyOf(ip, fam)] === 'routed');
     for (const ip of routed) {
       if (b.hostPort || ip !== anyOf(ip)) {
         log.warn('host address and port ignored: the network is in routed mode, where container ports are reached directly', { containerPort: b.containerPort, hostIp: ip, hostPort: b.hostPort });
       }
-      out.push({ proto: b.proto, hostIp: anyOf(ip), hostPort: 0, containerPort: b.containerPort, routed: true });
+      out.push({ proto: b.proto, hostIp: familyOf(ip, fam) === 'v6' ? ANY6 : ANY4, hostPort: 0, containerPort: b.containerPort, routed: true });
     }
     const nat = ips.filter((ip) => !routed.includes(ip));
     if (nat.length === 0) continue;

@@ -36,6 +36,12 @@ export interface PortMappingRecord {
   routed?: true;
 }
 
+/**
+ * Whether a mapping is served by a userland proxy rather than the firewall: one on
+ * [::1], which the kernel cannot DNAT (IPv6 has no route_localnet).
+ */
+export const proxied = (m: Pick<PortMappingRecord, 'hostIp'>): boolean => m.hostIp === '::1';
+
 const PROTOS = new Set(['tcp', 'udp', 'sctp']);
 
 function port(s: string, what: string, spec: string): number {

@@ -3,13 +3,14 @@
  * again, endpoints whose veth is gone are reported lost, veths on our bridges
  * that no endpoint accounts for are removed, and the firewall holds exactly the
  * entries of the networks and published ports (missing ones restored, stale or
- * outdated ones removed).
+ * outdated ones removed), as do the userland proxies of ports on [::1].
  */
 import { Firewall } from '../firewall.js';
 import { native } from '../native.js';
 import type { FirewallNetwork, LinkInfo, PortMapping } from '../native-api.js';
 import { formatIfAddr, parseCidr, parseIp } from '../net/ip.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
+import { syncProxies } from './bridge-proxies.js';
 import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.js';
 
 export async function repairBridges(driver: Driver, ctx: DriverContext, input: RepairInput): Promise<RepairResult> {
@@ -30,6 +31,7 @@ export async function repairBridges(driver: Driver, ctx: DriverContext, input: R
   const lost = await lostEndpoints(host, before, links);
   await removeOrphans(input, host, links, byName);
   if (ctx.firewall.enabled) await syncFirewall(ctx.firewall, input, lost);
+  await syncProxies(ctx.proxies, input, lost);
   return { changed, lost };
 }
 

@@ -8,6 +8,7 @@ import { log } from '../log.js';
 import { native } from '../native.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 import { bridgeHasGateway, defaultBridgeName, hostIfnameFor, macFor, prepareBridgeNetwork } from './bridge-options.js';
+import { proxySpecs, startProxies } from './bridge-proxies.js';
 import { repairBridges, vethComplete } from './bridge-repair.js';
 import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.js';
 
@@ -80,11 +81,22 @@ export class BridgeDriver implements Driver {
   }
 
   async programExternalConnectivity(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    await this.ctx.firewall.apply({ addPorts: Firewall.ports(net, ep) });
+    const ports = Firewall.ports(net, ep);
+    if (ports.length) await this.ctx.firewall.apply({ addPorts: ports });
+    const specs = proxySpecs(ep);
+    if (!specs.length) return;
+    try {
+      await startProxies(this.ctx.proxies, specs);
+    } catch (e) {
+      if (ports.length) await this.ctx.firewall.apply({ removePorts: ports }).catch((u: unknown) => log.warn('withdrawing published ports after a failed proxy start failed', { endpoint: ep.id, err: u }));
+      throw e;
+    }
   }
 
   async revokeExternalConnectivity(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    await this.ctx.firewall.apply({ removePorts: Firewall.ports(net, ep) });
+    if (proxySpecs(ep).length) await this.ctx.proxies.stopEndpoint(ep.id);
+    const ports = Firewall.ports(net, ep);
+    if (ports.length) await this.ctx.firewall.apply({ removePorts: ports });
   }
 
   createEndpoint(_net: NetworkRecord, ep: EndpointRecord): void {

@@ -4,6 +4,7 @@
  * Each method that changes the kernel undoes its own partial work when it fails.
  * Reconcile asks each driver to repair its own kernel state: it names no driver.
  */
+import type { Proxies } from '../proxy/proxies.js';
 import type { Firewall } from '../firewall.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 
@@ -11,6 +12,8 @@ export interface DriverContext {
   /** the netns the controller treats as its host; null = the process's own */
   hostNetns: string | null;
   firewall: Firewall;
+  /** the userland proxies of ports published on [::1] */
+  proxies: Proxies;
   /** turn on forwarding in the host netns for the families networks use */
   ipForward: boolean;
   /** where remote driver plugins are looked for; absent = Docker's dirs (/run/docker/plugins…) */
