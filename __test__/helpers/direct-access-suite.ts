@@ -234,7 +234,7 @@ export function directAccessSuite(backend: Exclude<FirewallBackendName, 'none'>,
     await ctl.removeNetwork('routed');
   });
 
-  test.serial(name('isolated (internal only) and inhibit_ipv4 leave the bridge without an address'), async (t) => {
+  test.serial(name('isolated (internal only) and inhibit_ipv4 leave the bridge without an address; container_iface_prefix names interfaces'), async (t) => {
     await ctl.createNetwork({
       name: 'iso',
       internal: true,
@@ -249,12 +249,21 @@ export function directAccessSuite(backend: Exclude<FirewallBackendName, 'none'>,
     const b = await ctl.createSandbox({ name: host.name('ib'), net: 'iso' });
     t.true(pings(a.netns, addrs(b, 'iso').ip4), 'the network itself works');
     t.false(pings(host.ns, addrs(a, 'iso').ip4), 'the host cannot reach the network');
-    await ctl.createNetwork({ name: 'inh', ipam: [{ subnet: v4(7) }, { subnet: v6(7) }], options: { 'com.docker.network.bridge.inhibit_ipv4': 'true' } });
+    await ctl.createNetwork({
+      name: 'inh',
+      ipam: [{ subnet: v4(7) }, { subnet: v6(7) }],
+      options: { 'com.docker.network.bridge.inhibit_ipv4': 'true', 'com.docker.network.container_iface_prefix': 'lan' },
+    });
     const br2 = ctl.getNetwork('inh').bridge!;
     t.false(globalAddrs(br2).some((x) => !x.includes(':')), 'no IPv4 address on the bridge');
     t.true(globalAddrs(br2).some((x) => x.includes(':')), 'the IPv6 gateway is there');
     const c = await ctl.createSandbox({ name: host.name('ic'), net: 'inh' });
     t.truthy(addrs(c, 'inh').ip4, 'endpoints still get IPv4 addresses');
+    const ifaces = ipj<Array<{ ifname: string }>>(c.netns, 'link', 'show').map((l) => l.ifname);
+    t.true(ifaces.includes('lan0') && !ifaces.includes('eth0'), ifaces.join());
+    await ctl.connect('iso', c.name);
+    const more = ipj<Array<{ ifname: string }>>(c.netns, 'link', 'show').map((l) => l.ifname);
+    t.true(more.includes('eth0'), 'another network keeps the default prefix');
     for (const s of [a, b, c]) await ctl.removeSandbox(s.name);
     await ctl.removeNetwork('iso');
     await ctl.removeNetwork('inh');
