@@ -80,6 +80,22 @@ withDocker('the stock docker CLI drives networks end to end', async (t) => {
   t.is(r.out, '1.47');
 });
 
+withDocker('the docker CLI makes IPv6-only and routed networks (--ipv4=false, gateway modes) and gets 400s for bad ones', async (t) => {
+  let r = await docker('network', 'create', '--ipv4=false', '--ipv6', '--subnet', 'fd00:241::/64', '-o', 'com.docker.network.bridge.gateway_mode_ipv6=routed', 'six');
+  t.is(r.code, 0, r.err);
+  t.is((await docker('network', 'inspect', '-f', '{{.EnableIPv4}} {{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}}{{end}}', 'six')).out, 'false true fd00:241::/64');
+  const sb = await d.controller.createSandbox({ name: host.name('six'), net: 'six' });
+  t.deepEqual(ipj(sb.netns, '-4', 'addr', 'show', 'dev', 'eth0')[0]?.addr_info ?? [], [], 'no IPv4 address');
+  await d.controller.removeSandbox(sb.name);
+  r = await docker('network', 'create', '--ipv4=false', 'nov6');
+  t.not(r.code, 0);
+  t.regex(r.err, /IPv6/);
+  r = await docker('network', 'create', '-o', 'com.docker.network.bridge.gateway_mode_ipv4=isolated', 'iso');
+  t.not(r.code, 0);
+  t.regex(r.err, /internal/);
+  t.is((await docker('network', 'rm', 'six')).code, 0);
+});
+
 test.serial('dockerode does the same from Node', async (t) => {
   const docker = new Docker({ socketPath: d.socket });
   const net = await docker.createNetwork({
