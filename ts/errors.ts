@@ -33,6 +33,8 @@ export const ErrorCodes = {
   ERR_SOCKET_IN_USE: 409,
   /** the host netns is managed by another state dir */
   ERR_HOST_IN_USE: 409,
+  /** the cluster store (etcd) did not answer in time: global operations wait for it */
+  ERR_CLUSTER_UNAVAILABLE: 503,
   /** the controller (or its store) was closed */
   ERR_CLOSED: 500,
   /** a bug in cnm: the cause says what went wrong */
