@@ -121,7 +121,7 @@ export class EtcdStore implements Store {
   /** the revision the mirror was (re)loaded at: events before it are not kept */
   private loadedAt = 0;
   private readonly events: StoreEvent[] = [];
-  private readonly watchers = new Set<Watcher>();
+  private watchers = new Set<Watcher>();
   private readonly waits: Array<{ ready: () => boolean; resolve: () => void }> = [];
   private watch$: { cancel(): Promise<void> } | undefined;
   private closed = false;
@@ -226,8 +226,9 @@ export class EtcdStore implements Store {
       }
     }
     const err = new CnmError('ERR_STORE', 'the cluster store watch was restarted from a reload: events in between are not delivered; reload and watch again');
-    for (const w of [...this.watchers]) {
-      this.watchers.delete(w);
+    const stopped = this.watchers;
+    this.watchers = new Set();
+    for (const w of stopped) {
       if (w.onError) w.onError(err);
       else log.error('a cluster store watch stopped', { prefix: w.prefix, err });
     }
