@@ -17,6 +17,7 @@ pub mod flock;
 pub mod link;
 pub mod netns;
 mod nl;
+pub mod peers;
 pub mod route;
 mod sockopt;
 pub mod sysctl;

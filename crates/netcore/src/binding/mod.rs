@@ -19,6 +19,7 @@ pub mod flock;
 pub mod link;
 pub(crate) mod mirror;
 pub mod netns;
+pub mod overlay;
 pub mod route;
 
 use std::future::Future;

@@ -9,6 +9,7 @@
 mod adopt;
 mod bridge;
 mod veth;
+mod vxlan;
 
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -20,6 +21,7 @@ use crate::{netns, nl};
 pub use adopt::{adopt_link, AdoptResult, AdoptSpec, StaticRoute};
 pub use bridge::{ensure_bridge, BridgeResult, BridgeSpec};
 pub use veth::{attach_veth, detach_veth, VethResult, VethSpec};
+pub use vxlan::{ensure_vxlan, VxlanResult, VxlanSpec, VXLAN_PORT};
 
 /// Interface names: 1..15 bytes, no '/', no whitespace, no NUL, not "." or "..".
 pub fn validate_ifname(name: &str) -> Result<()> {
