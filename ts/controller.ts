@@ -29,7 +29,13 @@ import { checkOptions } from './ops/options.js';
 import { DEFAULT_BRIDGE_DEVICE, ensurePredefined } from './ops/predefined.js';
 import { createSandbox, removeSandbox } from './ops/sandboxes.js';
 import type { ConnectOptions, ControllerOptions, NetworkCreateOptions, SandboxCreateOptions } from './options.js';
-import { allNetworks, allSandboxes, endpointsOfNetwork, endpointsOfSandbox, findNetwork, findSandbox } from './records.js';
+import { allNetworks, allSandboxes, endpointsOfNetwork, endpointsOfSandbox, findSandbox } from './records.js';
+import { Cluster, type PeerRecord, clusterKeys } from './cluster/cluster.js';
+import { PeerSync } from './cluster/peer-sync.js';
+import { OverlayDriver } from './drivers/overlay.js';
+import { ClusterIpam } from './ipam/cluster-ipam.js';
+import { createGlobalNetwork, dropLocalCopy, findAnyNetwork, globalNetworks, removeGlobalNetwork } from './ops/global-networks.js';
+import type { StoreWatch } from './store/store.js';
 import { type ReconcileReport, reconcile } from './reconcile.js';
 import { Sandbox } from './sandbox.js';
 import { LmdbStore } from './store/lmdb-store.js';
@@ -60,6 +66,9 @@ export class NetworkController {
   private readonly hostDir: string;
   private setup: Promise<void> | undefined;
   private closed = false;
+  private peers: PeerSync | undefined;
+  private netWatch: StoreWatch | undefined;
+  private rejoin: NodeJS.Timeout | undefined;
 
   private constructor(opts: ControllerOptions, store: StoreHandle, base: string) {
     const { backend, settings } = checkOptions(opts);
@@ -108,6 +117,8 @@ export class NetworkController {
   }
 
   private async setUp(): Promise<void> {
+    // a wrong advertise address is bad input: refused before anything changes
+    if (this.opts.clusterStore !== undefined) await Cluster.checkAdvertise(this.opts, this.hostNetns);
     const made = [this.stateDir, this.hostDir].filter((d) => !existsSync(d));
     ensureStateDir(this.stateDir);
     ensureStateDir(this.hostDir);
@@ -120,6 +131,7 @@ export class NetworkController {
     }
     await this.store.replace(() => LmdbStore.open(this.hostDir));
     await prepareHost(this.ctx, this.opts.portRange !== undefined);
+    if (this.opts.clusterStore !== undefined) await this.joinCluster();
     if (this.opts.reconcileOnOpen !== false) {
       this.lastReconcile = await reconcile(this.ctx);
       if (this.lastReconcile.errors.length) log.warn('reconcile at start-up left problems', { errors: this.lastReconcile.errors });
@@ -131,12 +143,46 @@ export class NetworkController {
     if (this.closed) throw new CnmError('ERR_CLOSED', 'the controller is closed: open a new one');
   }
 
+  /**
+   * Join the cluster store: the overlay driver, the cluster's IPAM and the peer
+   * tables. A cluster store that does not answer leaves local networks working:
+   * the join is tried again in the background, and global operations answer
+   * ERR_CLUSTER_UNAVAILABLE meanwhile.
+   */
+  private async joinCluster(): Promise<void> {
+    try {
+      const cluster = await Cluster.join(this.opts, this.hostNetns, this.store);
+      if (this.closed) {
+        await cluster.close();
+        return;
+      }
+      const peers = new PeerSync(cluster, this.hostNetns);
+      this.drivers.register(new OverlayDriver(this.drivers.context, cluster, peers, (netId) => endpointsOfNetwork(this.store, netId)));
+      this.drivers.clusterIpam = new ClusterIpam(cluster.store);
+      this.ctx.cluster = cluster;
+      this.peers = peers;
+      peers.start();
+      // a global network removed by another host: this host's copy (no endpoints by then) goes too
+      this.netWatch = cluster.store.watch('net/', cluster.store.revision(), (e) => {
+        for (const c of e.changes) if (c.deleted) void dropLocalCopy(this.ctx, c.key.slice(4)).catch((err: unknown) => log.warn('dropping the copy of a removed global network failed', { err }));
+      });
+    } catch (e) {
+      if (!(e instanceof CnmError) || e.code !== 'ERR_CLUSTER_UNAVAILABLE' || this.closed) throw e;
+      log.warn('the cluster store is not reachable: local networks work, global ones once it is (retrying)', { err: e });
+      this.rejoin = setTimeout(() => void this.joinCluster().catch((err: unknown) => log.error('joining the cluster failed', { err })), 2000);
+    }
+  }
+
   /** Close the store; every later call fails with ERR_CLOSED. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     // a set-up in flight finishes first; its failure went to whoever awaited it
     await this.setup?.catch(() => undefined);
+    clearTimeout(this.rejoin);
+    this.netWatch?.close();
+    this.peers?.stop();
+    await this.ctx.cluster?.close().catch((e: unknown) => log.warn('closing the cluster store failed', { err: e }));
     if (!(await this.ctx.marks.flush())) {
       log.error(`${this.ctx.marks.size} endpoint commit mark(s) could not be written; the next reconcile finishes those endpoints`);
     }
@@ -148,13 +194,16 @@ export class NetworkController {
   /** Create a network. Nothing is left behind when it fails. */
   async createNetwork(req: NetworkCreateOptions): Promise<Network> {
     await this.ready();
+    // the overlay driver's networks are the cluster's
+    if (req?.driver === 'overlay') return new Network(this, await createGlobalNetwork(this.ctx, req));
     return new Network(this, await createNetwork(this.ctx, req));
   }
 
   /** All networks, in creation order. */
   listNetworks(): Network[] {
     this.check();
-    return allNetworks(this.store)
+    const global = this.ctx.cluster ? globalNetworks(this.ctx.cluster.store) : [];
+    return [...allNetworks(this.store).filter((n) => n.scope !== 'global'), ...global]
       .filter((n) => n.state === 'ready')
       .sort((a, b) => a.created.localeCompare(b.created))
       .map((n) => new Network(this, n));
@@ -163,13 +212,15 @@ export class NetworkController {
   /** A network by id, name or unique id prefix; ERR_NETWORK_NOT_FOUND otherwise. */
   getNetwork(ref: string): Network {
     this.check();
-    return new Network(this, findNetwork(this.store, ref));
+    return new Network(this, findAnyNetwork(this.ctx, ref));
   }
 
   /** Remove a network; refused while endpoints exist or for predefined networks. */
   async removeNetwork(ref: string): Promise<void> {
     await this.ready();
-    await removeNetwork(this.ctx, ref);
+    const net = findAnyNetwork(this.ctx, ref);
+    if (net.scope === 'global') await removeGlobalNetwork(this.ctx, net);
+    else await removeNetwork(this.ctx, ref);
   }
 
   // --------------------------------------------------------------- sandboxes
@@ -220,6 +271,18 @@ export class NetworkController {
   endpointsOf(netId: string): EndpointRecord[] {
     this.check();
     return endpointsOfNetwork(this.store, netId);
+  }
+
+  /** The hosts with endpoints on a global network, as inspect shows them. @internal */
+  peersOf(netId: string): Array<{ Name: string; IP: string }> {
+    const cluster = this.ctx.cluster;
+    if (!cluster) return [];
+    const hosts = cluster.hosts();
+    const seen = new Map<string, { Name: string; IP: string }>();
+    for (const [, p] of cluster.store.range<PeerRecord>(clusterKeys.peers(netId))) {
+      if (!seen.has(p.host)) seen.set(p.host, { Name: hosts.get(p.host)?.hostname ?? p.host.slice(0, 12), IP: p.vtep });
+    }
+    return [...seen.values()].sort((a, b) => a.IP.localeCompare(b.IP));
   }
 
   /** Endpoints of a sandbox. @internal */

@@ -23,11 +23,15 @@ export type {
   FirewallState,
   LinkInfo,
   NativeErrorCode,
+  Peer,
+  PeerChanges,
   PortMapping,
   RouteInfo,
   StaticRoute,
   VethInfo,
   VethSpec,
+  VxlanInfo,
+  VxlanSpec,
 } from '../index.js';
 
 /** Every function the generated loader exports. */

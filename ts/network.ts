@@ -41,6 +41,8 @@ export interface NetworkInspect {
   Containers: Record<string, NetworkContainer>;
   Options: Record<string, string>;
   Labels: Record<string, string>;
+  /** global networks: the hosts with endpoints on it (Docker's overlay inspect) */
+  Peers?: Array<{ Name: string; IP: string }>;
 }
 
 export class Network {
@@ -132,6 +134,7 @@ export class Network {
       Containers: containers,
       Options: r.options,
       Labels: r.labels,
+      ...(r.scope === 'global' ? { Peers: this.ctl.peersOf(r.id) } : {}),
     };
   }
 }

@@ -44,6 +44,22 @@ export interface ControllerOptions {
   reconcileOnOpen?: boolean;
   /** where remote network driver plugins are found (<dir>/<name>.sock, .spec, .json); default /run/docker/plugins */
   pluginDir?: string;
+  /**
+   * the cluster store: `etcd://HOST:PORT[,HOST:PORT…]` (Docker's --cluster-store).
+   * With it, global-scope networks (the overlay driver) are shared by every host
+   * of the cluster. A host's endpoints on them stay visible to the others while a
+   * controller runs on it (it keeps the host's lease alive): the daemon, or a
+   * long-lived process embedding cnm.
+   */
+  clusterStore?: string;
+  /** this host's underlay address, the VXLAN tunnels' endpoint (Docker's --cluster-advertise); required with clusterStore */
+  clusterAdvertise?: string;
+  /** the cluster's key prefix in etcd is `cnm/<name>/`; default "default" */
+  clusterName?: string;
+  /** PEM files for TLS to etcd */
+  clusterTls?: { ca?: string; cert?: string; key?: string };
+  /** seconds a dead host's endpoints stay visible to the others (its lease's TTL); default 10 */
+  clusterLeaseTtl?: number;
 }
 
 /** One IPAM pool as given to network create. */

@@ -123,7 +123,7 @@ export async function reconcile(ctx: OpContext, opts: { dryRun?: boolean } = {})
   for (const net of allNetworks(store).filter((n) => n.state === 'ready')) {
     try {
       if (!(await ctx.drivers.resolve(net.driver)).usesIpam) continue;
-      const ipam = await ctx.drivers.resolveIpam(net.ipam.driver);
+      const ipam = await ctx.drivers.ipamOf(net);
       const freed = await ipam.reconcile(net, (r, epId) => r.get(keys.ep(net.id, epId)) !== undefined, dryRun);
       for (const ip of freed) report.actions.push(`free leaked address ${ip} on ${net.name}`);
     } catch (e) {

@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { CnmError } from '../errors.js';
 import type { Ipam } from '../ipam/ipam-api.js';
+import type { NetworkRecord } from '../types.js';
 import { DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIRS, PluginClient, discoverPlugin, validPluginName } from '../plugin/client.js';
 import type { CapabilitiesResponse } from '../plugin/api.js';
 import { BridgeDriver } from './bridge.js';
@@ -20,13 +21,16 @@ export class DriverRegistry {
   private readonly drivers = new Map<string, Driver>();
   private readonly loading = new Map<string, Promise<Driver>>();
   private readonly ipams = new Map<string, Promise<Ipam>>();
+  /** the IPAM of global networks, once the host has joined a cluster */
+  clusterIpam: Ipam | undefined;
 
   constructor(
-    private readonly ctx: DriverContext,
+    /** what the drivers share (the host, the firewall) */
+    readonly context: DriverContext,
     /** the built-in IPAM, answering to "default" */
     readonly defaultIpam: Ipam,
   ) {
-    this.register(new BridgeDriver(ctx));
+    this.register(new BridgeDriver(context));
     this.register(new NoopDriver('host', false));
     this.register(new NoopDriver('null', true));
   }
@@ -46,6 +50,9 @@ export class DriverRegistry {
   async resolve(name: string): Promise<Driver> {
     const d = this.drivers.get(name);
     if (d) return d;
+    if (name === 'overlay') {
+      throw new CnmError('ERR_INVALID_ARGUMENT', 'the overlay driver needs a cluster store: start cnm with --cluster-store etcd://HOST:PORT and --cluster-advertise IP', { value: name });
+    }
     let p = this.loading.get(name);
     if (!p) {
       p = this.loadPlugin(name).finally(() => this.loading.delete(name));
@@ -56,7 +63,7 @@ export class DriverRegistry {
 
   /** Where plugins are looked for: the configured dir alone, or Docker's dirs. */
   pluginDirs(): string[] {
-    return this.ctx.pluginDir ? [this.ctx.pluginDir] : [DEFAULT_SOCKET_DIR, ...DEFAULT_SPEC_DIRS];
+    return this.context.pluginDir ? [this.context.pluginDir] : [DEFAULT_SOCKET_DIR, ...DEFAULT_SPEC_DIRS];
   }
 
   private unknown(name: string): CnmError {
@@ -81,6 +88,13 @@ export class DriverRegistry {
       p.catch(() => this.ipams.delete(name));
     }
     return p;
+  }
+
+  /** The IPAM of a network: the cluster's for a global network, else the one it names. */
+  async ipamOf(net: NetworkRecord): Promise<Ipam> {
+    if (net.scope !== 'global') return this.resolveIpam(net.ipam.driver);
+    if (!this.clusterIpam) throw new CnmError('ERR_CLUSTER_UNAVAILABLE', `network ${net.name} is global: this host has not joined the cluster store`, { network: net.name });
+    return this.clusterIpam;
   }
 
   private unknownIpam(name: string): CnmError {
@@ -130,7 +144,7 @@ export class DriverRegistry {
     if (caps.Scope !== 'local' && caps.Scope !== 'global') {
       throw new CnmError('ERR_PLUGIN', `plugin ${name}: GetCapabilities: invalid Scope ${JSON.stringify(caps.Scope)}`, { value: name });
     }
-    const d = new RemoteDriver(name, client, this.ctx, caps);
+    const d = new RemoteDriver(name, client, this.context, caps);
     this.register(d);
     return d;
   }

@@ -5,13 +5,13 @@
  * address and binds it inside the transaction that records the endpoint.
  */
 import { CnmError } from '../errors.js';
-import { type Cidr, parseSubnet } from '../net/ip.js';
 import type { Store, StoreReader } from '../store/store.js';
 import type { NetworkRecord } from '../types.js';
 import { AddressAllocator } from './allocator.js';
-import { type DefaultPool, chooseSubnet, ulaPrefix } from './default-pools.js';
+import type { DefaultPool } from './default-pools.js';
 import type { AddressLease, Ipam, PoolsRequest } from './ipam-api.js';
-import { Pool, type PoolConfig } from './pool.js';
+import type { PoolConfig } from './pool.js';
+import { poolsFor } from './pools-for.js';
 
 const isV6 = (c: PoolConfig) => c.subnet.includes(':');
 
@@ -26,26 +26,8 @@ export class DefaultIpam implements Ipam {
     this.allocator = new AddressAllocator(store);
   }
 
-  async requestPools({ network, requested, exclude }: PoolsRequest): Promise<PoolConfig[]> {
-    const out: PoolConfig[] = [];
-    for (const p of requested) {
-      if (!p.subnet) continue;
-      // Pool checks the gateway, range and auxiliary addresses against the subnet
-      const cfg: PoolConfig = new Pool({ subnet: p.subnet, gateway: p.gateway, ipRange: p.ipRange, auxAddresses: p.auxAddresses }).config;
-      if (!p.gateway) cfg.gatewayAuto = true;
-      out.push(cfg);
-    }
-    const needV4 = network.enableIPv4 !== false && !out.some((c) => !isV6(c));
-    const needV6 = network.enableIPv6 && !out.some(isV6);
-    if (!needV4 && !needV6) return out;
-    const avoid: Cidr[] = [...(await exclude()), ...out.map((c) => parseSubnet(c.subnet))];
-    if (needV4) {
-      const subnet = chooseSubnet(this.pools, avoid);
-      out.push({ ...new Pool({ subnet }).config, auto: true });
-      avoid.push(parseSubnet(subnet));
-    }
-    if (needV6) out.push({ ...new Pool({ subnet: chooseSubnet([{ base: ulaPrefix(), size: 64 }], avoid, 6) }).config, auto: true });
-    return out;
+  requestPools(req: PoolsRequest): Promise<PoolConfig[]> {
+    return poolsFor(req, this.pools);
   }
 
   async releasePools(net: NetworkRecord): Promise<void> {

@@ -60,8 +60,12 @@ export interface Ipam {
   requestPools(req: PoolsRequest): Promise<PoolConfig[]>;
   /** Give back a network's pools, their gateways and any address still held on it. */
   releasePools(net: NetworkRecord, pools?: PoolConfig[]): Promise<void>;
-  /** An endpoint address of `family`: `address` when given, else any free one. */
-  requestAddress(net: NetworkRecord, family: 4 | 6, address?: string): Promise<AddressLease>;
+  /**
+   * An endpoint address of `family`: `address` when given, else any free one.
+   * `endpointId` is the endpoint it is for (an IPAM that records it at request
+   * time, as the cluster's does, keeps it with the address).
+   */
+  requestAddress(net: NetworkRecord, family: 4 | 6, address?: string, endpointId?: string): Promise<AddressLease>;
   /** Give back an endpoint address ("addr/prefix" or "addr"); nothing when it is not held. */
   releaseAddress(net: NetworkRecord, address: string): Promise<void>;
   /**

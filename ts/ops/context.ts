@@ -7,6 +7,7 @@ import type { DriverRegistry } from '../drivers/registry.js';
 import type { Firewall } from '../firewall.js';
 import type { DefaultPool } from '../ipam/default-pools.js';
 import type { Store } from '../store/store.js';
+import type { Cluster } from '../cluster/cluster.js';
 import type { CommitMarks } from './marks.js';
 
 /** Daemon-level settings after validation. */
@@ -31,4 +32,6 @@ export interface OpContext {
   readonly settings: Settings;
   /** endpoint commit marks waiting for this process's next transaction */
   readonly marks: CommitMarks;
+  /** this host's membership of a cluster (global networks), once joined */
+  cluster?: Cluster;
 }

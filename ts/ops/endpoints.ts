@@ -15,7 +15,8 @@ import type { ConnectOptions } from '../options.js';
 import { currentOwner } from '../owner.js';
 import { type PortFamilies, releasePorts, reservePorts } from '../port-allocator.js';
 import { checkBinding } from '../ports.js';
-import { endpointsOfSandbox, findNetwork, findSandbox, keys } from '../records.js';
+import { endpointsOfSandbox, findSandbox, keys } from '../records.js';
+import { dropLocalCopy, ensureLocalCopy, findAnyNetwork } from './global-networks.js';
 import type { StoreTxn } from '../store/store.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 import { newId } from '../validate.js';
@@ -77,7 +78,7 @@ export async function planEndpoint(ctx: OpContext, net: NetworkRecord, sb: Sandb
     state: 'pending',
     owner: currentOwner(),
   };
-  const leases = driver.usesIpam ? await requestAddresses(ctx, net, opts) : [];
+  const leases = driver.usesIpam ? await requestAddresses(ctx, net, opts, ep.id) : [];
   const release = async () => {
     for (const l of leases) await l.lease.release().catch((e: unknown) => log.warn('giving back an unused address failed', { network: net.name, err: e }));
   };
@@ -121,17 +122,17 @@ export async function planEndpoint(ctx: OpContext, net: NetworkRecord, sb: Sandb
 }
 
 /** One address of each family the network has, from its IPAM; the IPv4 one is given back if the IPv6 one fails. */
-async function requestAddresses(ctx: OpContext, net: NetworkRecord, opts: ConnectOptions): Promise<Array<{ family: 4 | 6; lease: AddressLease }>> {
+async function requestAddresses(ctx: OpContext, net: NetworkRecord, opts: ConnectOptions, endpointId: string): Promise<Array<{ family: 4 | 6; lease: AddressLease }>> {
   const has4 = net.ipam.config.some((c) => !isV6(c.subnet));
   const has6 = net.ipam.config.some((c) => isV6(c.subnet));
   if (opts.ip !== undefined && !has4) throw invalid(`network ${net.name} has no IPv4 subnet (it is IPv6-only): --ip cannot be used`, opts.ip);
   if (opts.ip6 !== undefined && !has6) throw invalid(`network ${net.name} has no IPv6 subnet: create it with --ipv6 to use --ip6`, opts.ip6);
-  const ipam = await ctx.drivers.resolveIpam(net.ipam.driver);
+  const ipam = await ctx.drivers.ipamOf(net);
   const out: Array<{ family: 4 | 6; lease: AddressLease }> = [];
-  if (has4) out.push({ family: 4, lease: await ipam.requestAddress(net, 4, opts.ip) });
+  if (has4) out.push({ family: 4, lease: await ipam.requestAddress(net, 4, opts.ip, endpointId) });
   if (has6) {
     try {
-      out.push({ family: 6, lease: await ipam.requestAddress(net, 6, opts.ip6) });
+      out.push({ family: 6, lease: await ipam.requestAddress(net, 6, opts.ip6, endpointId) });
     } catch (e) {
       for (const l of out) await l.lease.release().catch((u: unknown) => log.warn('giving back an unused address failed', { network: net.name, err: u }));
       throw e;
@@ -181,7 +182,7 @@ export async function finishEndpoint(ctx: OpContext, ep: EndpointRecord): Promis
 
 /** Connect a sandbox to a network (Docker's `network connect`). */
 export async function connect(ctx: OpContext, netRef: string, sbRef: string, opts: ConnectOptions): Promise<EndpointRecord> {
-  const net = findNetwork(ctx.store, netRef);
+  const net = findAnyNetwork(ctx, netRef);
   const sb = findSandbox(ctx.store, sbRef);
   if (sb.mode === 'container') {
     throw invalid('container sharing network namespace with another container or host cannot be connected to any other network', sb.name);
@@ -192,11 +193,13 @@ export async function connect(ctx: OpContext, netRef: string, sbRef: string, opt
   if (sb.mode === 'none' || net.driver === 'null') {
     throw invalid('container cannot be connected to multiple networks with one of the networks in private (none) mode', sb.name);
   }
+  await ensureLocalCopy(ctx, net);
   const plan = await planEndpoint(ctx, net, sb, opts, false);
   try {
     await ctx.store.txn((tx) => plan.reserve(tx));
   } catch (e) {
     await plan.release();
+    if (net.scope === 'global') await dropLocalCopy(ctx, net.id).catch((u: unknown) => log.warn('dropping an unused copy of a global network failed', { network: net.name, err: u }));
     throw e;
   }
   const undo = new Undo();
@@ -215,7 +218,7 @@ export async function connect(ctx: OpContext, netRef: string, sbRef: string, opt
 
 /** Disconnect a sandbox from a network and release its address. */
 export async function disconnect(ctx: OpContext, netRef: string, sbRef: string): Promise<void> {
-  const net = findNetwork(ctx.store, netRef);
+  const net = findAnyNetwork(ctx, netRef);
   const sb = findSandbox(ctx.store, sbRef);
   const ep = endpointsOfSandbox(ctx.store, sb.id).find((e) => e.networkId === net.id);
   if (!ep) {
@@ -265,6 +268,8 @@ export async function forgetEndpoint(ctx: OpContext, net: NetworkRecord | undefi
     if (heir) tx.put(keys.ep(heir.networkId, heir.id), { ...heir, defaultGateway: true });
   });
   await releaseAddresses(ctx, net, ep);
+  // this host's last endpoint on a global network: its copy goes
+  if (net?.scope === 'global') await dropLocalCopy(ctx, net.id).catch((e: unknown) => log.warn('dropping the copy of a global network failed', { network: net.name, err: e }));
 }
 
 /**
@@ -275,7 +280,7 @@ export async function forgetEndpoint(ctx: OpContext, net: NetworkRecord | undefi
 export async function releaseAddresses(ctx: OpContext, net: NetworkRecord | undefined, ep: Pick<EndpointRecord, 'ipv4' | 'ipv6'>): Promise<void> {
   if (!net || (!ep.ipv4 && !ep.ipv6)) return;
   try {
-    const ipam = await ctx.drivers.resolveIpam(net.ipam.driver);
+    const ipam = await ctx.drivers.ipamOf(net);
     for (const address of [ep.ipv4, ep.ipv6]) {
       if (!address) continue;
       await ipam.releaseAddress(net, address).catch((e: unknown) => log.warn('giving an address back to IPAM failed', { network: net.name, address, err: e }));

@@ -24,7 +24,7 @@ import { Forward, Undo } from './undo.js';
 /** Create a network. Nothing is left behind when it fails. */
 export async function createNetwork(ctx: OpContext, req: NetworkCreateOptions, predefined = false): Promise<NetworkRecord> {
   const { rec, driver, requested } = await planNetwork(ctx, req, predefined);
-  const ipam = driver.usesIpam ? await ctx.drivers.resolveIpam(rec.ipam.driver) : undefined;
+  const ipam = driver.usesIpam ? await ctx.drivers.ipamOf(rec) : undefined;
   const exclude = () => excludedPrefixes(ctx);
   // another process may take an automatically chosen subnet between our look and our write
   for (let attempt = 0; ; attempt++) {
@@ -107,7 +107,7 @@ export async function rollbackNetwork(ctx: OpContext, net: NetworkRecord): Promi
 async function dropNetwork(ctx: OpContext, rec: NetworkRecord, driver: Driver | undefined, fwd: Forward): Promise<void> {
   if (driver === undefined || driver.usesIpam) {
     let ipam: Ipam | undefined;
-    await fwd.step('find its IPAM driver', async () => (ipam = await ctx.drivers.resolveIpam(rec.ipam.driver)));
+    await fwd.step('find its IPAM driver', async () => (ipam = await ctx.drivers.ipamOf(rec)));
     if (ipam) await fwd.step('give back its pools', () => ipam!.releasePools(rec));
   }
   await fwd.step('drop its records', () => ctx.store.txn((tx) => unreserveNetwork(tx, rec)));

@@ -32,6 +32,7 @@ export function checkOptions(opts: ControllerOptions): Checked {
   if (opts.portRange !== undefined) checkPortRange(opts.portRange);
   if (opts.allowDirectRouting !== undefined && typeof opts.allowDirectRouting !== 'boolean') throw invalid('allowDirectRouting must be a boolean', opts.allowDirectRouting);
   if (opts.hostNetns !== undefined && opts.hostNetns !== null) checkName('host netns', opts.hostNetns, 200);
+  checkClusterOptions(opts);
   return {
     backend,
     settings: {
@@ -41,6 +42,31 @@ export function checkOptions(opts: ControllerOptions): Checked {
       ipForward: opts.ipForward !== false,
     },
   };
+}
+
+/** `etcd://h:p[,h:p…]` as the etcd client's URLs. */
+export function etcdEndpoints(url: string): string[] {
+  const m = /^etcd:\/\/(.+)$/.exec(url);
+  if (!m) throw invalid(`cluster store ${url} must be etcd://HOST:PORT[,HOST:PORT…] (only etcd is supported)`, url);
+  return m[1]!.split(',').map((hp) => {
+    const hm = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(hp);
+    if (!hm || Number(hm[2]) < 1 || Number(hm[2]) > 65535) throw invalid(`cluster store address ${hp} must be HOST:PORT`, url);
+    return `http://${hp}`;
+  });
+}
+
+function checkClusterOptions(opts: ControllerOptions): void {
+  const cluster = [opts.clusterAdvertise, opts.clusterName, opts.clusterTls, opts.clusterLeaseTtl].some((o) => o !== undefined);
+  if (opts.clusterStore === undefined) {
+    if (cluster) throw invalid('--cluster-advertise and the other cluster options need --cluster-store', opts.clusterAdvertise ?? opts.clusterName);
+    return;
+  }
+  etcdEndpoints(opts.clusterStore);
+  if (opts.clusterAdvertise === undefined) throw invalid('--cluster-store needs --cluster-advertise: the address of this host that the other hosts reach it on', opts.clusterStore);
+  parseIp(opts.clusterAdvertise, 'cluster advertise address');
+  if (opts.clusterName !== undefined) checkName('cluster name', opts.clusterName, 64);
+  const ttl = opts.clusterLeaseTtl;
+  if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 2 || ttl > 3600)) throw invalid(`cluster lease TTL ${ttl} must be 2 to 3600 seconds`, ttl);
 }
 
 function firewallBackend(opts: ControllerOptions): FirewallBackendName {

@@ -11,7 +11,8 @@ import { fault } from '../fault.js';
 import { native } from '../native.js';
 import type { SandboxCreateOptions } from '../options.js';
 import { currentOwner } from '../owner.js';
-import { allSandboxes, endpointsOfSandbox, findNetwork, findSandbox, keys } from '../records.js';
+import { allSandboxes, endpointsOfSandbox, findSandbox, keys } from '../records.js';
+import { ensureLocalCopy, findAnyNetwork } from './global-networks.js';
 import type { StoreTxn } from '../store/store.js';
 import type { EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord } from '../types.js';
 import { checkName, newId } from '../validate.js';
@@ -32,7 +33,7 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
     shared = findSandbox(ctx.store, netRef.slice('container:'.length));
     if (req.ip !== undefined) throw invalid('conflicting options: --ip and --net container:… cannot be used together', req.ip);
   } else {
-    net = findNetwork(ctx.store, netRef);
+    net = findAnyNetwork(ctx, netRef);
     if (net.driver === 'host') mode = 'host';
     else if (net.driver === 'null') mode = 'none';
     if (mode !== 'network' && (req.ip !== undefined || req.ip6 !== undefined)) {
@@ -54,6 +55,7 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
   if (shared) sb.sharedWith = shared.id;
   // host-mode sandboxes publish nothing: they use the host's ports directly, as in Docker
   const ports = mode === 'network' ? req.ports : undefined;
+  if (net) await ensureLocalCopy(ctx, net);
   const plan = net ? await planEndpoint(ctx, net, sb, { ip: req.ip, ip6: req.ip6, aliases: req.aliases, ports }, true) : undefined;
   try {
     await ctx.store.txn((tx) => {

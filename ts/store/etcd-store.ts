@@ -26,7 +26,8 @@ import type { IKeyValue, IWatchResponse } from 'etcd3/lib/rpc.js';
 import { ConstantBackoff, noop } from 'cockatiel';
 import { CnmError } from '../errors.js';
 import { log } from '../log.js';
-import type { Store, StoreChange, StoreEvent, StoreTxn, StoreWatch } from './store.js';
+import type { Lease } from 'etcd3';
+import type { PutOptions, Store, StoreChange, StoreEvent, StoreTxn, StoreWatch } from './store.js';
 
 /** Where the cluster store is and how to reach it. */
 export interface EtcdStoreOptions {
@@ -66,7 +67,7 @@ const byKey = ([a]: [string, unknown], [b]: [string, unknown]) => Buffer.compare
 
 /** The callback's view: the mirror plus its own writes; every read is recorded for the commit's checks. */
 class View implements StoreTxn {
-  readonly writes = new Map<string, { value: unknown } | null>();
+  readonly writes = new Map<string, { value: unknown; ephemeral: boolean } | null>();
   /** key -> the modification revision read (0: absent) */
   readonly reads = new Map<string, number>();
   /** prefix -> how many keys the mirror held under it */
@@ -86,8 +87,8 @@ class View implements StoreTxn {
     return s === undefined ? undefined : (structuredClone(s.value) as T);
   }
 
-  put(key: string, value: unknown): void {
-    this.writes.set(key, { value: structuredClone(value) });
+  put(key: string, value: unknown, opts?: PutOptions): void {
+    this.writes.set(key, { value: structuredClone(value), ephemeral: opts?.ephemeral === true });
   }
 
   del(key: string): void {
@@ -126,6 +127,10 @@ export class EtcdStore implements Store {
   private watch$: { cancel(): Promise<void> } | undefined;
   private closed = false;
   private readonly timeoutMs: number;
+  private lease: Lease | undefined;
+  private leaseId = '';
+  private leaseTtl = 0;
+  private readonly renewed: Array<() => void> = [];
 
   private constructor(
     private readonly client: Etcd3,
@@ -364,8 +369,14 @@ export class EtcdStore implements Store {
       for (const k of view.writes.keys()) if (!checked.has(k)) checked.set(k, this.data.get(k)?.mod ?? 0);
       for (const [k, mod] of checked) compare.push({ key: Buffer.from(p + k), target: 'Mod' as const, result: 'Equal' as const, mod_revision: mod });
       for (const r of view.ranges.keys()) compare.push({ key: Buffer.from(p + r), range_end: prefixEnd(p + r), target: 'Mod' as const, result: 'Less' as const, mod_revision: at + 1 });
+      if ([...view.writes.values()].some((w) => w?.ephemeral) && this.leaseId === '') {
+        for (const a of view.aborts) a();
+        throw new CnmError('ERR_INTERNAL', 'an ephemeral key was written before the host lease was granted');
+      }
       const success = [...view.writes].map(([k, w]) =>
-        w === null ? { request_delete_range: { key: Buffer.from(p + k) } } : { request_put: { key: Buffer.from(p + k), value: Buffer.from(JSON.stringify(w.value)) } },
+        w === null
+          ? { request_delete_range: { key: Buffer.from(p + k) } }
+          : { request_put: { key: Buffer.from(p + k), value: Buffer.from(JSON.stringify(w.value)), ...(w.ephemeral ? { lease: this.leaseId } : {}) } },
       );
       let res;
       try {
@@ -403,9 +414,73 @@ export class EtcdStore implements Store {
     }
   }
 
-  async close(): Promise<void> {
+  /**
+   * Grant this host's lease (TTL in seconds) and keep it alive: ephemeral keys
+   * are bound to it. When it is lost (etcd did not hear from this host within
+   * the TTL), a new one is granted and `onRenewed` callbacks run, so that their
+   * owners write their ephemeral keys again.
+   */
+  async grantLease(ttlSeconds: number): Promise<void> {
+    this.leaseTtl = ttlSeconds;
+    const lease = this.client.lease(ttlSeconds);
+    try {
+      const id = await Promise.race([
+        lease.grant(),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), this.timeoutMs).unref()),
+      ]);
+      this.lease = lease;
+      this.leaseId = id;
+    } catch (e) {
+      lease.release();
+      throw this.unavailable('a lease grant', e);
+    }
+    lease.on('lost', (err: Error) => void this.leaseLost(lease, err));
+  }
+
+  /** Run `fn` after each new lease (see {@link grantLease}). */
+  onRenewed(fn: () => void): void {
+    this.renewed.push(fn);
+  }
+
+  /** The id of this host's lease ('' before it is granted). */
+  leaseOf(): string {
+    return this.leaseId;
+  }
+
+  private async leaseLost(lease: Lease, err: Error): Promise<void> {
+    if (this.closed || lease !== this.lease) return;
+    log.warn('the host lease in the cluster store was lost: granting a new one', { err });
+    this.leaseId = '';
+    for (;;) {
+      try {
+        await this.grantLease(this.leaseTtl);
+        break;
+      } catch (e) {
+        if (this.closed) return;
+        log.warn('granting a new host lease failed: retrying', { err: e });
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+    for (const fn of this.renewed) {
+      try {
+        fn();
+      } catch (e) {
+        log.error('a lease renewal callback threw', { err: e });
+      }
+    }
+  }
+
+  /**
+   * Close; with `revoke`, the lease is revoked so this host's ephemeral keys go
+   * at once (a clean shutdown), otherwise they stay until its TTL runs out.
+   */
+  async close(opts: { revoke?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.lease) {
+      if (opts.revoke) await this.lease.revoke(this.deadline()).catch((e: unknown) => log.warn('revoking the host lease failed', { err: e }));
+      else this.lease.release();
+    }
     this.watchers.clear();
     await this.watch$?.cancel().catch((e: unknown) => log.warn('cancelling the cluster store watch failed', { err: e }));
     this.client.close();

@@ -29,8 +29,18 @@ export interface StoreReader {
   range<T>(prefix: string): Array<[string, T]>;
 }
 
+/** How a key is written. */
+export interface PutOptions {
+  /**
+   * Bound to this host's lease in the cluster store: the key goes when the host
+   * stops renewing it (it died, or was cut off longer than the lease's TTL).
+   * Local stores keep it like any other key.
+   */
+  ephemeral?: boolean;
+}
+
 export interface StoreTxn extends StoreReader {
-  put(key: string, value: unknown): void;
+  put(key: string, value: unknown, opts?: PutOptions): void;
   del(key: string): void;
   /**
    * Run fn if this transaction does not commit, so that caches filled during it

@@ -1,0 +1,163 @@
+// A simulated cluster: host netns on a shared underlay, each with its controller
+// in a process of its own, joined to a real etcd on loopback. Overlay networks
+// are created on one host, seen on the others, and carry real traffic between
+// sandboxes of different hosts through VXLAN; peers follow the store.
+import test from 'ava';
+import { NetworkController } from '../ts/controller.js';
+import type { NetworkInspect } from '../ts/network.js';
+import { native } from '../ts/native.js';
+import type { SandboxInspect } from '../ts/sandbox.js';
+import { type ClusterHost, HostError, startHost } from './helpers/cluster.js';
+import { type TestEtcd, etcdBin, startEtcd } from './helpers/etcd.js';
+import { type IsolatedHost, eventually, isolatedHost, pings } from './helpers/host.js';
+import { startEchoServer, tcpTry } from './helpers/tcp.js';
+import { underlay } from './helpers/underlay.js';
+
+const withEtcd = etcdBin ? test.serial : test.serial.skip;
+if (!etcdBin) console.log('cluster tests skipped: etcd is not installed (apt-get install etcd-server; .ci/run does)');
+
+let etcd: TestEtcd;
+const isolated: IsolatedHost[] = [];
+const hosts: ClusterHost[] = [];
+let switchNs = '';
+const VTEPS = ['192.168.78.1', '192.168.78.2', '192.168.78.3'];
+
+test.before(async () => {
+  if (!etcdBin) return;
+  etcd = await startEtcd('cluster');
+  let lan: Awaited<ReturnType<typeof underlay>> | undefined;
+  for (const [i, vtep] of VTEPS.slice(0, 2).entries()) {
+    const h = await isolatedHost(`ovc${i}`);
+    isolated.push(h);
+    if (i === 0) {
+      switchNs = h.name('sw');
+      lan = await underlay(switchNs);
+    }
+    lan!.plug(h.ns, vtep);
+    hosts.push(await startHost({ hostNetns: h.ns, stateDir: h.stateDir, clusterStore: etcd.url.replace('http://', 'etcd://'), clusterAdvertise: vtep, clusterLeaseTtl: 3 }));
+  }
+});
+test.after.always(async () => {
+  for (const h of hosts) await h.close();
+  for (const h of hosts) h.proc.kill('SIGKILL');
+  if (switchNs) await native.netnsDeleteMany([switchNs]).catch(() => undefined);
+  for (const h of isolated) await h.cleanup();
+  await etcd?.cleanup();
+});
+
+const code = async (p: Promise<unknown>) => {
+  try {
+    await p;
+    return 'ok';
+  } catch (e) {
+    return (e as HostError).code;
+  }
+};
+
+withEtcd('an overlay network made on one host is global: seen on the other, sandboxes on both talk through VXLAN', async (t) => {
+  const [a, b] = hosts as [ClusterHost, ClusterHost];
+  const net = await a.call<NetworkInspect>('createNetwork', { name: 'ov', driver: 'overlay', ipam: [{ subnet: '10.210.0.0/24' }] });
+  t.is(net.Scope, 'global');
+  t.is(net.Options['com.docker.network.driver.overlay.vxlanid_list'], '4096', "Docker's first VNI");
+  t.true(await eventually(async () => (await b.call<Array<{ name: string; scope: string }>>('listNetworks')).some((n) => n.name === 'ov' && n.scope === 'global')));
+  const sa = await a.call<SandboxInspect>('createSandbox', { name: isolated[0]!.name('sa'), net: 'ov' });
+  const sb = await b.call<SandboxInspect>('createSandbox', { name: isolated[1]!.name('sb'), net: 'ov' });
+  const ipA = sa.Networks.ov!.IPAddress;
+  const ipB = sb.Networks.ov!.IPAddress;
+  t.not(ipA, ipB, 'one address space for the cluster');
+  t.true(await eventually(() => pings(isolated[0]!.name('sa'), ipB), 5000), `A ${ipA} -> B ${ipB}`);
+  t.true(pings(isolated[1]!.name('sb'), ipA), 'B -> A');
+  const server = await startEchoServer(isolated[1]!.name('sb'), '0.0.0.0', 80);
+  try {
+    t.is(tcpTry(isolated[0]!.name('sa'), ipB, 80, 'across hosts'), 'across hosts');
+  } finally {
+    server.kill('SIGKILL');
+  }
+  // the underlay MTU (1500) less VXLAN's 50
+  t.is(Number((await native.listLinks(isolated[0]!.name('sa'))).find((l) => l.name === 'eth0')!.mtu), 1450);
+  const ins = await a.call<NetworkInspect>('inspectNetwork', 'ov');
+  t.deepEqual(
+    ins.Peers?.map((p) => p.IP),
+    VTEPS.slice(0, 2),
+  );
+  // each host's device holds exactly the other host's endpoint
+  const peersOn = (i: number) => native.listPeers(isolated[i]!.ns, `ovx-${net.Id.slice(0, 10)}`);
+  t.deepEqual(
+    (await peersOn(0)).map((p) => [p.ips.join(), p.vtep]),
+    [[ipB, VTEPS[1]]],
+  );
+  // a removed sandbox leaves every table
+  await b.call('removeSandbox', isolated[1]!.name('sb'));
+  t.true(await eventually(async () => (await peersOn(0)).length === 0, 3000), 'gone from A');
+  t.false(pings(isolated[0]!.name('sa'), ipB));
+  // in use on A: not removable, from either host
+  t.is(await code(b.call('removeNetwork', 'ov')), 'ERR_NETWORK_IN_USE');
+  await a.call('removeSandbox', isolated[0]!.name('sa'));
+  await b.call('removeNetwork', 'ov');
+  t.true(await eventually(async () => !(await a.call<Array<{ name: string }>>('listNetworks')).some((n) => n.name === 'ov')));
+  const links = (await native.listLinks(isolated[0]!.ns)).map((l) => l.name);
+  t.false(
+    links.some((l) => l.startsWith('ovx-') || l.startsWith('ovb-')),
+    `no overlay device left on A: ${links.join()}`,
+  );
+});
+
+withEtcd('names, subnets and VNIs are the cluster\'s: two hosts racing for one name, one wins; bad input is coded', async (t) => {
+  const [a, b] = hosts as [ClusterHost, ClusterHost];
+  for (let round = 0; round < 3; round++) {
+    const results = await Promise.all([a, b].map((h) => code(h.call('createNetwork', { name: `race${round}`, driver: 'overlay' }))));
+    t.deepEqual([...results].sort(), ['ERR_NAME_CONFLICT', 'ok'], `round ${round}: ${results.join()}`);
+  }
+  const first = await a.call<NetworkInspect>('inspectNetwork', 'race0');
+  t.is(await code(b.call('createNetwork', { name: 'sub', driver: 'overlay', ipam: [{ subnet: first.IPAM.Config[0]!.Subnet }] })), 'ERR_SUBNET_OVERLAP');
+  const vni = first.Options['com.docker.network.driver.overlay.vxlanid_list'];
+  t.is(await code(b.call('createNetwork', { name: 'vni', driver: 'overlay', options: { 'com.docker.network.driver.overlay.vxlanid_list': vni } })), 'ERR_INVALID_ARGUMENT');
+  for (let round = 0; round < 3; round++) await a.call('removeNetwork', `race${round}`);
+  t.false((await b.call<Array<{ name: string }>>('listNetworks')).some((n) => n.name.startsWith('race') || n.name === 'sub' || n.name === 'vni'));
+  // no cluster store: overlay is refused, and the advertise address must be the host's
+  const plain = await isolatedHost('ovcplain');
+  try {
+    const ctl = await NetworkController.open({ hostNetns: plain.ns, stateDir: plain.stateDir });
+    const e = await t.throwsAsync(ctl.createNetwork({ name: 'x', driver: 'overlay' }));
+    t.is((e as HostError).code, 'ERR_INVALID_ARGUMENT');
+    t.deepEqual(
+      ctl.listNetworks().map((n) => n.name),
+      ['none', 'host', 'bridge'],
+    );
+    await ctl.close();
+    const bad = await NetworkController.open({ hostNetns: plain.ns, stateDir: plain.stateDir, clusterStore: etcd.url.replace('http://', 'etcd://'), clusterAdvertise: '192.168.78.77' });
+    const e2 = await t.throwsAsync(bad.ready());
+    t.is((e2 as HostError).code, 'ERR_INVALID_ARGUMENT', (e2 as Error).message);
+    await bad.close();
+  } finally {
+    await plain.cleanup();
+  }
+});
+
+withEtcd('a host killed drops out of the others\' tables when its lease ends, keeps its addresses, and comes back on restart', async (t) => {
+  const [a, b] = hosts as [ClusterHost, ClusterHost];
+  const net = await a.call<NetworkInspect>('createNetwork', { name: 'ovk', driver: 'overlay', ipam: [{ subnet: '10.211.0.0/24' }] });
+  const [nsA, nsB] = [isolated[0]!.name('ka'), isolated[1]!.name('kb')];
+  const sa = await a.call<SandboxInspect>('createSandbox', { name: nsA, net: 'ovk' });
+  await b.call<SandboxInspect>('createSandbox', { name: nsB, net: 'ovk' });
+  const ipA = sa.Networks.ovk!.IPAddress;
+  t.true(await eventually(() => pings(nsB, ipA), 5000));
+  const peersOnB = () => native.listPeers(isolated[1]!.ns, `ovx-${net.Id.slice(0, 10)}`);
+  t.is((await peersOnB()).length, 1);
+  a.proc.kill('SIGKILL');
+  await new Promise((r) => a.proc.once('exit', r));
+  const t0 = Date.now();
+  t.true(await eventually(async () => (await peersOnB()).length === 0, 10_000), 'A left B\'s table');
+  t.log(`A's peer left B's table ${Date.now() - t0} ms after the kill (lease TTL 3 s)`);
+  // its address is still its own: not handed out again
+  const other = await b.call<SandboxInspect>('createSandbox', { name: isolated[1]!.name('kc'), net: 'ovk' });
+  t.not(other.Networks.ovk!.IPAddress, ipA);
+  // A restarts: reconcile publishes its endpoint again, with its address, and traffic flows
+  const again = await startHost({ hostNetns: isolated[0]!.ns, stateDir: isolated[0]!.stateDir, clusterStore: etcd.url.replace('http://', 'etcd://'), clusterAdvertise: VTEPS[0], clusterLeaseTtl: 3 });
+  hosts[0] = again;
+  t.true(await eventually(async () => (await peersOnB()).length === 1, 5000), 'A is back in B\'s table');
+  t.true(await eventually(() => pings(nsB, ipA), 5000), 'B reaches A\'s sandbox at its old address');
+  t.is((await again.call<SandboxInspect>('inspectSandbox', nsA)).Networks.ovk!.IPAddress, ipA);
+  for (const [h, sb] of [[again, nsA], [b, nsB], [b, isolated[1]!.name('kc')]] as const) await h.call('removeSandbox', sb);
+  await b.call('removeNetwork', 'ovk');
+});

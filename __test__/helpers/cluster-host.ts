@@ -1,0 +1,50 @@
+// One host of a simulated cluster, in a process of its own as on a real machine:
+//   node --import tsx cluster-host.ts '<ControllerOptions as JSON>'
+// Opens a controller (host set up at once), prints "ready", then serves one JSON
+// command per stdin line: {"id", "op", "args"} -> {"id", "ok", "value"} or
+// {"id", "ok": false, "code", "message"}. Ops call the controller; results are
+// the inspect JSON of what they return.
+import { createInterface } from 'node:readline';
+import { writeSync } from 'node:fs';
+import { NetworkController } from '../../ts/controller.js';
+import type { ControllerOptions } from '../../ts/options.js';
+
+const opts = JSON.parse(process.argv[2]!) as ControllerOptions;
+const ctl = await NetworkController.open(opts);
+await ctl.ready();
+const out = (o: unknown) => writeSync(1, `${JSON.stringify(o)}\n`);
+out({ ready: true });
+
+type Op = (...a: never[]) => unknown;
+const ops: Record<string, Op> = {
+  createNetwork: async (req: never) => (await ctl.createNetwork(req)).inspect(),
+  listNetworks: () => ctl.listNetworks().map((n) => ({ name: n.name, scope: n.record.scope, driver: n.driver })),
+  inspectNetwork: (ref: string) => ctl.getNetwork(ref).inspect(),
+  removeNetwork: (ref: string) => ctl.removeNetwork(ref),
+  createSandbox: async (req: never) => (await ctl.createSandbox(req)).inspect(),
+  inspectSandbox: (ref: string) => ctl.getSandbox(ref).inspect(),
+  removeSandbox: (ref: string) => ctl.removeSandbox(ref),
+  connect: async (net: string, sb: string, o: never) => {
+    await ctl.connect(net, sb, o);
+    return ctl.getSandbox(sb).inspect();
+  },
+  disconnect: (net: string, sb: string) => ctl.disconnect(net, sb),
+  reconcile: () => ctl.reconcile(),
+};
+
+for await (const line of createInterface({ input: process.stdin })) {
+  const { id, op, args } = JSON.parse(line) as { id: number; op: string; args: never[] };
+  try {
+    if (op === 'close') {
+      await ctl.close();
+      out({ id, ok: true });
+      process.exit(0);
+    }
+    const fn = ops[op];
+    if (!fn) throw new Error(`unknown op ${op}`);
+    out({ id, ok: true, value: (await fn(...args)) ?? null });
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    out({ id, ok: false, code: err.code ?? 'ERROR', message: err.message ?? String(e) });
+  }
+}

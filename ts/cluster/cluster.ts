@@ -1,0 +1,133 @@
+/**
+ * This host's membership of a cluster: the global store on etcd, the host's id
+ * (kept in the local store, so it stays the same across restarts), its lease
+ * (keep-alive; its ephemeral keys go when it dies) and its underlay address,
+ * the VTEP of its overlay tunnels.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { CnmError, invalid } from '../errors.js';
+import { native } from '../native.js';
+import { formatIp, parseCidr, parseIp } from '../net/ip.js';
+import { etcdEndpoints } from '../ops/options.js';
+import type { ControllerOptions } from '../options.js';
+import { EtcdStore } from '../store/etcd-store.js';
+import type { Store } from '../store/store.js';
+import { newId } from '../validate.js';
+
+/** A host of the cluster, as its record in the global store says. */
+export interface HostRecord {
+  id: string;
+  /** its underlay address: where its VTEP is */
+  advertise: string;
+  hostname: string;
+}
+
+/** Global store keys of the cluster (the network, endpoint and IPAM keys are the local ones'). */
+export const clusterKeys = {
+  host: (id: string) => `host/${id}`,
+  hosts: 'host/',
+  /** an endpoint of a global network as the other hosts see it, bound to its host's lease */
+  peer: (netId: string, epId: string) => `peer/${netId}/${epId}`,
+  peers: (netId: string) => `peer/${netId}/`,
+  vni: (vni: number) => `vni/${vni}`,
+};
+
+/** One endpoint of a global network, for the other hosts' peer tables. */
+export interface PeerRecord {
+  host: string;
+  /** the VTEP of its host */
+  vtep: string;
+  mac: string;
+  /** its addresses without prefix length */
+  ips: string[];
+  sandbox: string;
+}
+
+const LOCAL_ID_KEY = 'cluster/host-id';
+
+export class Cluster {
+  private constructor(
+    readonly store: EtcdStore,
+    readonly hostId: string,
+    readonly advertise: string,
+    /** the MTU of the underlay link the advertise address is on */
+    readonly underlayMtu: number,
+  ) {}
+
+  /** The advertise address, which must be one of this host's, and the MTU of its link. */
+  static async checkAdvertise(opts: ControllerOptions, hostNetns: string | null): Promise<{ advertise: string; mtu: number }> {
+    const advertise = formatIp(parseIp(opts.clusterAdvertise!, 'cluster advertise address'));
+    const links = await native.listLinks(hostNetns);
+    const link = links.find((l) =>
+      l.addresses.some((a) => {
+        const c = parseCidr(a, 'address');
+        return formatIp({ family: c.family, value: c.addr }) === advertise;
+      }),
+    );
+    if (!link) {
+      throw invalid(`cluster advertise address ${advertise} is not an address of this host${hostNetns ? ` (netns ${hostNetns})` : ''}: give the address the other hosts reach it on`, advertise);
+    }
+    return { advertise, mtu: link.mtu };
+  }
+
+  /**
+   * Join: check the advertise address is this host's, connect to etcd, take or
+   * make the host id, grant the lease and publish the host record.
+   * ERR_CLUSTER_UNAVAILABLE when etcd does not answer; nothing is left behind.
+   */
+  static async join(opts: ControllerOptions, hostNetns: string | null, local: Store): Promise<Cluster> {
+    const { advertise, mtu } = await Cluster.checkAdvertise(opts, hostNetns);
+    let endpoints = etcdEndpoints(opts.clusterStore!);
+    const tls = opts.clusterTls;
+    let pem: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined;
+    if (tls) {
+      endpoints = endpoints.map((u) => u.replace(/^http:/, 'https:'));
+      const read = (f: string | undefined, what: string) => {
+        if (f === undefined) return undefined;
+        try {
+          return readFileSync(f);
+        } catch (e) {
+          throw new CnmError('ERR_INVALID_ARGUMENT', `cannot read the cluster TLS ${what} ${f}: ${(e as Error).message}`, { value: f });
+        }
+      };
+      pem = { ca: read(tls.ca, 'CA'), cert: read(tls.cert, 'certificate'), key: read(tls.key, 'key') };
+    }
+    let id = local.get<string>(LOCAL_ID_KEY);
+    if (id === undefined) {
+      const fresh = newId();
+      id = await local.txn((tx) => {
+        const have = tx.get<string>(LOCAL_ID_KEY);
+        if (have !== undefined) return have;
+        tx.put(LOCAL_ID_KEY, fresh);
+        return fresh;
+      });
+    }
+    const store = await EtcdStore.open({ endpoints, prefix: `cnm/${opts.clusterName ?? 'default'}/`, tls: pem });
+    const cluster = new Cluster(store, id, advertise, mtu);
+    try {
+      await store.grantLease(opts.clusterLeaseTtl ?? 10);
+      await cluster.publishHost();
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+    store.onRenewed(() => void cluster.publishHost().catch(() => undefined));
+    return cluster;
+  }
+
+  private async publishHost(): Promise<void> {
+    const rec: HostRecord = { id: this.hostId, advertise: this.advertise, hostname: hostname() };
+    await this.store.txn((tx) => tx.put(clusterKeys.host(this.hostId), rec, { ephemeral: true }));
+  }
+
+  /** The hosts alive now (their lease holds), by id. */
+  hosts(): Map<string, HostRecord> {
+    return new Map(this.store.range<HostRecord>(clusterKeys.hosts).map(([, h]) => [h.id, h]));
+  }
+
+  /** Leave: this host's ephemeral keys stay until its lease runs out, so a quick restart keeps its peers. */
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+}
