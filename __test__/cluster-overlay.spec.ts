@@ -4,11 +4,13 @@
 // sandboxes of different hosts through VXLAN; peers follow the store.
 import test from 'ava';
 import { NetworkController } from '../ts/controller.js';
+import { startDaemon } from '../ts/daemon/server.js';
 import type { NetworkInspect } from '../ts/network.js';
 import { native } from '../ts/native.js';
 import type { SandboxInspect } from '../ts/sandbox.js';
 import { type ClusterHost, HostError, startHost } from './helpers/cluster.js';
 import { type TestEtcd, etcdBin, startEtcd } from './helpers/etcd.js';
+import { dockerAt, dockerBin } from './helpers/docker-cli.js';
 import { type IsolatedHost, eventually, isolatedHost, pings } from './helpers/host.js';
 import { startEchoServer, tcpTry } from './helpers/tcp.js';
 import { underlay } from './helpers/underlay.js';
@@ -20,12 +22,12 @@ let etcd: TestEtcd;
 const isolated: IsolatedHost[] = [];
 const hosts: ClusterHost[] = [];
 let switchNs = '';
+let lan: Awaited<ReturnType<typeof underlay>> | undefined;
 const VTEPS = ['192.168.78.1', '192.168.78.2', '192.168.78.3'];
 
 test.before(async () => {
   if (!etcdBin) return;
   etcd = await startEtcd('cluster');
-  let lan: Awaited<ReturnType<typeof underlay>> | undefined;
   for (const [i, vtep] of VTEPS.slice(0, 2).entries()) {
     const h = await isolatedHost(`ovc${i}`);
     isolated.push(h);
@@ -161,3 +163,77 @@ withEtcd('a host killed drops out of the others\' tables when its lease ends, ke
   for (const [h, sb] of [[again, nsA], [b, nsB], [b, isolated[1]!.name('kc')]] as const) await h.call('removeSandbox', sb);
   await b.call('removeNetwork', 'ovk');
 });
+
+(etcdBin && dockerBin ? test.serial : test.serial.skip)('the stock docker CLI makes an overlay network through cnm daemon on a third host; it carries traffic to the others', async (t) => {
+  const b = hosts[1]!;
+  const c = await isolatedHost('ovc2');
+  isolated.push(c);
+  lan!.plug(c.ns, VTEPS[2]!);
+  const d = await startDaemon({ socket: `${c.tmp('sock')}/cnm.sock`, controller: { hostNetns: c.ns, stateDir: c.stateDir, clusterStore: etcd.url.replace('http://', 'etcd://'), clusterAdvertise: VTEPS[2] } });
+  try {
+    const docker = (...a: string[]) => dockerAt(d.socket, ...a);
+    let r = await docker('network', 'create', '-d', 'overlay', '--attachable', '--subnet', '10.212.0.0/24', 'dov');
+    t.is(r.code, 0, r.err);
+    r = await docker('network', 'ls', '--filter', 'name=dov', '--format', '{{.Name}} {{.Driver}} {{.Scope}}');
+    t.is(r.out, 'dov overlay global');
+    t.true(await eventually(async () => (await b.call<Array<{ name: string }>>('listNetworks')).some((n) => n.name === 'dov')));
+    const sc = await d.controller.createSandbox({ name: c.name('sc') });
+    r = await docker('network', 'connect', 'dov', sc.name);
+    t.is(r.code, 0, r.err);
+    const ipC = d.controller.getSandbox(sc.name).inspect().Networks.dov!.IPAddress;
+    await b.call<SandboxInspect>('createSandbox', { name: isolated[1]!.name('db'), net: 'dov' });
+    t.true(await eventually(() => pings(isolated[1]!.name('db'), ipC), 5000), `B -> C ${ipC}`);
+    r = await docker('network', 'inspect', '-f', '{{.Scope}} {{range .Peers}}{{.IP}} {{end}}', 'dov');
+    t.is(r.out.trim(), `global ${VTEPS[1]} ${VTEPS[2]}`);
+    await b.call('removeSandbox', isolated[1]!.name('db'));
+    t.is((await docker('network', 'disconnect', 'dov', sc.name)).code, 0);
+    t.is((await docker('network', 'rm', 'dov')).code, 0);
+  } finally {
+    await d.close();
+  }
+});
+
+withEtcd('etcd down: local networks work, overlay traffic flows, global operations fail in bounded time and change nothing; back: caught up', async (t) => {
+  const [a, b] = [hosts[0]!, hosts[1]!];
+  await a.call('createNetwork', { name: 'ovo', driver: 'overlay', ipam: [{ subnet: '10.213.0.0/24' }] });
+  const [nsA, nsB] = [isolated[0]!.name('oa'), isolated[1]!.name('ob')];
+  const sa = await a.call<SandboxInspect>('createSandbox', { name: nsA, net: 'ovo' });
+  await b.call('createSandbox', { name: nsB, net: 'ovo' });
+  const ipA = sa.Networks.ovo!.IPAddress;
+  t.true(await eventually(() => pings(nsB, ipA), 5000));
+  await etcd.stop();
+  try {
+    t.true(pings(nsB, ipA), 'the tunnels carry on without etcd');
+    const local = await a.call<NetworkInspect>('createNetwork', { name: 'loc', ipam: [{ subnet: '10.214.0.0/24' }] });
+    t.is(local.Scope, 'local', 'local networks keep working');
+    await a.call('removeNetwork', 'loc');
+    const t0 = Date.now();
+    t.is(await code(a.call('createNetwork', { name: 'ovx', driver: 'overlay' })), 'ERR_CLUSTER_UNAVAILABLE');
+    t.is(await code(b.call('createSandbox', { name: isolated[1]!.name('oc'), net: 'ovo' })), 'ERR_CLUSTER_UNAVAILABLE');
+    t.true(Date.now() - t0 < 12_000, `both failed within ${Date.now() - t0} ms`);
+    t.false(await native.netnsExists(isolated[1]!.name('oc')), 'the failed sandbox left no netns');
+    t.false((await b.call<Array<{ name: string }>>('listNetworks')).some((n) => n.name === 'ovx'));
+  } finally {
+    await etcd.start();
+  }
+  // a sandbox made once etcd is back reaches A's table: the watch caught up
+  const sc = await eventuallyValue(() => b.call<SandboxInspect>('createSandbox', { name: isolated[1]!.name('oc'), net: 'ovo' }), 10_000);
+  const ipC = sc.Networks.ovo!.IPAddress;
+  t.true(await eventually(() => pings(nsA, ipC), 5000), `A -> the new sandbox ${ipC}`);
+  t.true(pings(nsB, ipA), 'and the old peers are all still there');
+  for (const [h, n] of [[a, nsA], [b, nsB], [b, isolated[1]!.name('oc')]] as const) await h.call('removeSandbox', n);
+  await a.call('removeNetwork', 'ovo');
+});
+
+/** The value of fn once it stops throwing, within ms. */
+async function eventuallyValue<T>(fn: () => Promise<T>, ms: number): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (Date.now() > until) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}

@@ -157,7 +157,9 @@ export class NetworkController {
         return;
       }
       const peers = new PeerSync(cluster, this.hostNetns);
-      this.drivers.register(new OverlayDriver(this.drivers.context, cluster, peers, (netId) => endpointsOfNetwork(this.store, netId)));
+      const overlay = new OverlayDriver(this.drivers.context, cluster, peers, (netId) => endpointsOfNetwork(this.store, netId));
+      this.drivers.register(overlay);
+      cluster.store.onRenewed(() => void overlay.republish().catch((err: unknown) => log.error('publishing this host\'s overlay endpoints again failed', { err })));
       this.drivers.clusterIpam = new ClusterIpam(cluster.store);
       this.ctx.cluster = cluster;
       this.peers = peers;

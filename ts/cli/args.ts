@@ -19,6 +19,12 @@ export const GLOBAL_OPTIONS: OptionSpec = {
   'default-address-pool': { type: 'string', multiple: true },
   'plugin-dir': { type: 'string' },
   'allow-direct-routing': { type: 'boolean' },
+  'cluster-store': { type: 'string' },
+  'cluster-advertise': { type: 'string' },
+  'cluster-name': { type: 'string' },
+  'cluster-store-ca': { type: 'string' },
+  'cluster-store-cert': { type: 'string' },
+  'cluster-store-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
 

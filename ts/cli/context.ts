@@ -55,8 +55,22 @@ export function controllerOptions(v: Parsed['values'], extra: Partial<Controller
     allowDirectRouting: v['allow-direct-routing'] === true ? true : undefined,
     defaultAddressPools: list(v['default-address-pool']).length ? list(v['default-address-pool']).map(parsePoolFlag) : undefined,
     pluginDir: str(v['plugin-dir']) ?? process.env.CNM_PLUGIN_DIR,
+    ...clusterOptions(v),
     ...extra,
   };
+}
+
+/** --cluster-* (env CNM_CLUSTER_STORE, CNM_CLUSTER_ADVERTISE), only the ones given. */
+function clusterOptions(v: Parsed['values']): Partial<ControllerOptions> {
+  const out: Partial<ControllerOptions> = {};
+  const store = str(v['cluster-store']) ?? process.env.CNM_CLUSTER_STORE;
+  const advertise = str(v['cluster-advertise']) ?? process.env.CNM_CLUSTER_ADVERTISE;
+  if (store !== undefined) out.clusterStore = store;
+  if (advertise !== undefined) out.clusterAdvertise = advertise;
+  if (str(v['cluster-name']) !== undefined) out.clusterName = str(v['cluster-name']);
+  const [ca, cert, key] = [str(v['cluster-store-ca']), str(v['cluster-store-cert']), str(v['cluster-store-key'])];
+  if (ca !== undefined || cert !== undefined || key !== undefined) out.clusterTls = { ca, cert, key };
+  return out;
 }
 
 /** Run fn with an open controller and always close it. */

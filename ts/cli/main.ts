@@ -30,6 +30,14 @@ Global options:
                        pools for automatic subnets (repeatable; replaces the defaults)
   --plugin-dir DIR     where remote driver plugins are found (default /run/docker/plugins;
                        env CNM_PLUGIN_DIR)
+  --cluster-store etcd://HOST:PORT[,HOST:PORT...]
+                       join a cluster: global (overlay) networks shared by its hosts
+                       (env CNM_CLUSTER_STORE); keep \`cnm daemon\` running on each host
+  --cluster-advertise IP
+                       this host's underlay address, its VXLAN endpoint (env CNM_CLUSTER_ADVERTISE)
+  --cluster-name NAME  the cluster's key prefix in etcd (cnm/NAME/; default "default")
+  --cluster-store-ca F, --cluster-store-cert F, --cluster-store-key F
+                       TLS to etcd
 
 Commands:
   network   create, ls, inspect, rm, connect, disconnect networks

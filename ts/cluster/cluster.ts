@@ -41,6 +41,7 @@ export interface PeerRecord {
   mac: string;
   /** its addresses without prefix length */
   ips: string[];
+  /** the id of its sandbox */
   sandbox: string;
 }
 

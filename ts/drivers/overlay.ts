@@ -106,7 +106,7 @@ export class OverlayDriver implements Driver {
       gateway6: null,
     });
     try {
-      await this.publish(net, ep, sb);
+      await this.publish(net, ep);
       await this.peers.activate(net.id, overlayVxlan(net.id));
     } catch (e) {
       await native.detachVeth(this.ctx.hostNetns, ep.hostIfname).catch((u: unknown) => log.warn('removing the veth of a failed overlay join failed', { endpoint: ep.id, err: u }));
@@ -116,21 +116,39 @@ export class OverlayDriver implements Driver {
   }
 
   /** This endpoint as the other hosts see it. */
-  peerRecord(ep: EndpointRecord, sb: SandboxRecord): PeerRecord {
+  peerRecord(ep: EndpointRecord): PeerRecord {
     return {
       host: this.cluster.hostId,
       vtep: this.cluster.advertise,
       mac: ep.mac,
       ips: [ep.ipv4, ep.ipv6].filter((a) => a !== '').map((a) => a.split('/')[0]!),
-      sandbox: sb.name,
+      sandbox: ep.sandboxId,
     };
   }
 
-  private async publish(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
-    const rec = this.peerRecord(ep, sb);
+  private async publish(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    const rec = this.peerRecord(ep);
     await this.cluster.store.txn((tx) => {
       if (!tx.get(`net/${net.id}`)) throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${net.name} was removed from the cluster`, { network: net.name });
       tx.put(clusterKeys.peer(net.id, ep.id), rec, { ephemeral: true });
+    });
+  }
+
+  /**
+   * Publish every local endpoint of the networks kept here again: after a new
+   * lease (the old one expired while etcd was out of reach), the records bound
+   * to the old one are gone or going.
+   */
+  async republish(): Promise<void> {
+    const recs: Array<[string, PeerRecord]> = [];
+    for (const netId of this.peers.networks()) {
+      for (const ep of this.localEndpoints(netId)) {
+        if (ep.state === 'active') recs.push([clusterKeys.peer(netId, ep.id), this.peerRecord(ep)]);
+      }
+    }
+    if (recs.length === 0) return;
+    await this.cluster.store.txn((tx) => {
+      for (const [k, r] of recs) tx.put(k, r, { ephemeral: true });
     });
   }
 
@@ -171,7 +189,7 @@ export class OverlayDriver implements Driver {
           missing.map((e) => `publish endpoint ${e.id.slice(0, 12)} of overlay network ${net.name} again`),
           () =>
             this.cluster.store.txn((tx) => {
-              for (const e of missing) tx.put(clusterKeys.peer(net.id, e.id), this.peerRecord(e, { name: e.sandboxId } as SandboxRecord), { ephemeral: true });
+              for (const e of missing) tx.put(clusterKeys.peer(net.id, e.id), this.peerRecord(e), { ephemeral: true });
             }),
         );
       }
