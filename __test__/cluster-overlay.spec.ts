@@ -237,3 +237,23 @@ async function eventuallyValue<T>(fn: () => Promise<T>, ms: number): Promise<T> 
     }
   }
 }
+
+withEtcd('two hosts x 50 concurrent sandboxes on one overlay network: 100 distinct addresses, every peer table exactly the store', async (t) => {
+  const [a, b] = [hosts[0]!, hosts[1]!];
+  const net = await a.call<NetworkInspect>('createNetwork', { name: 'ovm', driver: 'overlay', ipam: [{ subnet: '10.215.0.0/24' }] });
+  const names = (i: number) => Array.from({ length: 50 }, (_, k) => isolated[i]!.name(`m${k}`));
+  const t0 = Date.now();
+  const [ipsA, ipsB] = await Promise.all([a.call<string[]>('createSandboxes', names(0), 'ovm'), b.call<string[]>('createSandboxes', names(1), 'ovm')]);
+  t.log(`100 sandboxes on two hosts in ${Date.now() - t0} ms`);
+  const all = [...ipsA, ...ipsB];
+  t.is(new Set(all).size, 100, 'distinct addresses');
+  const dev = `ovx-${net.Id.slice(0, 10)}`;
+  const table = async (i: number) => (await native.listPeers(isolated[i]!.ns, dev)).map((p) => p.ips.join()).sort();
+  const sorted = (l: string[]) => [...l].sort();
+  t.true(await eventually(async () => JSON.stringify(await table(0)) === JSON.stringify(sorted(ipsB)), 5000), 'A holds exactly B\'s 50');
+  t.true(await eventually(async () => JSON.stringify(await table(1)) === JSON.stringify(sorted(ipsA)), 5000), 'B holds exactly A\'s 50');
+  t.true(pings(names(0)[7]!, ipsB[42]!), 'and they carry traffic');
+  await Promise.all([a.call('removeSandboxes', names(0)), b.call('removeSandboxes', names(1))]);
+  await a.call('removeNetwork', 'ovm');
+  t.deepEqual(await native.listLinks(isolated[1]!.ns).then((l) => l.filter((x) => x.name === dev)), [], 'the device went with the last endpoint');
+});

@@ -22,6 +22,12 @@ const ops: Record<string, Op> = {
   inspectNetwork: (ref: string) => ctl.getNetwork(ref).inspect(),
   removeNetwork: (ref: string) => ctl.removeNetwork(ref),
   createSandbox: async (req: never) => (await ctl.createSandbox(req)).inspect(),
+  /** many at once: their addresses, in order */
+  createSandboxes: async (names: string[], net: string) =>
+    (await Promise.all(names.map((name) => ctl.createSandbox({ name, net })))).map((s) => s.inspect().Networks[net]!.IPAddress),
+  removeSandboxes: async (names: string[]) => {
+    await Promise.all(names.map((n) => ctl.removeSandbox(n)));
+  },
   inspectSandbox: (ref: string) => ctl.getSandbox(ref).inspect(),
   removeSandbox: (ref: string) => ctl.removeSandbox(ref),
   connect: async (net: string, sb: string, o: never) => {

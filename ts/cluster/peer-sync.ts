@@ -73,6 +73,8 @@ export class PeerSync {
         try {
           await this.resync(netId, a.device);
         } catch (e) {
+          // the network's last endpoint here left meanwhile, and its device with it: nothing to keep
+          if (this.active.get(netId) !== a) break;
           log.warn('programming the peers of an overlay network failed: the next change or reconcile retries', { network: netId, err: e });
         }
       } while (a.again && this.active.get(netId) === a);

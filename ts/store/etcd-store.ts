@@ -41,6 +41,8 @@ export interface EtcdStoreOptions {
   timeoutMs?: number;
 }
 
+/** How many times a transaction runs again after conflicts before it gives up. */
+const MAX_ATTEMPTS = 1000;
 /** How many revisions of events the mirror keeps for watches from the past. */
 const KEPT_EVENTS = 10_000;
 
@@ -350,8 +352,12 @@ export class EtcdStore implements Store {
 
   async txn<T>(fn: (tx: StoreTxn) => T): Promise<T> {
     this.check();
-    const until = Date.now() + this.timeoutMs;
     for (let attempt = 1; ; attempt++) {
+      // each round trip has the whole timeout: contention only makes more of them
+      const until = Date.now() + this.timeoutMs;
+      if (attempt > MAX_ATTEMPTS) {
+        throw new CnmError('ERR_STORE', `a cluster store transaction lost ${MAX_ATTEMPTS} times in a row to other hosts' changes: too much contention, try again`);
+      }
       const at = this.rev;
       const view = new View(this.data);
       let result: T;
