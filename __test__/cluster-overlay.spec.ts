@@ -13,6 +13,7 @@ import { type TestEtcd, etcdBin, startEtcd } from './helpers/etcd.js';
 import { dockerAt, dockerBin } from './helpers/docker-cli.js';
 import { type IsolatedHost, eventually, isolatedHost, pings } from './helpers/host.js';
 import { startEchoServer, tcpTry } from './helpers/tcp.js';
+import { HOST_IP, OUTSIDE_IP, wireOutside } from './helpers/outside.js';
 import { underlay } from './helpers/underlay.js';
 
 const withEtcd = etcdBin ? test.serial : test.serial.skip;
@@ -256,4 +257,36 @@ withEtcd('two hosts x 50 concurrent sandboxes on one overlay network: 100 distin
   await Promise.all([a.call('removeSandboxes', names(0)), b.call('removeSandboxes', names(1))]);
   await a.call('removeNetwork', 'ovm');
   t.deepEqual(await native.listLinks(isolated[1]!.ns).then((l) => l.filter((x) => x.name === dev)), [], 'the device went with the last endpoint');
+});
+
+withEtcd('an overlay sandbox reaches the outside and publishes ports through the gateway bridge; an internal overlay reaches nothing', async (t) => {
+  const a = hosts[0]!;
+  const outside = isolated[0]!.name('out');
+  await wireOutside(isolated[0]!.ns, outside);
+  await a.call('createNetwork', { name: 'ovg', driver: 'overlay', ipam: [{ subnet: '10.216.0.0/24' }] });
+  await a.call('createNetwork', { name: 'ovi', driver: 'overlay', internal: true, ipam: [{ subnet: '10.217.0.0/24' }] });
+  const ns = isolated[0]!.name('g1');
+  const sb = await a.call<SandboxInspect>('createSandbox', { name: ns, net: 'ovg', ports: [{ containerPort: 80, hostPort: 8090 }] });
+  t.deepEqual(Object.keys(sb.Networks).sort(), ['cnm_gwbridge', 'ovg'], 'a second interface on the gateway bridge');
+  t.deepEqual(sb.Ports['80/tcp']?.map((p) => `${p.HostIp}:${p.HostPort}`), ['0.0.0.0:8090']);
+  const server = await startEchoServer(ns, '0.0.0.0', 80);
+  try {
+    t.true(pings(ns, OUTSIDE_IP), 'out through the gateway bridge, masqueraded');
+    t.is(tcpTry(outside, HOST_IP, 8090, 'published'), 'published', 'in through a published port');
+  } finally {
+    server.kill('SIGKILL');
+  }
+  const gws = await a.call<NetworkInspect>('inspectNetwork', 'cnm_gwbridge');
+  t.is(gws.Options['com.docker.network.bridge.enable_icc'], 'false');
+  const iso = isolated[0]!.name('g2');
+  const si = await a.call<SandboxInspect>('createSandbox', { name: iso, net: 'ovi' });
+  t.deepEqual(Object.keys(si.Networks), ['ovi'], 'no gateway bridge for an internal overlay');
+  t.false(pings(iso, OUTSIDE_IP));
+  // leaving the overlay takes the gateway bridge interface with it
+  await a.call('createNetwork', { name: 'loc2', ipam: [{ subnet: '10.218.0.0/24' }] });
+  await a.call('connect', 'loc2', ns, {});
+  await a.call('disconnect', 'ovg', ns);
+  t.deepEqual(Object.keys((await a.call<SandboxInspect>('inspectSandbox', ns)).Networks), ['loc2']);
+  for (const n of [ns, iso]) await a.call('removeSandbox', n);
+  for (const n of ['ovg', 'ovi', 'loc2']) await a.call('removeNetwork', n);
 });

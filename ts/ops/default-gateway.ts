@@ -11,7 +11,8 @@ import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 
 /** Whether a new endpoint on `net` gives the default route, beside the sandbox's others. */
 export function givesDefaultRoute(net: NetworkRecord, others: readonly EndpointRecord[]): boolean {
-  return !net.internal && !others.some((e) => e.defaultGateway);
+  // a global (overlay) network has no way out of its own: the gateway bridge gives that
+  return !net.internal && net.scope !== 'global' && !others.some((e) => e.defaultGateway);
 }
 
 /** The gateway of the network's subnet that holds `address` ("addr/prefix"). */
@@ -24,7 +25,10 @@ export function gatewayFor(net: NetworkRecord, address: string): string {
 export function gatewayHeir(r: StoreReader, sb: SandboxRecord, leaving: EndpointRecord): EndpointRecord | undefined {
   return endpointsOfSandbox(r, sb.id)
     .filter((e) => e.id !== leaving.id && ((e.gateway !== '' && e.ipv4 !== '') || (!!e.gateway6 && e.ipv6 !== '')))
-    .filter((e) => !r.get<NetworkRecord>(keys.net(e.networkId))?.internal)
+    .filter((e) => {
+      const n = r.get<NetworkRecord>(keys.net(e.networkId));
+      return !n?.internal && n?.scope !== 'global';
+    })
     .sort((a, b) => a.ifname.localeCompare(b.ifname, 'en', { numeric: true }))[0];
 }
 

@@ -16,6 +16,7 @@ import { currentOwner } from '../owner.js';
 import { type PortFamilies, releasePorts, reservePorts } from '../port-allocator.js';
 import { checkBinding } from '../ports.js';
 import { endpointsOfSandbox, findSandbox, keys } from '../records.js';
+import { attachGatewayBridge, detachGatewayBridge, needsGatewayBridge } from './gateway-bridge.js';
 import { dropLocalCopy, ensureLocalCopy, findAnyNetwork } from './global-networks.js';
 import type { StoreTxn } from '../store/store.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
@@ -183,6 +184,20 @@ export async function finishEndpoint(ctx: OpContext, ep: EndpointRecord): Promis
 /** Connect a sandbox to a network (Docker's `network connect`). */
 export async function connect(ctx: OpContext, netRef: string, sbRef: string, opts: ConnectOptions): Promise<EndpointRecord> {
   const net = findAnyNetwork(ctx, netRef);
+  if (!needsGatewayBridge(net)) return connectTo(ctx, net, sbRef, opts);
+  // an overlay sandbox meets the world, and publishes its ports, on the gateway bridge
+  const ep = await connectTo(ctx, net, sbRef, { ...opts, ports: undefined });
+  const sb = findSandbox(ctx.store, sbRef);
+  try {
+    await attachGatewayBridge(ctx, sb, opts.ports);
+  } catch (e) {
+    await disconnect(ctx, net.id, sb.id).catch((u: unknown) => log.warn('leaving an overlay network after a failed gateway bridge join failed', { network: net.name, err: u }));
+    throw e;
+  }
+  return ep;
+}
+
+async function connectTo(ctx: OpContext, net: NetworkRecord, sbRef: string, opts: ConnectOptions): Promise<EndpointRecord> {
   const sb = findSandbox(ctx.store, sbRef);
   if (sb.mode === 'container') {
     throw invalid('container sharing network namespace with another container or host cannot be connected to any other network', sb.name);
@@ -248,6 +263,7 @@ export async function disconnect(ctx: OpContext, netRef: string, sbRef: string):
   await fwd.step('the step after the commit', () => fault('disconnect.commit'));
   // the default route left with the interface: another network's gateway takes over, as in Docker
   if (heir) await fwd.step('hand the default route over', () => handOverDefaultRoute(sb, heir));
+  if (needsGatewayBridge(net)) await fwd.step('leave the gateway bridge', () => detachGatewayBridge(ctx, sb));
   fwd.finish();
 }
 

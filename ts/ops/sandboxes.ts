@@ -8,10 +8,12 @@
  */
 import { CnmError, invalid } from '../errors.js';
 import { fault } from '../fault.js';
+import { log } from '../log.js';
 import { native } from '../native.js';
 import type { SandboxCreateOptions } from '../options.js';
 import { currentOwner } from '../owner.js';
 import { allSandboxes, endpointsOfSandbox, findSandbox, keys } from '../records.js';
+import { needsGatewayBridge, attachGatewayBridge } from './gateway-bridge.js';
 import { ensureLocalCopy, findAnyNetwork } from './global-networks.js';
 import type { StoreTxn } from '../store/store.js';
 import type { EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord } from '../types.js';
@@ -54,7 +56,9 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
   };
   if (shared) sb.sharedWith = shared.id;
   // host-mode sandboxes publish nothing: they use the host's ports directly, as in Docker
-  const ports = mode === 'network' ? req.ports : undefined;
+  // on an overlay network, ports are published on the gateway bridge, joined once the sandbox is made
+  const gateway = net !== undefined && needsGatewayBridge(net);
+  const ports = mode === 'network' && !gateway ? req.ports : undefined;
   if (net) await ensureLocalCopy(ctx, net);
   const plan = net ? await planEndpoint(ctx, net, sb, { ip: req.ip, ip6: req.ip6, aliases: req.aliases, ports }, true) : undefined;
   try {
@@ -96,6 +100,14 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
     throw await undo.run(e, `create sandbox ${sb.name}`);
   }
   fault('sandbox.create.commit');
+  if (gateway) {
+    try {
+      await attachGatewayBridge(ctx, sb, req.ports);
+    } catch (e) {
+      await removeSandbox(ctx, sb.id).catch((u: unknown) => log.warn('removing a sandbox whose gateway bridge join failed failed', { sandbox: sb.name, err: u }));
+      throw e;
+    }
+  }
   return sb;
 }
 
