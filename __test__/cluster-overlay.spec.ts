@@ -5,6 +5,7 @@
 import test from 'ava';
 import { NetworkController } from '../ts/controller.js';
 import { startDaemon } from '../ts/daemon/server.js';
+import { EtcdStore } from '../ts/store/etcd-store.js';
 import type { NetworkInspect } from '../ts/network.js';
 import { native } from '../ts/native.js';
 import type { SandboxInspect } from '../ts/sandbox.js';
@@ -289,4 +290,89 @@ withEtcd('an overlay sandbox reaches the outside and publishes ports through the
   t.deepEqual(Object.keys((await a.call<SandboxInspect>('inspectSandbox', ns)).Networks), ['loc2']);
   for (const n of [ns, iso]) await a.call('removeSandbox', n);
   for (const n of ['ovg', 'ovi', 'loc2']) await a.call('removeNetwork', n);
+});
+
+withEtcd('peer tables stay exact under churn: random connects, disconnects and sandbox removals on two hosts, then a restart', async (t) => {
+  const [a, b] = [hosts[0]!, hosts[1]!];
+  const nets = ['ch1', 'ch2'];
+  const made = await Promise.all(nets.map((n, i) => a.call<NetworkInspect>('createNetwork', { name: n, driver: 'overlay', ipam: [{ subnet: `10.22${i}.0.0/24` }] })));
+  const store = await EtcdStore.open({ endpoints: [etcd.url], prefix: 'cnm/default/' });
+  const sides = [
+    { h: () => hosts[0]!, iso: isolated[0]!, live: new Map<string, Set<string>>() },
+    { h: () => hosts[1]!, iso: isolated[1]!, live: new Map<string, Set<string>>() },
+  ];
+  // a fixed seed: the same churn every run
+  let seed = 42;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  /** every host's device on every network equals the other hosts' peer records in the store */
+  const exact = async () => {
+    for (const [i, side] of sides.entries()) {
+      for (const net of made) {
+        const dev = `ovx-${net.Id.slice(0, 10)}`;
+        const want = store
+          .range<{ vtep: string; ips: string[]; mac: string }>(`peer/${net.Id}/`)
+          .map(([, p]) => p)
+          .filter((p) => p.vtep !== VTEPS[i])
+          .map((p) => `${p.mac}|${p.vtep}|${p.ips.join()}`)
+          .sort();
+        const links = (await native.listLinks(side.iso.ns)).map((l) => l.name);
+        const have = links.includes(dev) ? (await native.listPeers(side.iso.ns, dev)).map((p) => `${p.mac}|${p.vtep}|${p.ips.join()}`).sort() : [];
+        // a host with no endpoint on a network has no device: it holds nothing
+        const expected = [...side.live.values()].some((s) => s.has(net.Name)) ? want : [];
+        if (JSON.stringify(have) !== JSON.stringify(expected)) return `host ${i} ${net.Name}: have ${have.length}, want ${expected.length}`;
+      }
+    }
+    return 'exact';
+  };
+  try {
+    let n = 0;
+    for (let op = 0; op < 120; op++) {
+      const side = sides[rand(2)]!;
+      const names = [...side.live.keys()];
+      const r = rand(10);
+      if (r < 4 || names.length === 0) {
+        const name = side.iso.name(`c${n++}`);
+        const net = nets[rand(2)]!;
+        await side.h().call('createSandbox', { name, net });
+        side.live.set(name, new Set([net]));
+      } else if (r < 7) {
+        const name = names[rand(names.length)]!;
+        const on = side.live.get(name)!;
+        const net = nets.find((x) => !on.has(x));
+        if (net) {
+          await side.h().call('connect', net, name, {});
+          on.add(net);
+        } else {
+          const off = [...on][rand(on.size)]!;
+          await side.h().call('disconnect', off, name);
+          on.delete(off);
+        }
+      } else {
+        const name = names[rand(names.length)]!;
+        await side.h().call('removeSandbox', name);
+        side.live.delete(name);
+      }
+    }
+    t.true(await eventually(async () => (await exact()) === 'exact', 5000), await exact());
+    // a restart of B: its tables are made again from the store
+    await b.close();
+    hosts[1] = await startHost({ hostNetns: isolated[1]!.ns, stateDir: isolated[1]!.stateDir, clusterStore: etcd.url.replace('http://', 'etcd://'), clusterAdvertise: VTEPS[1], clusterLeaseTtl: 3 });
+    t.true(await eventually(async () => (await exact()) === 'exact', 5000), `after a restart: ${await exact()}`);
+    // a stale entry put in by hand: reconcile removes it
+    const fix = isolated[0]!.name('cfix');
+    await hosts[0]!.call('createSandbox', { name: fix, net: 'ch1' });
+    sides[0]!.live.set(fix, new Set(['ch1']));
+    const dev = `ovx-${made[0]!.Id.slice(0, 10)}`;
+    await native.setPeers({ netns: isolated[0]!.ns, device: dev, add: [{ mac: '02:00:00:00:00:99', ips: ['10.220.0.250'], vtep: '192.168.78.9' }] });
+    t.not(await exact(), 'exact');
+    await a.call('reconcile');
+    t.is(await exact(), 'exact', 'reconcile repaired the table');
+  } finally {
+    for (const side of sides) for (const name of side.live.keys()) await side.h().call('removeSandbox', name).catch(() => undefined);
+    for (const n of nets) await hosts[0]!.call('removeNetwork', n).catch(() => undefined);
+    await store.close();
+  }
 });

@@ -194,7 +194,7 @@ export class OverlayDriver implements Driver {
         );
       }
       // the peer tables follow the store whatever happened: not a repair of its own
-      if (!input.dryRun) await this.peers.activate(net.id, overlayVxlan(net.id));
+      if (!input.dryRun) await this.peers.resync(net.id, overlayVxlan(net.id));
     }
     return { changed: [], lost: [] };
   }
