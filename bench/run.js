@@ -1,5 +1,6 @@
 // The benchmark harness: `npm run bench [-- --json FILE] [-- --sizes 1,100,500] [-- SECTION…]`.
-// SECTIONs (default: all): controller (create/rm, attach/detach, IPAM), reconcile, daemon, firewall.
+// SECTIONs (default: all): controller (create/rm, attach/detach, IPAM), reconcile, daemon, firewall,
+// cluster (overlay across three hosts on a real etcd; `--cluster-endpoints N` per host, default 1000).
 // Everything runs inside a host netns of its own; the machine's network is untouched.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { NetworkController, native } from '../dist/index.js';
 import { AddressAllocator } from '../dist/ipam/allocator.js';
 import { Pool } from '../dist/ipam/pool.js';
+import { clusterBench } from './cluster.js';
 import { daemonBench } from './daemon.js';
 import { firewallBench } from './firewall.js';
 import { ipamBench } from './ipam.js';
@@ -19,10 +21,11 @@ const { values, positionals } = parseArgs({
     json: { type: 'string' },
     sizes: { type: 'string', default: '1,100,500' },
     firewall: { type: 'string', default: 'nftables,iptables' },
+    'cluster-endpoints': { type: 'string', default: '1000' },
   },
 });
 const sizes = values.sizes.split(',').map(Number);
-const sections = ['controller', 'reconcile', 'daemon', 'firewall'];
+const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'cluster'];
 for (const p of positionals) if (!sections.includes(p)) throw new Error(`unknown section ${p}; known: ${sections.join(', ')}`);
 const want = (section) => positionals.length === 0 || positionals.includes(section);
 const tag = `cnm-bench-${process.pid}`;
@@ -129,6 +132,8 @@ try {
   for (const backend of want('firewall') ? values.firewall.split(',').filter(Boolean) : []) {
     await firewallBench({ backend, tag, stateDir, rows });
   }
+
+  if (want('cluster')) await clusterBench({ tag, stateDir, rows, summarize, endpoints: Number(values['cluster-endpoints']) });
 
   printTable(rows);
   if (values.json) writeFileSync(values.json, JSON.stringify({ date: new Date().toISOString(), rows }, null, 2));

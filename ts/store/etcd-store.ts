@@ -21,7 +21,14 @@
  *   ERR_CLUSTER_UNAVAILABLE and changes nothing; reads keep answering from the
  *   mirror meanwhile.
  */
-import { Etcd3, type IOptions } from 'etcd3';
+import {
+  Etcd3,
+  GRPCFailedPreconditionError,
+  GRPCInvalidArgumentError,
+  EtcdPermissionDeniedError,
+  GRPCResourceExhastedError,
+  type IOptions,
+} from 'etcd3';
 import type { IKeyValue, IWatchResponse } from 'etcd3/lib/rpc.js';
 import { ConstantBackoff, noop } from 'cockatiel';
 import { CnmError } from '../errors.js';
@@ -169,6 +176,19 @@ export class EtcdStore implements Store {
     const err = new CnmError('ERR_CLUSTER_UNAVAILABLE', `the cluster store (${this.opts.endpoints.join(', ')}) did not answer ${what} within ${this.timeoutMs} ms: is etcd running and reachable?`, {
       value: this.opts.endpoints.join(','),
     });
+    (err as { cause?: unknown }).cause = e;
+    return err;
+  }
+
+  /**
+   * An etcd call that failed: ERR_CLUSTER_UNAVAILABLE when etcd was not reached
+   * in time, ERR_STORE when it answered with a refusal (a request over its
+   * limits, a permission), which waiting will not cure.
+   */
+  private failed(what: string, e: unknown): CnmError {
+    const reached = e instanceof GRPCInvalidArgumentError || e instanceof GRPCResourceExhastedError || e instanceof GRPCFailedPreconditionError || e instanceof EtcdPermissionDeniedError;
+    if (!reached) return this.unavailable(what, e);
+    const err = new CnmError('ERR_STORE', `the cluster store refused ${what}: ${(e as Error).message}`, { value: this.opts.endpoints.join(',') });
     (err as { cause?: unknown }).cause = e;
     return err;
   }
@@ -389,7 +409,7 @@ export class EtcdStore implements Store {
         res = await this.client.kv.txn({ compare, success, failure: [] }, { deadline: until });
       } catch (e) {
         for (const a of view.aborts) a();
-        throw this.unavailable('a transaction', e);
+        throw this.failed('a transaction', e);
       }
       const revision = Number(res.header.revision);
       const left = () => Math.max(0, until - Date.now());
