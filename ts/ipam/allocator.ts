@@ -21,7 +21,20 @@ export class AddressAllocator {
   /** the release generation each network's cache was loaded at */
   private readonly loadedGen = new Map<string, number>();
 
-  constructor(private readonly store: Store) {}
+  /**
+   * @param owner a cluster host's id: it keeps a serial cursor of its own,
+   *   started at a point of the range of its own, so that hosts allocating on
+   *   one network at once rarely conflict (one shared cursor makes every
+   *   allocation of the cluster a conflict with every other)
+   */
+  constructor(
+    private readonly store: Store,
+    private readonly owner?: string,
+  ) {}
+
+  private cursorOf(netId: string, subnet: string): string {
+    return this.owner === undefined ? cursorKey(netId, subnet) : `${cursorKey(netId, subnet)}/${this.owner}`;
+  }
 
   /**
    * Build (and cache) the pools of a network, loading its allocations. Inside a
@@ -109,12 +122,14 @@ export class AddressAllocator {
         if (attempt === 1) pool = this.reload(tx, net, i);
         const prefix = allocPrefix(net.id, pool.config.subnet);
         // the cursor is a string: IPv6 offsets do not fit a float
-        const cur = tx.get<string | number>(cursorKey(net.id, pool.config.subnet));
-        pool.cursor = cur === undefined ? -1n : BigInt(cur);
+        const cur = tx.get<string | number>(this.cursorOf(net.id, pool.config.subnet));
+        if (cur !== undefined) pool.cursor = BigInt(cur);
+        else if (this.owner !== undefined) pool.spreadCursor(Number.parseInt(this.owner.slice(0, 8), 16) || 0);
+        else pool.cursor = -1n;
         const off = pool.nextFree((o) => tx.get(prefix + formatIp(pool.addressAt(o))) !== undefined);
         if (off >= 0n) {
           pool.take(off, true);
-          tx.put(cursorKey(net.id, pool.config.subnet), off.toString());
+          tx.put(this.cursorOf(net.id, pool.config.subnet), off.toString());
           return { index: i, off };
         }
       }

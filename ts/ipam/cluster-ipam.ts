@@ -24,8 +24,11 @@ export class ClusterIpam implements Ipam {
   readonly name = 'default';
   readonly allocator: AddressAllocator;
 
-  constructor(private readonly store: Store) {
-    this.allocator = new AddressAllocator(store);
+  constructor(
+    private readonly store: Store,
+    hostId: string,
+  ) {
+    this.allocator = new AddressAllocator(store, hostId);
   }
 
   requestPools(req: PoolsRequest): Promise<PoolConfig[]> {

@@ -166,6 +166,16 @@ export class Pool {
     return -1n;
   }
 
+  /**
+   * Start the cursor at a point of the range chosen by `seed`, so that
+   * allocators with different seeds (hosts of a cluster) walk apart and
+   * rarely race for one address.
+   */
+  spreadCursor(seed: number): void {
+    const span = this.rangeEnd - this.rangeStart;
+    this.cursor = span > 0n ? this.rangeStart + (BigInt(seed) % span) - 1n : -1n;
+  }
+
   /** Mark a dynamically or statically chosen offset as allocated. */
   take(off: bigint, moveCursor: boolean): void {
     this.held.set(off);
