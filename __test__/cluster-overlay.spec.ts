@@ -12,7 +12,7 @@ import type { SandboxInspect } from '../ts/sandbox.js';
 import { type ClusterHost, HostError, startHost } from './helpers/cluster.js';
 import { type TestEtcd, etcdBin, startEtcd } from './helpers/etcd.js';
 import { dockerAt, dockerBin } from './helpers/docker-cli.js';
-import { type IsolatedHost, eventually, isolatedHost, pings } from './helpers/host.js';
+import { type IsolatedHost, eventually, isolatedHost, ping6, pings } from './helpers/host.js';
 import { startEchoServer, tcpTry } from './helpers/tcp.js';
 import { HOST_IP, OUTSIDE_IP, wireOutside } from './helpers/outside.js';
 import { underlay } from './helpers/underlay.js';
@@ -375,4 +375,21 @@ withEtcd('peer tables stay exact under churn: random connects, disconnects and s
     for (const n of nets) await hosts[0]!.call('removeNetwork', n).catch(() => undefined);
     await store.close();
   }
+});
+
+withEtcd('a dual-stack overlay network carries IPv4 and IPv6 between hosts', async (t) => {
+  const [a, b] = [hosts[0]!, hosts[1]!];
+  const net = await a.call<NetworkInspect>('createNetwork', { name: 'ov6', driver: 'overlay', internal: true, ipam: [{ subnet: '10.225.0.0/24' }, { subnet: 'fd00:225::/64' }] });
+  t.true(net.EnableIPv6);
+  t.true(await eventually(async () => (await b.call<Array<{ name: string }>>('listNetworks')).some((n) => n.name === 'ov6')));
+  const [nsA, nsB] = [isolated[0]!.name('v6a'), isolated[1]!.name('v6b')];
+  await a.call('createSandbox', { name: nsA, net: 'ov6' });
+  const sb = await b.call<SandboxInspect>('createSandbox', { name: nsB, net: 'ov6' });
+  const ip6 = sb.Networks.ov6!.GlobalIPv6Address;
+  t.regex(ip6, /^fd00:225::/);
+  t.true(await eventually(() => pings(nsA, sb.Networks.ov6!.IPAddress), 5000), 'IPv4 across');
+  t.true(await eventually(() => ping6(nsA, ip6), 5000), `IPv6 across to ${ip6}`);
+  await a.call('removeSandbox', nsA);
+  await b.call('removeSandbox', nsB);
+  await a.call('removeNetwork', 'ov6');
 });
