@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { CnmError } from '../errors.js';
+import type { ClusterIpam } from '../ipam/cluster-ipam.js';
 import type { Ipam } from '../ipam/ipam-api.js';
 import type { NetworkRecord } from '../types.js';
 import { DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIRS, PluginClient, discoverPlugin, validPluginName } from '../plugin/client.js';
@@ -22,7 +23,7 @@ export class DriverRegistry {
   private readonly loading = new Map<string, Promise<Driver>>();
   private readonly ipams = new Map<string, Promise<Ipam>>();
   /** the IPAM of global networks, once the host has joined a cluster */
-  clusterIpam: Ipam | undefined;
+  clusterIpam: ClusterIpam | undefined;
 
   constructor(
     /** what the drivers share (the host, the firewall) */

@@ -81,7 +81,7 @@ export async function removeGlobalNetwork(ctx: OpContext, rec: NetworkRecord): P
   const cluster = clusterOf(ctx);
   const inUse = (where: string) => new CnmError('ERR_NETWORK_IN_USE', `error while removing network: network ${rec.name} id ${rec.id} has active endpoints (${where})`, { network: rec.name });
   if (endpointsOfNetwork(ctx.store, rec.id).length > 0) throw inUse('on this host');
-  const ipam = await ctx.drivers.ipamOf(rec);
+  const ipam = ctx.drivers.clusterIpam;
   await cluster.store.txn((tx) => {
     const cur = tx.get<NetworkRecord>(keys.net(rec.id));
     if (!cur) throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${rec.name} not found`, { value: rec.name });
@@ -91,7 +91,7 @@ export async function removeGlobalNetwork(ctx: OpContext, rec: NetworkRecord): P
     if (tx.get(keys.netName(rec.name)) === rec.id) tx.del(keys.netName(rec.name));
     const vni = Number(cur.options[VXLANID_OPTION]);
     if (tx.get(clusterKeys.vni(vni)) === rec.id) tx.del(clusterKeys.vni(vni));
-    (ipam as { allocator?: { purge(tx: StoreTxn, n: NetworkRecord): void } }).allocator?.purge(tx, rec);
+    ipam?.allocator.purge(tx, rec);
   });
   await dropLocalCopy(ctx, rec.id);
 }

@@ -34,6 +34,7 @@ import { ConstantBackoff, noop } from 'cockatiel';
 import { CnmError } from '../errors.js';
 import { log } from '../log.js';
 import type { Lease } from 'etcd3';
+import { byKey } from './memory-store.js';
 import type { PutOptions, Store, StoreChange, StoreEvent, StoreTxn, StoreWatch } from './store.js';
 
 /** Where the cluster store is and how to reach it. */
@@ -71,8 +72,6 @@ function prefixEnd(prefix: string): Buffer {
   }
   return Buffer.from([0]);
 }
-
-const byKey = ([a]: [string, unknown], [b]: [string, unknown]) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 /** The callback's view: the mirror plus its own writes; every read is recorded for the commit's checks. */
 class View implements StoreTxn {

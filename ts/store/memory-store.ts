@@ -12,8 +12,8 @@ import type { Store, StoreEvent, StoreReader, StoreScope, StoreTxn, StoreWatch }
 const GONE = Symbol('deleted');
 type Slot = unknown | typeof GONE;
 
-/** Keys sort by their UTF-8 bytes, as LMDB sorts them. */
-const byKey = ([a]: [string, unknown], [b]: [string, unknown]) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+/** Keys sort by their UTF-8 bytes, as LMDB (and etcd) sort them. */
+export const byKey = ([a]: [string, unknown], [b]: [string, unknown]) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 class View implements StoreTxn {
   readonly writes = new Map<string, Slot>();

@@ -259,7 +259,43 @@ pub struct Port {
     pub routed6: bool,
 }
 
+/// What a backend reads back of one family of a port.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadPort<'a> {
+    pub proto: Proto,
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
+    /// the container address as the backend prints it, of the family `v6` says
+    pub container: &'a str,
+    pub container_port: u16,
+    pub v6: bool,
+    /// opened for direct routing rather than published by DNAT
+    pub routed: bool,
+}
+
 impl Port {
+    /// The Port of one family a backend read back (both backends report ports
+    /// one per family); None when the container address is not of that family.
+    pub(crate) fn read_back(r: ReadPort<'_>, bridge: &str, tag: &str) -> Option<Port> {
+        let (container_ip, container_ip6) = if r.v6 {
+            (None, Some(r.container.parse::<Ipv6Addr>().ok()?))
+        } else {
+            (Some(r.container.parse::<Ipv4Addr>().ok()?), None)
+        };
+        Some(Port {
+            proto: r.proto,
+            host_ip: r.host_ip,
+            host_port: r.host_port,
+            container_ip,
+            container_ip6,
+            container_port: r.container_port,
+            bridge: bridge.to_string(),
+            tag: tag.to_string(),
+            routed4: r.routed && !r.v6,
+            routed6: r.routed && r.v6,
+        })
+    }
+
     /// The published key: two DNAT mappings with the same key cannot coexist.
     pub fn key(&self) -> (Proto, Option<IpAddr>, u16) {
         (self.proto, self.host_ip, self.host_port)

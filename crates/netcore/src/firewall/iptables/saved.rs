@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::ports::PortKey;
 use super::rule::{comment, opt, options, Rule, Table};
 use super::ruleset::{EP_TAG, NET_TAG, OPEN, PREROUTING};
-use crate::firewall::{Port, Proto};
+use crate::firewall::{Port, Proto, ReadPort};
 
 /// Splits an iptables-save line into words, honouring double quotes.
 pub(super) fn split_words(line: &str) -> Vec<String> {
@@ -132,24 +132,21 @@ pub(super) fn saved_port(rule: &Rule) -> Option<Port> {
         None => None,
     };
     let (cip, cport) = opt(&opts, "--to-destination")?.1.rsplit_once(':')?;
-    let (container_ip, container_ip6) = if v6 {
-        let ip = cip.strip_prefix('[')?.strip_suffix(']')?;
-        (None, Some(ip.parse::<Ipv6Addr>().ok()?))
+    let container = if v6 {
+        cip.strip_prefix('[')?.strip_suffix(']')?
     } else {
-        (Some(cip.parse().ok()?), None)
+        cip
     };
-    Some(Port {
+    let read = ReadPort {
         proto,
         host_ip,
         host_port,
-        container_ip,
-        container_ip6,
+        container,
         container_port: cport.parse().ok()?,
-        bridge: bridge.to_string(),
-        tag: tag.to_string(),
-        routed4: false,
-        routed6: false,
-    })
+        v6,
+        routed: false,
+    };
+    Port::read_back(read, bridge, tag)
 }
 
 /// The published key of a saved DNAT rule of ours.
@@ -174,24 +171,16 @@ pub(super) fn saved_routed_port(rule: &Rule) -> Option<Port> {
     let (false, cip) = opt(&opts, "-d")? else {
         return None;
     };
-    let v6 = rule.table.v6();
-    let (container_ip, container_ip6) = if v6 {
-        (None, Some(cip.parse::<Ipv6Addr>().ok()?))
-    } else {
-        (Some(cip.parse::<Ipv4Addr>().ok()?), None)
-    };
-    Some(Port {
+    let read = ReadPort {
         proto,
         host_ip: None,
         host_port: port,
-        container_ip,
-        container_ip6,
+        container: cip,
         container_port: port,
-        bridge: bridge.to_string(),
-        tag: tag.to_string(),
-        routed4: !v6,
-        routed6: v6,
-    })
+        v6: rule.table.v6(),
+        routed: true,
+    };
+    Port::read_back(read, bridge, tag)
 }
 
 /// (tag, bridge) of a saved network rule of ours: the bridge from the

@@ -2,12 +2,12 @@
 //! family): the JSON nft prints, turned into networks and published ports.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use serde_json::Value;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::firewall::{GatewayMode, Network, Port, Proto, State};
+use crate::firewall::{GatewayMode, Network, Port, Proto, ReadPort, State};
 
 fn json_str(v: &Value) -> Option<String> {
     match v {
@@ -194,30 +194,18 @@ fn parse_table(json: &str) -> Result<TableState> {
 /// reported apart), or an open_routed one (reported with the container port as
 /// its host port, which routed ports do not use).
 fn table_ports(t: &TableState, v6: bool) -> Vec<Port> {
-    let make = |proto: Proto,
-                host_ip: Option<IpAddr>,
-                host_port: u16,
-                cip: &str,
-                cport: u16,
-                routed: bool|
-     -> Option<Port> {
-        let (container_ip, container_ip6) = if v6 {
-            (None, Some(cip.parse::<Ipv6Addr>().ok()?))
-        } else {
-            (Some(cip.parse::<Ipv4Addr>().ok()?), None)
-        };
-        Some(Port {
+    // the tables hold neither bridge nor tag of a port
+    let make = |proto, host_ip, host_port, container, container_port, routed| {
+        let read = ReadPort {
             proto,
             host_ip,
             host_port,
-            container_ip,
-            container_ip6,
-            container_port: cport,
-            bridge: String::new(),
-            tag: String::new(),
-            routed4: routed && !v6,
-            routed6: routed && v6,
-        })
+            container,
+            container_port,
+            v6,
+            routed,
+        };
+        Port::read_back(read, "", "")
     };
     let mut out: Vec<Port> = t
         .dnat
