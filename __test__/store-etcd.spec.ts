@@ -143,3 +143,56 @@ withEtcd('etcd down: reads answer from the mirror, writes fail with ERR_CLUSTER_
   await a.txn((tx) => tx.put('net/d', { name: 'd' }));
   t.deepEqual(b.get('net/d') ?? (await new Promise((r) => setTimeout(r, 200)).then(() => b.get('net/d'))), { name: 'd' });
 });
+
+withEtcd('partitioned keys: a store mirrors and hears only the partitions it follows; a CAS on one sees the others commit', async (t) => {
+  const openP = async () => {
+    const s = await EtcdStore.open({ endpoints: [etcd.url], prefix: 'cnm/tp/', partitioned: ['ipam/', 'peer/'] });
+    stores.push(s);
+    return s;
+  };
+  const a = await openP();
+  const b = await openP();
+  await a.follow('peer/n1/');
+  await a.follow('peer/n2/');
+  await b.follow('peer/n2/');
+  const heard: string[] = [];
+  b.watch('', b.revision(), (e) => heard.push(...e.changes.map((c) => c.key)));
+  const before = b.stats().events;
+  await a.txn((tx) => {
+    tx.put('peer/n1/e1', { ip: '1' });
+    tx.put('net/n1', { name: 'one' });
+  });
+  await a.txn((tx) => tx.put('peer/n2/e2', { ip: '2' }));
+  await new Promise((r) => setTimeout(r, 200));
+  t.deepEqual(heard.sort(), ['net/n1', 'peer/n2/e2'], 'B hears the shared keys and the partition it follows, not n1');
+  t.is(b.stats().events - before, 2);
+  t.deepEqual(b.get('peer/n2/e2'), { ip: '2' });
+  t.deepEqual(b.range('peer/'), [['peer/n2/e2', { ip: '2' }]], 'a range over every partition holds the followed ones');
+  // a key of a partition not followed is neither read nor written: that would be a bug
+  t.is(t.throws(() => b.get('peer/n1/e1'))?.code, 'ERR_INTERNAL');
+  await t.throwsAsync(b.txn((tx) => tx.put('peer/n1/e9', 1)), { code: 'ERR_INTERNAL' });
+  // following loads what is there, then keeps it: CAS against another host's writes still holds
+  await b.follow('peer/n1/');
+  t.deepEqual(b.get('peer/n1/e1'), { ip: '1' });
+  const order: string[] = [];
+  await Promise.all(
+    [a, b].map((s, i) =>
+      s.txn((tx) => {
+        if (tx.range('peer/n1/').length >= 2) throw new Error('taken');
+        tx.put(`peer/n1/claim${i}`, i);
+        order.push(String(i));
+      }).catch(() => order.push(`lost${i}`)),
+    ),
+  );
+  t.is(a.range('peer/n1/').length, 2, 'one of two claims on a full range committed');
+  t.true(order.some((o) => o.startsWith('lost')));
+  // dropped: its keys leave the mirror and its events stop
+  b.unfollow('peer/n1/');
+  t.false(b.follows$('peer/n1/'));
+  t.is(b.stats().keys, b.range('').length);
+  t.false(b.range('').some(([k]) => k.startsWith('peer/n1/')));
+  const n = b.stats().events;
+  await a.txn((tx) => tx.put('peer/n1/e3', 3));
+  await new Promise((r) => setTimeout(r, 200));
+  t.is(b.stats().events, n, 'no event of an unfollowed partition');
+});

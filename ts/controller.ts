@@ -156,6 +156,15 @@ export class NetworkController {
         await cluster.close();
         return;
       }
+      // the global networks this host has endpoints on: their keys are mirrored here
+      try {
+        for (const n of allNetworks(this.store)) {
+          if (n.scope === 'global' && endpointsOfNetwork(this.store, n.id).length > 0) await cluster.keep(n.id);
+        }
+      } catch (e) {
+        await cluster.close();
+        throw e;
+      }
       const peers = new PeerSync(cluster, this.hostNetns);
       const overlay = new OverlayDriver(this.drivers.context, cluster, peers, (netId) => endpointsOfNetwork(this.store, netId));
       this.drivers.register(overlay);
@@ -279,6 +288,9 @@ export class NetworkController {
   peersOf(netId: string): Array<{ Name: string; IP: string }> {
     const cluster = this.ctx.cluster;
     if (!cluster) return [];
+    // a host follows the peers of the networks it has endpoints on only (Docker
+    // shows Peers only where the network is in use too)
+    if (!cluster.store.follows$(clusterKeys.peers(netId))) return [];
     const hosts = cluster.hosts();
     const seen = new Map<string, { Name: string; IP: string }>();
     for (const [, p] of cluster.store.range<PeerRecord>(clusterKeys.peers(netId))) {

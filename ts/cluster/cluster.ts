@@ -33,6 +33,14 @@ export const clusterKeys = {
   vni: (vni: number) => `vni/${vni}`,
 };
 
+/**
+ * The per-network key prefixes: a host mirrors them only for the networks it
+ * has endpoints on (or works on right now), so endpoint events reach only the
+ * hosts that need them.
+ */
+export const PARTITIONED = ['ipam/', 'peer/'];
+const partitionsOf = (netId: string) => PARTITIONED.map((p) => `${p}${netId}/`);
+
 /** One endpoint of a global network, for the other hosts' peer tables. */
 export interface PeerRecord {
   host: string;
@@ -48,6 +56,11 @@ export interface PeerRecord {
 const LOCAL_ID_KEY = 'cluster/host-id';
 
 export class Cluster {
+  /** networks followed for as long as this host has endpoints on them */
+  private readonly kept = new Map<string, Promise<() => void>>();
+  /** operations in flight per network: its keys stay followed meanwhile */
+  private readonly holds = new Map<string, number>();
+
   private constructor(
     readonly store: EtcdStore,
     readonly hostId: string,
@@ -104,7 +117,7 @@ export class Cluster {
         return fresh;
       });
     }
-    const store = await EtcdStore.open({ endpoints, prefix: `cnm/${opts.clusterName ?? 'default'}/`, tls: pem });
+    const store = await EtcdStore.open({ endpoints, prefix: `cnm/${opts.clusterName ?? 'default'}/`, partitioned: PARTITIONED, tls: pem });
     const cluster = new Cluster(store, id, advertise, mtu);
     try {
       await store.grantLease(opts.clusterLeaseTtl ?? 10);
@@ -125,6 +138,84 @@ export class Cluster {
   /** The hosts alive now (their lease holds), by id. */
   hosts(): Map<string, HostRecord> {
     return new Map(this.store.range<HostRecord>(clusterKeys.hosts).map(([, h]) => [h.id, h]));
+  }
+
+  /**
+   * Mirror a network's per-network keys (its addresses and peers) until the
+   * returned function is called. ERR_CLUSTER_UNAVAILABLE when etcd does not answer.
+   */
+  async follow(netId: string): Promise<() => void> {
+    const done: string[] = [];
+    try {
+      for (const p of partitionsOf(netId)) {
+        await this.store.follow(p);
+        done.push(p);
+      }
+    } catch (e) {
+      for (const p of done) this.store.unfollow(p);
+      throw e;
+    }
+    let once = false;
+    return () => {
+      if (once) return;
+      once = true;
+      for (const p of done) this.store.unfollow(p);
+    };
+  }
+
+  /** Follow a network from now on (this host has, or is about to have, endpoints on it). */
+  async keep(netId: string): Promise<void> {
+    let p = this.kept.get(netId);
+    if (!p) {
+      p = this.follow(netId);
+      this.kept.set(netId, p);
+      p.catch(() => {
+        if (this.kept.get(netId) === p) this.kept.delete(netId);
+      });
+    }
+    await p;
+  }
+
+  /** Stop following a network kept by {@link keep} (its last endpoint here is gone). */
+  unkeep(netId: string): void {
+    const p = this.kept.get(netId);
+    if (!p || this.held(netId)) return;
+    this.kept.delete(netId);
+    void p.then((letGo) => letGo()).catch(() => undefined);
+  }
+
+  /** Networks kept here. */
+  keptNetworks(): string[] {
+    return [...this.kept.keys()];
+  }
+
+  /**
+   * Keep a network for an operation in flight: {@link unkeep} waits for the
+   * returned function, so a concurrent last disconnect cannot drop the keys
+   * this operation works on.
+   */
+  async hold(netId: string): Promise<() => void> {
+    this.holds.set(netId, (this.holds.get(netId) ?? 0) + 1);
+    let once = false;
+    const letGo = () => {
+      if (once) return;
+      once = true;
+      const n = (this.holds.get(netId) ?? 1) - 1;
+      if (n > 0) this.holds.set(netId, n);
+      else this.holds.delete(netId);
+    };
+    try {
+      await this.keep(netId);
+    } catch (e) {
+      letGo();
+      throw e;
+    }
+    return letGo;
+  }
+
+  /** Whether an operation holds a network now. */
+  held(netId: string): boolean {
+    return (this.holds.get(netId) ?? 0) > 0;
   }
 
   /** Leave: this host's ephemeral keys stay until its lease runs out, so a quick restart keeps its peers. */

@@ -208,27 +208,31 @@ async function connectTo(ctx: OpContext, net: NetworkRecord, sbRef: string, opts
   if (sb.mode === 'none' || net.driver === 'null') {
     throw invalid('container cannot be connected to multiple networks with one of the networks in private (none) mode', sb.name);
   }
-  await ensureLocalCopy(ctx, net);
-  const plan = await planEndpoint(ctx, net, sb, opts, false);
+  // a global network's keys are followed here, and its local copy kept, while this runs
+  const letGo = await ensureLocalCopy(ctx, net);
   try {
-    await ctx.store.txn((tx) => plan.reserve(tx));
-  } catch (e) {
-    await plan.release();
-    if (net.scope === 'global') await dropLocalCopy(ctx, net.id).catch((u: unknown) => log.warn('dropping an unused copy of a global network failed', { network: net.name, err: u }));
-    throw e;
+    const plan = await planEndpoint(ctx, net, sb, opts, false);
+    try {
+      await ctx.store.txn((tx) => plan.reserve(tx));
+    } catch (e) {
+      await plan.release();
+      throw e;
+    }
+    const undo = new Undo();
+    undo.push('drop the endpoint records', () => forgetEndpoint(ctx, net, plan.ep));
+    try {
+      await programEndpoint(plan, undo);
+    } catch (e) {
+      throw await undo.run(e, `connect ${sb.name} to ${net.name}`);
+    }
+    // done: the active mark goes with this process's next transaction (marks.ts);
+    // should the process die first, reconcile finds the kernel side complete and finishes it
+    ctx.marks.add(plan.ep);
+    fault('connect.commit');
+    return plan.ep;
+  } finally {
+    await letGo();
   }
-  const undo = new Undo();
-  undo.push('drop the endpoint records', () => forgetEndpoint(ctx, net, plan.ep));
-  try {
-    await programEndpoint(plan, undo);
-  } catch (e) {
-    throw await undo.run(e, `connect ${sb.name} to ${net.name}`);
-  }
-  // done: the active mark goes with this process's next transaction (marks.ts);
-  // should the process die first, reconcile finds the kernel side complete and finishes it
-  ctx.marks.add(plan.ep);
-  fault('connect.commit');
-  return plan.ep;
 }
 
 /** Disconnect a sandbox from a network and release its address. */

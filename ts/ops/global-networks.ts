@@ -82,7 +82,18 @@ export async function removeGlobalNetwork(ctx: OpContext, rec: NetworkRecord): P
   const inUse = (where: string) => new CnmError('ERR_NETWORK_IN_USE', `error while removing network: network ${rec.name} id ${rec.id} has active endpoints (${where})`, { network: rec.name });
   if (endpointsOfNetwork(ctx.store, rec.id).length > 0) throw inUse('on this host');
   const ipam = ctx.drivers.clusterIpam;
-  await cluster.store.txn((tx) => {
+  // its peers and addresses are mirrored only where it has endpoints: follow them for this
+  const letGo = await cluster.follow(rec.id);
+  try {
+    await removeFromCluster(cluster.store, rec, inUse, ipam);
+  } finally {
+    letGo();
+  }
+  await dropLocalCopy(ctx, rec.id);
+}
+
+async function removeFromCluster(store: Store, rec: NetworkRecord, inUse: (where: string) => CnmError, ipam: OpContext['drivers']['clusterIpam']): Promise<void> {
+  await store.txn((tx) => {
     const cur = tx.get<NetworkRecord>(keys.net(rec.id));
     if (!cur) throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${rec.name} not found`, { value: rec.name });
     const peers = tx.range<PeerRecord>(clusterKeys.peers(rec.id));
@@ -93,7 +104,6 @@ export async function removeGlobalNetwork(ctx: OpContext, rec: NetworkRecord): P
     if (tx.get(clusterKeys.vni(vni)) === rec.id) tx.del(clusterKeys.vni(vni));
     ipam?.allocator.purge(tx, rec);
   });
-  await dropLocalCopy(ctx, rec.id);
 }
 
 /**
@@ -111,25 +121,48 @@ export function findAnyNetwork(ctx: OpContext, ref: string): NetworkRecord {
   }
 }
 
-/** Make sure this host has its copy of a global network (before its first endpoint here). */
-export async function ensureLocalCopy(ctx: OpContext, net: NetworkRecord): Promise<void> {
-  if (net.scope !== 'global' || ctx.store.get(keys.net(net.id))) return;
-  await ctx.store.txn((tx) => {
-    // the copy takes no name key: a global name is the cluster's to hold
-    if (!tx.get(keys.net(net.id))) tx.put(keys.net(net.id), net);
-  });
+/**
+ * Before an endpoint joins a global network here: the network's keys are
+ * followed (kept while this host has endpoints on it) and this host has its
+ * copy of the network. The returned function ends the operation: a network left
+ * with no endpoint here is dropped again.
+ */
+export async function ensureLocalCopy(ctx: OpContext, net: NetworkRecord): Promise<() => Promise<void>> {
+  if (net.scope !== 'global') return async () => undefined;
+  if (!ctx.cluster) throw new CnmError('ERR_CLUSTER_UNAVAILABLE', `network ${net.name} is global: this host has not joined the cluster store`, { network: net.name });
+  const letGo = await ctx.cluster.hold(net.id);
+  const end = async () => {
+    letGo();
+    await dropLocalCopy(ctx, net.id).catch((e: unknown) => log.warn('dropping an unused copy of a global network failed', { network: net.name, err: e }));
+  };
+  try {
+    if (!ctx.store.get(keys.net(net.id))) {
+      await ctx.store.txn((tx) => {
+        // the copy takes no name key: a global name is the cluster's to hold
+        if (!tx.get(keys.net(net.id))) tx.put(keys.net(net.id), net);
+      });
+    }
+  } catch (e) {
+    await end();
+    throw e;
+  }
+  return end;
 }
 
-/** Drop this host's copy of a global network that has no endpoints here. */
+/** Drop this host's copy of a global network that has no endpoints here, and stop following it. */
 export async function dropLocalCopy(ctx: OpContext, netId: string): Promise<void> {
+  const unused = () => endpointsOfNetwork(ctx.store, netId).length === 0 && !ctx.cluster?.held(netId);
   const copy = ctx.store.get<NetworkRecord>(keys.net(netId));
-  if (!copy || copy.scope !== 'global') return;
-  if (endpointsOfNetwork(ctx.store, netId).length > 0) return;
-  const driver = await ctx.drivers.resolve(copy.driver);
-  await driver.deleteNetwork(copy).catch((e: unknown) => log.warn('removing the devices of an overlay network on this host failed', { network: copy.name, err: e }));
-  await ctx.store.txn((tx) => {
-    if (endpointsOfNetwork(tx, netId).length === 0) tx.del(keys.net(netId));
-  });
+  if ((copy && copy.scope !== 'global') || !unused()) return;
+  if (copy) {
+    const driver = await ctx.drivers.resolve(copy.driver);
+    await driver.deleteNetwork(copy).catch((e: unknown) => log.warn('removing the devices of an overlay network on this host failed', { network: copy.name, err: e }));
+    await ctx.store.txn((tx) => {
+      if (endpointsOfNetwork(tx, netId).length === 0) tx.del(keys.net(netId));
+    });
+  }
+  // an operation that started meanwhile keeps it
+  if (unused()) ctx.cluster?.unkeep(netId);
 }
 
 /** Every network of the cluster, as its store holds them. */

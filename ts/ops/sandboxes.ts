@@ -59,56 +59,61 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
   // on an overlay network, ports are published on the gateway bridge, joined once the sandbox is made
   const gateway = net !== undefined && needsGatewayBridge(net);
   const ports = mode === 'network' && !gateway ? req.ports : undefined;
-  if (net) await ensureLocalCopy(ctx, net);
-  const plan = net ? await planEndpoint(ctx, net, sb, { ip: req.ip, ip6: req.ip6, aliases: req.aliases, ports }, true) : undefined;
+  // a global network's keys are followed here, and its local copy kept, while this runs
+  const letGo = net ? await ensureLocalCopy(ctx, net) : undefined;
   try {
-    await ctx.store.txn((tx) => {
-      if (tx.get(keys.sbName(sb.name)) !== undefined) {
-        throw new CnmError('ERR_NAME_CONFLICT', `sandbox name ${sb.name} is already in use`, { value: sb.name, sandbox: sb.name });
-      }
-      tx.put(keys.sb(sb.id), sb);
-      tx.put(keys.sbName(sb.name), sb.id);
-      plan?.reserve(tx);
-    });
-  } catch (e) {
-    await plan?.release();
-    throw e;
-  }
-  // undone newest first: kernel, then records, then the addresses go back
-  const undo = new Undo();
-  if (plan) undo.push('give its addresses back', () => releaseAddresses(ctx, net, plan.ep));
-  undo.push('drop the sandbox records', () =>
-    ctx.store.txn((tx) => {
-      if (plan) dropEndpointRecords(tx, plan.ep);
-      dropSandboxRecords(tx, sb);
-    }),
-  );
-  try {
-    fault('sandbox.create.reserve');
-    await makeNetns(ctx, sb, shared);
-    undo.push('delete the netns', () => native.netnsDelete(sb.netns));
-    fault('sandbox.create.netns');
-    if (plan) await programEndpoint(plan, undo);
-    fault('sandbox.create.join');
-    sb.state = 'ready';
-    delete sb.owner;
-    await ctx.store.txn((tx) => {
-      tx.put(keys.sb(sb.id), sb);
-      if (plan) markActive(tx, plan.ep);
-    });
-  } catch (e) {
-    throw await undo.run(e, `create sandbox ${sb.name}`);
-  }
-  fault('sandbox.create.commit');
-  if (gateway) {
+    const plan = net ? await planEndpoint(ctx, net, sb, { ip: req.ip, ip6: req.ip6, aliases: req.aliases, ports }, true) : undefined;
     try {
-      await attachGatewayBridge(ctx, sb, req.ports);
+      await ctx.store.txn((tx) => {
+        if (tx.get(keys.sbName(sb.name)) !== undefined) {
+          throw new CnmError('ERR_NAME_CONFLICT', `sandbox name ${sb.name} is already in use`, { value: sb.name, sandbox: sb.name });
+        }
+        tx.put(keys.sb(sb.id), sb);
+        tx.put(keys.sbName(sb.name), sb.id);
+        plan?.reserve(tx);
+      });
     } catch (e) {
-      await removeSandbox(ctx, sb.id).catch((u: unknown) => log.warn('removing a sandbox whose gateway bridge join failed failed', { sandbox: sb.name, err: u }));
+      await plan?.release();
       throw e;
     }
+    // undone newest first: kernel, then records, then the addresses go back
+    const undo = new Undo();
+    if (plan) undo.push('give its addresses back', () => releaseAddresses(ctx, net, plan.ep));
+    undo.push('drop the sandbox records', () =>
+      ctx.store.txn((tx) => {
+        if (plan) dropEndpointRecords(tx, plan.ep);
+        dropSandboxRecords(tx, sb);
+      }),
+    );
+    try {
+      fault('sandbox.create.reserve');
+      await makeNetns(ctx, sb, shared);
+      undo.push('delete the netns', () => native.netnsDelete(sb.netns));
+      fault('sandbox.create.netns');
+      if (plan) await programEndpoint(plan, undo);
+      fault('sandbox.create.join');
+      sb.state = 'ready';
+      delete sb.owner;
+      await ctx.store.txn((tx) => {
+        tx.put(keys.sb(sb.id), sb);
+        if (plan) markActive(tx, plan.ep);
+      });
+    } catch (e) {
+      throw await undo.run(e, `create sandbox ${sb.name}`);
+    }
+    fault('sandbox.create.commit');
+    if (gateway) {
+      try {
+        await attachGatewayBridge(ctx, sb, req.ports);
+      } catch (e) {
+        await removeSandbox(ctx, sb.id).catch((u: unknown) => log.warn('removing a sandbox whose gateway bridge join failed failed', { sandbox: sb.name, err: u }));
+        throw e;
+      }
+    }
+    return sb;
+  } finally {
+    await letGo?.();
   }
-  return sb;
 }
 
 async function makeNetns(ctx: OpContext, sb: SandboxRecord, shared: SandboxRecord | undefined): Promise<void> {

@@ -2,20 +2,26 @@
  * The global-scope {@link Store} on etcd v3: what a cluster shares, under one key
  * prefix per cluster.
  *
- * - A mirror of every key under the prefix answers the synchronous reads. It is
- *   loaded once, then kept by one watch from the revision it was loaded at; the
- *   watch resumes from its last revision after etcd comes back, so a host that
- *   was cut off catches up on what it missed without reloading.
+ * - A mirror answers the synchronous reads. It holds the cluster's shared keys
+ *   (networks, names, VNIs, hosts) and, of the per-network keys (the
+ *   `partitioned` prefixes: `peer/<network>/…`, `ipam/<network>/…`), only those
+ *   of the networks this host follows, so that an endpoint event reaches only
+ *   the hosts with endpoints on its network (Docker's NetworkDB gossips per
+ *   network for the same reason).
+ * - Each part of the mirror (a "feed": the shared keys' ranges, one per
+ *   followed network prefix) is loaded once, then kept by an etcd watch from the
+ *   revision it was loaded at; the watch resumes from its last revision after
+ *   etcd comes back, so a host that was cut off catches up on what it missed
+ *   without reloading.
  * - A transaction runs its callback on the mirror, recording what it read, then
  *   commits with compare-and-swap in one etcd transaction: every key read or
  *   written must still have the modification revision the mirror showed, and no
- *   key under a ranged prefix may have changed since the mirror's revision (a
- *   key created there is a change). When another host got there first, the
- *   mirror catches up to the revision etcd answered with and the callback runs
- *   again. A key deleted under a ranged prefix is not seen by that check:
- *   deletions only free things, so a decision it makes stale is a conservative
- *   one (a name or address still thought taken), and a key the transaction
- *   writes is always compared itself.
+ *   key under a ranged prefix may have changed since its feed's revision (a key
+ *   created there is a change). When another host got there first, the mirror
+ *   catches up to what etcd answered and the callback runs again. A key deleted
+ *   under a ranged prefix is not seen by that check: deletions only free things,
+ *   so a decision it makes stale is a conservative one (a name or address still
+ *   thought taken), and a key the transaction writes is always compared itself.
  * - A committed transaction resolves once the mirror holds it (read your writes).
  * - etcd not answering within `timeoutMs` fails the operation with
  *   ERR_CLUSTER_UNAVAILABLE and changes nothing; reads keep answering from the
@@ -43,10 +49,28 @@ export interface EtcdStoreOptions {
   endpoints: string[];
   /** the key prefix of this cluster's records, e.g. `cnm/default/` */
   prefix: string;
+  /**
+   * Top-level prefixes whose keys are grouped by their second segment (a
+   * network id: `peer/<id>/…`) and mirrored only for the groups this host
+   * follows ({@link EtcdStore.follow}).
+   */
+  partitioned?: string[];
   /** PEM contents for TLS to etcd */
   tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   /** how long an operation may wait for etcd before ERR_CLUSTER_UNAVAILABLE (default 5 s) */
   timeoutMs?: number;
+}
+
+/** What this host's store has cost and received, for the scale measurements. */
+export interface EtcdStoreStats {
+  /** requests sent to etcd: reads, transactions, watch creations */
+  requests: number;
+  /** key changes delivered by the watches */
+  events: number;
+  /** keys the mirror holds now */
+  keys: number;
+  /** watches open now */
+  watches: number;
 }
 
 /** How many times a transaction runs again after conflicts before it gives up. */
@@ -58,6 +82,18 @@ interface Slot {
   value: unknown;
   /** the key's modification revision */
   mod: number;
+}
+
+/** One watched part of the mirror: the logical keys in [start, end) ('' end: to the end of the prefix). */
+interface Feed {
+  readonly start: string;
+  readonly end: string;
+  /** the last revision of this range the mirror holds */
+  rev: number;
+  watch: { cancel(): Promise<void> } | undefined;
+  /** holders of a followed prefix (the shared feeds have none and stay) */
+  refs: number;
+  opening: Promise<void> | undefined;
 }
 
 /** The first key after every key that starts with `prefix`. */
@@ -73,15 +109,20 @@ function prefixEnd(prefix: string): Buffer {
   return Buffer.from([0]);
 }
 
+/** The first string after every string that starts with `prefix` (prefixes here are ASCII). */
+const after = (prefix: string) => prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+
+const inFeed = (f: Feed, key: string) => key >= f.start && (f.end === '' || key < f.end);
+
 /** The callback's view: the mirror plus its own writes; every read is recorded for the commit's checks. */
 class View implements StoreTxn {
   readonly writes = new Map<string, { value: unknown; ephemeral: boolean } | null>();
   /** key -> the modification revision read (0: absent) */
   readonly reads = new Map<string, number>();
-  /** prefix -> how many keys the mirror held under it */
-  readonly ranges = new Map<string, number>();
+  /** prefix -> how many keys the mirror held under it, and the revision its feed was at */
+  readonly ranges = new Map<string, { count: number; at: number }>();
   readonly aborts: Array<() => void> = [];
-  constructor(private readonly data: ReadonlyMap<string, Slot>) {}
+  constructor(private readonly store: EtcdStore) {}
 
   onAbort(fn: () => void): void {
     this.aborts.push(fn);
@@ -90,23 +131,26 @@ class View implements StoreTxn {
   get<T>(key: string): T | undefined {
     const w = this.writes.get(key);
     if (w !== undefined) return w === null ? undefined : (structuredClone(w.value) as T);
-    const s = this.data.get(key);
+    const s = this.store.slot(key);
     if (!this.reads.has(key)) this.reads.set(key, s?.mod ?? 0);
     return s === undefined ? undefined : (structuredClone(s.value) as T);
   }
 
   put(key: string, value: unknown, opts?: PutOptions): void {
+    this.store.covered(key);
     this.writes.set(key, { value: structuredClone(value), ephemeral: opts?.ephemeral === true });
   }
 
   del(key: string): void {
+    this.store.covered(key);
     this.writes.set(key, null);
   }
 
   range<T>(prefix: string): Array<[string, T]> {
     const out = new Map<string, unknown>();
-    for (const [k, s] of this.data) if (k.startsWith(prefix)) out.set(k, s.value);
-    if (!this.ranges.has(prefix)) this.ranges.set(prefix, out.size);
+    const at = this.store.revOf(prefix);
+    for (const [k, s] of this.store.slots(prefix)) out.set(k, s.value);
+    if (!this.ranges.has(prefix)) this.ranges.set(prefix, { count: out.size, at });
     for (const [k, w] of this.writes) {
       if (!k.startsWith(prefix)) continue;
       if (w === null) out.delete(k);
@@ -125,29 +169,40 @@ interface Watcher {
 export class EtcdStore implements Store {
   readonly scope = 'global' as const;
   private readonly data = new Map<string, Slot>();
-  /** the last revision the mirror holds, as the watch delivered it */
-  private rev = 0;
-  /** the revision the mirror was (re)loaded at: events before it are not kept */
+  /** the feeds of the shared keys: every range outside the partitioned prefixes */
+  private readonly shared: Feed[] = [];
+  /** followed partition prefix (`peer/<id>/`) -> its feed */
+  private readonly follows = new Map<string, Feed>();
+  private readonly partitioned: string[];
+  /** the revision the mirror was first loaded at: events before it are not kept */
   private loadedAt = 0;
   private readonly events: StoreEvent[] = [];
-  private watchers = new Set<Watcher>();
+  private readonly watchers = new Set<Watcher>();
   private readonly waits: Array<{ ready: () => boolean; resolve: () => void }> = [];
-  private watch$: { cancel(): Promise<void> } | undefined;
   private closed = false;
   private readonly timeoutMs: number;
   private lease: Lease | undefined;
   private leaseId = '';
   private leaseTtl = 0;
   private readonly renewed: Array<() => void> = [];
+  private readonly counters = { requests: 0, events: 0 };
 
   private constructor(
     private readonly client: Etcd3,
     private readonly opts: EtcdStoreOptions,
   ) {
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.partitioned = [...(opts.partitioned ?? [])].sort();
+    // the shared feeds: the gaps between the partitioned prefixes
+    let start = '';
+    for (const p of this.partitioned) {
+      this.shared.push({ start, end: p, rev: 0, watch: undefined, refs: 0, opening: undefined });
+      start = after(p);
+    }
+    this.shared.push({ start, end: '', rev: 0, watch: undefined, refs: 0, opening: undefined });
   }
 
-  /** Connect, load the mirror and start watching; ERR_CLUSTER_UNAVAILABLE if etcd does not answer. */
+  /** Connect, load the shared keys and start watching them; ERR_CLUSTER_UNAVAILABLE if etcd does not answer. */
   static async open(opts: EtcdStoreOptions): Promise<EtcdStore> {
     const options: IOptions = {
       hosts: opts.endpoints,
@@ -158,9 +213,11 @@ export class EtcdStore implements Store {
     if (opts.tls) options.credentials = { rootCertificate: opts.tls.ca ?? Buffer.alloc(0), certChain: opts.tls.cert, privateKey: opts.tls.key };
     const store = new EtcdStore(new Etcd3(options), opts);
     try {
-      await store.load();
-      await store.startWatch();
+      for (const f of store.shared) await store.load(f);
+      store.loadedAt = Math.min(...store.shared.map((f) => f.rev));
+      for (const f of store.shared) await store.startWatch(f);
     } catch (e) {
+      for (const f of store.shared) await f.watch?.cancel().catch(() => undefined);
       store.client.close();
       throw e;
     }
@@ -192,12 +249,81 @@ export class EtcdStore implements Store {
     return err;
   }
 
-  /** (Re)load every key under the prefix; returns the keys that changed against the old mirror. */
-  private async load(): Promise<StoreChange[]> {
+  // ---------------------------------------------------------------- the mirror's parts
+
+  /** The partition prefix (`peer/<id>/`) a key or prefix falls in, '' when it is a shared key, undefined when it spans partitions. */
+  private partitionOf(key: string): string | undefined {
+    for (const p of this.partitioned) {
+      if (key.startsWith(p)) {
+        const slash = key.indexOf('/', p.length);
+        return slash < 0 ? undefined : key.slice(0, slash + 1);
+      }
+      if (p.startsWith(key)) return undefined;
+    }
+    return '';
+  }
+
+  /** Throw unless the mirror holds `key` (its partition is followed here). */
+  covered(key: string): void {
+    const part = this.partitionOf(key);
+    if (part === '') return;
+    if (part === undefined || !this.follows.get(part)?.refs || this.follows.get(part)?.opening) {
+      throw new CnmError('ERR_INTERNAL', `internal error (please report it): cluster key ${key} read or written on a host that does not follow ${part ?? 'one partition'}`);
+    }
+  }
+
+  /** A key's slot in the mirror (the key must be covered). */
+  slot(key: string): Slot | undefined {
+    this.covered(key);
+    return this.data.get(key);
+  }
+
+  /** The mirror's slots under a prefix: one partition, shared keys, or what this host holds of several partitions. */
+  slots(prefix: string): Array<[string, Slot]> {
+    if (this.partitionOf(prefix) !== undefined) this.covered(prefix);
+    const out: Array<[string, Slot]> = [];
+    for (const [k, s] of this.data) if (k.startsWith(prefix)) out.push([k, s]);
+    return out;
+  }
+
+  /** The feeds that hold keys under `prefix`. */
+  private feedsOf(prefix: string): Feed[] {
+    const part = this.partitionOf(prefix);
+    if (part) {
+      const f = this.follows.get(part);
+      return f ? [f] : [];
+    }
+    const lo = prefix;
+    const hi = prefix === '' ? '' : after(prefix);
+    const out = this.shared.filter((f) => (f.end === '' || lo < f.end) && (hi === '' || f.start < hi));
+    for (const [p, f] of this.follows) if (p.startsWith(prefix)) out.push(f);
+    return out;
+  }
+
+  /** The revision up to which the mirror holds every change under `prefix`. */
+  revOf(prefix: string): number {
+    const feeds = this.feedsOf(prefix);
+    return feeds.length === 0 ? this.loadedAt : Math.min(...feeds.map((f) => f.rev));
+  }
+
+  private feedOfKey(key: string): Feed | undefined {
+    const part = this.partitionOf(key);
+    if (part) return this.follows.get(part);
+    return this.shared.find((f) => inFeed(f, key));
+  }
+
+  private range$(f: Feed): { key: Buffer; range_end: Buffer } {
+    const p = this.opts.prefix;
+    return { key: Buffer.from(p + f.start), range_end: f.end === '' ? prefixEnd(p) : Buffer.from(p + f.end) };
+  }
+
+  /** (Re)load a feed's keys; returns the keys that changed against what the mirror held. */
+  private async load(f: Feed): Promise<StoreChange[]> {
     const p = this.opts.prefix;
     let res;
+    this.counters.requests++;
     try {
-      res = await this.client.kv.range({ key: Buffer.from(p), range_end: prefixEnd(p) }, this.deadline());
+      res = await this.client.kv.range(this.range$(f), this.deadline());
     } catch (e) {
       throw this.unavailable('a read of the cluster state', e);
     }
@@ -205,18 +331,25 @@ export class EtcdStore implements Store {
     for (const kv of res.kvs) fresh.set(kv.key.toString().slice(p.length), { value: JSON.parse(kv.value.toString()), mod: Number(kv.mod_revision) });
     const changes: StoreChange[] = [];
     for (const [k, s] of fresh) if (this.data.get(k)?.mod !== s.mod) changes.push({ key: k, deleted: false });
-    for (const k of this.data.keys()) if (!fresh.has(k)) changes.push({ key: k, deleted: true });
-    this.data.clear();
+    for (const k of this.data.keys()) {
+      if (inFeed(f, k) && !fresh.has(k)) {
+        changes.push({ key: k, deleted: true });
+        this.data.delete(k);
+      }
+    }
     for (const [k, s] of fresh) this.data.set(k, s);
-    this.rev = Number(res.header.revision);
-    this.loadedAt = this.rev;
-    this.events.length = 0;
+    f.rev = Number(res.header.revision);
     return changes;
   }
 
-  private async startWatch(): Promise<void> {
-    const p = this.opts.prefix;
-    const created = this.client.watch().prefix(p).startRevision(String(this.rev + 1)).create();
+  private async startWatch(f: Feed): Promise<void> {
+    const r = this.range$(f);
+    this.counters.requests++;
+    const created = this.client
+      .watch()
+      .inRange({ start: r.key, end: r.range_end })
+      .startRevision(String(f.rev + 1))
+      .create();
     let timer: NodeJS.Timeout | undefined;
     const w = await Promise.race([
       created,
@@ -230,45 +363,49 @@ export class EtcdStore implements Store {
     });
     clearTimeout(timer);
     // events come on later turns of the loop than the one create() resolves on
-    w.on('data', (res: IWatchResponse) => this.apply(res));
-    w.on('error', (e: Error) => void this.watchFailed(e));
-    this.watch$ = w;
+    w.on('data', (res: IWatchResponse) => this.apply(f, res));
+    w.on('error', (e: Error) => void this.watchFailed(f, e));
+    f.watch = w;
   }
 
-  /** The watch broke for good (its revision was compacted while etcd was away): reload. */
-  private async watchFailed(e: Error): Promise<void> {
-    if (this.closed) return;
-    log.warn('the cluster store watch failed: reloading the cluster state', { err: e });
-    await this.watch$?.cancel().catch(() => undefined);
+  /** A feed still part of the mirror (a dropped follow's late events are not). */
+  private live(f: Feed): boolean {
+    return !this.closed && (f.refs === 0 ? this.shared.includes(f) : this.follows.get(f.start) === f);
+  }
+
+  /**
+   * A feed's watch broke for good (its revision was compacted while etcd was
+   * away): reload its keys and deliver what changed as one event.
+   */
+  private async watchFailed(f: Feed, e: Error): Promise<void> {
+    if (!this.live(f)) return;
+    log.warn('a cluster store watch failed: reloading that part of the cluster state', { range: f.start, err: e });
+    await f.watch?.cancel().catch(() => undefined);
+    let changes: StoreChange[] = [];
     for (;;) {
       try {
-        await this.load();
-        await this.startWatch();
+        changes = await this.load(f);
+        await this.startWatch(f);
         break;
       } catch (err) {
-        if (this.closed) return;
+        if (!this.live(f)) return;
         log.warn('reloading the cluster state failed: retrying', { err });
         await new Promise((r) => setTimeout(r, 500));
       }
     }
-    const err = new CnmError('ERR_STORE', 'the cluster store watch was restarted from a reload: events in between are not delivered; reload and watch again');
-    const stopped = this.watchers;
-    this.watchers = new Set();
-    for (const w of stopped) {
-      if (w.onError) w.onError(err);
-      else log.error('a cluster store watch stopped', { prefix: w.prefix, err });
-    }
+    if (changes.length > 0) this.publish({ revision: f.rev, changes });
     this.release();
   }
 
   /** Apply one watch response to the mirror, a revision at a time, and deliver it. */
-  private apply(res: IWatchResponse): void {
+  private apply(f: Feed, res: IWatchResponse): void {
+    if (!this.live(f)) return;
     const p = this.opts.prefix;
     const byRev = new Map<number, StoreChange[]>();
     for (const ev of res.events) {
       const kv = ev.kv as IKeyValue;
       const rev = Number(kv.mod_revision);
-      if (rev <= this.rev) continue; // replayed after a reconnect
+      if (rev <= f.rev) continue; // replayed after a reconnect
       const key = kv.key.toString().slice(p.length);
       const deleted = ev.type === 'Delete';
       if (deleted) this.data.delete(key);
@@ -276,15 +413,19 @@ export class EtcdStore implements Store {
       let list = byRev.get(rev);
       if (!list) byRev.set(rev, (list = []));
       list.push({ key, deleted });
+      this.counters.events++;
     }
     for (const [revision, changes] of [...byRev].sort(([a], [b]) => a - b)) {
-      this.rev = revision;
-      const e: StoreEvent = { revision, changes };
-      this.events.push(e);
-      if (this.events.length > KEPT_EVENTS) this.events.shift();
-      for (const w of this.watchers) this.deliver(w, e);
+      f.rev = revision;
+      this.publish({ revision, changes });
     }
     this.release();
+  }
+
+  private publish(e: StoreEvent): void {
+    this.events.push(e);
+    if (this.events.length > KEPT_EVENTS) this.events.shift();
+    for (const w of this.watchers) this.deliver(w, e);
   }
 
   private deliver(w: Watcher, e: StoreEvent): void {
@@ -310,7 +451,7 @@ export class EtcdStore implements Store {
   /**
    * Resolves true once `ready()` holds for the mirror, or false after `ms`. A
    * condition on our keys, not a revision: etcd's revisions count the changes
-   * of every key, also those outside our prefix that the mirror never sees.
+   * of every key, also those outside the ranges the mirror holds.
    */
   private caughtUp(ready: () => boolean, ms: number): Promise<boolean> {
     if (ready()) return Promise.resolve(true);
@@ -331,33 +472,107 @@ export class EtcdStore implements Store {
     });
   }
 
+  /**
+   * Mirror the keys under a partition prefix (`peer/<network>/`) from now on:
+   * loaded, then watched. Counted: each call wants one {@link unfollow}.
+   * ERR_CLUSTER_UNAVAILABLE when etcd does not answer (nothing is held then).
+   */
+  async follow(prefix: string): Promise<void> {
+    this.check();
+    if (!this.partitioned.some((p) => prefix.startsWith(p)) || this.partitionOf(prefix) !== prefix) {
+      throw new CnmError('ERR_INTERNAL', `internal error (please report it): ${prefix} is not a partition prefix of the cluster store`);
+    }
+    let f = this.follows.get(prefix);
+    if (f) {
+      f.refs++;
+      if (f.opening) {
+        try {
+          await f.opening;
+        } catch (e) {
+          f.refs--;
+          throw e;
+        }
+      }
+      return;
+    }
+    const feed: Feed = { start: prefix, end: after(prefix), rev: 0, watch: undefined, refs: 1, opening: undefined };
+    f = feed;
+    this.follows.set(prefix, feed);
+    feed.opening = (async () => {
+      await this.load(feed);
+      await this.startWatch(feed);
+    })();
+    try {
+      await feed.opening;
+      feed.opening = undefined;
+    } catch (e) {
+      if (this.follows.get(prefix) === feed) this.follows.delete(prefix);
+      this.dropUnder(prefix);
+      throw e;
+    }
+  }
+
+  /** Drop the mirror's keys under a prefix (deleting while iterating a Map is safe). */
+  private dropUnder(prefix: string): void {
+    for (const k of this.data.keys()) if (k.startsWith(prefix)) this.data.delete(k);
+  }
+
+  /** Stop mirroring a partition prefix once every {@link follow} of it is undone. */
+  unfollow(prefix: string): void {
+    const f = this.follows.get(prefix);
+    if (!f || f.opening) return;
+    if (--f.refs > 0) return;
+    this.follows.delete(prefix);
+    this.dropUnder(prefix);
+    void f.watch?.cancel().catch((e: unknown) => log.warn('cancelling a cluster store watch failed', { prefix, err: e }));
+  }
+
+  /** Whether the mirror holds a partition prefix now. */
+  follows$(prefix: string): boolean {
+    const f = this.follows.get(prefix);
+    return f !== undefined && f.opening === undefined;
+  }
+
+  /** What this host's store has cost and received so far. */
+  stats(): EtcdStoreStats {
+    return { ...this.counters, keys: this.data.size, watches: this.shared.length + this.follows.size };
+  }
+
   private check(): void {
     if (this.closed) throw new CnmError('ERR_CLOSED', 'the cluster store is closed: open a new one');
   }
 
   get<T>(key: string): T | undefined {
     this.check();
-    const s = this.data.get(key);
+    const s = this.slot(key);
     return s === undefined ? undefined : (structuredClone(s.value) as T);
   }
 
   range<T>(prefix: string): Array<[string, T]> {
     this.check();
-    const out: Array<[string, T]> = [];
-    for (const [k, s] of this.data) if (k.startsWith(prefix)) out.push([k, structuredClone(s.value) as T]);
-    return out.sort(byKey);
+    return this.slots(prefix)
+      .map(([k, s]) => [k, structuredClone(s.value) as T] as [string, T])
+      .sort(byKey);
   }
 
+  /** The newest revision the mirror holds of any part. */
   revision(): number {
     this.check();
-    return this.rev;
+    let rev = this.loadedAt;
+    for (const f of [...this.shared, ...this.follows.values()]) rev = Math.max(rev, f.rev);
+    return rev;
   }
 
+  /**
+   * Watch changes under `prefix` after `fromRevision`. The mirror's parts are
+   * watched separately, so their events arrive in revision order per part: a
+   * watcher reads the mirror for the state and takes events as news of what changed.
+   */
   watch(prefix: string, fromRevision: number, listener: (e: StoreEvent) => void, onError?: (e: CnmError) => void): StoreWatch {
     this.check();
-    const oldest = this.events[0]?.revision ?? this.rev + 1;
+    const oldest = this.events[0]?.revision ?? this.revision() + 1;
     if (fromRevision < this.loadedAt && fromRevision + 1 < oldest) {
-      throw new CnmError('ERR_STORE', `revision ${fromRevision} is older than this host's view of the cluster store (from ${this.loadedAt}): reload and watch from ${this.rev}`, { value: fromRevision });
+      throw new CnmError('ERR_STORE', `revision ${fromRevision} is older than this host's view of the cluster store (from ${this.loadedAt}): reload and watch from ${this.revision()}`, { value: fromRevision });
     }
     const w: Watcher = { prefix, listener, onError };
     const past = this.events.filter((e) => e.revision > fromRevision);
@@ -377,8 +592,7 @@ export class EtcdStore implements Store {
       if (attempt > MAX_ATTEMPTS) {
         throw new CnmError('ERR_STORE', `a cluster store transaction lost ${MAX_ATTEMPTS} times in a row to other hosts' changes: too much contention, try again`);
       }
-      const at = this.rev;
-      const view = new View(this.data);
+      const view = new View(this);
       let result: T;
       try {
         result = fn(view);
@@ -393,7 +607,7 @@ export class EtcdStore implements Store {
       const checked = new Map(view.reads);
       for (const k of view.writes.keys()) if (!checked.has(k)) checked.set(k, this.data.get(k)?.mod ?? 0);
       for (const [k, mod] of checked) compare.push({ key: Buffer.from(p + k), target: 'Mod' as const, result: 'Equal' as const, mod_revision: mod });
-      for (const r of view.ranges.keys()) compare.push({ key: Buffer.from(p + r), range_end: prefixEnd(p + r), target: 'Mod' as const, result: 'Less' as const, mod_revision: at + 1 });
+      for (const [r, { at }] of view.ranges) compare.push({ key: Buffer.from(p + r), range_end: prefixEnd(p + r), target: 'Mod' as const, result: 'Less' as const, mod_revision: at + 1 });
       if ([...view.writes.values()].some((w) => w?.ephemeral) && this.leaseId === '') {
         for (const a of view.aborts) a();
         throw new CnmError('ERR_INTERNAL', 'an ephemeral key was written before the host lease was granted');
@@ -404,6 +618,7 @@ export class EtcdStore implements Store {
           : { request_put: { key: Buffer.from(p + k), value: Buffer.from(JSON.stringify(w.value)), ...(w.ephemeral ? { lease: this.leaseId } : {}) } },
       );
       let res;
+      this.counters.requests++;
       try {
         res = await this.client.kv.txn({ compare, success, failure: [] }, { deadline: until });
       } catch (e) {
@@ -414,7 +629,12 @@ export class EtcdStore implements Store {
       const left = () => Math.max(0, until - Date.now());
       if (res.succeeded) {
         // our writes in the mirror (a delete of an absent key makes no event, hence per key)
-        const mine = () => this.rev >= revision || [...view.writes].every(([k, w]) => (w === null ? !this.data.has(k) : (this.data.get(k)?.mod ?? 0) >= revision));
+        const mine = () =>
+          [...view.writes].every(([k, w]) => {
+            const f = this.feedOfKey(k);
+            if (!f || f.rev >= revision) return true;
+            return w === null ? !this.data.has(k) : (this.data.get(k)?.mod ?? 0) >= revision;
+          });
         if (!(await this.caughtUp(mine, left()))) log.warn('a committed cluster store transaction is not in the mirror yet: the watch lags', { revision });
         return result;
       }
@@ -422,14 +642,14 @@ export class EtcdStore implements Store {
       // another host changed what we read: wait until the mirror shows it, then run again
       const moved = () => {
         for (const [k, mod] of checked) if ((this.data.get(k)?.mod ?? 0) !== mod) return true;
-        for (const [r, n] of view.ranges) {
-          let count = 0;
+        for (const [r, { count, at }] of view.ranges) {
+          let n = 0;
           for (const [k, s] of this.data) {
             if (!k.startsWith(r)) continue;
             if (s.mod > at) return true;
-            count++;
+            n++;
           }
-          if (count !== n) return true;
+          if (n !== count) return true;
         }
         return false;
       };
@@ -507,7 +727,9 @@ export class EtcdStore implements Store {
       else this.lease.release();
     }
     this.watchers.clear();
-    await this.watch$?.cancel().catch((e: unknown) => log.warn('cancelling the cluster store watch failed', { err: e }));
+    const feeds = [...this.shared, ...this.follows.values()];
+    this.follows.clear();
+    await Promise.all(feeds.map((f) => f.watch?.cancel().catch((e: unknown) => log.warn('cancelling a cluster store watch failed', { range: f.start, err: e }))));
     this.client.close();
   }
 }
