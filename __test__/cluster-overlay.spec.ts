@@ -106,6 +106,43 @@ withEtcd('an overlay network made on one host is global: seen on the other, sand
   );
 });
 
+withEtcd('a host follows only the networks it has endpoints on: the others\' endpoint events never reach it', async (t) => {
+  const [a, b] = hosts as [ClusterHost, ClusterHost];
+  type Stats = { events: number; keys: number; watches: number; kept: string[] };
+  const p1 = await a.call<NetworkInspect>('createNetwork', { name: 'ovf1', driver: 'overlay', internal: true, ipam: [{ subnet: '10.214.1.0/24' }] });
+  const p2 = await a.call<NetworkInspect>('createNetwork', { name: 'ovf2', driver: 'overlay', internal: true, ipam: [{ subnet: '10.214.2.0/24' }] });
+  t.true(await eventually(async () => (await b.call<Array<{ name: string }>>('listNetworks')).some((n) => n.name === 'ovf2')), 'every host sees the network list');
+  const [fa, fb] = [isolated[0]!.name('fa'), isolated[1]!.name('fb')];
+  await a.call('createSandbox', { name: fa, net: 'ovf1' });
+  await b.call('createSandbox', { name: fb, net: 'ovf2' });
+  t.deepEqual((await a.call<Stats>('clusterStats')).kept, [p1.Id]);
+  t.deepEqual((await b.call<Stats>('clusterStats')).kept, [p2.Id]);
+  // ten endpoints come and go on ovf1 (A only): B hears none of it
+  const before = await b.call<Stats>('clusterStats');
+  const names = Array.from({ length: 10 }, (_, i) => isolated[0]!.name(`fx${i}`));
+  await a.call('createSandboxes', names, 'ovf1');
+  await a.call('removeSandboxes', names);
+  await new Promise((r) => setTimeout(r, 300));
+  const after = await b.call<Stats>('clusterStats');
+  t.is(after.events - before.events, 0, 'no event of a network B has no endpoint on');
+  t.is(after.keys, before.keys);
+  // Peers show where the network is in use, as in Docker
+  t.deepEqual((await a.call<NetworkInspect>('inspectNetwork', 'ovf2')).Peers ?? [], []);
+  // B joins ovf1: it follows it, with everything already there, then lets go with its last endpoint
+  await b.call('connect', 'ovf1', fb);
+  t.deepEqual((await b.call<Stats>('clusterStats')).kept.sort(), [p1.Id, p2.Id].sort());
+  t.true(await eventually(async () => (await native.listPeers(isolated[1]!.ns, `ovx-${p1.Id.slice(0, 10)}`)).length === 1), 'B holds A\'s peer on ovf1');
+  await b.call('disconnect', 'ovf1', fb);
+  t.deepEqual((await b.call<Stats>('clusterStats')).kept, [p2.Id]);
+  await a.call('removeSandbox', fa);
+  await b.call('removeSandbox', fb);
+  t.deepEqual((await a.call<Stats>('clusterStats')).kept, []);
+  // removal from a host that follows neither: it still sees the networks are free and purges them
+  await b.call('removeNetwork', 'ovf1');
+  await b.call('removeNetwork', 'ovf2');
+  t.deepEqual((await b.call<Stats>('clusterStats')).kept, []);
+});
+
 withEtcd('names, subnets and VNIs are the cluster\'s: two hosts racing for one name, one wins; bad input is coded', async (t) => {
   const [a, b] = hosts as [ClusterHost, ClusterHost];
   for (let round = 0; round < 3; round++) {

@@ -36,6 +36,8 @@ const ops: Record<string, Op> = {
   },
   disconnect: (net: string, sb: string) => ctl.disconnect(net, sb),
   reconcile: () => ctl.reconcile(),
+  /** what this host's cluster store mirrors and has received, and the networks it follows */
+  clusterStats: () => ({ ...ctl.ctx.cluster!.store.stats(), kept: ctl.ctx.cluster!.keptNetworks() }),
 };
 
 for await (const line of createInterface({ input: process.stdin })) {

@@ -14,7 +14,7 @@ import type { SandboxCreateOptions } from '../options.js';
 import { currentOwner } from '../owner.js';
 import { allSandboxes, endpointsOfSandbox, findSandbox, keys } from '../records.js';
 import { needsGatewayBridge, attachGatewayBridge } from './gateway-bridge.js';
-import { ensureLocalCopy, findAnyNetwork } from './global-networks.js';
+import { dropLocalCopy, ensureLocalCopy, findAnyNetwork } from './global-networks.js';
 import type { StoreTxn } from '../store/store.js';
 import type { EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord } from '../types.js';
 import { checkName, newId } from '../validate.js';
@@ -189,7 +189,12 @@ async function dropSandbox(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecor
       dropSandboxRecords(tx, sb);
     }),
   );
-  if (dropped) await Promise.all(eps.map((ep) => releaseAddresses(ctx, nets.get(ep.id), ep)));
+  if (!dropped) return;
+  await Promise.all(eps.map((ep) => releaseAddresses(ctx, nets.get(ep.id), ep)));
+  // this host's last endpoint on a global network: its copy goes, and the host stops following it
+  for (const net of new Set(nets.values())) {
+    if (net?.scope === 'global') await dropLocalCopy(ctx, net.id).catch((e: unknown) => log.warn('dropping the copy of a global network failed', { network: net.name, err: e }));
+  }
 }
 
 function dropSandboxRecords(tx: StoreTxn, sb: SandboxRecord): void {
