@@ -37,27 +37,29 @@ export class AddressAllocator {
   }
 
   /**
-   * Build (and cache) the pools of a network, loading its allocations. Inside a
-   * transaction the cache is first checked against the release generation: an
-   * address another process released must not look taken here.
+   * Build (and cache) the pools of a network, loading its allocations. The cache
+   * is a hint: every address is checked against the store inside the
+   * transaction before it is handed out, so the cache is read from the store
+   * without entering the transaction's read set (on the cluster store, a range
+   * read would make every concurrent allocation on the network a conflict). It
+   * is rebuilt when the release generation moved: an address another process
+   * released must not look taken here for long.
    */
-  poolsOf(net: NetworkRecord, tx?: StoreTxn): Pool[] {
+  poolsOf(net: NetworkRecord, _tx?: StoreTxn): Pool[] {
     let pools = this.pools.get(net.id);
-    const gen = tx ? (tx.get<number>(genKey(net.id)) ?? 0) : undefined;
-    if (pools && gen !== undefined && gen !== this.loadedGen.get(net.id)) pools = undefined;
+    const gen = this.store.get<number>(genKey(net.id)) ?? 0;
+    if (pools && gen !== this.loadedGen.get(net.id)) pools = undefined;
     if (!pools) {
-      pools = net.ipam.config.map((c) => this.loadPool(net.id, new Pool(c), tx));
+      pools = net.ipam.config.map((c) => this.loadPool(net.id, new Pool(c)));
       this.pools.set(net.id, pools);
-      this.loadedGen.set(net.id, gen ?? (this.store.get<number>(genKey(net.id)) ?? 0));
+      this.loadedGen.set(net.id, gen);
     }
-    // whatever this transaction does to the cache is undone with it
-    tx?.onAbort(() => this.forget(net.id));
     return pools;
   }
 
-  private loadPool(netId: string, pool: Pool, tx?: StoreTxn): Pool {
+  private loadPool(netId: string, pool: Pool): Pool {
     const prefix = allocPrefix(netId, pool.config.subnet);
-    for (const [key] of (tx ?? this.store).range<AllocationRecord>(prefix)) {
+    for (const [key] of this.store.range<AllocationRecord>(prefix)) {
       const off = pool.offsetOf(parseIp(key.slice(prefix.length)));
       pool.take(off, false);
     }
@@ -66,9 +68,20 @@ export class AddressAllocator {
 
   private reload(tx: StoreTxn, net: NetworkRecord, index: number): Pool {
     const pools = this.poolsOf(net, tx);
-    const fresh = this.loadPool(net.id, new Pool(net.ipam.config[index]!), tx);
+    const fresh = this.loadPool(net.id, new Pool(net.ipam.config[index]!));
     pools[index] = fresh;
     return fresh;
+  }
+
+  /** Take an offset in the cache for this transaction: undone with it. */
+  private take(tx: StoreTxn, pool: Pool, off: bigint, moveCursor: boolean): void {
+    const wasTaken = pool.isHeld(off);
+    const cursor = pool.cursor;
+    pool.take(off, moveCursor);
+    tx.onAbort(() => {
+      if (!wasTaken) pool.release(off);
+      pool.cursor = cursor;
+    });
   }
 
   forget(netId: string): void {
@@ -101,7 +114,7 @@ export class AddressAllocator {
         pool.take(off, false);
         throw new CnmError('ERR_ADDRESS_IN_USE', `address ${staticIp} is already in use on ${net.name}`, { value: staticIp, network: net.name });
       }
-      pool.take(off, false);
+      this.take(tx, pool, off, false);
     } else {
       index = pools.findIndex((p) => p.family === family);
       if (index < 0) throw invalid(`network ${net.name} has no IPv${family} subnet`, net.name);
@@ -128,7 +141,7 @@ export class AddressAllocator {
         else pool.cursor = -1n;
         const off = pool.nextFree((o) => tx.get(prefix + formatIp(pool.addressAt(o))) !== undefined);
         if (off >= 0n) {
-          pool.take(off, true);
+          this.take(tx, pool, off, true);
           tx.put(this.cursorOf(net.id, pool.config.subnet), off.toString());
           return { index: i, off };
         }
