@@ -1,6 +1,7 @@
 // The benchmark harness: `npm run bench [-- --json FILE] [-- --sizes 1,100,500] [-- SECTION…]`.
 // SECTIONs (default: all): controller (create/rm, attach/detach, IPAM), reconcile, daemon, firewall,
-// cluster (overlay across three hosts on a real etcd; `--cluster-endpoints N` per host, default 1000).
+// cluster (overlay across three hosts on a real etcd; `--cluster-endpoints N` per host, default 1000),
+// cluster-scale (simulated hosts without a kernel on one etcd; `--scale-hosts 3,30,100`).
 // Everything runs inside a host netns of its own; the machine's network is untouched.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { NetworkController, native } from '../dist/index.js';
 import { AddressAllocator } from '../dist/ipam/allocator.js';
 import { Pool } from '../dist/ipam/pool.js';
 import { clusterBench } from './cluster.js';
+import { clusterScaleBench } from './cluster-scale.js';
 import { daemonBench } from './daemon.js';
 import { firewallBench } from './firewall.js';
 import { ipamBench } from './ipam.js';
@@ -22,10 +24,11 @@ const { values, positionals } = parseArgs({
     sizes: { type: 'string', default: '1,100,500' },
     firewall: { type: 'string', default: 'nftables,iptables' },
     'cluster-endpoints': { type: 'string', default: '1000' },
+    'scale-hosts': { type: 'string', default: '3,30,100' },
   },
 });
 const sizes = values.sizes.split(',').map(Number);
-const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'cluster'];
+const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'cluster', 'cluster-scale'];
 for (const p of positionals) if (!sections.includes(p)) throw new Error(`unknown section ${p}; known: ${sections.join(', ')}`);
 const want = (section) => positionals.length === 0 || positionals.includes(section);
 const tag = `cnm-bench-${process.pid}`;
@@ -134,6 +137,7 @@ try {
   }
 
   if (want('cluster')) await clusterBench({ tag, stateDir, rows, summarize, endpoints: Number(values['cluster-endpoints']) });
+  if (want('cluster-scale')) await clusterScaleBench({ rows, summarize, hosts: values['scale-hosts'].split(',').map(Number) });
 
   printTable(rows);
   if (values.json) writeFileSync(values.json, JSON.stringify({ date: new Date().toISOString(), rows }, null, 2));

@@ -31,7 +31,7 @@ import { createSandbox, removeSandbox } from './ops/sandboxes.js';
 import type { ConnectOptions, ControllerOptions, NetworkCreateOptions, SandboxCreateOptions } from './options.js';
 import { allNetworks, allSandboxes, endpointsOfNetwork, endpointsOfSandbox, findSandbox } from './records.js';
 import { Cluster, type PeerRecord, clusterKeys } from './cluster/cluster.js';
-import { PeerSync } from './cluster/peer-sync.js';
+import { PeerSync, kernelPeers } from './cluster/peer-sync.js';
 import { OverlayDriver } from './drivers/overlay.js';
 import { ClusterIpam } from './ipam/cluster-ipam.js';
 import { createGlobalNetwork, dropLocalCopy, findAnyNetwork, globalNetworks, removeGlobalNetwork } from './ops/global-networks.js';
@@ -165,7 +165,7 @@ export class NetworkController {
         await cluster.close();
         throw e;
       }
-      const peers = new PeerSync(cluster, this.hostNetns);
+      const peers = new PeerSync(cluster, kernelPeers(this.hostNetns));
       const overlay = new OverlayDriver(this.drivers.context, cluster, peers, (netId) => endpointsOfNetwork(this.store, netId));
       this.drivers.register(overlay);
       cluster.store.onRenewed(() => void overlay.republish().catch((err: unknown) => log.error('publishing this host\'s overlay endpoints again failed', { err })));

@@ -130,6 +130,16 @@ export class Cluster {
     return cluster;
   }
 
+  /**
+   * A member on a store opened and leased by the caller, with an advertise
+   * address it vouches for: the scale simulation's hosts, which program no kernel.
+   */
+  static async simulated(store: EtcdStore, hostId: string, advertise: string): Promise<Cluster> {
+    const cluster = new Cluster(store, hostId, advertise, 1500);
+    await cluster.publishHost();
+    return cluster;
+  }
+
   private async publishHost(): Promise<void> {
     const rec: HostRecord = { id: this.hostId, advertise: this.advertise, hostname: hostname() };
     await this.store.txn((tx) => tx.put(clusterKeys.host(this.hostId), rec, { ephemeral: true }));

@@ -33,6 +33,22 @@ interface Active {
 /** How long after a failed batch the network is synced again in full. */
 const RETRY_MS = 1000;
 
+/** Where a network's peers are programmed: the kernel's VXLAN devices, or a simulation's memory. */
+export interface PeerTable {
+  /** the peers a device holds now */
+  list(device: string): Promise<Peer[]>;
+  /** add and remove peers on a device (removals first) */
+  set(device: string, add: Peer[], remove: Peer[]): Promise<void>;
+}
+
+/** The kernel's tables: FDB and neighbour entries of the VXLAN devices in the host netns. */
+export function kernelPeers(hostNetns: string | null): PeerTable {
+  return {
+    list: (device) => native.listPeers(hostNetns, device),
+    set: (device, add, remove) => native.setPeers({ netns: hostNetns, device, add, remove }),
+  };
+}
+
 const same = (a: Peer, b: Peer) => a.mac === b.mac && a.vtep === b.vtep && a.ips.join() === b.ips.join();
 const peerKey = (p: Peer) => `${p.mac}|${p.vtep}|${p.ips.join(',')}`;
 
@@ -42,7 +58,7 @@ export class PeerSync {
 
   constructor(
     private readonly cluster: Cluster,
-    private readonly hostNetns: string | null,
+    private readonly table: PeerTable,
   ) {}
 
   start(): void {
@@ -151,13 +167,13 @@ export class PeerSync {
     a.full = false;
     a.dirty.clear();
     const want = this.wanted(netId);
-    const have = await native.listPeers(this.hostNetns, a.device);
+    const have = await this.table.list(a.device);
     const wantKeys = new Set([...want.values()].map(peerKey));
     const haveKeys = new Set(have.map((p) => peerKey({ ...p, ips: [...p.ips].sort() })));
     const add = [...want.values()].filter((p) => !haveKeys.has(peerKey(p)));
     // a MAC that moved or changed addresses is replaced: its old entries go first
     const remove = have.filter((p) => !wantKeys.has(peerKey({ ...p, ips: [...p.ips].sort() })));
-    if (add.length || remove.length) await native.setPeers({ netns: this.hostNetns, device: a.device, add, remove });
+    if (add.length || remove.length) await this.table.set(a.device, add, remove);
     a.programmed = want;
   }
 
@@ -178,7 +194,7 @@ export class PeerSync {
     if (add.length === 0 && remove.length === 0) return;
     // an address or MAC another endpoint still holds must not be removed with this one's old entry
     const kept = remove.filter((r) => ![...a.programmed.entries()].some(([id, p]) => !next.has(id) && p.mac === r.mac));
-    await native.setPeers({ netns: this.hostNetns, device: a.device, add, remove: kept });
+    await this.table.set(a.device, add, kept);
     for (const [id, p] of next) {
       if (p) a.programmed.set(id, p);
       else a.programmed.delete(id);

@@ -67,6 +67,8 @@ export interface EtcdStoreStats {
   requests: number;
   /** key changes delivered by the watches */
   events: number;
+  /** transactions that lost to another host's change and ran again */
+  conflicts: number;
   /** keys the mirror holds now */
   keys: number;
   /** watches open now */
@@ -185,7 +187,7 @@ export class EtcdStore implements Store {
   private leaseId = '';
   private leaseTtl = 0;
   private readonly renewed: Array<() => void> = [];
-  private readonly counters = { requests: 0, events: 0 };
+  private readonly counters = { requests: 0, events: 0, conflicts: 0 };
 
   private constructor(
     private readonly client: Etcd3,
@@ -639,6 +641,7 @@ export class EtcdStore implements Store {
         return result;
       }
       for (const a of view.aborts) a();
+      this.counters.conflicts++;
       // another host changed what we read: wait until the mirror shows it, then run again
       const moved = () => {
         for (const [k, mod] of checked) if ((this.data.get(k)?.mod ?? 0) !== mod) return true;
