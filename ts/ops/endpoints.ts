@@ -17,7 +17,7 @@ import { type PortFamilies, releasePorts, reservePorts } from '../port-allocator
 import { checkBinding } from '../ports.js';
 import { endpointsOfSandbox, findSandbox, keys } from '../records.js';
 import { attachGatewayBridge, detachGatewayBridge, needsGatewayBridge } from './gateway-bridge.js';
-import { dropLocalCopy, ensureLocalCopy, findAnyNetwork } from './global-networks.js';
+import { ensureLocalCopy, findAnyNetwork, whileHeld } from './global-networks.js';
 import type { StoreTxn } from '../store/store.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 import { newId } from '../validate.js';
@@ -210,6 +210,7 @@ async function connectTo(ctx: OpContext, net: NetworkRecord, sbRef: string, opts
   }
   // a global network's keys are followed here, and its local copy kept, while this runs
   const letGo = await ensureLocalCopy(ctx, net);
+  let committed = false;
   try {
     const plan = await planEndpoint(ctx, net, sb, opts, false);
     try {
@@ -229,9 +230,10 @@ async function connectTo(ctx: OpContext, net: NetworkRecord, sbRef: string, opts
     // should the process die first, reconcile finds the kernel side complete and finishes it
     ctx.marks.add(plan.ep);
     fault('connect.commit');
+    committed = true;
     return plan.ep;
   } finally {
-    await letGo();
+    await letGo(committed);
   }
 }
 
@@ -283,13 +285,14 @@ export function dropEndpointRecords(tx: StoreTxn, ep: EndpointRecord): void {
  * give its addresses back to the network's IPAM.
  */
 export async function forgetEndpoint(ctx: OpContext, net: NetworkRecord | undefined, ep: EndpointRecord, heir?: EndpointRecord): Promise<void> {
-  await ctx.store.txn((tx) => {
-    dropEndpointRecords(tx, ep);
-    if (heir) tx.put(keys.ep(heir.networkId, heir.id), { ...heir, defaultGateway: true });
+  // this host's last endpoint on a global network: its copy goes after
+  await whileHeld(ctx, [net], async () => {
+    await ctx.store.txn((tx) => {
+      dropEndpointRecords(tx, ep);
+      if (heir) tx.put(keys.ep(heir.networkId, heir.id), { ...heir, defaultGateway: true });
+    });
+    await releaseAddresses(ctx, net, ep);
   });
-  await releaseAddresses(ctx, net, ep);
-  // this host's last endpoint on a global network: its copy goes
-  if (net?.scope === 'global') await dropLocalCopy(ctx, net.id).catch((e: unknown) => log.warn('dropping the copy of a global network failed', { network: net.name, err: e }));
 }
 
 /**

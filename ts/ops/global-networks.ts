@@ -124,15 +124,17 @@ export function findAnyNetwork(ctx: OpContext, ref: string): NetworkRecord {
 /**
  * Before an endpoint joins a global network here: the network's keys are
  * followed (kept while this host has endpoints on it) and this host has its
- * copy of the network. The returned function ends the operation: a network left
+ * copy of the network. The returned function ends the operation: unless it
+ * committed an endpoint (then there is one: no need to look), a network left
  * with no endpoint here is dropped again.
  */
-export async function ensureLocalCopy(ctx: OpContext, net: NetworkRecord): Promise<() => Promise<void>> {
+export async function ensureLocalCopy(ctx: OpContext, net: NetworkRecord): Promise<(committed?: boolean) => Promise<void>> {
   if (net.scope !== 'global') return async () => undefined;
   if (!ctx.cluster) throw new CnmError('ERR_CLUSTER_UNAVAILABLE', `network ${net.name} is global: this host has not joined the cluster store`, { network: net.name });
   const letGo = await ctx.cluster.hold(net.id);
-  const end = async () => {
+  const end = async (committed = false) => {
     letGo();
+    if (committed) return;
     await dropLocalCopy(ctx, net.id).catch((e: unknown) => log.warn('dropping an unused copy of a global network failed', { network: net.name, err: e }));
   };
   try {
@@ -147,6 +149,28 @@ export async function ensureLocalCopy(ctx: OpContext, net: NetworkRecord): Promi
     throw e;
   }
   return end;
+}
+
+/**
+ * Run `fn` (the records of endpoints dropped, then their addresses given back)
+ * with the global ones of `nets` held, so that a concurrent removal of this
+ * host's other endpoints there cannot stop following a network whose addresses
+ * are still being given back; then drop those left with no endpoint here.
+ */
+export async function whileHeld<T>(ctx: OpContext, nets: Array<NetworkRecord | undefined>, fn: () => Promise<T>): Promise<T> {
+  const global = [...new Map(nets.filter((n): n is NetworkRecord => n?.scope === 'global').map((n) => [n.id, n])).values()];
+  const letGos: Array<() => void> = [];
+  for (const n of global) {
+    // etcd away: the work below fails on its own and is logged there
+    const letGo = await ctx.cluster?.hold(n.id).catch((e: unknown) => log.warn('following a global network for an endpoint removal failed', { network: n.name, err: e }));
+    if (letGo) letGos.push(letGo);
+  }
+  try {
+    return await fn();
+  } finally {
+    for (const letGo of letGos) letGo();
+    for (const n of global) await dropLocalCopy(ctx, n.id).catch((e: unknown) => log.warn('dropping the copy of a global network failed', { network: n.name, err: e }));
+  }
 }
 
 /** Drop this host's copy of a global network that has no endpoints here, and stop following it. */

@@ -14,7 +14,7 @@ import type { SandboxCreateOptions } from '../options.js';
 import { currentOwner } from '../owner.js';
 import { allSandboxes, endpointsOfSandbox, findSandbox, keys } from '../records.js';
 import { needsGatewayBridge, attachGatewayBridge } from './gateway-bridge.js';
-import { dropLocalCopy, ensureLocalCopy, findAnyNetwork } from './global-networks.js';
+import { ensureLocalCopy, findAnyNetwork, whileHeld } from './global-networks.js';
 import type { StoreTxn } from '../store/store.js';
 import type { EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord } from '../types.js';
 import { checkName, newId } from '../validate.js';
@@ -61,6 +61,7 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
   const ports = mode === 'network' && !gateway ? req.ports : undefined;
   // a global network's keys are followed here, and its local copy kept, while this runs
   const letGo = net ? await ensureLocalCopy(ctx, net) : undefined;
+  let committed = false;
   try {
     const plan = net ? await planEndpoint(ctx, net, sb, { ip: req.ip, ip6: req.ip6, aliases: req.aliases, ports }, true) : undefined;
     try {
@@ -110,9 +111,10 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
         throw e;
       }
     }
+    committed = true;
     return sb;
   } finally {
-    await letGo?.();
+    await letGo?.(committed);
   }
 }
 
@@ -183,18 +185,16 @@ async function leaveAll(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecord[]
 /** The records of the sandbox and its endpoints in one transaction, then the addresses go back. */
 async function dropSandbox(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecord[], fwd: Forward): Promise<void> {
   const nets = new Map(eps.map((ep) => [ep.id, ctx.store.get<NetworkRecord>(keys.net(ep.networkId))]));
-  const dropped = await fwd.step('drop the records', () =>
-    ctx.store.txn((tx) => {
-      for (const ep of eps) dropEndpointRecords(tx, ep);
-      dropSandboxRecords(tx, sb);
-    }),
-  );
-  if (!dropped) return;
-  await Promise.all(eps.map((ep) => releaseAddresses(ctx, nets.get(ep.id), ep)));
-  // this host's last endpoint on a global network: its copy goes, and the host stops following it
-  for (const net of new Set(nets.values())) {
-    if (net?.scope === 'global') await dropLocalCopy(ctx, net.id).catch((e: unknown) => log.warn('dropping the copy of a global network failed', { network: net.name, err: e }));
-  }
+  // this host's last endpoint on a global network: its copy goes after, and the host stops following it
+  await whileHeld(ctx, [...nets.values()], async () => {
+    const dropped = await fwd.step('drop the records', () =>
+      ctx.store.txn((tx) => {
+        for (const ep of eps) dropEndpointRecords(tx, ep);
+        dropSandboxRecords(tx, sb);
+      }),
+    );
+    if (dropped) await Promise.all(eps.map((ep) => releaseAddresses(ctx, nets.get(ep.id), ep)));
+  });
 }
 
 function dropSandboxRecords(tx: StoreTxn, sb: SandboxRecord): void {
