@@ -32,6 +32,8 @@ export function vniOf(net: NetworkRecord): number {
 
 export class OverlayDriver implements Driver {
   readonly name = 'overlay';
+  /** networks whose devices this driver made or checked here since their last teardown */
+  private readonly made = new Set<string>();
   readonly usesIpam = true;
   readonly ownNetns = true;
 
@@ -74,16 +76,23 @@ export class OverlayDriver implements Driver {
     return net.mtu ?? this.cluster.underlayMtu - VXLAN_OVERHEAD;
   }
 
-  /** The network's bridge and VXLAN device on this host, made if missing. */
-  private async ensureLocal(net: NetworkRecord): Promise<void> {
+  /**
+   * The network's bridge and VXLAN device on this host, made if missing. Made
+   * once per network while it has endpoints here: later joins skip the two
+   * netlink round trips (reconcile makes devices deleted behind our back again).
+   */
+  private async ensureLocal(net: NetworkRecord, force = false): Promise<void> {
+    if (!force && this.made.has(net.id)) return;
     const mtu = this.mtu(net);
     await native.ensureBridge({ netns: this.ctx.hostNetns, name: overlayBridge(net.id), mtu, up: true });
     await native.ensureVxlan({ netns: this.ctx.hostNetns, name: overlayVxlan(net.id), vni: vniOf(net), local: this.cluster.advertise, master: overlayBridge(net.id), mtu });
+    this.made.add(net.id);
   }
 
   /** Remove the network's devices on this host (the bridge goes with its ports). */
   private async teardown(net: NetworkRecord): Promise<void> {
     this.peers.deactivate(net.id);
+    this.made.delete(net.id);
     await native.deleteLink(this.ctx.hostNetns, overlayVxlan(net.id));
     await native.deleteLink(this.ctx.hostNetns, overlayBridge(net.id));
   }
@@ -91,28 +100,47 @@ export class OverlayDriver implements Driver {
   async join(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<{ mac?: string }> {
     if (ep.ports?.length) throw invalid(`publishing ports on overlay network ${net.name} is not supported yet`, net.name);
     await this.ensureLocal(net);
-    const info = await native.attachVeth({
-      hostNetns: this.ctx.hostNetns,
-      sandboxNetns: sb.netns,
-      hostIfname: ep.hostIfname,
-      master: overlayBridge(net.id),
-      ifname: ep.ifname,
-      mtu: this.mtu(net),
-      mac: ep.mac,
-      addresses: [ep.ipv4, ep.ipv6].filter((a) => a !== ''),
-      // no default route through an overlay: Docker gives overlay sandboxes a second
-      // interface on a local bridge (docker_gwbridge) for that
-      gateway: null,
-      gateway6: null,
-    });
+    // the peer record goes to etcd while the kernel makes the veth: one round trip
+    // less on the way (the other hosts may program it a moment before it answers)
+    const published = this.publish(net, ep).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    let info;
     try {
-      await this.publish(net, ep);
+      info = await native.attachVeth({
+        hostNetns: this.ctx.hostNetns,
+        sandboxNetns: sb.netns,
+        hostIfname: ep.hostIfname,
+        master: overlayBridge(net.id),
+        ifname: ep.ifname,
+        mtu: this.mtu(net),
+        mac: ep.mac,
+        addresses: [ep.ipv4, ep.ipv6].filter((a) => a !== ''),
+        // no default route through an overlay: Docker gives overlay sandboxes a second
+        // interface on a local bridge (docker_gwbridge) for that
+        gateway: null,
+        gateway6: null,
+      });
+    } catch (e) {
+      if ((await published) === undefined) await this.unpublish(net, ep);
+      throw e;
+    }
+    const failed = await published;
+    try {
+      if (failed !== undefined) throw failed;
       await this.peers.activate(net.id, overlayVxlan(net.id));
     } catch (e) {
       await native.detachVeth(this.ctx.hostNetns, ep.hostIfname).catch((u: unknown) => log.warn('removing the veth of a failed overlay join failed', { endpoint: ep.id, err: u }));
+      if (failed === undefined) await this.unpublish(net, ep);
       throw e;
     }
     return { mac: info.mac };
+  }
+
+  /** Take back the peer record of a join that failed (best effort: the lease would end it too). */
+  private async unpublish(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    await this.cluster.store.txn((tx) => tx.del(clusterKeys.peer(net.id, ep.id))).catch((e: unknown) => log.warn('taking back the peer record of a failed overlay join failed', { endpoint: ep.id, err: e }));
   }
 
   /** This endpoint as the other hosts see it. */
@@ -181,7 +209,8 @@ export class OverlayDriver implements Driver {
       const mine = eps.filter((e) => e.networkId === net.id);
       if (mine.length === 0) continue;
       if (!links.has(overlayBridge(net.id)) || !links.has(overlayVxlan(net.id))) {
-        await input.step(`make the devices of overlay network ${net.name} on this host again`, () => this.ensureLocal(net));
+        this.made.delete(net.id);
+        await input.step(`make the devices of overlay network ${net.name} on this host again`, () => this.ensureLocal(net, true));
       }
       const missing = mine.filter((e) => !this.cluster.store.get(clusterKeys.peer(net.id, e.id)));
       if (missing.length) {
