@@ -9,13 +9,13 @@ import { EtcdStore } from '../ts/store/etcd-store.js';
 import type { NetworkInspect } from '../ts/network.js';
 import { native } from '../ts/native.js';
 import type { SandboxInspect } from '../ts/sandbox.js';
-import { type ClusterHost, HostError, startHost } from './helpers/cluster.js';
+import { type ClusterHost, HostError, startHost } from '../ts/sim/host-client.js';
 import { type TestEtcd, etcdBin, startEtcd } from './helpers/etcd.js';
 import { dockerAt, dockerBin } from './helpers/docker-cli.js';
 import { type IsolatedHost, eventually, isolatedHost, ping6, pings } from './helpers/host.js';
 import { startEchoServer, tcpTry } from './helpers/tcp.js';
 import { HOST_IP, OUTSIDE_IP, wireOutside } from './helpers/outside.js';
-import { underlay } from './helpers/underlay.js';
+import { simulatedLan as underlay } from '../ts/sim/lan.js';
 
 const withEtcd = etcdBin ? test.serial : test.serial.skip;
 if (!etcdBin) console.log('cluster tests skipped: etcd is not installed (apt-get install etcd-server; .ci/run does)');
@@ -37,7 +37,7 @@ test.before(async () => {
       switchNs = h.name('sw');
       lan = await underlay(switchNs);
     }
-    lan!.plug(h.ns, vtep);
+    await lan!.plug(h.ns, vtep);
     hosts.push(await startHost({ hostNetns: h.ns, stateDir: h.stateDir, clusterStore: etcd.url.replace('http://', 'etcd://'), clusterAdvertise: vtep, clusterLeaseTtl: 3 }));
   }
 });
@@ -207,7 +207,7 @@ withEtcd('a host killed drops out of the others\' tables when its lease ends, ke
   const b = hosts[1]!;
   const c = await isolatedHost('ovc2');
   isolated.push(c);
-  lan!.plug(c.ns, VTEPS[2]!);
+  await lan!.plug(c.ns, VTEPS[2]!);
   const d = await startDaemon({ socket: `${c.tmp('sock')}/cnm.sock`, controller: { hostNetns: c.ns, stateDir: c.stateDir, clusterStore: etcd.url.replace('http://', 'etcd://'), clusterAdvertise: VTEPS[2] } });
   try {
     const docker = (...a: string[]) => dockerAt(d.socket, ...a);
@@ -293,6 +293,17 @@ withEtcd('two hosts x 50 concurrent sandboxes on one overlay network: 100 distin
   t.true(await eventually(async () => JSON.stringify(await table(1)) === JSON.stringify(sorted(ipsA)), 5000), 'B holds exactly A\'s 50');
   t.true(pings(names(0)[7]!, ipsB[42]!), 'and they carry traffic');
   await Promise.all([a.call('removeSandboxes', names(0)), b.call('removeSandboxes', names(1))]);
+  // every address went back, however the removals interleaved (etcd read directly)
+  const probe = await EtcdStore.open({ endpoints: [etcd.url], prefix: 'cnm/default/' });
+  try {
+    t.deepEqual(
+      probe.range(`ipam/${net.Id}/`).filter(([k]) => k.includes('/a/')),
+      [],
+      'no address left allocated',
+    );
+  } finally {
+    await probe.close();
+  }
   await a.call('removeNetwork', 'ovm');
   t.deepEqual(await native.listLinks(isolated[1]!.ns).then((l) => l.filter((x) => x.name === dev)), [], 'the device went with the last endpoint');
 });

@@ -4,7 +4,7 @@
 import test from 'ava';
 import { native } from '../ts/native.js';
 import { isolatedHost, pings } from './helpers/host.js';
-import { underlay } from './helpers/underlay.js';
+import { simulatedLan as underlay } from '../ts/sim/lan.js';
 
 const VNI = 4200;
 let cleanup: () => Promise<void>;
@@ -23,8 +23,8 @@ test('two hosts, one VXLAN segment: peers programmed from outside carry ping bot
     await b.cleanup();
   };
   const lan = await underlay(sw);
-  lan.plug(a.ns, '192.168.77.1');
-  lan.plug(b.ns, '192.168.77.2');
+  await lan.plug(a.ns, '192.168.77.1');
+  await lan.plug(b.ns, '192.168.77.2');
   const hosts = [
     { h: a, vtep: '192.168.77.1', ip: '10.201.0.2' },
     { h: b, vtep: '192.168.77.2', ip: '10.201.0.3' },

@@ -18,7 +18,7 @@ import { Cluster, PARTITIONED, clusterKeys } from '../dist/cluster/cluster.js';
 import { PeerSync } from '../dist/cluster/peer-sync.js';
 import { ClusterIpam } from '../dist/ipam/cluster-ipam.js';
 import { EtcdStore } from '../dist/store/etcd-store.js';
-import { etcdBin, startEtcd } from '../scripts/local-etcd.js';
+import { etcdBin, startEtcd } from '../dist/sim/local-etcd.js';
 
 const now = () => performance.now();
 const newId = () => randomBytes(32).toString('hex');

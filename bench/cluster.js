@@ -5,10 +5,11 @@
 //   holds the peer entry, and until B's first ping to A's sandbox succeeds;
 //   global IPAM allocation (one etcd transaction each);
 //   3 hosts x N endpoints on one overlay: the attach time of the last 100 against the first 100.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { NetworkController, native } from '../dist/index.js';
 import { AddressAllocator } from '../dist/ipam/allocator.js';
-import { etcdBin, startEtcd } from '../scripts/local-etcd.js';
+import { simulatedLan } from '../dist/sim/lan.js';
+import { etcdBin, startEtcd } from '../dist/sim/local-etcd.js';
 
 const now = () => performance.now();
 
@@ -18,27 +19,62 @@ function pingOnce(ns, ip) {
 }
 const VTEPS = ['192.168.79.1', '192.168.79.2', '192.168.79.3'];
 
+/**
+ * The reference for the 3 hosts x N row: the same sandbox creates on a local
+ * bridge network of three hosts with no cluster, so that what grows in the
+ * kernel and the local store is told apart from what the cluster adds.
+ */
+async function localReference({ tag, stateDir, rows, summarize, endpoints }) {
+  const hostNs = [0, 1, 2].map((i) => `${tag}-lh${i}`);
+  const ctls = [];
+  const names = [];
+  try {
+    for (const [i, ns] of hostNs.entries()) {
+      await native.netnsCreate(ns);
+      const ctl = await NetworkController.open({ hostNetns: ns, stateDir: `${stateDir}/local${i}` });
+      await ctl.ready();
+      await ctl.createNetwork({ name: 'lbig', internal: true, ipam: [{ subnet: '10.233.0.0/16' }] });
+      ctls.push(ctl);
+    }
+    const perHost = await Promise.all(
+      ctls.map(async (ctl, h) => {
+        const times = [];
+        for (let i = 0; i < endpoints; i++) {
+          const name = `${tag}-l${h}-${i}`;
+          const t = now();
+          await ctl.createSandbox({ name, net: 'lbig' });
+          times.push(now() - t);
+          names.push(name);
+        }
+        return times;
+      }),
+    );
+    const first = summarize(`[cluster] reference, no cluster: sandbox create on a local bridge, 3 hosts x ${endpoints}: first 100 on A`, perHost[0].slice(0, 100));
+    const last = summarize(`[cluster] reference, no cluster: sandbox create on a local bridge, 3 hosts x ${endpoints}: last 100 on A`, perHost[0].slice(-100));
+    last.target = `ratio ${(last.p50 / first.p50).toFixed(2)} (the kernel's and the local store's growth)`;
+    rows.push(first, last);
+  } finally {
+    for (const ctl of ctls) await ctl.close().catch(() => undefined);
+    await native.netnsDeleteMany([...names, ...hostNs]).catch(() => undefined);
+  }
+}
+
 export async function clusterBench({ tag, stateDir, rows, summarize, endpoints = 1000 }) {
   if (!etcdBin) {
     console.log('cluster section skipped: etcd is not installed (apt-get install etcd-server)');
     return;
   }
+  await localReference({ tag, stateDir, rows, summarize, endpoints });
   const etcd = await startEtcd('bench');
   const sw = `${tag}-csw`;
   const hostNs = VTEPS.map((_, i) => `${tag}-ch${i}`);
   const ctls = [];
   const sandboxes = [];
   try {
-    await native.netnsCreate(sw);
-    const ip = (...a) => execFileSync('ip', a);
-    ip('-n', sw, 'link', 'add', 'sw0', 'type', 'bridge');
-    ip('-n', sw, 'link', 'set', 'sw0', 'up');
+    const lan = await simulatedLan(sw);
     for (const [i, ns] of hostNs.entries()) {
       await native.netnsCreate(ns);
-      ip('-n', ns, 'link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', `swp${i}`, 'netns', sw);
-      ip('-n', ns, 'addr', 'add', `${VTEPS[i]}/24`, 'dev', 'ul0');
-      ip('-n', ns, 'link', 'set', 'ul0', 'up');
-      ip('-n', sw, 'link', 'set', `swp${i}`, 'master', 'sw0', 'up');
+      await lan.plug(ns, VTEPS[i]);
       const ctl = await NetworkController.open({
         hostNetns: ns,
         stateDir: `${stateDir}/cluster${i}`,

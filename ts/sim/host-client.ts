@@ -1,15 +1,18 @@
 /**
- * Simulated cluster hosts for the tests: each a host netns on a shared underlay
- * (helpers/underlay.ts), with its controller in a process of its own
- * (cluster-host.ts) joined to one etcd on loopback.
+ * Simulated cluster hosts for the demo and the tests: each a host netns on a
+ * shared LAN (lan.ts), with its controller in a process of its own
+ * (host-process.ts) joined to one etcd on loopback.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ControllerOptions } from '../../ts/options.js';
+import type { ControllerOptions } from '../options.js';
 
-const script = join(dirname(fileURLToPath(import.meta.url)), 'cluster-host.ts');
+// run from the sources (tests, under tsx) or from the build
+const fromSource = import.meta.url.endsWith('.ts');
+const script = join(dirname(fileURLToPath(import.meta.url)), fromSource ? 'host-process.ts' : 'host-process.js');
 
+/** An op that failed in the host process, with its CnmError code. */
 export class HostError extends Error {
   constructor(
     readonly code: string,
@@ -19,6 +22,7 @@ export class HostError extends Error {
   }
 }
 
+/** A host process and its command channel. */
 export interface ClusterHost {
   proc: ChildProcess;
   /** call an op of cluster-host.ts; rejects with a HostError carrying the CnmError code */
@@ -26,8 +30,9 @@ export interface ClusterHost {
   close(): Promise<void>;
 }
 
+/** Start a host process; resolves once its controller is open and set up. */
 export async function startHost(opts: ControllerOptions): Promise<ClusterHost> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(opts)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...(fromSource ? ['--import', 'tsx'] : []), script, JSON.stringify(opts)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let buf = '';
   let ready: () => void = () => undefined;

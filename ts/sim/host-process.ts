@@ -1,13 +1,13 @@
-// One host of a simulated cluster, in a process of its own as on a real machine:
-//   node --import tsx cluster-host.ts '<ControllerOptions as JSON>'
-// Opens a controller (host set up at once), prints "ready", then serves one JSON
-// command per stdin line: {"id", "op", "args"} -> {"id", "ok", "value"} or
-// {"id", "ok": false, "code", "message"}. Ops call the controller; results are
-// the inspect JSON of what they return.
+// One host of a simulated cluster (the demo, tests), in a process of its own as
+// on a real machine: `node host-process.js '<ControllerOptions as JSON>'` (see
+// host-client.ts). Opens a controller (host set up at once), prints "ready",
+// then serves one JSON command per stdin line: {"id", "op", "args"} -> {"id",
+// "ok", "value"} or {"id", "ok": false, "code", "message"}. Ops call the
+// controller; results are the inspect JSON of what they return.
 import { createInterface } from 'node:readline';
 import { writeSync } from 'node:fs';
-import { NetworkController } from '../../ts/controller.js';
-import type { ControllerOptions } from '../../ts/options.js';
+import { NetworkController } from '../controller.js';
+import type { ControllerOptions } from '../options.js';
 
 const opts = JSON.parse(process.argv[2]!) as ControllerOptions;
 const ctl = await NetworkController.open(opts);
