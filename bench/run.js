@@ -1,7 +1,8 @@
 // The benchmark harness: `npm run bench [-- --json FILE] [-- --sizes 1,100,500] [-- SECTION…]`.
 // SECTIONs (default: all): controller (create/rm, attach/detach, IPAM), reconcile, daemon, firewall,
 // cluster (overlay across three hosts on a real etcd; `--cluster-endpoints N` per host, default 1000),
-// cluster-scale (simulated hosts without a kernel on one etcd; `--scale-hosts 3,30,100`).
+// cluster-scale (simulated hosts without a kernel on one etcd; `--scale-hosts 3,30,100`),
+// cluster-reference (only when named: the 3 hosts x N row on a local bridge, no cluster).
 // Everything runs inside a host netns of its own; the machine's network is untouched.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { NetworkController, native } from '../dist/index.js';
 import { AddressAllocator } from '../dist/ipam/allocator.js';
 import { Pool } from '../dist/ipam/pool.js';
-import { clusterBench } from './cluster.js';
+import { clusterBench, clusterReference } from './cluster.js';
 import { clusterScaleBench } from './cluster-scale.js';
 import { daemonBench } from './daemon.js';
 import { firewallBench } from './firewall.js';
@@ -28,9 +29,10 @@ const { values, positionals } = parseArgs({
   },
 });
 const sizes = values.sizes.split(',').map(Number);
-const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'cluster', 'cluster-scale'];
+const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'cluster', 'cluster-scale', 'cluster-reference'];
 for (const p of positionals) if (!sections.includes(p)) throw new Error(`unknown section ${p}; known: ${sections.join(', ')}`);
-const want = (section) => positionals.length === 0 || positionals.includes(section);
+// cluster-reference runs only when named: see bench/cluster.js
+const want = (section) => (positionals.length === 0 && section !== 'cluster-reference') || positionals.includes(section);
 const tag = `cnm-bench-${process.pid}`;
 const hostNs = `${tag}-host`;
 const stateDir = mkdtempSync(join(tmpdir(), 'cnm-bench-'));
@@ -137,6 +139,7 @@ try {
   }
 
   if (want('cluster')) await clusterBench({ tag, stateDir, rows, summarize, endpoints: Number(values['cluster-endpoints']) });
+  if (want('cluster-reference')) await clusterReference({ tag, stateDir, rows, summarize, endpoints: Number(values['cluster-endpoints']) });
   if (want('cluster-scale')) await clusterScaleBench({ rows, summarize, hosts: values['scale-hosts'].split(',').map(Number) });
 
   printTable(rows);

@@ -46,7 +46,7 @@ Commands:
   port      list published ports: cnm port SANDBOX [PORT[/PROTO]]
   system    reconcile [--dry-run]: bring store and kernel into agreement
   daemon    serve the Docker Engine network API: cnm daemon [--socket PATH] (default /run/cnm.sock)
-  demo      a self-contained walk-through in an isolated namespace
+  demo      a self-contained walk-through in an isolated namespace (--hosts N: a cluster of N hosts)
 
 ${NETWORK_USAGE}
 
@@ -59,7 +59,7 @@ const COMMAND_USAGE: Record<string, string> = {
   port: 'Usage: cnm port SANDBOX [PORT[/PROTO]]',
   system: 'Usage: cnm system reconcile [--dry-run]',
   daemon: 'Usage: cnm daemon [--socket PATH]   (default /run/cnm.sock; serves the Docker Engine network API)',
-  demo: 'Usage: cnm demo   (a walk-through in an isolated namespace of its own)',
+  demo: 'Usage: cnm demo [--hosts N]   (a walk-through in an isolated namespace of its own; with --hosts, N hosts of a cluster on an etcd of its own)',
 };
 
 /** Whether -h/--help appears among a command's own words (not after `--`, which belong to `run`'s command). */
@@ -109,7 +109,7 @@ export async function main(argv: string[], ctx: Omit<CliContext, 'open' | 'optio
       case 'daemon':
         return await daemonCommand(full, rest);
       case 'demo':
-        return await demoCommand(full);
+        return await demoCommand(full, rest);
       default:
         ctx.err(`Error: unknown command "${cmd}"; see cnm --help`);
         return 1;
