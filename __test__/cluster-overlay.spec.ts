@@ -25,12 +25,12 @@ const isolated: IsolatedHost[] = [];
 const hosts: ClusterHost[] = [];
 let switchNs = '';
 let lan: Awaited<ReturnType<typeof underlay>> | undefined;
-const VTEPS = ['192.168.78.1', '192.168.78.2', '192.168.78.3'];
+const VTEPS = ['192.168.78.1', '192.168.78.2', '192.168.78.3', '192.168.78.4'];
 
 test.before(async () => {
   if (!etcdBin) return;
   etcd = await startEtcd('cluster');
-  for (const [i, vtep] of VTEPS.slice(0, 2).entries()) {
+  for (const [i, vtep] of VTEPS.slice(0, 3).entries()) {
     const h = await isolatedHost(`ovc${i}`);
     isolated.push(h);
     if (i === 0) {
@@ -205,10 +205,10 @@ withEtcd('a host killed drops out of the others\' tables when its lease ends, ke
 
 (etcdBin && dockerBin ? test.serial : test.serial.skip)('the stock docker CLI makes an overlay network through cnm daemon on a third host; it carries traffic to the others', async (t) => {
   const b = hosts[1]!;
-  const c = await isolatedHost('ovc2');
+  const c = await isolatedHost('ovcd');
   isolated.push(c);
-  await lan!.plug(c.ns, VTEPS[2]!);
-  const d = await startDaemon({ socket: `${c.tmp('sock')}/cnm.sock`, controller: { hostNetns: c.ns, stateDir: c.stateDir, clusterStore: etcd.url.replace('http://', 'etcd://'), clusterAdvertise: VTEPS[2] } });
+  await lan!.plug(c.ns, VTEPS[3]!);
+  const d = await startDaemon({ socket: `${c.tmp('sock')}/cnm.sock`, controller: { hostNetns: c.ns, stateDir: c.stateDir, clusterStore: etcd.url.replace('http://', 'etcd://'), clusterAdvertise: VTEPS[3] } });
   try {
     const docker = (...a: string[]) => dockerAt(d.socket, ...a);
     let r = await docker('network', 'create', '-d', 'overlay', '--attachable', '--subnet', '10.212.0.0/24', 'dov');
@@ -223,7 +223,7 @@ withEtcd('a host killed drops out of the others\' tables when its lease ends, ke
     await b.call<SandboxInspect>('createSandbox', { name: isolated[1]!.name('db'), net: 'dov' });
     t.true(await eventually(() => pings(isolated[1]!.name('db'), ipC), 5000), `B -> C ${ipC}`);
     r = await docker('network', 'inspect', '-f', '{{.Scope}} {{range .Peers}}{{.IP}} {{end}}', 'dov');
-    t.is(r.out.trim(), `global ${VTEPS[1]} ${VTEPS[2]}`);
+    t.is(r.out.trim(), `global ${VTEPS[1]} ${VTEPS[3]}`);
     await b.call('removeSandbox', isolated[1]!.name('db'));
     t.is((await docker('network', 'disconnect', 'dov', sc.name)).code, 0);
     t.is((await docker('network', 'rm', 'dov')).code, 0);
@@ -277,22 +277,22 @@ async function eventuallyValue<T>(fn: () => Promise<T>, ms: number): Promise<T> 
   }
 }
 
-withEtcd('two hosts x 50 concurrent sandboxes on one overlay network: 100 distinct addresses, every peer table exactly the store', async (t) => {
-  const [a, b] = [hosts[0]!, hosts[1]!];
-  const net = await a.call<NetworkInspect>('createNetwork', { name: 'ovm', driver: 'overlay', ipam: [{ subnet: '10.215.0.0/24' }] });
+withEtcd('three hosts x 50 concurrent sandboxes on one overlay network: 150 distinct addresses, every peer table exactly the store', async (t) => {
+  const net = await hosts[0]!.call<NetworkInspect>('createNetwork', { name: 'ovm', driver: 'overlay', ipam: [{ subnet: '10.215.0.0/24' }] });
   const names = (i: number) => Array.from({ length: 50 }, (_, k) => isolated[i]!.name(`m${k}`));
   const t0 = Date.now();
-  const [ipsA, ipsB] = await Promise.all([a.call<string[]>('createSandboxes', names(0), 'ovm'), b.call<string[]>('createSandboxes', names(1), 'ovm')]);
-  t.log(`100 sandboxes on two hosts in ${Date.now() - t0} ms`);
-  const all = [...ipsA, ...ipsB];
-  t.is(new Set(all).size, 100, 'distinct addresses');
+  const ips = await Promise.all([0, 1, 2].map((i) => hosts[i]!.call<string[]>('createSandboxes', names(i), 'ovm')));
+  t.log(`150 sandboxes on three hosts in ${Date.now() - t0} ms`);
+  t.is(new Set(ips.flat()).size, 150, 'distinct addresses');
   const dev = `ovx-${net.Id.slice(0, 10)}`;
   const table = async (i: number) => (await native.listPeers(isolated[i]!.ns, dev)).map((p) => p.ips.join()).sort();
-  const sorted = (l: string[]) => [...l].sort();
-  t.true(await eventually(async () => JSON.stringify(await table(0)) === JSON.stringify(sorted(ipsB)), 5000), 'A holds exactly B\'s 50');
-  t.true(await eventually(async () => JSON.stringify(await table(1)) === JSON.stringify(sorted(ipsA)), 5000), 'B holds exactly A\'s 50');
-  t.true(pings(names(0)[7]!, ipsB[42]!), 'and they carry traffic');
-  await Promise.all([a.call('removeSandboxes', names(0)), b.call('removeSandboxes', names(1))]);
+  for (const i of [0, 1, 2]) {
+    const others = JSON.stringify(ips.filter((_, j) => j !== i).flat().sort());
+    t.true(await eventually(async () => JSON.stringify(await table(i)) === others, 5000), `host ${i} holds exactly the other hosts' 100`);
+  }
+  t.true(pings(names(0)[7]!, ips[1]![42]!), 'and they carry traffic');
+  t.true(pings(names(2)[3]!, ips[0]![11]!));
+  await Promise.all([0, 1, 2].map((i) => hosts[i]!.call('removeSandboxes', names(i))));
   // every address went back, however the removals interleaved (etcd read directly)
   const probe = await EtcdStore.open({ endpoints: [etcd.url], prefix: 'cnm/default/' });
   try {
@@ -304,7 +304,7 @@ withEtcd('two hosts x 50 concurrent sandboxes on one overlay network: 100 distin
   } finally {
     await probe.close();
   }
-  await a.call('removeNetwork', 'ovm');
+  await hosts[0]!.call('removeNetwork', 'ovm');
   t.deepEqual(await native.listLinks(isolated[1]!.ns).then((l) => l.filter((x) => x.name === dev)), [], 'the device went with the last endpoint');
 });
 

@@ -34,6 +34,8 @@ export class OverlayDriver implements Driver {
   readonly name = 'overlay';
   /** networks whose devices this driver made or checked here since their last teardown */
   private readonly made = new Set<string>();
+  /** networks whose devices are being made now */
+  private readonly making = new Map<string, Promise<void>>();
   readonly usesIpam = true;
   readonly ownNetns = true;
 
@@ -83,10 +85,28 @@ export class OverlayDriver implements Driver {
    */
   private async ensureLocal(net: NetworkRecord, force = false): Promise<void> {
     if (!force && this.made.has(net.id)) return;
-    const mtu = this.mtu(net);
-    await native.ensureBridge({ netns: this.ctx.hostNetns, name: overlayBridge(net.id), mtu, up: true });
-    await native.ensureVxlan({ netns: this.ctx.hostNetns, name: overlayVxlan(net.id), vni: vniOf(net), local: this.cluster.advertise, master: overlayBridge(net.id), mtu });
-    this.made.add(net.id);
+    // concurrent first joins share one making: two creates of one bridge would collide
+    let making = this.making.get(net.id);
+    if (!making) {
+      const mtu = this.mtu(net);
+      making = (async () => {
+        await native.ensureBridge({ netns: this.ctx.hostNetns, name: overlayBridge(net.id), mtu, up: true });
+        await native.ensureVxlan({ netns: this.ctx.hostNetns, name: overlayVxlan(net.id), vni: vniOf(net), local: this.cluster.advertise, master: overlayBridge(net.id), mtu });
+      })();
+      this.making.set(net.id, making);
+      const done = making;
+      const settle = (ok: boolean) => {
+        if (this.making.get(net.id) !== done) return;
+        this.making.delete(net.id);
+        if (ok) this.made.add(net.id);
+      };
+      // the waiters' own failure handling sees the error: here only the bookkeeping
+      making.then(
+        () => settle(true),
+        () => settle(false),
+      );
+    }
+    await making;
   }
 
   /** Remove the network's devices on this host (the bridge goes with its ports). */

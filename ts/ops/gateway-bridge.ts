@@ -23,20 +23,41 @@ export function needsGatewayBridge(net: NetworkRecord): boolean {
   return net.scope === 'global' && !net.internal;
 }
 
+/** Gateway bridges being made by this process, per host: concurrent connects share one. */
+const making = new WeakMap<OpContext, Promise<NetworkRecord>>();
+
 /** The gateway bridge network, made if this host has none yet. */
 async function ensureGatewayBridge(ctx: OpContext): Promise<NetworkRecord> {
   const find = () => allNetworks(ctx.store).find((n) => n.name === GATEWAY_BRIDGE && n.state === 'ready');
   const have = find();
   if (have) return have;
+  let p = making.get(ctx);
+  if (!p) {
+    p = makeGatewayBridge(ctx, find);
+    making.set(ctx, p);
+    const mine = p;
+    const done = () => {
+      if (making.get(ctx) === mine) making.delete(ctx);
+    };
+    mine.then(done, done);
+  }
+  return p;
+}
+
+async function makeGatewayBridge(ctx: OpContext, find: () => NetworkRecord | undefined): Promise<NetworkRecord> {
   try {
     return await createNetwork(ctx, {
       name: GATEWAY_BRIDGE,
       options: { [BridgeOptions.name]: GATEWAY_BRIDGE, [BridgeOptions.icc]: 'false', [BridgeOptions.masquerade]: 'true' },
     });
   } catch (e) {
-    // made by a concurrent connect meanwhile
-    const made = find();
-    if (made && e instanceof CnmError && e.code === 'ERR_NAME_CONFLICT') return made;
+    if (!(e instanceof CnmError) || e.code !== 'ERR_NAME_CONFLICT') throw e;
+    // made by another process meanwhile: wait (bounded) until it is ready
+    for (let i = 0; i < 100; i++) {
+      const made = find();
+      if (made) return made;
+      await new Promise((r) => setTimeout(r, 50));
+    }
     throw e;
   }
 }
