@@ -340,15 +340,15 @@ withEtcd('an overlay sandbox reaches the outside and publishes ports through the
   for (const n of ['ovg', 'ovi', 'loc2']) await a.call('removeNetwork', n);
 });
 
-withEtcd('peer tables stay exact under churn: random connects, disconnects and sandbox removals on two hosts, then a restart', async (t) => {
-  const [a, b] = [hosts[0]!, hosts[1]!];
+// the issue asks for 1 000 operations (about 40 s here); CNM_CHURN_OPS sets another number
+const CHURN_OPS = Number(process.env.CNM_CHURN_OPS ?? 1000);
+
+withEtcd(`peer tables stay exact under churn: ${CHURN_OPS} random connects, disconnects and sandbox removals on three hosts, an etcd outage, a restart`, async (t) => {
+  t.timeout(60_000 + CHURN_OPS * 200);
   const nets = ['ch1', 'ch2'];
-  const made = await Promise.all(nets.map((n, i) => a.call<NetworkInspect>('createNetwork', { name: n, driver: 'overlay', ipam: [{ subnet: `10.22${i}.0.0/24` }] })));
+  const made = await Promise.all(nets.map((n, i) => hosts[0]!.call<NetworkInspect>('createNetwork', { name: n, driver: 'overlay', ipam: [{ subnet: `10.22${i}.0.0/24` }] })));
   const store = await EtcdStore.open({ endpoints: [etcd.url], prefix: 'cnm/default/' });
-  const sides = [
-    { h: () => hosts[0]!, iso: isolated[0]!, live: new Map<string, Set<string>>() },
-    { h: () => hosts[1]!, iso: isolated[1]!, live: new Map<string, Set<string>>() },
-  ];
+  const sides = [0, 1, 2].map((i) => ({ h: () => hosts[i]!, iso: isolated[i]!, live: new Map<string, Set<string>>() }));
   // a fixed seed: the same churn every run
   let seed = 42;
   const rand = (n: number) => {
@@ -375,10 +375,11 @@ withEtcd('peer tables stay exact under churn: random connects, disconnects and s
     }
     return 'exact';
   };
-  try {
-    let n = 0;
-    for (let op = 0; op < 120; op++) {
-      const side = sides[rand(2)]!;
+  let n = 0;
+  /** `count` random operations, each on a random host */
+  const churn = async (count: number) => {
+    for (let op = 0; op < count; op++) {
+      const side = sides[rand(3)]!;
       const names = [...side.live.keys()];
       const r = rand(10);
       if (r < 4 || names.length === 0) {
@@ -404,9 +405,19 @@ withEtcd('peer tables stay exact under churn: random connects, disconnects and s
         side.live.delete(name);
       }
     }
+  };
+  try {
+    await churn(Math.ceil(CHURN_OPS / 2));
     t.true(await eventually(async () => (await exact()) === 'exact', 5000), await exact());
+    // etcd away for a while, then back: the watches resume, the tables stay exact
+    await etcd.stop();
+    await new Promise((r) => setTimeout(r, 1500));
+    await etcd.start();
+    t.true(await eventually(async () => (await exact()) === 'exact', 10_000), `after an etcd outage: ${await exact()}`);
+    await churn(Math.floor(CHURN_OPS / 2));
+    t.true(await eventually(async () => (await exact()) === 'exact', 5000), `after more churn: ${await exact()}`);
     // a restart of B: its tables are made again from the store
-    await b.close();
+    await hosts[1]!.close();
     hosts[1] = await startHost({ hostNetns: isolated[1]!.ns, stateDir: isolated[1]!.stateDir, clusterStore: etcd.url.replace('http://', 'etcd://'), clusterAdvertise: VTEPS[1], clusterLeaseTtl: 3 });
     t.true(await eventually(async () => (await exact()) === 'exact', 5000), `after a restart: ${await exact()}`);
     // a stale entry put in by hand: reconcile removes it
@@ -416,7 +427,7 @@ withEtcd('peer tables stay exact under churn: random connects, disconnects and s
     const dev = `ovx-${made[0]!.Id.slice(0, 10)}`;
     await native.setPeers({ netns: isolated[0]!.ns, device: dev, add: [{ mac: '02:00:00:00:00:99', ips: ['10.220.0.250'], vtep: '192.168.78.9' }] });
     t.not(await exact(), 'exact');
-    await a.call('reconcile');
+    await hosts[0]!.call('reconcile');
     t.is(await exact(), 'exact', 'reconcile repaired the table');
   } finally {
     for (const side of sides) for (const name of side.live.keys()) await side.h().call('removeSandbox', name).catch(() => undefined);
