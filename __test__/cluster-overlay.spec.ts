@@ -436,6 +436,38 @@ withEtcd(`peer tables stay exact under churn: ${CHURN_OPS} random connects, disc
   }
 });
 
+withEtcd('reconcile frees the addresses its host took for endpoints it no longer has; never another host\'s, never one in flight', async (t) => {
+  const a = hosts[0]!;
+  const net = await a.call<NetworkInspect>('createNetwork', { name: 'ovr', driver: 'overlay', internal: true, ipam: [{ subnet: '10.226.0.0/24' }] });
+  const sa = await a.call<SandboxInspect>('createSandbox', { name: isolated[0]!.name('ra'), net: 'ovr' });
+  const probe = await EtcdStore.open({ endpoints: [etcd.url], prefix: 'cnm/default/' });
+  try {
+    const hostOf = (vtep: string) => probe.range<{ id: string; advertise: string }>('host/').find(([, h]) => h.advertise === vtep)![1].id;
+    const key = (ip: string) => `ipam/${net.Id}/10.226.0.0/24/a/${ip}`;
+    // what a crash between a host's steps leaves: addresses whose endpoint that host no longer has
+    await probe.txn((tx) => {
+      tx.put(key('10.226.0.200'), { endpointId: 'gone-a', host: hostOf(VTEPS[0]!), at: 0 });
+      tx.put(key('10.226.0.201'), { endpointId: 'gone-b', host: hostOf(VTEPS[1]!), at: 0 });
+      tx.put(key('10.226.0.202'), { endpointId: 'in-flight', host: hostOf(VTEPS[0]!), at: Date.now() });
+    });
+    const rep = await a.call<{ actions: string[] }>('reconcile');
+    const freed = rep.actions.filter((x) => x.startsWith('free leaked address'));
+    t.deepEqual(freed, ['free leaked address 10.226.0.200 on ovr']);
+    t.true(await eventually(() => probe.get(key('10.226.0.200')) === undefined, 3000), 'A\'s orphan is free');
+    t.truthy(probe.get(key('10.226.0.201')), 'B\'s is B\'s to judge (B may be down and come back)');
+    t.truthy(probe.get(key('10.226.0.202')), 'a connect in flight keeps its address');
+    t.truthy(probe.get(key(sa.Networks.ovr!.IPAddress)), 'a live endpoint keeps its address');
+    await probe.txn((tx) => {
+      tx.del(key('10.226.0.201'));
+      tx.del(key('10.226.0.202'));
+    });
+  } finally {
+    await probe.close();
+  }
+  await a.call('removeSandbox', isolated[0]!.name('ra'));
+  await a.call('removeNetwork', 'ovr');
+});
+
 withEtcd('a dual-stack overlay network carries IPv4 and IPv6 between hosts', async (t) => {
   const [a, b] = [hosts[0]!, hosts[1]!];
   const net = await a.call<NetworkInspect>('createNetwork', { name: 'ov6', driver: 'overlay', internal: true, ipam: [{ subnet: '10.225.0.0/24' }, { subnet: 'fd00:225::/64' }] });

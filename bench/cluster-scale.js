@@ -47,7 +47,7 @@ async function simHost(url, prefix, i, onAdd) {
   const cluster = await Cluster.simulated(store, hostId, `10.255.${i >> 8}.${i & 255}`);
   const peers = new PeerSync(cluster, memoryTable((d, mac) => onAdd(i, d, mac)));
   peers.start();
-  return { i, store, cluster, peers, ipam: new ClusterIpam(store, hostId) };
+  return { i, store, cluster, peers, ipam: new ClusterIpam(store, hostId, store) };
 }
 
 /** One overlay attach's store work, as OverlayDriver.join and the cluster IPAM do it. */

@@ -169,7 +169,7 @@ export class NetworkController {
       const overlay = new OverlayDriver(this.drivers.context, cluster, peers, (netId) => endpointsOfNetwork(this.store, netId));
       this.drivers.register(overlay);
       cluster.store.onRenewed(() => void overlay.republish().catch((err: unknown) => log.error('publishing this host\'s overlay endpoints again failed', { err })));
-      this.drivers.clusterIpam = new ClusterIpam(cluster.store, cluster.hostId);
+      this.drivers.clusterIpam = new ClusterIpam(cluster.store, cluster.hostId, this.store);
       this.ctx.cluster = cluster;
       this.peers = peers;
       peers.start();

@@ -12,6 +12,7 @@ import { log } from './log.js';
 import { native } from './native.js';
 import type { OpContext } from './ops/context.js';
 import { finishEndpoint, forgetEndpoint } from './ops/endpoints.js';
+import { dropLocalCopy } from './ops/global-networks.js';
 import { rollbackNetwork } from './ops/networks.js';
 import { releaseSandbox, rollbackEndpoint } from './ops/sandboxes.js';
 import { isAlive } from './owner.js';
@@ -128,6 +129,11 @@ export async function reconcile(ctx: OpContext, opts: { dryRun?: boolean } = {})
       for (const ip of freed) report.actions.push(`free leaked address ${ip} on ${net.name}`);
     } catch (e) {
       fail(`free leaked addresses on ${net.name}`, e);
+    }
+    // a global network's copy outlives its addresses here (a crash left it): it goes once they are back
+    if (net.scope === 'global' && ctx.cluster && endpointsOfNetwork(store, net.id).length === 0) {
+      report.actions.push(`drop this host's unused copy of global network ${net.name}`);
+      if (!dryRun) await dropLocalCopy(ctx, net.id).catch((e: unknown) => fail(`drop this host's copy of global network ${net.name}`, e));
     }
   }
   return report;

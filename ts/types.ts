@@ -86,4 +86,8 @@ export interface EndpointRecord {
 /** An IPAM allocation record: who holds one address. */
 export interface AllocationRecord {
   endpointId: string;
+  /** the cluster host that allocated it (global networks only): its reconcile alone may free it */
+  host?: string;
+  /** when it was allocated (ms since the epoch; global networks only) */
+  at?: number;
 }

@@ -6,7 +6,7 @@
  * allocated or released behind our back, the store check corrects them.
  */
 import { CnmError, invalid } from '../errors.js';
-import { type Family, formatIp, parseIp } from '../net/ip.js';
+import { type Family, contains, formatIp, parseIp, parseSubnet } from '../net/ip.js';
 import type { Store, StoreTxn } from '../store/store.js';
 import type { AllocationRecord, NetworkRecord } from '../types.js';
 import { Pool } from './pool.js';
@@ -122,7 +122,8 @@ export class AddressAllocator {
     }
     const pool = pools[index]!;
     const ip = pool.addressAt(off);
-    tx.put(allocPrefix(net.id, pool.config.subnet) + formatIp(ip), { endpointId } satisfies AllocationRecord);
+    const rec: AllocationRecord = this.owner === undefined ? { endpointId } : { endpointId, host: this.owner, at: Date.now() };
+    tx.put(allocPrefix(net.id, pool.config.subnet) + formatIp(ip), rec);
     return `${formatIp(ip)}/${pool.subnet.prefix}`;
   }
 
@@ -189,11 +190,24 @@ export class AddressAllocator {
 
   /** All allocations of a network: address -> endpoint id. */
   allocations(net: NetworkRecord): Map<string, string> {
-    const out = new Map<string, string>();
+    return new Map([...this.allocationRecords(net)].map(([ip, rec]) => [ip, rec.endpointId]));
+  }
+
+  /** The record of one address of a network ("addr" or "addr/prefix"), inside a transaction. */
+  recordOf(tx: StoreTxn, net: NetworkRecord, address: string): AllocationRecord | undefined {
+    const ip = parseIp(address.split('/')[0]!);
+    const c = net.ipam.config.find((p) => contains(parseSubnet(p.subnet), ip));
+    return c === undefined ? undefined : tx.get<AllocationRecord>(allocPrefix(net.id, c.subnet) + formatIp(ip));
+  }
+
+  /** All allocations of a network with their records: address -> record. */
+  allocationRecords(net: NetworkRecord): Map<string, AllocationRecord> {
+    const out = new Map<string, AllocationRecord>();
     for (const c of net.ipam.config) {
       const prefix = allocPrefix(net.id, c.subnet);
-      for (const [key, rec] of this.store.range<AllocationRecord>(prefix)) out.set(key.slice(prefix.length), rec.endpointId);
+      for (const [key, rec] of this.store.range<AllocationRecord>(prefix)) out.set(key.slice(prefix.length), rec);
     }
     return out;
   }
+
 }

@@ -6,10 +6,13 @@
  *
  * An endpoint's address is taken in its own cluster transaction when it is
  * requested (the endpoint's record is local, in another store) and given back
- * if the endpoint never commits, as an IPAM plugin's is.
+ * if the endpoint never commits, as an IPAM plugin's is. Each address record
+ * names the host that took it: that host's reconcile frees the ones whose
+ * endpoint it no longer has (a crash between its steps), never another host's.
  */
 import { log } from '../log.js';
-import type { Store, StoreReader } from '../store/store.js';
+import type { EtcdStore } from '../store/etcd-store.js';
+import type { StoreReader } from '../store/store.js';
 import type { NetworkRecord } from '../types.js';
 import { AddressAllocator } from './allocator.js';
 import type { DefaultPool } from './default-pools.js';
@@ -20,13 +23,22 @@ import { poolsFor } from './pools-for.js';
 /** Docker swarm's default address pool. */
 export const GLOBAL_POOLS: readonly DefaultPool[] = [{ base: '10.0.0.0/8', size: 24 }];
 
+/**
+ * How old an address of this host must be before reconcile may free it: an
+ * address is taken in etcd before its endpoint is recorded locally, and a
+ * connect in flight must keep it.
+ */
+export const RECONCILE_GRACE_MS = 30_000;
+
 export class ClusterIpam implements Ipam {
   readonly name = 'default';
   readonly allocator: AddressAllocator;
 
   constructor(
-    private readonly store: Store,
-    hostId: string,
+    private readonly store: EtcdStore,
+    private readonly hostId: string,
+    /** this host's own store, where its endpoints are recorded */
+    private readonly local: StoreReader,
   ) {
     this.allocator = new AddressAllocator(store, hostId);
   }
@@ -55,8 +67,36 @@ export class ClusterIpam implements Ipam {
     await this.store.txn((tx) => this.allocator.release(tx, net, address));
   }
 
-  /** Addresses of endpoints that are gone are found by the cluster's own reconcile (not yet: see the issue's notes). */
-  async reconcile(_net: NetworkRecord, _isLive: (r: StoreReader, endpointId: string) => boolean, _dryRun: boolean): Promise<string[]> {
-    return [];
+  /**
+   * Free this host's addresses whose endpoint it no longer has (older than
+   * {@link RECONCILE_GRACE_MS}), each checked again inside its transaction.
+   * Another host's addresses are its own to judge: a host that is down keeps
+   * them until it comes back.
+   */
+  async reconcile(net: NetworkRecord, isLive: (r: StoreReader, endpointId: string) => boolean, dryRun: boolean): Promise<string[]> {
+    // the network's addresses may not be mirrored here (no endpoint left on it)
+    const prefix = `ipam/${net.id}/`;
+    await this.store.follow(prefix);
+    try {
+      const old = Date.now() - RECONCILE_GRACE_MS;
+      const leaked = [...this.allocator.allocationRecords(net)].filter(([, r]) => r.host === this.hostId && (r.at ?? 0) < old && !isLive(this.local, r.endpointId));
+      const done: string[] = [];
+      for (const [ip, rec] of leaked) {
+        if (dryRun) {
+          done.push(ip);
+          continue;
+        }
+        const freed = await this.store.txn((tx) => {
+          // still the same allocation (not given back and taken again meanwhile), still orphaned
+          if (this.allocator.recordOf(tx, net, ip)?.endpointId !== rec.endpointId || isLive(this.local, rec.endpointId)) return false;
+          this.allocator.release(tx, net, ip);
+          return true;
+        });
+        if (freed) done.push(ip);
+      }
+      return done;
+    } finally {
+      this.store.unfollow(prefix);
+    }
   }
 }
