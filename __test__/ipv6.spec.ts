@@ -2,7 +2,8 @@
 import test from 'ava';
 import type { NetworkController } from '../ts/controller.js';
 import { ulaPrefix } from '../ts/ipam/default-pools.js';
-import { type IsolatedHost, ipj, isolatedHost, ping6 } from './helpers/host.js';
+import { native } from '../ts/native.js';
+import { type IsolatedHost, ipj, isolatedHost, ping6, pings } from './helpers/host.js';
 import { startEchoServer, tcpTry } from './helpers/tcp.js';
 import { storeRecords } from './helpers/records.js';
 
@@ -94,4 +95,32 @@ test.serial('IPv6 bad input gets coded errors and changes nothing', async (t) =>
   await t.throwsAsync(ctl.createSandbox({ name: host.name('x'), net: 'v4only', ip6: 'fd00::5' }), { code: 'ERR_INVALID_ARGUMENT' } as never);
   await ctl.removeNetwork('v4only');
   t.is(JSON.stringify(storeRecords(ctl)), before);
+});
+
+test.serial('an endpoint of an IPv4-only network has no IPv6 on its link, nor has its bridge port; a dual-stack one keeps it', async (t) => {
+  await ctl.createNetwork({ name: 'v4only', ipam: [{ subnet: '10.92.0.0/24' }] });
+  await ctl.createNetwork({ name: 'dual2', ipam: [{ subnet: '10.93.0.0/24' }, { subnet: 'fd00:93::/64' }] });
+  const a = await ctl.createSandbox({ name: host.name('v4a'), net: 'v4only' });
+  const b = await ctl.createSandbox({ name: host.name('v4b'), net: 'v4only' });
+  await ctl.connect('dual2', a.name);
+  type Addr = Array<{ addr_info: Array<{ family: string; local: string }> }>;
+  const families = (ns: string, dev: string) => ipj<Addr>(ns, 'addr', 'show', 'dev', dev)[0]!.addr_info.map((x) => x.family);
+  t.deepEqual(families(a.netns, 'eth0'), ['inet'], 'no link-local address: it never sent DAD, RS or MLD');
+  t.is(await native.sysctlGet(a.netns, 'net.ipv6.conf.eth0.disable_ipv6'), '1');
+  t.true(families(a.netns, 'eth1').includes('inet6'), 'the dual-stack interface keeps IPv6');
+  t.is(await native.sysctlGet(a.netns, 'net.ipv6.conf.eth1.disable_ipv6'), '0');
+  t.is(await native.sysctlGet(a.netns, 'net.ipv6.conf.lo.disable_ipv6'), '0', 'lo keeps ::1');
+  // the host ends: bridge ports, no IPv6 of their own
+  const links = await native.listLinks(host.ns);
+  const bridge = links.find((l) => l.name === ctl.getNetwork('v4only').bridge)!;
+  const ports = links.filter((l) => l.master === bridge.index);
+  t.is(ports.length, 2);
+  for (const p of ports) t.is(await native.sysctlGet(host.ns, `net.ipv6.conf.${p.name}.disable_ipv6`), '1', p.name);
+  // IPv4 works as ever, and IPv6 on the dual-stack network
+  t.true(pings(a.netns, b.inspect().Networks.v4only!.IPAddress));
+  t.true(ping6(a.netns, 'fd00:93::1'));
+  await ctl.removeSandbox(a.name);
+  await ctl.removeSandbox(b.name);
+  await ctl.removeNetwork('v4only');
+  await ctl.removeNetwork('dual2');
 });

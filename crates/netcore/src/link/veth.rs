@@ -70,6 +70,10 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
     })?;
     let host_if = spec.host_ifname.as_str();
     let peer_if = spec.ifname.as_str();
+    // An IPv4-only endpoint gets no IPv6 on its link (as Docker does): a link
+    // that comes up with IPv6 sends DAD, router solicitation and MLD packets the
+    // bridge floods to every other port, work that grows with the ports.
+    let v6 = cidrs.iter().any(|c| c.ip.is_ipv6()) || gateway6.is_some();
 
     let (host, sb) = futures::try_join!(netns::handle(host_ns), netns::handle(Some(sandbox)))?;
     let host_file = match host_ns {
@@ -106,8 +110,10 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
     if let Some(mac) = mac {
         veth = veth.address(mac);
     }
+    if v6 {
+        veth = veth.up();
+    }
     let veth = veth
-        .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(host_end)))
         .build();
     let replies = nl::send(&sb, RouteNetlinkMessage::NewLink(veth), nl::CREATE_ECHO)
@@ -130,24 +136,28 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
         return Err(e.with_undo(undo().await));
     }
 
-    // Host end: master and up, then read back; sandbox end: addresses and
-    // routes. Both netns at once.
-    let mut set = LinkUnspec::new_with_name(host_if).up();
-    if let Some(index) = master {
-        set = set.controller(index);
-    }
-    let host_set = nl::send(&host, RouteNetlinkMessage::SetLink(set.build()), nl::ACK);
-    // Bridge-port options only exist once the master is set; the kernel handles
-    // this socket's requests in order, so no wait is needed before sending.
-    let hairpin = (spec.hairpin && master.is_some()).then(|| {
-        let port = LinkBridgePort::new(0)
-            .name(host_if.to_string())
-            .hairpin(true)
-            .build();
-        nl::send(&host, RouteNetlinkMessage::NewLink(port), nl::ACK)
-    });
-    let host_get = get_by_name(&host, host_if);
+    // Host end: IPv6 off when it is a bridge port (it needs no address of its
+    // own, and its DAD and MLD would be flooded to every other port), master
+    // and up, then read back; sandbox end: addresses and routes. Both netns at once.
     let host_side = async {
+        if master.is_some() {
+            crate::sysctl::disable_ipv6(host_ns, host_if).await?;
+        }
+        let mut set = LinkUnspec::new_with_name(host_if).up();
+        if let Some(index) = master {
+            set = set.controller(index);
+        }
+        let host_set = nl::send(&host, RouteNetlinkMessage::SetLink(set.build()), nl::ACK);
+        // Bridge-port options only exist once the master is set; the kernel handles
+        // this socket's requests in order, so no wait is needed before sending.
+        let hairpin = (spec.hairpin && master.is_some()).then(|| {
+            let port = LinkBridgePort::new(0)
+                .name(host_if.to_string())
+                .hairpin(true)
+                .build();
+            nl::send(&host, RouteNetlinkMessage::NewLink(port), nl::ACK)
+        });
+        let host_get = get_by_name(&host, host_if);
         host_set.await.map_err(|e| {
             Error::from_errno(
                 e,
@@ -175,7 +185,20 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
             Err(e) => Err(lookup_error(e, host_if, host_ns)),
         }
     };
-    let sandbox_side = configure_peer(spec, &sb, &peer, lo_up, &cidrs, gateway, gateway6);
+    let sandbox_side = async {
+        if !v6 {
+            // off before the link is up, then up ahead of the addresses and routes
+            crate::sysctl::disable_ipv6(Some(sandbox), peer_if).await?;
+            nl::send(&sb, up_message(peer.index), nl::ACK)
+                .await
+                .map_err(|e| {
+                    Error::from_errno(e, format_args!("set {peer_if} up in netns {sandbox}"))
+                        .ifname(peer_if)
+                        .netns(Some(sandbox))
+                })?;
+        }
+        configure_peer(spec, &sb, &peer, lo_up, &cidrs, gateway, gateway6).await
+    };
     let (host_link, configured) = futures::join!(host_side, sandbox_side);
     match (host_link, configured) {
         (Ok(host_link), Ok((ifindex, mac))) => Ok(VethResult {
