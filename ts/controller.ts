@@ -32,7 +32,7 @@ import type { ConnectOptions, ControllerOptions, NetworkCreateOptions, SandboxCr
 import { allNetworks, allSandboxes, endpointsOfNetwork, endpointsOfSandbox, findSandbox } from './records.js';
 import { Cluster, type PeerRecord, clusterKeys } from './cluster/cluster.js';
 import { PeerSync, kernelPeers } from './cluster/peer-sync.js';
-import { OverlayDriver } from './drivers/overlay.js';
+import { OverlayDriver, overlayVxlan } from './drivers/overlay.js';
 import { ClusterIpam } from './ipam/cluster-ipam.js';
 import { createGlobalNetwork, dropLocalCopy, findAnyNetwork, globalNetworks, removeGlobalNetwork } from './ops/global-networks.js';
 import type { StoreWatch } from './store/store.js';
@@ -67,6 +67,7 @@ export class NetworkController {
   private setup: Promise<void> | undefined;
   private closed = false;
   private peers: PeerSync | undefined;
+  private overlay: OverlayDriver | undefined;
   private netWatch: StoreWatch | undefined;
   private rejoin: NodeJS.Timeout | undefined;
 
@@ -172,6 +173,7 @@ export class NetworkController {
       this.drivers.clusterIpam = new ClusterIpam(cluster.store, cluster.hostId, this.store);
       this.ctx.cluster = cluster;
       this.peers = peers;
+      this.overlay = overlay;
       peers.start();
       // a global network removed by another host: this host's copy (no endpoints by then) goes too
       this.netWatch = cluster.store.watch('net/', cluster.store.revision(), (e) => {
@@ -297,6 +299,34 @@ export class NetworkController {
       if (!seen.has(p.host)) seen.set(p.host, { Name: hosts.get(p.host)?.hostname ?? p.host.slice(0, 12), IP: p.vtep });
     }
     return [...seen.values()].sort((a, b) => a.IP.localeCompare(b.IP));
+  }
+
+  /**
+   * For the CLI's cluster agent: follow, and keep the peer tables of, the global
+   * networks this host has active endpoints on now (other processes' commits
+   * included), and stop for the others. @internal
+   */
+  async syncClusterNetworks(): Promise<void> {
+    const cluster = this.ctx.cluster;
+    const peers = this.peers;
+    if (!cluster || !peers) return;
+    const want = allNetworks(this.store)
+      .filter((n) => n.scope === 'global' && endpointsOfNetwork(this.store, n.id).some((e) => e.state === 'active'))
+      .map((n) => n.id);
+    for (const id of want) {
+      await cluster.keep(id);
+      await peers.activate(id, overlayVxlan(id));
+    }
+    for (const id of peers.networks()) {
+      if (want.includes(id)) continue;
+      peers.deactivate(id);
+      cluster.unkeep(id);
+    }
+  }
+
+  /** Publish this host's global endpoints again, bound to the current lease. @internal */
+  async republishCluster(): Promise<void> {
+    await this.overlay?.republish();
   }
 
   /** Endpoints of a sandbox. @internal */

@@ -60,6 +60,11 @@ export interface ControllerOptions {
   clusterTls?: { ca?: string; cert?: string; key?: string };
   /** seconds a dead host's endpoints stay visible to the others (its lease's TTL); default 10 */
   clusterLeaseTtl?: number;
+  /**
+   * Use this lease (held alive by another process of this host: the CLI's cluster
+   * agent) instead of granting one. @internal
+   */
+  clusterLeaseId?: string;
 }
 
 /** One IPAM pool as given to network create. */

@@ -22,6 +22,7 @@ export const GLOBAL_OPTIONS: OptionSpec = {
   'cluster-store': { type: 'string' },
   'cluster-advertise': { type: 'string' },
   'cluster-name': { type: 'string' },
+  'cluster-lease-ttl': { type: 'string' },
   'cluster-store-ca': { type: 'string' },
   'cluster-store-cert': { type: 'string' },
   'cluster-store-key': { type: 'string' },

@@ -1,5 +1,7 @@
 /** What every CLI command gets: the parsed global options and a controller opener. */
-import { type ControllerOptions, NetworkController } from '../controller.js';
+import { agentLease } from '../cluster/agent-file.js';
+import { Cluster } from '../cluster/cluster.js';
+import { type ControllerOptions, DEFAULT_STATE_DIR, NetworkController } from '../controller.js';
 import { CnmError, invalid, toCnmError } from '../errors.js';
 import { log } from '../log.js';
 import { checkBackend } from '../firewall.js';
@@ -33,7 +35,20 @@ function flag(v: Parsed['values'], name: string): boolean | undefined {
 }
 
 export async function openFromOptions(v: Parsed['values'], extra: Partial<ControllerOptions> = {}): Promise<NetworkController> {
-  return NetworkController.open(controllerOptions(v, extra));
+  const opts = controllerOptions(v, extra);
+  // checks the options, changing nothing
+  const ctl = await NetworkController.open(opts);
+  // a command exits, a host's lease must not: a background agent holds it (and keeps the
+  // peer tables), started only for options that hold (else the operation reports them)
+  if (opts.clusterStore !== undefined && opts.clusterLeaseId === undefined) {
+    const valid = await Cluster.checkAdvertise(opts, opts.hostNetns ?? null).then(
+      () => true,
+      () => false,
+    );
+    // read when the controller joins the cluster, at its first operation
+    if (valid) opts.clusterLeaseId = await agentLease(opts, DEFAULT_STATE_DIR);
+  }
+  return ctl;
 }
 
 export function controllerOptions(v: Parsed['values'], extra: Partial<ControllerOptions> = {}): ControllerOptions {
@@ -68,6 +83,11 @@ function clusterOptions(v: Parsed['values']): Partial<ControllerOptions> {
   if (store !== undefined) out.clusterStore = store;
   if (advertise !== undefined) out.clusterAdvertise = advertise;
   if (str(v['cluster-name']) !== undefined) out.clusterName = str(v['cluster-name']);
+  const ttl = str(v['cluster-lease-ttl']);
+  if (ttl !== undefined) {
+    if (!/^\d+$/.test(ttl) || Number(ttl) < 2 || Number(ttl) > 3600) throw invalid(`--cluster-lease-ttl must be 2 to 3600 seconds, not ${ttl}`, ttl);
+    out.clusterLeaseTtl = Number(ttl);
+  }
   const [ca, cert, key] = [str(v['cluster-store-ca']), str(v['cluster-store-cert']), str(v['cluster-store-key'])];
   if (ca !== undefined || cert !== undefined || key !== undefined) out.clusterTls = { ca, cert, key };
   return out;

@@ -32,10 +32,14 @@ Global options:
                        env CNM_PLUGIN_DIR)
   --cluster-store etcd://HOST:PORT[,HOST:PORT...]
                        join a cluster: global (overlay) networks shared by its hosts
-                       (env CNM_CLUSTER_STORE); keep \`cnm daemon\` running on each host
+                       (env CNM_CLUSTER_STORE); \`cnm daemon\` on each host, or the cnm
+                       command alone: it starts a background agent that holds the host's
+                       lease and keeps its peer tables, gone when the host has no global endpoint
   --cluster-advertise IP
                        this host's underlay address, its VXLAN endpoint (env CNM_CLUSTER_ADVERTISE)
   --cluster-name NAME  the cluster's key prefix in etcd (cnm/NAME/; default "default")
+  --cluster-lease-ttl S
+                       seconds before a host that stopped answering leaves the others' tables (default 10)
   --cluster-store-ca F, --cluster-store-cert F, --cluster-store-key F
                        TLS to etcd
 

@@ -685,6 +685,14 @@ export class EtcdStore implements Store {
     lease.on('lost', (err: Error) => void this.leaseLost(lease, err));
   }
 
+  /**
+   * Bind this store's ephemeral keys to a lease another process of this host
+   * keeps alive (the CLI's cluster agent): no keep-alive here, nothing revoked on close.
+   */
+  adoptLease(id: string): void {
+    this.leaseId = id;
+  }
+
   /** Run `fn` after each new lease (see {@link grantLease}). */
   onRenewed(fn: () => void): void {
     this.renewed.push(fn);

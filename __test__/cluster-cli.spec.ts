@@ -1,0 +1,98 @@
+// A cluster driven by the `cnm` command alone (no daemon, no embedding program):
+// two hosts on a simulated LAN, a real etcd on loopback. Each command exits; the
+// background agent it starts holds the host's lease and keeps its peer tables,
+// and goes away once the host has no endpoint on a global network.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test from 'ava';
+import { native } from '../ts/native.js';
+import { simulatedLan } from '../ts/sim/lan.js';
+import { cnm } from './helpers/cli.js';
+import { type TestEtcd, etcdBin, startEtcd } from './helpers/etcd.js';
+import { type IsolatedHost, eventually, isolatedHost, pings } from './helpers/host.js';
+
+const withEtcd = etcdBin ? test.serial : test.serial.skip;
+if (!etcdBin) console.log('CLI cluster tests skipped: etcd is not installed (apt-get install etcd-server; .ci/run does)');
+
+const VTEPS = ['192.168.76.1', '192.168.76.2'];
+let etcd: TestEtcd;
+const hosts: IsolatedHost[] = [];
+
+test.before(async () => {
+  if (!etcdBin) return;
+  etcd = await startEtcd('cli');
+  for (const i of [0, 1]) hosts.push(await isolatedHost(`cl${i}`));
+  const lan = await simulatedLan(hosts[0]!.name('sw'));
+  for (const [i, h] of hosts.entries()) await lan.plug(h.ns, VTEPS[i]!);
+});
+test.after.always(async () => {
+  // agents still alive (a failed test) are stopped with their hosts
+  for (const h of hosts) {
+    const rec = agentOf(h);
+    if (rec) process.kill(rec.owner.pid, 'SIGKILL');
+    await h.cleanup();
+  }
+  await etcd?.cleanup();
+});
+
+const run = (i: number, ...args: string[]) =>
+  cnm(['--host-netns', hosts[i]!.ns, '--state-dir', hosts[i]!.stateDir, '--cluster-store', etcd.url.replace('http://', 'etcd://'), '--cluster-advertise', VTEPS[i]!, '--cluster-lease-ttl', '3', ...args]);
+
+function agentOf(h: IsolatedHost): { owner: { pid: number }; lease: string } | undefined {
+  const file = join(h.stateDir, `netns-${h.ns}`, 'cluster-agent.json');
+  if (!existsSync(file)) return undefined;
+  const rec = JSON.parse(readFileSync(file, 'utf8')) as { owner: { pid: number }; lease: string };
+  try {
+    process.kill(rec.owner.pid, 0);
+    return rec;
+  } catch {
+    return undefined;
+  }
+}
+
+const gone = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch {
+    return true;
+  }
+};
+
+const ipOf = (i: number, name: string) => {
+  const r = run(i, 'sandbox', 'inspect', name);
+  return (JSON.parse(r.stdout) as Array<{ Networks: Record<string, { IPAddress: string }> }>)[0]!.Networks.clov!.IPAddress;
+};
+
+withEtcd('the cnm command alone runs a cluster host: its agent holds the lease past the commands and keeps the peer tables, then goes', async (t) => {
+  t.timeout(90_000);
+  let r = run(0, 'network', 'create', '--driver', 'overlay', '--internal', '--subnet', '10.227.0.0/24', 'clov');
+  t.is(r.code, 0, r.stderr);
+  const [a, b, b2] = [hosts[0]!.name('a'), hosts[1]!.name('b'), hosts[1]!.name('b2')];
+  r = run(0, 'sandbox', 'create', '--net', 'clov', a);
+  t.is(r.code, 0, r.stderr);
+  r = run(1, 'sandbox', 'create', '--net', 'clov', b);
+  t.is(r.code, 0, r.stderr);
+  const agents = hosts.map(agentOf);
+  t.truthy(agents[0], 'host A has an agent');
+  t.truthy(agents[1], 'host B has an agent');
+  const [ipA, ipB] = [ipOf(0, a), ipOf(1, b)];
+  t.true(await eventually(() => pings(a, ipB), 5000), `A -> B ${ipB}`);
+  // past the lease TTL (3 s): the commands are long gone, their records are not
+  await new Promise((done) => setTimeout(done, 4500));
+  t.true(pings(b, ipA), 'B -> A after the TTL');
+  // a sandbox made on B after A's last command: A's agent programs it
+  r = run(1, 'sandbox', 'create', '--net', 'clov', b2);
+  t.is(r.code, 0, r.stderr);
+  const ipB2 = ipOf(1, b2);
+  t.true(await eventually(() => pings(a, ipB2), 5000), `A -> B2 ${ipB2}, learnt by A's agent`);
+  t.is(agentOf(hosts[1]!)?.owner.pid, agents[1]!.owner.pid, 'one agent per host, reused by later commands');
+  // gone with the last global endpoint of its host
+  for (const [i, n] of [[0, a], [1, b], [1, b2]] as const) t.is(run(i, 'sandbox', 'rm', n).code, 0);
+  t.is(run(1, 'network', 'rm', 'clov').code, 0);
+  t.true(await eventually(() => hosts.every((h) => agentOf(h) === undefined) && agents.every((p) => gone(p!.owner.pid)), 25_000), 'both agents exited');
+  t.deepEqual(
+    (await native.listLinks(hosts[0]!.ns)).filter((l) => l.name.startsWith('ovx-') || l.name.startsWith('ovb-')),
+    [],
+  );
+});
