@@ -65,6 +65,11 @@ export interface ControllerOptions {
    * agent) instead of granting one. @internal
    */
   clusterLeaseId?: string;
+  /**
+   * Called once etcd answered, for the lease to use (the CLI starts its cluster
+   * agent then); undefined: grant one. @internal
+   */
+  clusterLease?: () => Promise<string | undefined>;
 }
 
 /** One IPAM pool as given to network create. */

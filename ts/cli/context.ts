@@ -1,6 +1,5 @@
 /** What every CLI command gets: the parsed global options and a controller opener. */
 import { agentLease } from '../cluster/agent-file.js';
-import { Cluster } from '../cluster/cluster.js';
 import { type ControllerOptions, DEFAULT_STATE_DIR, NetworkController } from '../controller.js';
 import { CnmError, invalid, toCnmError } from '../errors.js';
 import { log } from '../log.js';
@@ -36,19 +35,11 @@ function flag(v: Parsed['values'], name: string): boolean | undefined {
 
 export async function openFromOptions(v: Parsed['values'], extra: Partial<ControllerOptions> = {}): Promise<NetworkController> {
   const opts = controllerOptions(v, extra);
-  // checks the options, changing nothing
-  const ctl = await NetworkController.open(opts);
   // a command exits, a host's lease must not: a background agent holds it (and keeps the
-  // peer tables), started only for options that hold (else the operation reports them)
-  if (opts.clusterStore !== undefined && opts.clusterLeaseId === undefined) {
-    const valid = await Cluster.checkAdvertise(opts, opts.hostNetns ?? null).then(
-      () => true,
-      () => false,
-    );
-    // read when the controller joins the cluster, at its first operation
-    if (valid) opts.clusterLeaseId = await agentLease(opts, DEFAULT_STATE_DIR);
-  }
-  return ctl;
+  // peer tables). Asked for once etcd has answered this command, so an etcd that is away
+  // costs no more time than before.
+  if (opts.clusterStore !== undefined && opts.clusterLeaseId === undefined) opts.clusterLease = () => agentLease(opts, DEFAULT_STATE_DIR);
+  return NetworkController.open(opts);
 }
 
 export function controllerOptions(v: Parsed['values'], extra: Partial<ControllerOptions> = {}): ControllerOptions {

@@ -120,7 +120,8 @@ export class Cluster {
     const store = await EtcdStore.open({ endpoints, prefix: `cnm/${opts.clusterName ?? 'default'}/`, partitioned: PARTITIONED, tls: pem });
     const cluster = new Cluster(store, id, advertise, mtu);
     try {
-      if (opts.clusterLeaseId !== undefined) store.adoptLease(opts.clusterLeaseId);
+      const adopted = opts.clusterLeaseId ?? (await opts.clusterLease?.());
+      if (adopted !== undefined) store.adoptLease(adopted);
       else await store.grantLease(opts.clusterLeaseTtl ?? 10);
       await cluster.publishHost();
     } catch (e) {
