@@ -171,6 +171,7 @@ export class NetworkController {
       this.drivers.register(overlay);
       cluster.store.onRenewed(() => void overlay.republish().catch((err: unknown) => log.error('publishing this host\'s overlay endpoints again failed', { err })));
       this.drivers.clusterIpam = new ClusterIpam(cluster.store, cluster.hostId, this.store);
+      this.drivers.clusterIpam.hooks = overlay;
       this.ctx.cluster = cluster;
       this.peers = peers;
       this.overlay = overlay;

@@ -49,8 +49,8 @@ export interface PeerRecord {
   mac: string;
   /** its addresses without prefix length */
   ips: string[];
-  /** the id of its sandbox */
-  sandbox: string;
+  /** the id of its sandbox (absent when published with its address, before the sandbox joins) */
+  sandbox?: string;
 }
 
 const LOCAL_ID_KEY = 'cluster/host-id';

@@ -12,7 +12,7 @@
  */
 import { log } from '../log.js';
 import type { EtcdStore } from '../store/etcd-store.js';
-import type { StoreReader } from '../store/store.js';
+import type { StoreReader, StoreTxn } from '../store/store.js';
 import type { NetworkRecord } from '../types.js';
 import { AddressAllocator } from './allocator.js';
 import type { DefaultPool } from './default-pools.js';
@@ -30,9 +30,21 @@ export const GLOBAL_POOLS: readonly DefaultPool[] = [{ base: '10.0.0.0/8', size:
  */
 export const RECONCILE_GRACE_MS = 30_000;
 
+/**
+ * What else an address's transaction writes: the overlay driver publishes an
+ * endpoint's peer record with its address, so an attach costs one etcd round
+ * trip, and takes it back with it.
+ */
+export interface AddressHooks {
+  allocated(tx: StoreTxn, net: NetworkRecord, endpointId: string, family: 4 | 6, address: string): void;
+  released(tx: StoreTxn, net: NetworkRecord, endpointId: string, address: string): void;
+}
+
 export class ClusterIpam implements Ipam {
   readonly name = 'default';
   readonly allocator: AddressAllocator;
+  /** set by the overlay driver */
+  hooks: AddressHooks | undefined;
 
   constructor(
     private readonly store: EtcdStore,
@@ -52,7 +64,11 @@ export class ClusterIpam implements Ipam {
   }
 
   async requestAddress(net: NetworkRecord, family: 4 | 6, address?: string, endpointId = ''): Promise<AddressLease> {
-    const got = await this.store.txn((tx) => this.allocator.allocate(tx, net, family, endpointId, address));
+    const got = await this.store.txn((tx) => {
+      const a = this.allocator.allocate(tx, net, family, endpointId, address);
+      if (endpointId) this.hooks?.allocated(tx, net, endpointId, family, a);
+      return a;
+    });
     return {
       bind: () => got,
       // the endpoint did not commit: the address goes back
@@ -64,7 +80,11 @@ export class ClusterIpam implements Ipam {
 
   async releaseAddress(net: NetworkRecord, address: string): Promise<void> {
     if (!address) return;
-    await this.store.txn((tx) => this.allocator.release(tx, net, address));
+    await this.store.txn((tx) => {
+      const rec = this.allocator.recordOf(tx, net, address);
+      if (rec?.endpointId) this.hooks?.released(tx, net, rec.endpointId, address);
+      this.allocator.release(tx, net, address);
+    });
   }
 
   /**
