@@ -7,6 +7,7 @@
 import { createInterface } from 'node:readline';
 import { writeSync } from 'node:fs';
 import { NetworkController } from '../controller.js';
+import { AddressAllocator } from '../ipam/allocator.js';
 import type { ControllerOptions } from '../options.js';
 
 const opts = JSON.parse(process.argv[2]!) as ControllerOptions;
@@ -36,6 +37,41 @@ const ops: Record<string, Op> = {
   },
   disconnect: (net: string, sb: string) => ctl.disconnect(net, sb),
   reconcile: () => ctl.reconcile(),
+  /** for the bench: one connect timed here; `at` is when it returned, in ms since the epoch (comparable across processes) */
+  timedConnect: async (net: string, sb: string) => {
+    const t = performance.now();
+    const ep = await ctl.connect(net, sb);
+    const end = performance.now();
+    return { ms: end - t, at: performance.timeOrigin + end, ip: ep.record.ipv4.split('/')[0] };
+  },
+  /** for the bench: sandboxes made one after another on `net`, each timed here */
+  timedCreates: async (names: string[], net: string) => {
+    const out: number[] = [];
+    for (const name of names) {
+      const t = performance.now();
+      await ctl.createSandbox({ name, net });
+      out.push(performance.now() - t);
+    }
+    return out;
+  },
+  /** for the bench: `n` allocations from a global network's IPAM, one etcd transaction each, timed here */
+  ipamTimes: async (net: string, n: number) => {
+    const cluster = ctl.ctx.cluster!;
+    const rec = ctl.getNetwork(net).record;
+    const letGo = await cluster.follow(rec.id);
+    const alloc = new AddressAllocator(cluster.store, cluster.hostId);
+    const out: number[] = [];
+    try {
+      for (let i = 0; i < n; i++) {
+        const t = performance.now();
+        await cluster.store.txn((tx) => alloc.allocate(tx, rec, 4, `bench-${i}`));
+        out.push(performance.now() - t);
+      }
+    } finally {
+      letGo();
+    }
+    return out;
+  },
   /** what this host's cluster store mirrors and has received, and the networks it follows */
   clusterStats: () => ({ ...ctl.ctx.cluster!.store.stats(), kept: ctl.ctx.cluster!.keptNetworks() }),
 };
