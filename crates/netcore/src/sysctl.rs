@@ -103,44 +103,6 @@ pub async fn set(netns: Option<&str>, key: &str, value: &str) -> Result<()> {
     .await
 }
 
-/// Turn IPv6 off on one link of a netns (`net.ipv6.conf.<ifname>.disable_ipv6`),
-/// before it is up: no link-local address, no DAD, router solicitation or MLD
-/// report is ever sent from it. `ifname` must be a validated interface name. A
-/// kernel without IPv6 has nothing to turn off.
-pub async fn disable_ipv6(netns: Option<&str>, ifname: &str) -> Result<()> {
-    let path = PathBuf::from(format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"));
-    let (ifname, ns) = (ifname.to_string(), netns.map(str::to_string));
-    netns::on_thread(netns, move || {
-        let opened = fs::OpenOptions::new().write(true).open(&path);
-        let mut f = match opened {
-            Ok(f) => f,
-            Err(e)
-                if e.raw_os_error() == Some(libc::ENOENT)
-                    && !std::path::Path::new("/proc/sys/net/ipv6").exists() =>
-            {
-                return Ok(())
-            }
-            Err(e) => {
-                return Err(file_error(
-                    &e,
-                    "open",
-                    &format!("net.ipv6.conf.{ifname}.disable_ipv6"),
-                    ns.as_deref(),
-                ))
-            }
-        };
-        f.write_all(b"1").map_err(|e| {
-            file_error(
-                &e,
-                "write",
-                &format!("net.ipv6.conf.{ifname}.disable_ipv6"),
-                ns.as_deref(),
-            )
-        })
-    })
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

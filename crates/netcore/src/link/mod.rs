@@ -11,9 +11,11 @@ mod bridge;
 mod veth;
 mod vxlan;
 
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use rtnetlink::packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::{Handle, LinkUnspec};
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec};
 
 use crate::addr;
 use crate::error::{ns_label, Error, ErrorCode, Result};
@@ -207,6 +209,20 @@ pub(super) async fn created_link(
         Ok(None) => Err(not_found(name, netns)),
         Err(e) => Err(lookup_error(e, name, netns)),
     }
+}
+
+/// A SETLINK that turns IPv6 address generation off on a link, sent before it is
+/// up: it gets no IPv6 address of its own, so it never sends the DAD probes,
+/// router solicitations and MLD reports a bridge floods to every other port (a
+/// netlink message, not the procfs sysctl: a lookup there walks one dentry per
+/// netns with an interface of that name).
+pub(super) fn addr_gen_off_message(link: LinkMessageBuilder<LinkUnspec>) -> RouteNetlinkMessage {
+    let mut msg = link.build();
+    msg.attributes
+        .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+            vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+        )]));
+    RouteNetlinkMessage::SetLink(msg)
 }
 
 pub(super) fn up_message(index: u32) -> RouteNetlinkMessage {

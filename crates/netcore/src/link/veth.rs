@@ -8,8 +8,8 @@ use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{Handle, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
+use super::{addr_gen_off_message, lookup_error, not_found, parse_gateways, parse_mac, up_message};
 use super::{create_error, created_link, delete, details, get_by_name, undo_create};
-use super::{lookup_error, not_found, parse_gateways, parse_mac, up_message};
 use super::{validate_ifname, validate_mtu, validate_netns, LinkDetails};
 use crate::addr::{self, Cidr};
 use crate::error::{ns_label, Error, Result};
@@ -70,9 +70,9 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
     })?;
     let host_if = spec.host_ifname.as_str();
     let peer_if = spec.ifname.as_str();
-    // An IPv4-only endpoint gets no IPv6 on its link (as Docker does): a link
-    // that comes up with IPv6 sends DAD, router solicitation and MLD packets the
-    // bridge floods to every other port, work that grows with the ports.
+    // An IPv4-only endpoint gets no IPv6 address on its link: a link that comes
+    // up with one sends DAD, router solicitation and MLD packets the bridge
+    // floods to every other port, work that grows with the ports.
     let v6 = cidrs.iter().any(|c| c.ip.is_ipv6()) || gateway6.is_some();
 
     let (host, sb) = futures::try_join!(netns::handle(host_ns), netns::handle(Some(sandbox)))?;
@@ -136,13 +136,18 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
         return Err(e.with_undo(undo().await));
     }
 
-    // Host end: IPv6 off when it is a bridge port (it needs no address of its
-    // own, and its DAD and MLD would be flooded to every other port), master
-    // and up, then read back; sandbox end: addresses and routes. Both netns at once.
+    // Host end: no IPv6 address when it is a bridge port (it needs none, and its
+    // DAD and MLD would be flooded to every other port), master and up, then
+    // read back; sandbox end: addresses and routes. Both netns at once; each
+    // socket's requests are handled in order.
     let host_side = async {
-        if master.is_some() {
-            crate::sysctl::disable_ipv6(host_ns, host_if).await?;
-        }
+        let gen_off = master.is_some().then(|| {
+            nl::send(
+                &host,
+                addr_gen_off_message(LinkUnspec::new_with_name(host_if)),
+                nl::ACK,
+            )
+        });
         let mut set = LinkUnspec::new_with_name(host_if).up();
         if let Some(index) = master {
             set = set.controller(index);
@@ -158,6 +163,19 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
             nl::send(&host, RouteNetlinkMessage::NewLink(port), nl::ACK)
         });
         let host_get = get_by_name(&host, host_if);
+        if let Some(g) = gen_off {
+            g.await.map_err(|e| {
+                Error::from_errno(
+                    e,
+                    format_args!(
+                        "turn IPv6 addresses off on {host_if} in netns {}",
+                        ns_label(host_ns)
+                    ),
+                )
+                .ifname(host_if)
+                .netns(host_ns)
+            })?;
+        }
         host_set.await.map_err(|e| {
             Error::from_errno(
                 e,
@@ -186,18 +204,29 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
         }
     };
     let sandbox_side = async {
-        if !v6 {
-            // off before the link is up, then up ahead of the addresses and routes
-            crate::sysctl::disable_ipv6(Some(sandbox), peer_if).await?;
-            nl::send(&sb, up_message(peer.index), nl::ACK)
-                .await
-                .map_err(|e| {
-                    Error::from_errno(e, format_args!("set {peer_if} up in netns {sandbox}"))
-                        .ifname(peer_if)
-                        .netns(Some(sandbox))
-                })?;
+        // off before the link is up, then up ahead of the addresses and routes
+        let steps = (!v6).then(|| {
+            (
+                nl::send(
+                    &sb,
+                    addr_gen_off_message(LinkUnspec::new_with_index(peer.index)),
+                    nl::ACK,
+                ),
+                nl::send(&sb, up_message(peer.index), nl::ACK),
+            )
+        });
+        let configured = configure_peer(spec, &sb, &peer, lo_up, &cidrs, gateway, gateway6);
+        if let Some((off, up)) = steps {
+            let fail = |e, what: &str| {
+                Error::from_errno(e, format_args!("{what} {peer_if} in netns {sandbox}"))
+                    .ifname(peer_if)
+                    .netns(Some(sandbox))
+            };
+            off.await
+                .map_err(|e| fail(e, "turn IPv6 addresses off on"))?;
+            up.await.map_err(|e| fail(e, "set up"))?;
         }
-        configure_peer(spec, &sb, &peer, lo_up, &cidrs, gateway, gateway6).await
+        configured.await
     };
     let (host_link, configured) = futures::join!(host_side, sandbox_side);
     match (host_link, configured) {
