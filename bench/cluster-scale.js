@@ -3,7 +3,7 @@
 // kernel: its own etcd client, mirror, lease and host record, the cluster IPAM,
 // and PeerSync programming an in-memory peer table instead of a VXLAN device.
 // An attach does what an overlay attach does in the store: follow the network,
-// allocate an address (CAS), publish the peer record bound to the lease.
+// allocate an address and publish the peer record with it (one CAS transaction).
 //
 // Workload per run of H hosts: ceil(H/5) overlay networks; host i has endpoints
 // on networks i and i+1 (mod the count), so about 10 hosts share each network;
@@ -15,6 +15,7 @@
 // requests per second; keys mirrored per host.
 import { randomBytes } from 'node:crypto';
 import { Cluster, PARTITIONED, clusterKeys } from '../dist/cluster/cluster.js';
+import { PeerRecordHooks } from '../dist/cluster/peer-hooks.js';
 import { PeerSync } from '../dist/cluster/peer-sync.js';
 import { ClusterIpam } from '../dist/ipam/cluster-ipam.js';
 import { EtcdStore } from '../dist/store/etcd-store.js';
@@ -47,20 +48,20 @@ async function simHost(url, prefix, i, onAdd) {
   const cluster = await Cluster.simulated(store, hostId, `10.255.${i >> 8}.${i & 255}`);
   const peers = new PeerSync(cluster, memoryTable((d, mac) => onAdd(i, d, mac)));
   peers.start();
-  return { i, store, cluster, peers, ipam: new ClusterIpam(store, hostId, store) };
+  const ipam = new ClusterIpam(store, hostId, store);
+  // the peer record goes with the address, as on a real host
+  ipam.hooks = new PeerRecordHooks(cluster);
+  return { i, store, cluster, peers, ipam };
 }
 
-/** One overlay attach's store work, as OverlayDriver.join and the cluster IPAM do it. */
-async function attach(h, net, epId, mac) {
+/** One overlay attach's store work, as the cluster IPAM and OverlayDriver.join do it; the peer's MAC. */
+async function attach(h, net, epId) {
   const letGo = await h.cluster.hold(net.id);
   try {
-    const lease = await h.ipam.requestAddress(net, 4, undefined, epId);
-    const ip = lease.bind().split('/')[0];
-    await h.store.txn((tx) => {
-      if (!tx.get(`net/${net.id}`)) throw new Error(`network ${net.name} is gone`);
-      tx.put(clusterKeys.peer(net.id, epId), { host: h.cluster.hostId, vtep: h.cluster.advertise, mac, ips: [ip], sandbox: epId }, { ephemeral: true });
-    });
+    // one transaction: the address, and the peer record with it
+    await h.ipam.requestAddress(net, 4, undefined, epId);
     await h.peers.activate(net.id, net.id);
+    return h.store.get(clusterKeys.peer(net.id, epId)).mac;
   } finally {
     letGo();
   }
@@ -135,9 +136,8 @@ async function scaleRun(url, hosts, perHost, run, rate) {
             if (due > now()) await new Promise((r) => setTimeout(r, due - now()));
           }
           const net = nets[mine[k % mine.length]];
-          const mac = `02:${[s.i >> 8, s.i & 255, k >> 8, k & 255, nets.indexOf(net) & 255].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
           const ta = now();
-          await attach(s, net, newId(), mac);
+          const mac = await attach(s, net, newId());
           const tb = now();
           attachMs.push(tb - ta);
           published.set(mac, { at: tb, net: nets.indexOf(net), host: s.i });

@@ -31,6 +31,7 @@ import { createSandbox, removeSandbox } from './ops/sandboxes.js';
 import type { ConnectOptions, ControllerOptions, NetworkCreateOptions, SandboxCreateOptions } from './options.js';
 import { allNetworks, allSandboxes, endpointsOfNetwork, endpointsOfSandbox, findSandbox } from './records.js';
 import { Cluster, type PeerRecord, clusterKeys } from './cluster/cluster.js';
+import { PeerRecordHooks } from './cluster/peer-hooks.js';
 import { PeerSync, kernelPeers } from './cluster/peer-sync.js';
 import { OverlayDriver, overlayVxlan } from './drivers/overlay.js';
 import { ClusterIpam } from './ipam/cluster-ipam.js';
@@ -171,7 +172,7 @@ export class NetworkController {
       this.drivers.register(overlay);
       cluster.store.onRenewed(() => void overlay.republish().catch((err: unknown) => log.error('publishing this host\'s overlay endpoints again failed', { err })));
       this.drivers.clusterIpam = new ClusterIpam(cluster.store, cluster.hostId, this.store);
-      this.drivers.clusterIpam.hooks = overlay;
+      this.drivers.clusterIpam.hooks = new PeerRecordHooks(cluster);
       this.ctx.cluster = cluster;
       this.peers = peers;
       this.overlay = overlay;

@@ -12,8 +12,6 @@ import type { PeerSync } from '../cluster/peer-sync.js';
 import { CnmError, invalid } from '../errors.js';
 import { log } from '../log.js';
 import { native } from '../native.js';
-import type { AddressHooks } from '../ipam/cluster-ipam.js';
-import type { StoreTxn } from '../store/store.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 import { hostIfnameFor, macFor } from './bridge-options.js';
 import { vethComplete } from './bridge-repair.js';
@@ -32,7 +30,7 @@ export function vniOf(net: NetworkRecord): number {
   return Number(net.options[VXLANID_OPTION]);
 }
 
-export class OverlayDriver implements Driver, AddressHooks {
+export class OverlayDriver implements Driver {
   readonly name = 'overlay';
   /** networks whose devices this driver made or checked here since their last teardown */
   private readonly made = new Set<string>();
@@ -166,33 +164,6 @@ export class OverlayDriver implements Driver, AddressHooks {
   /** Take back the peer record of a join that failed (best effort: the lease would end it too). */
   private async unpublish(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
     await this.cluster.store.txn((tx) => tx.del(clusterKeys.peer(net.id, ep.id))).catch((e: unknown) => log.warn('taking back the peer record of a failed overlay join failed', { endpoint: ep.id, err: e }));
-  }
-
-  /**
-   * An address allocated for an endpoint of an overlay network: its peer record
-   * goes to etcd in the same transaction (the MAC is derived from the IPv4
-   * address, as createEndpoint derives it), so the other hosts program it while
-   * the kernel makes the veth, and an attach costs one etcd round trip.
-   */
-  allocated(tx: StoreTxn, net: NetworkRecord, endpointId: string, family: 4 | 6, address: string): void {
-    if (!tx.get(`net/${net.id}`)) throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${net.name} was removed from the cluster`, { network: net.name });
-    const key = clusterKeys.peer(net.id, endpointId);
-    const had = tx.get<PeerRecord>(key);
-    const ip = address.split('/')[0]!;
-    // IPv4 first, as peerRecord lists them; the MAC comes from the IPv4 address when there is one
-    const ips = family === 4 ? [ip, ...(had?.ips.filter((a) => a.includes(':')) ?? [])] : [...(had?.ips.filter((a) => !a.includes(':')) ?? []), ip];
-    const mac = family === 4 ? macFor(address, endpointId) : (had?.mac ?? macFor('', endpointId));
-    tx.put(key, { host: this.cluster.hostId, vtep: this.cluster.advertise, mac, ips } satisfies PeerRecord, { ephemeral: true });
-  }
-
-  /** An address given back: it leaves the endpoint's peer record (which goes with its last one). */
-  released(tx: StoreTxn, net: NetworkRecord, endpointId: string, address: string): void {
-    const key = clusterKeys.peer(net.id, endpointId);
-    const had = tx.get<PeerRecord>(key);
-    if (!had || had.host !== this.cluster.hostId) return;
-    const ips = had.ips.filter((a) => a !== address.split('/')[0]);
-    if (ips.length === 0) tx.del(key);
-    else tx.put(key, { ...had, ips }, { ephemeral: true });
   }
 
   /** This endpoint as the other hosts see it. */
