@@ -484,3 +484,23 @@ withEtcd('a dual-stack overlay network carries IPv4 and IPv6 between hosts', asy
   await b.call('removeSandbox', nsB);
   await a.call('removeNetwork', 'ov6');
 });
+
+withEtcd('a host gone for good keeps its addresses until it is forgotten; a live host cannot be', async (t) => {
+  const [a, c] = [hosts[0]!, hosts[2]!];
+  type HostInfo = { id: string; alive: boolean; addresses: number; advertise: string };
+  await a.call('createNetwork', { name: 'ovz', driver: 'overlay', internal: true, ipam: [{ subnet: '10.228.0.0/24' }] });
+  const sc = await c.call<SandboxInspect>('createSandbox', { name: isolated[2]!.name('z1'), net: 'ovz' });
+  const ipC = sc.Networks.ovz!.IPAddress;
+  const idC = (await a.call<HostInfo[]>('clusterHosts')).find((h) => h.advertise === VTEPS[2])!.id;
+  t.is(await code(a.call('forgetClusterHost', idC)), 'ERR_INVALID_ARGUMENT', 'refused while C is alive');
+  c.proc.kill('SIGKILL');
+  // its lease runs out (TTL 3 s): C is gone, still holding its address
+  t.true(await eventually(async () => (await a.call<HostInfo[]>('clusterHosts')).some((h) => h.id === idC && !h.alive && h.addresses === 1), 8000));
+  t.is(await a.call<number>('forgetClusterHost', idC.slice(0, 12)), 1);
+  t.false((await a.call<HostInfo[]>('clusterHosts')).some((h) => h.id === idC), 'nothing left of C');
+  // its address is free again
+  const again = await a.call<SandboxInspect>('createSandbox', { name: isolated[0]!.name('z2'), net: 'ovz', ip: ipC });
+  t.is(again.Networks.ovz!.IPAddress, ipC);
+  t.is(await code(a.call('forgetClusterHost', 'ffffffffffff')), 'ERR_INVALID_ARGUMENT');
+  await a.call('removeSandbox', isolated[0]!.name('z2'));
+});

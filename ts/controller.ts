@@ -35,6 +35,7 @@ import { PeerRecordHooks } from './cluster/peer-hooks.js';
 import { PeerSync, kernelPeers } from './cluster/peer-sync.js';
 import { OverlayDriver, overlayVxlan } from './drivers/overlay.js';
 import { ClusterIpam } from './ipam/cluster-ipam.js';
+import { type ClusterHostInfo, clusterHosts, forgetClusterHost } from './ops/cluster-hosts.js';
 import { createGlobalNetwork, dropLocalCopy, findAnyNetwork, globalNetworks, removeGlobalNetwork } from './ops/global-networks.js';
 import type { StoreWatch } from './store/store.js';
 import { type ReconcileReport, reconcile } from './reconcile.js';
@@ -329,6 +330,25 @@ export class NetworkController {
   /** Publish this host's global endpoints again, bound to the current lease. @internal */
   async republishCluster(): Promise<void> {
     await this.overlay?.republish();
+  }
+
+  /**
+   * The cluster's hosts: the live ones, and those gone that still hold
+   * addresses of global networks. ERR_CLUSTER_UNAVAILABLE without a cluster store.
+   */
+  async clusterHosts(): Promise<ClusterHostInfo[]> {
+    await this.ready();
+    return clusterHosts(this.ctx);
+  }
+
+  /**
+   * Give back every address a gone host holds (by id or a unique id prefix of 6
+   * or more): it will not come back. Refused for a live host. Returns how many
+   * addresses went back.
+   */
+  async forgetClusterHost(ref: string): Promise<number> {
+    await this.ready();
+    return forgetClusterHost(this.ctx, ref);
   }
 
   /** Endpoints of a sandbox. @internal */

@@ -18,6 +18,7 @@ export { Sandbox } from './sandbox.js';
 export type { SandboxInspect, SandboxNetwork } from './sandbox.js';
 export { CnmError, ErrorCodes } from './errors.js';
 export type { ErrorCode, ErrorDetails } from './errors.js';
+export type { ClusterHostInfo } from './ops/cluster-hosts.js';
 export type { EndpointRecord, NetworkRecord, SandboxRecord } from './types.js';
 export type { ReconcileReport } from './reconcile.js';
 export { setLogLevel, setLogSink } from './log.js';

@@ -72,6 +72,8 @@ const ops: Record<string, Op> = {
     }
     return out;
   },
+  clusterHosts: () => ctl.clusterHosts(),
+  forgetClusterHost: (ref: string) => ctl.forgetClusterHost(ref),
   /** what this host's cluster store mirrors and has received, and the networks it follows */
   clusterStats: () => ({ ...ctl.ctx.cluster!.store.stats(), kept: ctl.ctx.cluster!.keptNetworks() }),
 };
