@@ -188,7 +188,7 @@ withEtcd('partitioned keys: a store mirrors and hears only the partitions it fol
   t.true(order.some((o) => o.startsWith('lost')));
   // dropped: its keys leave the mirror and its events stop
   b.unfollow('peer/n1/');
-  t.false(b.follows$('peer/n1/'));
+  t.false(b.following('peer/n1/'));
   t.is(b.stats().keys, b.range('').length);
   t.false(b.range('').some(([k]) => k.startsWith('peer/n1/')));
   const n = b.stats().events;

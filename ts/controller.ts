@@ -295,7 +295,7 @@ export class NetworkController {
     if (!cluster) return [];
     // a host follows the peers of the networks it has endpoints on only (Docker
     // shows Peers only where the network is in use too)
-    if (!cluster.store.follows$(clusterKeys.peers(netId))) return [];
+    if (!cluster.store.following(clusterKeys.peers(netId))) return [];
     const hosts = cluster.hosts();
     const seen = new Map<string, { Name: string; IP: string }>();
     for (const [, p] of cluster.store.range<PeerRecord>(clusterKeys.peers(netId))) {

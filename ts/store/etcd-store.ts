@@ -530,7 +530,7 @@ export class EtcdStore implements Store {
   }
 
   /** Whether the mirror holds a partition prefix now. */
-  follows$(prefix: string): boolean {
+  following(prefix: string): boolean {
     const f = this.follows.get(prefix);
     return f !== undefined && f.opening === undefined;
   }
