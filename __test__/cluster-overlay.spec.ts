@@ -375,7 +375,7 @@ withEtcd(`peer tables stay exact under churn: ${CHURN_OPS} random connects, disc
     }
     return 'exact';
   };
-  let n = 0;
+  let madeCount = 0;
   /** `count` random operations, each on a random host */
   const churn = async (count: number) => {
     for (let op = 0; op < count; op++) {
@@ -383,7 +383,7 @@ withEtcd(`peer tables stay exact under churn: ${CHURN_OPS} random connects, disc
       const names = [...side.live.keys()];
       const r = rand(10);
       if (r < 4 || names.length === 0) {
-        const name = side.iso.name(`c${n++}`);
+        const name = side.iso.name(`c${madeCount++}`);
         const net = nets[rand(2)]!;
         await side.h().call('createSandbox', { name, net });
         side.live.set(name, new Set([net]));

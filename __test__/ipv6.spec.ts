@@ -97,6 +97,8 @@ test.serial('IPv6 bad input gets coded errors and changes nothing', async (t) =>
   t.is(JSON.stringify(storeRecords(ctl)), before);
 });
 
+const genMode = (ns: string, dev: string) => ipj<Array<{ inet6_addr_gen_mode?: string }>>(ns, '-d', 'link', 'show', 'dev', dev)[0]!.inet6_addr_gen_mode;
+
 test.serial('an endpoint of an IPv4-only network has no IPv6 address on its link, nor has its bridge port; a dual-stack one keeps it', async (t) => {
   await ctl.createNetwork({ name: 'v4only', ipam: [{ subnet: '10.92.0.0/24' }] });
   await ctl.createNetwork({ name: 'dual2', ipam: [{ subnet: '10.93.0.0/24' }, { subnet: 'fd00:93::/64' }] });
@@ -105,7 +107,6 @@ test.serial('an endpoint of an IPv4-only network has no IPv6 address on its link
   await ctl.connect('dual2', a.name);
   type Addr = Array<{ addr_info: Array<{ family: string; local: string }> }>;
   const families = (ns: string, dev: string) => ipj<Addr>(ns, 'addr', 'show', 'dev', dev)[0]!.addr_info.map((x) => x.family);
-  const genMode = (ns: string, dev: string) => ipj<Array<{ inet6_addr_gen_mode?: string }>>(ns, '-d', 'link', 'show', 'dev', dev)[0]!.inet6_addr_gen_mode;
   // a link-local address would have come within the DAD time (1 s): wait past it
   await new Promise((r) => setTimeout(r, 1500));
   t.deepEqual(families(a.netns, 'eth0'), ['inet'], 'no link-local address: it never sent DAD, RS or MLD');

@@ -144,12 +144,13 @@ withEtcd('etcd down: reads answer from the mirror, writes fail with ERR_CLUSTER_
   t.deepEqual(b.get('net/d') ?? (await new Promise((r) => setTimeout(r, 200)).then(() => b.get('net/d'))), { name: 'd' });
 });
 
+const openP = async () => {
+  const s = await EtcdStore.open({ endpoints: [etcd.url], prefix: 'cnm/tp/', partitioned: ['ipam/', 'peer/'] });
+  stores.push(s);
+  return s;
+};
+
 withEtcd('partitioned keys: a store mirrors and hears only the partitions it follows; a CAS on one sees the others commit', async (t) => {
-  const openP = async () => {
-    const s = await EtcdStore.open({ endpoints: [etcd.url], prefix: 'cnm/tp/', partitioned: ['ipam/', 'peer/'] });
-    stores.push(s);
-    return s;
-  };
   const a = await openP();
   const b = await openP();
   await a.follow('peer/n1/');

@@ -23,6 +23,7 @@ import { pingStats, tcpRoundTrips, withCleanup } from './demo-traffic.js';
 import { table } from './format.js';
 
 const LAN = '192.168.240';
+const vtep = (i: number) => `${LAN}.${i + 1}`;
 
 export async function clusterDemo(ctx: CliContext, count: number): Promise<number> {
   if (!etcdBin) throw new CnmError('ERR_INVALID_ARGUMENT', 'cnm demo --hosts needs etcd to hold the cluster: apt-get install etcd-server (it is started on loopback with a temporary data dir, never as a service)');
@@ -30,7 +31,6 @@ export async function clusterDemo(ctx: CliContext, count: number): Promise<numbe
   const switchNs = `${tag}-lan`;
   const hostNs = Array.from({ length: count }, (_, i) => `${tag}-h${i + 1}`);
   const sbName = (i: number) => `${tag}-h${i + 1}-sb`;
-  const vtep = (i: number) => `${LAN}.${i + 1}`;
   const stateDir = mkdtempSync(join(tmpdir(), 'cnm-demo-'));
   const children: ChildProcess[] = [];
   const hosts: ClusterHost[] = [];

@@ -46,13 +46,13 @@ const ops: Record<string, Op> = {
   },
   /** for the bench: sandboxes made one after another on `net`, each timed here */
   timedCreates: async (names: string[], net: string) => {
-    const out: number[] = [];
+    const times: number[] = [];
     for (const name of names) {
       const t = performance.now();
       await ctl.createSandbox({ name, net });
-      out.push(performance.now() - t);
+      times.push(performance.now() - t);
     }
-    return out;
+    return times;
   },
   /** for the bench: `n` allocations from a global network's IPAM, one etcd transaction each, timed here */
   ipamTimes: async (net: string, n: number) => {
@@ -60,17 +60,17 @@ const ops: Record<string, Op> = {
     const rec = ctl.getNetwork(net).record;
     const letGo = await cluster.follow(rec.id);
     const alloc = new AddressAllocator(cluster.store, cluster.hostId);
-    const out: number[] = [];
+    const times: number[] = [];
     try {
       for (let i = 0; i < n; i++) {
         const t = performance.now();
         await cluster.store.txn((tx) => alloc.allocate(tx, rec, 4, `bench-${i}`));
-        out.push(performance.now() - t);
+        times.push(performance.now() - t);
       }
     } finally {
       letGo();
     }
-    return out;
+    return times;
   },
   clusterHosts: () => ctl.clusterHosts(),
   forgetClusterHost: (ref: string) => ctl.forgetClusterHost(ref),
