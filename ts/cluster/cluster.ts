@@ -39,7 +39,8 @@ export const clusterKeys = {
  * hosts that need them.
  */
 export const PARTITIONED = ['ipam/', 'peer/'];
-const partitionsOf = (netId: string) => PARTITIONED.map((p) => `${p}${netId}/`);
+/** The partition prefixes of one network's keys. */
+export const partitionsOf = (netId: string) => PARTITIONED.map((p) => `${p}${netId}/`);
 
 /** One endpoint of a global network, for the other hosts' peer tables. */
 export interface PeerRecord {
@@ -156,23 +157,8 @@ export class Cluster {
    * Mirror a network's per-network keys (its addresses and peers) until the
    * returned function is called. ERR_CLUSTER_UNAVAILABLE when etcd does not answer.
    */
-  async follow(netId: string): Promise<() => void> {
-    const done: string[] = [];
-    try {
-      for (const p of partitionsOf(netId)) {
-        await this.store.follow(p);
-        done.push(p);
-      }
-    } catch (e) {
-      for (const p of done) this.store.unfollow(p);
-      throw e;
-    }
-    let once = false;
-    return () => {
-      if (once) return;
-      once = true;
-      for (const p of done) this.store.unfollow(p);
-    };
+  follow(netId: string): Promise<() => void> {
+    return this.store.followAll(partitionsOf(netId));
   }
 
   /** Follow a network from now on (this host has, or is about to have, endpoints on it). */

@@ -11,10 +11,12 @@
  * endpoint it no longer has (a crash between its steps), never another host's.
  */
 import { log } from '../log.js';
+import { partitionsOf } from '../cluster/cluster.js';
 import type { EtcdStore } from '../store/etcd-store.js';
 import type { StoreReader, StoreTxn } from '../store/store.js';
 import type { NetworkRecord } from '../types.js';
 import { AddressAllocator } from './allocator.js';
+import { freeLeaked } from './leaked.js';
 import type { DefaultPool } from './default-pools.js';
 import type { AddressLease, Ipam, PoolsRequest } from './ipam-api.js';
 import type { PoolConfig } from './pool.js';
@@ -80,11 +82,14 @@ export class ClusterIpam implements Ipam {
 
   async releaseAddress(net: NetworkRecord, address: string): Promise<void> {
     if (!address) return;
-    await this.store.txn((tx) => {
-      const rec = this.allocator.recordOf(tx, net, address);
-      if (rec?.endpointId) this.hooks?.released(tx, net, rec.endpointId, address);
-      this.allocator.release(tx, net, address);
-    });
+    await this.store.txn((tx) => this.releaseIn(tx, net, address));
+  }
+
+  /** Give an address back inside the caller's transaction, and what the hooks wrote with it. */
+  releaseIn(tx: StoreTxn, net: NetworkRecord, address: string): void {
+    const rec = this.allocator.recordOf(tx, net, address);
+    if (rec?.endpointId) this.hooks?.released(tx, net, rec.endpointId, address);
+    this.allocator.release(tx, net, address);
   }
 
   /**
@@ -94,29 +99,22 @@ export class ClusterIpam implements Ipam {
    * them until it comes back.
    */
   async reconcile(net: NetworkRecord, isLive: (r: StoreReader, endpointId: string) => boolean, dryRun: boolean): Promise<string[]> {
-    // the network's addresses may not be mirrored here (no endpoint left on it)
-    const prefix = `ipam/${net.id}/`;
-    await this.store.follow(prefix);
+    // the network's keys may not be mirrored here (no endpoint left on it): its
+    // addresses, and the peer records the hooks give back with them
+    const letGo = await this.store.followAll(partitionsOf(net.id));
     try {
       const old = Date.now() - RECONCILE_GRACE_MS;
       const leaked = [...this.allocator.allocationRecords(net)].filter(([, r]) => r.host === this.hostId && (r.at ?? 0) < old && !isLive(this.local, r.endpointId));
-      const done: string[] = [];
-      for (const [ip, rec] of leaked) {
-        if (dryRun) {
-          done.push(ip);
-          continue;
-        }
-        const freed = await this.store.txn((tx) => {
+      return await freeLeaked(leaked, dryRun, (ip, rec) =>
+        this.store.txn((tx) => {
           // still the same allocation (not given back and taken again meanwhile), still orphaned
           if (this.allocator.recordOf(tx, net, ip)?.endpointId !== rec.endpointId || isLive(this.local, rec.endpointId)) return false;
-          this.allocator.release(tx, net, ip);
+          this.releaseIn(tx, net, ip);
           return true;
-        });
-        if (freed) done.push(ip);
-      }
-      return done;
+        }),
+      );
     } finally {
-      this.store.unfollow(prefix);
+      letGo();
     }
   }
 }

@@ -8,6 +8,7 @@ import { CnmError } from '../errors.js';
 import type { Store, StoreReader } from '../store/store.js';
 import type { NetworkRecord } from '../types.js';
 import { AddressAllocator } from './allocator.js';
+import { freeLeaked } from './leaked.js';
 import type { DefaultPool } from './default-pools.js';
 import type { AddressLease, Ipam, PoolsRequest } from './ipam-api.js';
 import type { PoolConfig } from './pool.js';
@@ -59,19 +60,12 @@ export class DefaultIpam implements Ipam {
    */
   async reconcile(net: NetworkRecord, isLive: (r: StoreReader, endpointId: string) => boolean, dryRun: boolean): Promise<string[]> {
     const leaked = [...this.allocator.allocations(net)].filter(([, ep]) => !isLive(this.store, ep));
-    const done: string[] = [];
-    for (const [ip, ep] of leaked) {
-      if (dryRun) {
-        done.push(ip);
-        continue;
-      }
-      const freed = await this.store.txn((tx) => {
+    return freeLeaked(leaked, dryRun, (ip, ep) =>
+      this.store.txn((tx) => {
         if (isLive(tx, ep)) return false;
         this.allocator.release(tx, net, ip);
         return true;
-      });
-      if (freed) done.push(ip);
-    }
-    return done;
+      }),
+    );
   }
 }

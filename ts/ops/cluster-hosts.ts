@@ -80,7 +80,7 @@ export async function forgetClusterHost(ctx: OpContext, ref: string): Promise<nu
       let n = 0;
       for (const ip of mine) {
         if (ipam.allocator.recordOf(tx, net, ip)?.host !== host.id) continue;
-        ipam.allocator.release(tx, net, ip);
+        ipam.releaseIn(tx, net, ip);
         n++;
       }
       for (const k of cursors) tx.del(k);

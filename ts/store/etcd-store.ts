@@ -514,6 +514,29 @@ export class EtcdStore implements Store {
     }
   }
 
+  /**
+   * Follow several partition prefixes (all or none: a failure undoes the ones
+   * taken); the returned function unfollows them, once.
+   */
+  async followAll(prefixes: string[]): Promise<() => void> {
+    const done: string[] = [];
+    try {
+      for (const p of prefixes) {
+        await this.follow(p);
+        done.push(p);
+      }
+    } catch (e) {
+      for (const p of done) this.unfollow(p);
+      throw e;
+    }
+    let once = false;
+    return () => {
+      if (once) return;
+      once = true;
+      for (const p of done) this.unfollow(p);
+    };
+  }
+
   /** Drop the mirror's keys under a prefix (deleting while iterating a Map is safe). */
   private dropUnder(prefix: string): void {
     for (const k of this.data.keys()) if (k.startsWith(prefix)) this.data.delete(k);
