@@ -32,10 +32,8 @@ export function vniOf(net: NetworkRecord): number {
 
 export class OverlayDriver implements Driver {
   readonly name = 'overlay';
-  /** networks whose devices this driver made or checked here since their last teardown */
-  private readonly made = new Set<string>();
-  /** networks whose devices are being made now */
-  private readonly making = new Map<string, Promise<void>>();
+  /** networks whose devices this driver made (or is making) here since their last teardown */
+  private readonly made = new Map<string, Promise<void>>();
   readonly usesIpam = true;
   readonly ownNetns = true;
 
@@ -84,27 +82,21 @@ export class OverlayDriver implements Driver {
    * netlink round trips (reconcile makes devices deleted behind our back again).
    */
   private async ensureLocal(net: NetworkRecord, force = false): Promise<void> {
-    if (!force && this.made.has(net.id)) return;
+    if (force) this.made.delete(net.id);
     // concurrent first joins share one making: two creates of one bridge would collide
-    let making = this.making.get(net.id);
+    let making = this.made.get(net.id);
     if (!making) {
       const mtu = this.mtu(net);
-      making = (async () => {
+      const p = (async () => {
         await native.ensureBridge({ netns: this.ctx.hostNetns, name: overlayBridge(net.id), mtu, up: true });
         await native.ensureVxlan({ netns: this.ctx.hostNetns, name: overlayVxlan(net.id), vni: vniOf(net), local: this.cluster.advertise, master: overlayBridge(net.id), mtu });
       })();
-      this.making.set(net.id, making);
-      const done = making;
-      const settle = (ok: boolean) => {
-        if (this.making.get(net.id) !== done) return;
-        this.making.delete(net.id);
-        if (ok) this.made.add(net.id);
-      };
-      // the waiters' own failure handling sees the error: here only the bookkeeping
-      making.then(
-        () => settle(true),
-        () => settle(false),
-      );
+      // a failed making is tried again by the next join (its waiters see the error)
+      p.catch(() => {
+        if (this.made.get(net.id) === p) this.made.delete(net.id);
+      });
+      this.made.set(net.id, p);
+      making = p;
     }
     await making;
   }
@@ -232,7 +224,6 @@ export class OverlayDriver implements Driver {
       const mine = eps.filter((e) => e.networkId === net.id);
       if (mine.length === 0) continue;
       if (!links.has(overlayBridge(net.id)) || !links.has(overlayVxlan(net.id))) {
-        this.made.delete(net.id);
         await input.step(`make the devices of overlay network ${net.name} on this host again`, () => this.ensureLocal(net, true));
       }
       const missing = mine.filter((e) => !this.cluster.store.get(clusterKeys.peer(net.id, e.id)));
