@@ -91,13 +91,16 @@ export async function clusterBench({ tag, stateDir, rows, summarize, endpoints =
     const probe = `${tag}-cprobe`;
     await b.call('createSandbox', { name: probe, net: 'bov' });
     sandboxes.push(probe);
+    /** a new sandbox on A (on a local network), then its connect to the overlay, timed on A */
+    const connectNew = async (name) => {
+      await a.call('createSandbox', { name, net: 'seed' });
+      sandboxes.push(name);
+      return a.call('timedConnect', 'bov', name);
+    };
     const attach = [];
     const converge = [];
     for (let i = 0; i < 100; i++) {
-      const name = `${tag}-ca${i}`;
-      await a.call('createSandbox', { name, net: 'seed' });
-      sandboxes.push(name);
-      const r = await a.call('timedConnect', 'bov', name);
+      const r = await connectNew(`${tag}-ca${i}`);
       attach.push(r.ms);
       while (!(await native.listPeers(hostNs[1], dev)).some((p) => p.ips.includes(r.ip))) await new Promise((res) => setImmediate(res));
       converge.push(Math.max(0, now() - r.at));
@@ -107,10 +110,7 @@ export async function clusterBench({ tag, stateDir, rows, summarize, endpoints =
 
     const firstPing = [];
     for (let i = 0; i < 10; i++) {
-      const name = `${tag}-cp${i}`;
-      await a.call('createSandbox', { name, net: 'seed' });
-      sandboxes.push(name);
-      const r = await a.call('timedConnect', 'bov', name);
+      const r = await connectNew(`${tag}-cp${i}`);
       // ping waits for its answer: a failed one already took its time
       while (!(await pingOnce(probe, r.ip))) {
         /* again */
