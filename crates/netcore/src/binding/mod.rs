@@ -12,6 +12,7 @@
 //! Errors whose `code` is the stable ERR_* string and whose `message` is the
 //! JSON body of [`crate::error::Error::to_json`].
 
+pub mod dns;
 pub mod errors;
 pub mod features;
 pub mod firewall;

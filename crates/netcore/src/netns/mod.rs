@@ -29,6 +29,7 @@ use files::{bind_blocking, create_on_this_thread, remove_file};
 use handle::install;
 pub use handle::{handle, release};
 pub(crate) use thread::blocking;
+pub(crate) use thread::enter_own_thread;
 pub use thread::{on_thread, on_thread_blocking};
 
 pub const NETNS_DIR: &str = "/run/netns";

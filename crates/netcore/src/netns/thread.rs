@@ -27,6 +27,13 @@ fn enter(name: &str) -> Result<()> {
     })
 }
 
+/// Enters the named netns on the calling thread, for a long-lived thread of
+/// cnm's own that does all its work there (the resolver's socket maker); never
+/// for a thread anyone else owns.
+pub(crate) fn enter_own_thread(name: &str) -> Result<()> {
+    enter(name)
+}
+
 /// Runs `f` on a fresh thread that first entered `netns` (or stays in the
 /// process netns for `None`), and exits when `f` returns.
 pub async fn on_thread<T, F>(netns: Option<&str>, f: F) -> Result<T>
