@@ -45,6 +45,9 @@ import { MemoryStore } from './store/memory-store.js';
 import { checkStateDir, ensureStateDir } from './store/state-dir.js';
 import { StoreHandle } from './store/store-handle.js';
 import type { EndpointRecord } from './types.js';
+import { HostResolver } from './dns/host-resolver.js';
+import { namesChanged } from './dns/notify.js';
+import type { DnsStats } from './native-api.js';
 
 export type { ConnectOptions, ControllerOptions, IpamPoolRequest, NetworkCreateOptions, SandboxCreateOptions } from './options.js';
 export { DEFAULT_BRIDGE_DEVICE };
@@ -65,7 +68,9 @@ export class NetworkController {
   /** @internal the context every operation gets */
   readonly ctx: OpContext;
   private readonly opts: ControllerOptions;
-  private readonly hostDir: string;
+  /** @internal this host's part of the state dir */
+  readonly hostDir: string;
+  private resolver: HostResolver | undefined;
   private setup: Promise<void> | undefined;
   private closed = false;
   private peers: PeerSync | undefined;
@@ -196,6 +201,8 @@ export class NetworkController {
     // a set-up in flight finishes first; its failure went to whoever awaited it
     await this.setup?.catch(() => undefined);
     clearTimeout(this.rejoin);
+    await this.resolver?.close();
+    this.resolver = undefined;
     this.netWatch?.close();
     this.peers?.stop();
     await this.ctx.cluster?.close().catch((e: unknown) => log.warn('closing the cluster store failed', { err: e }));
@@ -247,7 +254,9 @@ export class NetworkController {
    */
   async createSandbox(req: SandboxCreateOptions): Promise<Sandbox> {
     await this.ready();
-    return new Sandbox(this, await createSandbox(this.ctx, req));
+    const sb = await createSandbox(this.ctx, req);
+    await this.namesChanged();
+    return new Sandbox(this, sb);
   }
 
   listSandboxes(): Sandbox[] {
@@ -267,6 +276,7 @@ export class NetworkController {
   async removeSandbox(ref: string): Promise<void> {
     await this.ready();
     await removeSandbox(this.ctx, ref);
+    await this.namesChanged();
   }
 
   // -------------------------------------------------------------- endpoints
@@ -274,13 +284,46 @@ export class NetworkController {
   /** Connect a sandbox to a network (Docker's `network connect`). */
   async connect(netRef: string, sbRef: string, opts: ConnectOptions = {}): Promise<Endpoint> {
     await this.ready();
-    return new Endpoint(this, await connect(this.ctx, netRef, sbRef, opts));
+    const ep = await connect(this.ctx, netRef, sbRef, opts);
+    await this.namesChanged();
+    return new Endpoint(this, ep);
   }
 
   /** Disconnect a sandbox from a network and release its address. */
   async disconnect(netRef: string, sbRef: string): Promise<void> {
     await this.ready();
     await disconnect(this.ctx, netRef, sbRef);
+    await this.namesChanged();
+  }
+
+  // -------------------------------------------------------------------- DNS
+
+  /**
+   * Serve this host's embedded DNS from this process (the daemon does): every
+   * sandbox on a user-defined network resolves the names of its networks at
+   * 127.0.0.11, and the rest through the upstream servers. Takes over from the
+   * CLI's background resolver; ERR_SOCKET_IN_USE when another daemon or program
+   * serves it. Stops with {@link close} or {@link stopDns}.
+   */
+  async serveDns(): Promise<void> {
+    await this.ready();
+    this.resolver ??= await HostResolver.claim(this.store, this.hostNetns, this.hostDir);
+  }
+
+  /** Stop serving DNS from this process. */
+  async stopDns(): Promise<void> {
+    await this.resolver?.close();
+    this.resolver = undefined;
+  }
+
+  /** The resolver's counters when this process serves DNS; undefined otherwise. */
+  dnsStats(): DnsStats | undefined {
+    return this.resolver?.service.stats();
+  }
+
+  /** The host's resolver has every change so far (see dns/notify.ts). */
+  private async namesChanged(): Promise<void> {
+    await namesChanged(this.store, this.hostDir, this.resolver, this.opts.dnsProcess);
   }
 
   /** Endpoints of a network, in any state. @internal */

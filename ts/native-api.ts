@@ -18,6 +18,8 @@ export type {
   AdoptSpec,
   BridgeInfo,
   BridgeSpec,
+  DnsEndpoint,
+  DnsStats,
   FirewallBatch,
   FirewallNetwork,
   FirewallState,

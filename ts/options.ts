@@ -70,6 +70,11 @@ export interface ControllerOptions {
    * agent then); undefined: grant one. @internal
    */
   clusterLease?: () => Promise<string | undefined>;
+  /**
+   * Called after a change to names when no process serves this host's DNS (the
+   * CLI starts its background resolver then). @internal
+   */
+  dnsProcess?: () => Promise<unknown>;
 }
 
 /** One IPAM pool as given to network create. */
@@ -123,4 +128,14 @@ export interface SandboxCreateOptions {
   aliases?: string[];
   /** ports to publish (Docker's -p), on the sandbox's network */
   ports?: PortBinding[];
+  /** upstream DNS servers for names not of its networks (Docker's --dns) */
+  dns?: string[];
+  /** search domains of its resolv.conf (Docker's --dns-search; "." for none) */
+  dnsSearch?: string[];
+  /** resolv.conf options (Docker's --dns-option), e.g. "ndots:2" */
+  dnsOptions?: string[];
+  /** extra /etc/hosts entries "NAME:IP" (Docker's --add-host) */
+  extraHosts?: string[];
+  /** its host name, in its hosts and hostname files (default: its name) */
+  hostname?: string;
 }

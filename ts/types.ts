@@ -2,6 +2,7 @@
 import type { PoolConfig } from './ipam/pool.js';
 import type { Owner } from './owner.js';
 import type { PortMappingRecord } from './ports.js';
+import type { SandboxDns } from './dns/settings.js';
 
 export type RecordState = 'creating' | 'ready' | 'deleting';
 
@@ -51,6 +52,10 @@ export interface SandboxRecord {
   mode: SandboxMode;
   /** for container mode: the sandbox whose netns this one shares */
   sharedWith?: string;
+  /** its name-resolution settings (--dns, --dns-search, --dns-option, --add-host, --hostname) */
+  dns?: SandboxDns;
+  /** legacy links (--link): the linked sandbox's id and the alias it goes by here */
+  links?: Array<{ sandbox: string; alias: string }>;
   created: string;
   state: RecordState;
   owner?: Owner;

@@ -1,5 +1,7 @@
 /** What every CLI command gets: the parsed global options and a controller opener. */
+import { join } from 'node:path';
 import { agentLease } from '../cluster/agent-file.js';
+import { startResolverProcess } from '../dns/process.js';
 import { type ControllerOptions, DEFAULT_STATE_DIR, NetworkController } from '../controller.js';
 import { CnmError, invalid, toCnmError } from '../errors.js';
 import { log } from '../log.js';
@@ -39,6 +41,10 @@ export async function openFromOptions(v: Parsed['values'], extra: Partial<Contro
   // peer tables). Asked for once etcd has answered this command, so an etcd that is away
   // costs no more time than before.
   if (opts.clusterStore !== undefined && opts.clusterLeaseId === undefined) opts.clusterLease = () => agentLease(opts, DEFAULT_STATE_DIR);
+  // names must resolve after the command exits: a background resolver serves them when no daemon does
+  const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
+  const hostNetns = opts.hostNetns ?? null;
+  opts.dnsProcess = () => startResolverProcess({ stateDir, hostNetns }, join(stateDir, hostNetns === null ? 'root' : `netns-${hostNetns}`));
   return NetworkController.open(opts);
 }
 

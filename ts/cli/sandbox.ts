@@ -8,7 +8,8 @@ import { type CliContext, inspectCommand, listCommand, removeCommand, withContro
 export const SANDBOX_USAGE = `Usage: cnm sandbox COMMAND
 
 Commands:
-  create [--net NETWORK|host|none|container:NAME] [--ip IP] [--ip6 IP] [--alias A]... [-p SPEC]... NAME
+  create [--net NETWORK|host|none|container:NAME] [--ip IP] [--ip6 IP] [--alias A]... [-p SPEC]...
+         [--dns IP]... [--dns-search DOMAIN]... [--dns-option OPT]... [--add-host NAME:IP]... [--hostname NAME] NAME
   ls [--format table|json] [-q]
   inspect NAME|ID...
   rm NAME|ID...`;
@@ -21,6 +22,11 @@ export const SANDBOX_OPTIONS = {
   ip6: { type: 'string' },
   alias: { type: 'string', multiple: true },
   publish: { type: 'string', short: 'p', multiple: true },
+  dns: { type: 'string', multiple: true },
+  'dns-search': { type: 'string', multiple: true },
+  'dns-option': { type: 'string', multiple: true },
+  'add-host': { type: 'string', multiple: true },
+  hostname: { type: 'string' },
 } as const satisfies OptionSpec;
 
 /** What those options ask of createSandbox (all but the name); bad -p specs throw here. */
@@ -31,6 +37,11 @@ export function sandboxRequest(v: Parsed['values']): Omit<SandboxCreateOptions, 
     ip6: str(v.ip6),
     aliases: list(v.alias).length ? list(v.alias) : undefined,
     ports: list(v.publish).flatMap(parsePublish),
+    dns: list(v.dns).length ? list(v.dns) : undefined,
+    dnsSearch: list(v['dns-search']).length ? list(v['dns-search']) : undefined,
+    dnsOptions: list(v['dns-option']).length ? list(v['dns-option']) : undefined,
+    extraHosts: list(v['add-host']).length ? list(v['add-host']) : undefined,
+    hostname: str(v.hostname),
   };
 }
 

@@ -238,6 +238,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   // as dockerd at start: the host is set up (predefined networks, reconcile) before serving
   try {
     await ctl.ready();
+    // as dockerd: the daemon serves its sandboxes' embedded DNS
+    await ctl.serveDns();
   } catch (e) {
     await ctl.close();
     throw e;

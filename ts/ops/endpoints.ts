@@ -24,6 +24,7 @@ import { newId } from '../validate.js';
 import type { OpContext } from './context.js';
 import { gatewayFor, gatewayHeir, givesDefaultRoute, handOverDefaultRoute } from './default-gateway.js';
 import { Forward, Undo } from './undo.js';
+import { refreshFilesOf } from './sandbox-files.js';
 
 /** An endpoint checked and given its addresses, ready to be reserved in a transaction. */
 export interface EndpointPlan {
@@ -229,6 +230,7 @@ async function connectTo(ctx: OpContext, net: NetworkRecord, sbRef: string, opts
     // done: the active mark goes with this process's next transaction (marks.ts);
     // should the process die first, reconcile finds the kernel side complete and finishes it
     ctx.marks.add(plan.ep);
+    refreshFilesOf(ctx, sb.id);
     fault('connect.commit');
     committed = true;
     return plan.ep;
@@ -270,6 +272,7 @@ export async function disconnect(ctx: OpContext, netRef: string, sbRef: string):
   // the default route left with the interface: another network's gateway takes over, as in Docker
   if (heir) await fwd.step('hand the default route over', () => handOverDefaultRoute(sb, heir));
   if (needsGatewayBridge(net)) await fwd.step('leave the gateway bridge', () => detachGatewayBridge(ctx, sb));
+  refreshFilesOf(ctx, sb.id);
   fwd.finish();
 }
 

@@ -21,10 +21,13 @@ import { checkName, newId } from '../validate.js';
 import type { OpContext } from './context.js';
 import { dropEndpointRecords, forgetEndpoint, markActive, planEndpoint, programEndpoint, releaseAddresses } from './endpoints.js';
 import { Forward, Undo } from './undo.js';
+import { checkSandboxDns } from '../dns/settings.js';
+import { removeFilesOf, writeFilesOf } from './sandbox-files.js';
 
 export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): Promise<SandboxRecord> {
   if (typeof req !== 'object' || req === null) throw invalid('sandbox create needs options', req);
   checkName('sandbox', req.name);
+  const dns = checkSandboxDns(req);
   const netRef = req.net ?? 'bridge';
   if (typeof netRef !== 'string' || netRef === '') throw invalid('--net must not be empty', netRef);
   let mode: SandboxMode = 'network';
@@ -55,6 +58,7 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
     owner: currentOwner(),
   };
   if (shared) sb.sharedWith = shared.id;
+  if (Object.keys(dns).length) sb.dns = dns;
   // host-mode sandboxes publish nothing: they use the host's ports directly, as in Docker
   // on an overlay network, ports are published on the gateway bridge, joined once the sandbox is made
   const gateway = net !== undefined && needsGatewayBridge(net);
@@ -91,6 +95,8 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
       await makeNetns(ctx, sb, shared);
       undo.push('delete the netns', () => native.netnsDelete(sb.netns));
       fault('sandbox.create.netns');
+      undo.push('remove its hosts and resolv.conf', () => removeFilesOf(sb));
+      writeFilesOf(ctx, sb, plan ? [plan.ep] : []);
       if (plan) await programEndpoint(plan, undo);
       fault('sandbox.create.join');
       sb.state = 'ready';
@@ -146,6 +152,7 @@ export async function removeSandbox(ctx: OpContext, ref: string): Promise<void> 
   }
   // the netns is gone: from here on the removal only moves forward
   const fwd = new Forward(`remove sandbox ${sb.name}`);
+  removeFilesOf(sb);
   await fwd.step('the step after the netns delete', () => fault('sandbox.rm.netns'));
   const eps = endpointsOfSandbox(ctx.store, sb.id);
   await leaveAll(ctx, sb, eps, fwd);
@@ -161,6 +168,7 @@ export async function removeSandbox(ctx: OpContext, ref: string): Promise<void> 
  */
 export async function releaseSandbox(ctx: OpContext, sb: SandboxRecord): Promise<void> {
   const fwd = new Forward(`release sandbox ${sb.name}`);
+  removeFilesOf(sb);
   const eps = endpointsOfSandbox(ctx.store, sb.id);
   await leaveAll(ctx, sb, eps, fwd);
   await dropSandbox(ctx, sb, eps, fwd);

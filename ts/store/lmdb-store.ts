@@ -159,6 +159,11 @@ export class LmdbStore implements Store {
     return this.known;
   }
 
+  catchUp(): void {
+    this.check();
+    this.watchers.deliver();
+  }
+
   watch(prefix: string, fromRevision: number, listener: (e: StoreEvent) => void, onError?: (e: CnmError) => void): StoreWatch {
     this.check();
     return this.watchers.watch(prefix, fromRevision, listener, onError);

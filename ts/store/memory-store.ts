@@ -85,6 +85,11 @@ export class MemoryStore implements Store {
     return this.reader().rev;
   }
 
+  catchUp(): void {
+    this.reader();
+    this.watchers.deliver();
+  }
+
   watch(prefix: string, fromRevision: number, listener: (e: StoreEvent) => void, onError?: (e: CnmError) => void): StoreWatch {
     this.reader();
     return this.watchers.watch(prefix, fromRevision, listener, onError);

@@ -65,6 +65,10 @@ export class StoreHandle implements Store {
     return this.live().revision();
   }
 
+  catchUp(): void {
+    this.live().catchUp?.();
+  }
+
   watch(prefix: string, fromRevision: number, listener: (e: StoreEvent) => void, onError?: (e: CnmError) => void): StoreWatch {
     this.live();
     const w: HandleWatch = { prefix, seen: fromRevision, listener, onError, inner: { close: () => undefined } };

@@ -80,5 +80,10 @@ export interface Store extends StoreReader {
    * ERR_STORE (reload, then watch again from the current revision).
    */
   watch(prefix: string, fromRevision: number, listener: (e: StoreEvent) => void, onError?: (e: CnmError) => void): StoreWatch;
+  /**
+   * Deliver to the watchers now what other processes committed, instead of at
+   * the next poll (a process told that a commit happened elsewhere).
+   */
+  catchUp?(): void;
   close(): Promise<void>;
 }

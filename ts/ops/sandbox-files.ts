@@ -1,0 +1,61 @@
+/**
+ * A sandbox's /etc/netns/<sandbox>/{resolv.conf,hosts,hostname}, from its
+ * records: written when it is made, rewritten when its own addresses change
+ * (connect, disconnect), removed with it.
+ */
+import { hostResolvConf } from '../dns/host-conf.js';
+import { removeSandboxFiles, writeSandboxFiles } from '../dns/files.js';
+import { hasDns } from '../dns/names.js';
+import { log } from '../log.js';
+import { endpointsOfSandbox, keys } from '../records.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
+import type { OpContext } from './context.js';
+
+const bare = (cidr: string) => cidr.split('/')[0]!;
+
+/** Sandboxes with files of their own: those with a netns of their own. */
+const hasFiles = (sb: SandboxRecord) => sb.mode === 'network' || sb.mode === 'none';
+
+/** Write the sandbox's files from its endpoints (given, or read from the store). */
+export function writeFilesOf(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecord[] = endpointsOfSandbox(ctx.store, sb.id)): void {
+  if (!hasFiles(sb)) return;
+  const ordered = [...eps].sort((a, b) => a.ifname.localeCompare(b.ifname, 'en', { numeric: true }));
+  const nets = ordered.map((ep) => ctx.store.get<NetworkRecord>(keys.net(ep.networkId)));
+  const links = (sb.links ?? []).flatMap((l) => {
+    const other = ctx.store.get<SandboxRecord>(keys.sb(l.sandbox));
+    if (!other) return [];
+    const ip = endpointsOfSandbox(ctx.store, other.id).find((e) => e.ipv4)?.ipv4;
+    return ip ? [{ ip: bare(ip), alias: l.alias, name: other.name }] : [];
+  });
+  writeSandboxFiles(
+    {
+      netns: sb.netns,
+      name: sb.name,
+      settings: sb.dns ?? {},
+      addresses: [...ordered.filter((e) => e.ipv4).map((e) => bare(e.ipv4)), ...ordered.filter((e) => e.ipv6).map((e) => bare(e.ipv6))],
+      embeddedDns: nets.some((n) => n !== undefined && hasDns(n)),
+      links,
+    },
+    hostResolvConf(ctx.hostNetns),
+  );
+}
+
+/** Rewrite after a connect or disconnect; a failure is logged (the operation itself is done). */
+export function refreshFilesOf(ctx: OpContext, sbId: string): void {
+  const sb = ctx.store.get<SandboxRecord>(keys.sb(sbId));
+  if (!sb) return;
+  try {
+    writeFilesOf(ctx, sb);
+  } catch (err) {
+    log.warn('rewriting the sandbox\'s hosts and resolv.conf failed', { sandbox: sb.name, err });
+  }
+}
+
+export function removeFilesOf(sb: SandboxRecord): void {
+  if (!hasFiles(sb)) return;
+  try {
+    removeSandboxFiles(sb.netns);
+  } catch (err) {
+    log.warn('removing the sandbox\'s hosts and resolv.conf failed', { sandbox: sb.name, err });
+  }
+}
