@@ -2,7 +2,8 @@
 // SECTIONs (default: all): controller (create/rm, attach/detach, IPAM), reconcile, daemon, firewall,
 // cluster (overlay across three hosts on a real etcd; `--cluster-endpoints N` per host, default 1000),
 // cluster-scale (simulated hosts without a kernel on one etcd; `--scale-hosts 3,30,100`),
-// cluster-reference (only when named: the 3 hosts x N row on a local bridge, no cluster).
+// cluster-reference (only when named: the 3 hosts x N row on a local bridge, no cluster),
+// dns (the embedded resolver beside aardvark-dns, with dnsperf; `--dns-sandboxes N`, default 1000).
 // Everything runs inside a host netns of its own; the machine's network is untouched.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,7 @@ import { Pool } from '../dist/ipam/pool.js';
 import { clusterBench, clusterReference } from './cluster.js';
 import { clusterScaleBench } from './cluster-scale.js';
 import { daemonBench } from './daemon.js';
+import { dnsBench } from './dns.js';
 import { firewallBench } from './firewall.js';
 import { ipamBench } from './ipam.js';
 import { printTable, summarize } from './stats.js';
@@ -26,10 +28,11 @@ const { values, positionals } = parseArgs({
     firewall: { type: 'string', default: 'nftables,iptables' },
     'cluster-endpoints': { type: 'string', default: '1000' },
     'scale-hosts': { type: 'string', default: '3,30,100' },
+    'dns-sandboxes': { type: 'string', default: '1000' },
   },
 });
 const sizes = values.sizes.split(',').map(Number);
-const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'cluster', 'cluster-scale', 'cluster-reference'];
+const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'dns', 'cluster', 'cluster-scale', 'cluster-reference'];
 for (const p of positionals) if (!sections.includes(p)) throw new Error(`unknown section ${p}; known: ${sections.join(', ')}`);
 // cluster-reference runs only when named: see bench/cluster.js
 const want = (section) => (positionals.length === 0 && section !== 'cluster-reference') || positionals.includes(section);
@@ -137,6 +140,8 @@ try {
   for (const backend of want('firewall') ? values.firewall.split(',').filter(Boolean) : []) {
     await firewallBench({ backend, tag, stateDir, rows });
   }
+
+  if (want('dns')) await dnsBench({ tag, stateDir, rows, summarize, sandboxes: Number(values['dns-sandboxes']) });
 
   if (want('cluster')) await clusterBench({ tag, stateDir, rows, summarize, endpoints: Number(values['cluster-endpoints']) });
   if (want('cluster-reference')) await clusterReference({ tag, stateDir, rows, summarize, endpoints: Number(values['cluster-endpoints']) });

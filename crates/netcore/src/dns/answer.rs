@@ -7,6 +7,7 @@ use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCo
 use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use super::fast::{self, rotate};
 use super::records::{normalize, Records};
 
 /// Docker's embedded DNS answers with this TTL.
@@ -30,6 +31,9 @@ pub enum Reply {
 /// datagram size (else it is truncated and the client retries over TCP).
 /// `turn` rotates several addresses of one name (Docker's round robin).
 pub fn answer(records: &Records, sandbox: &str, query: &[u8], udp: bool, turn: usize) -> Reply {
+    if let Some(bytes) = fast::answer(records, sandbox, query, udp, turn) {
+        return Reply::Local(bytes);
+    }
     let msg = match Message::from_vec(query) {
         Ok(m) => m,
         Err(_) => return format_error(query),
@@ -152,14 +156,6 @@ fn reverse_ip(name: &Name) -> Option<IpAddr> {
         IpAddr::V6(_) => 128,
     };
     (net.prefix_len() == whole).then(|| net.addr())
-}
-
-fn rotate<T>(mut v: Vec<T>, turn: usize) -> Vec<T> {
-    if v.len() > 1 {
-        let n = turn % v.len();
-        v.rotate_left(n);
-    }
-    v
 }
 
 #[cfg(test)]
