@@ -141,6 +141,7 @@ export async function dnsBench({ tag, stateDir, rows, summarize, sandboxes = 100
     while (!answers.includes('ready')) await next();
     answers.length = 0;
     const visible = [];
+    const asked = [];
     for (let i = 0; i < 50; i++) {
       const name = `${tag}-dnsnew${i}`;
       await ctl.createSandbox({ name, net: 'dnsb' });
@@ -149,12 +150,16 @@ export async function dnsBench({ tag, stateDir, rows, summarize, sandboxes = 100
       const t = performance.now();
       querier.stdin.write(`${name}\n`);
       while (answers.length === 0) await next();
-      answers.length = 0;
       visible.push(performance.now() - t);
+      asked.push(Number(answers[0]) / 1000);
+      answers.length = 0;
       await ctl.removeSandbox(name);
     }
     querier.stdin.end();
-    rows.push(summarize('dns: connect() returned -> name resolves', visible, { target: '<= 1 ms' }));
+    // the querier's own clock: from its reading the name (sent once connect() returned) to the answer
+    rows.push(summarize('dns: connect() returned -> name resolves (querier clock)', asked, { target: '<= 1 ms' }));
+    // the bench's clock: the same plus two pipe hops to and from the querier process
+    rows.push(summarize('dns: connect() returned -> name resolves (with pipe hops)', visible));
 
     // memory: the same process with and without the resolver serving N sandboxes
     const many = Array.from({ length: sandboxes }, (_, i) => `${tag}-dnsm${i}`);

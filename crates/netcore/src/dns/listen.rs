@@ -10,12 +10,15 @@ use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use socket2::{Domain, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::os::fd::AsRawFd;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::timeout;
 
 use super::answer::{answer, failure, Reply};
+use super::batch::{Batch, SLOTS};
 use super::Shared;
 use crate::error::{Error, Result};
 
@@ -141,41 +144,61 @@ async fn serve_udp(
     socket: Arc<UdpSocket>,
     upstreams: Upstreams,
 ) {
-    let mut buf = vec![0u8; 65535];
+    let fd = socket.as_raw_fd();
+    let mut batch = Batch::default();
+    let mut out: Vec<(usize, Vec<u8>)> = Vec::with_capacity(SLOTS);
     loop {
-        let (n, peer) = match socket.recv_from(&mut buf).await {
-            Ok(x) => x,
-            // ICMP errors of earlier answers surface here; the socket itself is fine
+        if socket.readable().await.is_err() {
+            return;
+        }
+        let n = match socket.try_io(Interest::READABLE, || batch.recv(fd)) {
+            Ok(n) => n,
+            // WouldBlock (readiness was stale), or an ICMP error of an earlier answer: the socket is fine
             Err(_) => continue,
         };
-        let query = &buf[..n];
-        // the common case, a name of ours, is answered right here without a task
-        let local = {
-            let turn = shared.turn.fetch_add(1, Ordering::Relaxed);
-            match shared.records.read() {
-                Ok(records) => answer(&records, &sb, query, true, turn),
-                Err(_) => return,
-            }
-        };
-        match local {
-            Reply::Local(b) => {
-                shared.stats.queries.fetch_add(1, Ordering::Relaxed);
-                let _ = socket.send_to(&b, peer).await;
-            }
-            Reply::Drop => {}
-            Reply::Forward => {
-                let (shared, sb, socket, upstreams) = (
-                    shared.clone(),
-                    sb.clone(),
-                    socket.clone(),
-                    upstreams.clone(),
-                );
-                let query = query.to_vec();
-                tokio::spawn(async move {
-                    if let Some(b) = resolve(&shared, &sb, &query, true, &upstreams).await {
-                        let _ = socket.send_to(&b, peer).await;
+        out.clear();
+        {
+            let Ok(records) = shared.records.read() else {
+                return;
+            };
+            for i in 0..n {
+                let turn = shared.turn.fetch_add(1, Ordering::Relaxed);
+                match answer(&records, &sb, batch.query(i), true, turn) {
+                    Reply::Local(b) => out.push((i, b)),
+                    Reply::Drop => {}
+                    Reply::Forward => {
+                        let Some(peer) = batch.peer(i) else { continue };
+                        let (shared, sb, socket, upstreams) = (
+                            shared.clone(),
+                            sb.clone(),
+                            socket.clone(),
+                            upstreams.clone(),
+                        );
+                        let query = batch.query(i).to_vec();
+                        tokio::spawn(async move {
+                            if let Some(b) = resolve(&shared, &sb, &query, true, &upstreams).await {
+                                let _ = socket.send_to(&b, peer).await;
+                            }
+                        });
                     }
-                });
+                }
+            }
+        }
+        shared
+            .stats
+            .queries
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        let mut sent = 0;
+        while sent < out.len() {
+            match socket.try_io(Interest::WRITABLE, || batch.send(fd, &out[sent..])) {
+                Ok(k) => sent += k,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if socket.writable().await.is_err() {
+                        return;
+                    }
+                }
+                // that asker is unreachable: the others still get theirs
+                Err(_) => sent += 1,
             }
         }
     }

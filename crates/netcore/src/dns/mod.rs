@@ -5,6 +5,7 @@
 //! side. Resolvers are held here by handle, as the state dir locks are.
 
 mod answer;
+mod batch;
 mod fast;
 mod forward;
 mod listen;
