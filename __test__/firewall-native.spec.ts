@@ -291,7 +291,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
     });
     // removing what is absent is no error
     await native.applyFirewall({ backend: be, netns: host, removeNetworks: [net0NoIcc], removePorts: [tcp] });
-    t.deepEqual(await native.firewallState(be, host), { networks: [], ports: [] });
+    t.deepEqual(await native.firewallState(be, host), { networks: [], ports: [], links: [] });
     t.throws(() => tcpExchange(outside, '192.0.2.1', 8080, 'gone'));
     t.throws(() => udpExchange(outside, '192.0.2.1', 5353, 'gone'));
     // without masquerade the outside has no route back to 10.77.1.0/24
@@ -300,7 +300,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
     await native.firewallReset(be, host);
     await native.firewallReset(be, host); // nothing left: still fine
     t.deepEqual(leftovers(host), []);
-    t.deepEqual(await native.firewallState(be, host), { networks: [], ports: [] });
+    t.deepEqual(await native.firewallState(be, host), { networks: [], ports: [], links: [] });
   });
 }
 
@@ -325,7 +325,7 @@ test.serial('nftables and iptables resets leave each other alone; none does noth
     netns: ns,
     addNetworks: [{ bridge: 'br0', masquerade: true, icc: true, internal: false, tag: '' }],
   });
-  t.deepEqual(await native.firewallState('none', ns), { networks: [], ports: [] });
+  t.deepEqual(await native.firewallState('none', ns), { networks: [], ports: [], links: [] });
   t.deepEqual(leftovers(ns), []);
   await rejectsWith(t, native.firewallInit('bogus' as 'none', ns), 'ERR_INVALID_ARGUMENT');
   await rejectsWith(t, native.firewallState('nftables', `${prefix}missing`), 'ERR_NETNS_NOT_FOUND');

@@ -40,14 +40,20 @@ export class Firewall {
 
   async apply(batch: Omit<FirewallBatch, 'backend' | 'netns'>): Promise<void> {
     if (!this.enabled) return;
-    const empty = [batch.addNetworks, batch.removeNetworks, batch.addPorts, batch.removePorts].every((l) => !l || l.length === 0);
+    const empty = [batch.addNetworks, batch.removeNetworks, batch.addPorts, batch.removePorts, batch.addLinks, batch.removeLinks].every((l) => !l || l.length === 0);
     if (empty) return;
     await native.applyFirewall({ ...batch, backend: this.backend, netns: this.netns });
   }
 
   async state(): Promise<FirewallState> {
-    if (!this.enabled) return { networks: [], ports: [] };
+    if (!this.enabled) return { networks: [], ports: [], links: [] };
     return native.firewallState(this.backend, this.netns);
+  }
+
+  /** Whether sandboxes of a bridge network talk freely (Docker's icc), or only as their links allow. */
+  static icc(net: NetworkRecord): boolean {
+    const v = net.options[OPT_ICC];
+    return v === undefined ? true : parseBool(OPT_ICC, v);
   }
 
   /**

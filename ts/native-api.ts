@@ -21,6 +21,7 @@ export type {
   DnsEndpoint,
   DnsStats,
   FirewallBatch,
+  FirewallLink,
   FirewallNetwork,
   FirewallState,
   LinkInfo,

@@ -77,6 +77,25 @@ pub struct PortMapping {
     pub routed6: Option<bool>,
 }
 
+/// A legacy link on a network without icc: `from` may open connections to
+/// `to` on `port`, and the replies come back.
+#[napi(object)]
+#[derive(Mirror)]
+#[mirror(firewall::Link)]
+pub struct FirewallLink {
+    #[napi(ts_type = "'tcp' | 'udp' | 'sctp'")]
+    pub proto: String,
+    /// the linking sandbox's address
+    pub from: String,
+    /// the linked sandbox's address, of the same family
+    pub to: String,
+    pub port: u32,
+    /// the bridge of both ("" when the backend does not keep it)
+    pub bridge: String,
+    /// the rule tag ("" when the backend does not keep it)
+    pub tag: String,
+}
+
 /// What the firewall of one netns holds that we made.
 #[napi(object)]
 #[derive(Mirror)]
@@ -84,6 +103,7 @@ pub struct PortMapping {
 pub struct FirewallState {
     pub networks: Vec<FirewallNetwork>,
     pub ports: Vec<PortMapping>,
+    pub links: Vec<FirewallLink>,
 }
 
 // Not the mirror of one domain type: the backend and netns are arguments of
@@ -103,6 +123,10 @@ pub struct FirewallBatch {
     pub add_ports: Option<Vec<PortMapping>>,
     #[napi(ts_type = "PortMapping[] | null")]
     pub remove_ports: Option<Vec<PortMapping>>,
+    #[napi(ts_type = "FirewallLink[] | null")]
+    pub add_links: Option<Vec<FirewallLink>>,
+    #[napi(ts_type = "FirewallLink[] | null")]
+    pub remove_links: Option<Vec<FirewallLink>>,
 }
 
 impl FirewallBatch {
@@ -112,6 +136,8 @@ impl FirewallBatch {
             remove_networks: Wire::from_js(self.remove_networks, "remove_networks")?,
             add_ports: Wire::from_js(self.add_ports, "add_ports")?,
             remove_ports: Wire::from_js(self.remove_ports, "remove_ports")?,
+            add_links: Wire::from_js(self.add_links, "add_links")?,
+            remove_links: Wire::from_js(self.remove_links, "remove_links")?,
         };
         Ok((Wire::from_js(self.backend, "backend")?, self.netns, batch))
     }

@@ -36,7 +36,7 @@ use crate::error::{ns_label, Error, Result};
 use crate::netns::blocking;
 
 /// A transport protocol a port can be published for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proto {
     Tcp,
     Udp,
@@ -364,6 +364,53 @@ impl Port {
     }
 }
 
+/// A legacy link (Docker's --link) on a network without icc: `from` may open
+/// connections to `to` on one port, and the replies come back; nothing else
+/// passes between the two. Both addresses are of one family and one bridge.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Link {
+    pub proto: Proto,
+    pub from: IpAddr,
+    pub to: IpAddr,
+    pub port: u16,
+    /// the bridge of both ("" when unknown: nftables does not hold it)
+    pub bridge: String,
+    /// the rule tag ("" when unknown: nftables does not hold it)
+    pub tag: String,
+}
+
+impl Link {
+    /// One family, a real port, and the names that end up in rules.
+    pub fn validate(&self) -> Result<()> {
+        if self.from.is_ipv4() != self.to.is_ipv4() {
+            return Err(Error::invalid(format!(
+                "link {} -> {}: the two addresses must be of one family",
+                self.from, self.to
+            )));
+        }
+        if self.port == 0 {
+            return Err(Error::invalid(format!(
+                "link {} -> {}: port 0",
+                self.from, self.to
+            )));
+        }
+        if !self.bridge.is_empty() {
+            validate_ifname(&self.bridge)?;
+        }
+        validate_tag(&self.tag)
+    }
+
+    /// What a link is, for messages.
+    pub fn describe(&self) -> String {
+        format!("{} -> {}:{}/{}", self.from, self.to, self.port, self.proto)
+    }
+
+    /// The same link without what nftables does not keep.
+    pub fn key(&self) -> (Proto, IpAddr, IpAddr, u16) {
+        (self.proto, self.from, self.to, self.port)
+    }
+}
+
 /// One atomic change to the firewall of one netns.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
@@ -371,6 +418,8 @@ pub struct Batch {
     pub remove_networks: Vec<Network>,
     pub add_ports: Vec<Port>,
     pub remove_ports: Vec<Port>,
+    pub add_links: Vec<Link>,
+    pub remove_links: Vec<Link>,
 }
 
 impl Network {
@@ -409,9 +458,11 @@ impl Batch {
     pub fn validate(&self) -> Result<()> {
         let networks = self.add_networks.iter().chain(&self.remove_networks);
         let ports = self.add_ports.iter().chain(&self.remove_ports);
+        let links = self.add_links.iter().chain(&self.remove_links);
         networks
             .map(Network::validate)
             .chain(ports.map(Port::validate))
+            .chain(links.map(Link::validate))
             .collect()
     }
 
@@ -420,6 +471,8 @@ impl Batch {
             && self.remove_networks.is_empty()
             && self.add_ports.is_empty()
             && self.remove_ports.is_empty()
+            && self.add_links.is_empty()
+            && self.remove_links.is_empty()
     }
 }
 
@@ -428,6 +481,7 @@ impl Batch {
 pub struct State {
     pub networks: Vec<Network>,
     pub ports: Vec<Port>,
+    pub links: Vec<Link>,
 }
 
 /// Interface names as the kernel takes them: 1..15 bytes, no '/', ':' or

@@ -69,6 +69,7 @@
 
 #[cfg(test)]
 mod fixtures;
+mod links;
 mod network;
 mod plan;
 mod ports;

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::links::{link_rules, saved_link_bridge};
 use super::network::network_rules;
 use super::ports::{port_keys, port_rules, PortKey, Role};
 use super::rule::{Pos, Rule, RuleKey, Table};
@@ -200,7 +201,8 @@ fn check_chains(model: &Model, v6: bool, netns: Option<&str>) -> Result<()> {
 pub(super) fn plan(model: &Model, batch: &Batch, netns: Option<&str>) -> Result<Plan> {
     check_chains(model, false, netns)?;
     let needs_v6 = batch.add_networks.iter().any(|n| !n.subnets6.is_empty())
-        || batch.add_ports.iter().any(|p| p.v6_target().is_some());
+        || batch.add_ports.iter().any(|p| p.v6_target().is_some())
+        || batch.add_links.iter().any(|l| l.from.is_ipv6());
     if needs_v6 {
         check_chains(model, true, netns)?;
     }
@@ -211,8 +213,20 @@ pub(super) fn plan(model: &Model, batch: &Batch, netns: Option<&str>) -> Result<
             ns_label(netns)
         )));
     }
+    if let Some(l) = batch.add_links.iter().find(|l| l.bridge.is_empty()) {
+        return Err(Error::invalid(format!(
+            "link {} in netns {}: the iptables backend needs the bridge of the two endpoints",
+            l.describe(),
+            ns_label(netns)
+        )));
+    }
     let mut out = Plan::default();
     let mut gone: HashSet<u64> = HashSet::new();
+    for l in &batch.remove_links {
+        for rule in link_rules(l) {
+            out.delete_one(model, &rule, &mut gone);
+        }
+    }
     // Networks removed or re-added: every rule of theirs goes.
     for n in batch.remove_networks.iter().chain(&batch.add_networks) {
         let ids = model.by_net.get(&(n.tag.clone(), n.bridge.clone()));
@@ -236,6 +250,27 @@ pub(super) fn plan(model: &Model, batch: &Batch, netns: Option<&str>) -> Result<
     for n in &batch.add_networks {
         for (rule, pos) in network_rules(n)? {
             out.add(rule, pos);
+        }
+    }
+    // a network's rules went back on top of CNM-FORWARD: the links on its
+    // bridge go back above its icc verdict
+    for n in &batch.add_networks {
+        let moved: Vec<(u64, Rule)> = model
+            .rules
+            .iter()
+            .filter(|(id, r)| {
+                !gone.contains(id) && saved_link_bridge(r).as_deref() == Some(n.bridge.as_str())
+            })
+            .map(|(id, r)| (*id, r.clone()))
+            .collect();
+        for (id, rule) in moved {
+            out.delete(model, &[id], &mut gone);
+            out.add(rule, Pos::Insert);
+        }
+    }
+    for l in &batch.add_links {
+        for rule in link_rules(l) {
+            out.add(rule, Pos::Insert);
         }
     }
     // Published keys that stay, and those this batch adds.
@@ -276,6 +311,67 @@ mod tests {
         let mut saved = Saved::parse(SAVED_NEW, false);
         saved.add(SAVED6_NEW, true);
         Model::from_saved(saved)
+    }
+
+    #[test]
+    fn links_come_and_go_and_stay_above_a_readded_network() {
+        let mut m = model_new();
+        let n = net();
+        let link = crate::firewall::Link {
+            proto: crate::firewall::Proto::Tcp,
+            from: "10.9.0.2".parse().unwrap(),
+            to: "10.9.0.3".parse().unwrap(),
+            port: 80,
+            bridge: n.bridge.clone(),
+            tag: "l1".into(),
+        };
+        let add = Batch {
+            add_links: vec![link.clone()],
+            ..Batch::default()
+        };
+        plan(&m, &add, None).unwrap().commit_to(&mut m);
+        assert_eq!(parse_state(&saved_after(&m)).links, vec![link.clone()]);
+        // the network re-added: its icc verdict goes on top, its links are put back above it
+        let readd = Batch {
+            add_networks: vec![n.clone()],
+            ..Batch::default()
+        };
+        let p = plan(&m, &readd, None).unwrap();
+        let text = p.script.text(false).unwrap();
+        let icc = text
+            .find("-I CNM-FORWARD 1 -i br0 -o br0")
+            .expect("icc verdict inserted");
+        let moved = text
+            .rfind("cnm:link:l1/br0 -j ACCEPT")
+            .expect("link rules inserted again");
+        assert!(
+            moved > icc,
+            "inserted after the verdict, so above it:\n{text}"
+        );
+        p.commit_to(&mut m);
+        assert_eq!(parse_state(&saved_after(&m)).links, vec![link.clone()]);
+        // a link without its bridge is refused by this backend
+        let bare = Batch {
+            add_links: vec![crate::firewall::Link {
+                bridge: String::new(),
+                ..link.clone()
+            }],
+            ..Batch::default()
+        };
+        assert_eq!(
+            plan(&m, &bare, None).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
+        let rm = Batch {
+            remove_links: vec![link],
+            ..Batch::default()
+        };
+        plan(&m, &rm, None).unwrap().commit_to(&mut m);
+        assert!(parse_state(&saved_after(&m)).links.is_empty());
+        assert!(!m
+            .rules
+            .values()
+            .any(|r| r.args.iter().any(|a| a.starts_with("cnm:link:"))));
     }
 
     fn batch(add_ports: Vec<Port>, remove_ports: Vec<Port>) -> Batch {

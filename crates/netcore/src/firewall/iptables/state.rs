@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::links::saved_link;
 use super::network::icmp;
 use super::rule::{opt, options, Rule};
 use super::ruleset::{DIRECT, FORWARD, INBOUND, OPEN, POSTROUTING};
@@ -153,7 +154,13 @@ pub(super) fn parse_state(saved: &Saved) -> State {
             n
         })
         .collect();
-    State { networks, ports }
+    let mut links: Vec<crate::firewall::Link> = saved.rules.iter().filter_map(saved_link).collect();
+    links.sort();
+    State {
+        networks,
+        ports,
+        links,
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::ruleset::{family_name, FAMILIES, NFPROTO_IPV4, NFPROTO_IPV6, TABLE};
 use crate::firewall::nfnl::{nft_type, Writer, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
-use crate::firewall::{Batch, GatewayMode, Network, Port, Proto};
+use crate::firewall::{Batch, GatewayMode, Link, Network, Port, Proto};
 
 // nf_tables constants (linux/netfilter/nf_tables.h).
 const NFT_MSG_GETTABLE: u16 = 1;
@@ -235,6 +235,34 @@ fn port_family_changes(p: &Port, target: Addr, routed: bool, op: Op, out: &mut V
     }
 }
 
+/// The element of a link: from . to . proto . port, in the table of its family.
+pub(super) fn link_change(l: &Link, op: Op) -> Change {
+    let (from, to) = match (l.from, l.to) {
+        (std::net::IpAddr::V6(f), std::net::IpAddr::V6(t)) => (Addr::V6(f), Addr::V6(t)),
+        (std::net::IpAddr::V4(f), std::net::IpAddr::V4(t)) => (Addr::V4(f), Addr::V4(t)),
+        // Link::validate refuses mixed families; the IPv6 address of a mixed pair cannot match
+        (f, t) => (Addr::V6(to_v6(f)), Addr::V6(to_v6(t))),
+    };
+    let mut key = from.bytes();
+    key.extend(addr_proto_port(to, l.proto, l.port));
+    change(
+        op,
+        from.family(),
+        "links",
+        key,
+        Data::None,
+        format!("link {}", l.describe()),
+        false,
+    )
+}
+
+fn to_v6(a: std::net::IpAddr) -> Ipv6Addr {
+    match a {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        std::net::IpAddr::V6(v6) => v6,
+    }
+}
+
 /// Every element of a port, IPv4 first.
 pub(super) fn port_changes(p: &Port, op: Op, out: &mut Vec<Change>) {
     if let Some(a) = p.v4_target() {
@@ -310,6 +338,9 @@ pub(super) fn changes(batch: &Batch) -> Vec<Change> {
     for p in &batch.remove_ports {
         port_changes(p, Op::Destroy, &mut out);
     }
+    for l in &batch.remove_links {
+        out.push(link_change(l, Op::Destroy));
+    }
     for n in &batch.add_networks {
         for family in FAMILIES {
             let mode = if family == NFPROTO_IPV6 {
@@ -348,6 +379,9 @@ pub(super) fn changes(batch: &Batch) -> Vec<Change> {
     }
     for p in &batch.add_ports {
         port_changes(p, Op::Add { excl: true }, &mut out);
+    }
+    for l in &batch.add_links {
+        out.push(link_change(l, Op::Add { excl: false }));
     }
     out
 }
@@ -537,12 +571,35 @@ mod tests {
     }
 
     #[test]
+    fn link_elements_per_family() {
+        let l = Link {
+            proto: Proto::Udp,
+            from: "10.9.0.2".parse().unwrap(),
+            to: "10.9.0.3".parse().unwrap(),
+            port: 53,
+            bridge: String::new(),
+            tag: String::new(),
+        };
+        let c = link_change(&l, Op::Add { excl: false });
+        assert_eq!((c.family, c.set), (NFPROTO_IPV4, "links"));
+        assert_eq!(c.key, [10, 9, 0, 2, 10, 9, 0, 3, 17, 0, 0, 0, 0, 53, 0, 0]);
+        let v6 = Link {
+            from: "fd00::2".parse().unwrap(),
+            to: "fd00::3".parse().unwrap(),
+            ..l
+        };
+        let c = link_change(&v6, Op::Destroy);
+        assert_eq!((c.family, c.key.len()), (NFPROTO_IPV6, 40));
+    }
+
+    #[test]
     fn batch_order_removals_first() {
         let batch = Batch {
             add_networks: vec![net()],
             remove_networks: vec![],
             add_ports: vec![port(None)],
             remove_ports: vec![port(None)],
+            ..Batch::default()
         };
         let ch = changes(&batch);
         assert_eq!(ch[0].op, Op::Destroy);

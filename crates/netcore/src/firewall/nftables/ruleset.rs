@@ -9,6 +9,10 @@ pub const TABLE: &str = "cnm";
 /// with, and ignores it in a later `table … { comment … }` of the same
 /// transaction (which is an update).
 ///
+/// Legacy links (`links`: from . to . proto . port) are accepted first in
+/// `forward`, both ways, before icc's verdict: on a network without icc they
+/// are all that passes between its sandboxes.
+///
 /// Per family, networks are elements: `bridges` (every bridge), `masq`,
 /// `internal`, `intra` (icc verdict), `filtered` (only published container
 /// ports open from outside: gateway modes nat and routed), `routed` (ICMP
@@ -31,8 +35,8 @@ pub const TABLE: &str = "cnm";
 ///
 /// The operator's own rules belong in a table of their own (cnm never touches
 /// another table); base chains with a priority below ours run first.
-pub const RULESET: &str = r#"create table ip cnm { comment "managed by cnm v4"; }
-create table ip6 cnm { comment "managed by cnm v4"; }
+pub const RULESET: &str = r#"create table ip cnm { comment "managed by cnm v5"; }
+create table ip6 cnm { comment "managed by cnm v5"; }
 table ip cnm {
   set bridges { type ifname; }
   set masq { type ifname; }
@@ -43,6 +47,7 @@ table ip cnm {
   set allowed { type ifname . ifname; }
   set open_nat { type ipv4_addr . inet_proto . inet_service; }
   set open_routed { type ipv4_addr . inet_proto . inet_service; }
+  set links { type ipv4_addr . ipv4_addr . inet_proto . inet_service; }
   map intra { type ifname . ifname : verdict; }
   map ports { type inet_proto . inet_service : ipv4_addr . inet_service; }
   map ports_ip { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
@@ -59,6 +64,8 @@ table ip cnm {
     iifname @masq oifname != @bridges masquerade
   }
   chain forward { type filter hook forward priority filter; policy accept;
+    ip saddr . ip daddr . meta l4proto . th dport @links accept
+    ip daddr . ip saddr . meta l4proto . th sport @links accept
     iifname . oifname vmap @intra
     iifname @internal drop
     oifname @internal drop
@@ -86,6 +93,7 @@ table ip6 cnm {
   set allowed { type ifname . ifname; }
   set open_nat { type ipv6_addr . inet_proto . inet_service; }
   set open_routed { type ipv6_addr . inet_proto . inet_service; }
+  set links { type ipv6_addr . ipv6_addr . inet_proto . inet_service; }
   map intra { type ifname . ifname : verdict; }
   map ports { type inet_proto . inet_service : ipv6_addr . inet_service; }
   map ports_ip { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }
@@ -101,6 +109,8 @@ table ip6 cnm {
     iifname @masq oifname != @bridges masquerade
   }
   chain forward { type filter hook forward priority filter; policy accept;
+    ip6 saddr . ip6 daddr . meta l4proto . th dport @links accept
+    ip6 daddr . ip6 saddr . meta l4proto . th sport @links accept
     iifname . oifname vmap @intra
     iifname @internal drop
     oifname @internal drop
@@ -137,4 +147,4 @@ pub(super) const NFPROTO_IPV6: u8 = 10;
 
 /// The comment of the current base ruleset: a table with another one was made
 /// by an older cnm and is replaced (reconcile then restores its elements).
-pub(super) const VERSION_TAG: &[u8] = b"managed by cnm v4";
+pub(super) const VERSION_TAG: &[u8] = b"managed by cnm v5";

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::firewall::{GatewayMode, Network, Port, Proto, ReadPort, State};
+use crate::firewall::{GatewayMode, Link, Network, Port, Proto, ReadPort, State};
 
 fn json_str(v: &Value) -> Option<String> {
     match v {
@@ -54,6 +54,8 @@ struct TableState {
     open: Vec<(bool, String, Proto, u16)>,
     /// `allowed` (bridge, interface) pairs.
     allowed: Vec<(String, String)>,
+    /// `links` elements: (from, to, proto, port).
+    links: Vec<(String, String, Proto, u16)>,
 }
 
 impl TableState {
@@ -142,6 +144,18 @@ fn parse_table(json: &str) -> Result<TableState> {
                         (k.first().and_then(json_str), k.get(1).and_then(json_str))
                     {
                         out.allowed.push((br, i));
+                    }
+                }
+                "links" => {
+                    let Some(k) = concat(e) else { continue };
+                    let from = k.first().and_then(Value::as_str);
+                    let to = k.get(1).and_then(Value::as_str);
+                    let proto = k.get(2).and_then(json_proto);
+                    let port = k.get(3).and_then(json_port);
+                    if let (Some(from), Some(to), Some(proto), Some(port)) = (from, to, proto, port)
+                    {
+                        out.links
+                            .push((from.to_string(), to.to_string(), proto, port));
                     }
                 }
                 "open_nat" | "open_routed" => {
@@ -259,9 +273,27 @@ pub fn parse_state(json4: &str, json6: Option<&str>) -> Result<State> {
     let mut ports = table_ports(&t4, false);
     ports.extend(table_ports(&t6, true));
     crate::firewall::sort_ports(&mut ports);
+    // the tables hold neither bridge nor tag of a link
+    let mut links: Vec<Link> = t4
+        .links
+        .iter()
+        .chain(&t6.links)
+        .filter_map(|(from, to, proto, port)| {
+            Some(Link {
+                proto: *proto,
+                from: from.parse().ok()?,
+                to: to.parse().ok()?,
+                port: *port,
+                bridge: String::new(),
+                tag: String::new(),
+            })
+        })
+        .collect();
+    links.sort();
     Ok(State {
         networks: networks.into_values().collect(),
         ports,
+        links,
     })
 }
 
