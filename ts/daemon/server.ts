@@ -8,6 +8,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import { connect } from 'node:net';
 import { arch, availableParallelism, hostname, machine, release, totalmem } from 'node:os';
 import { type ControllerOptions, NetworkController } from '../controller.js';
+import { log } from '../log.js';
 import { CnmError, invalid } from '../errors.js';
 import { type DockerEvent, EventBus } from './events.js';
 import { type Filters, labelsMatch, parseFilters, parseTimestamp } from './filters.js';
@@ -238,8 +239,13 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   // as dockerd at start: the host is set up (predefined networks, reconcile) before serving
   try {
     await ctl.ready();
-    // as dockerd: the daemon serves its sandboxes' embedded DNS
-    await ctl.serveDns();
+    // as dockerd: the daemon serves its sandboxes' embedded DNS, unless another daemon
+    // or program of this host already does (one resolver per host: that one is told of
+    // this daemon's changes)
+    await ctl.serveDns().catch((e: unknown) => {
+      if (!(e instanceof CnmError) || e.code !== 'ERR_SOCKET_IN_USE') throw e;
+      log.warn('another process serves this host\'s DNS: this daemon leaves it to it', { err: e });
+    });
   } catch (e) {
     await ctl.close();
     throw e;

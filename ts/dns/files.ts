@@ -5,7 +5,7 @@
  * linked sandboxes): the other sandboxes' names come from the resolver, so a
  * connect never rewrites anyone else's file.
  */
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { ResolvConf } from './host-conf.js';
@@ -75,10 +75,21 @@ function isLoopback(ip: string): boolean {
   return isIP(ip) === 4 ? ip.startsWith('127.') : ip === '::1';
 }
 
+/**
+ * Rewrite in place, as Docker does: a command started with `ip netns exec` has the
+ * file bind-mounted, and sees the new content only in the same inode. One write
+ * from the start and a truncate to the new length (not to zero first: ext4 flushes
+ * a file truncated to zero and written again when it is closed, ten times the cost).
+ */
 function put(dir: string, file: string, text: string): void {
-  const tmp = join(dir, `.${file}.tmp`);
-  writeFileSync(tmp, text);
-  renameSync(tmp, join(dir, file));
+  const fd = openSync(join(dir, file), constants.O_RDWR | constants.O_CREAT, 0o644);
+  try {
+    const b = Buffer.from(text);
+    writeSync(fd, b, 0, b.length, 0);
+    ftruncateSync(fd, b.length);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Write (or rewrite) the sandbox's three files. */
