@@ -16,6 +16,8 @@ import { type IsolatedHost, eventually, isolatedHost, ping6, pings } from './hel
 import { startEchoServer, tcpTry } from './helpers/tcp.js';
 import { HOST_IP, OUTSIDE_IP, wireOutside } from './helpers/outside.js';
 import { simulatedLan as underlay } from '../ts/sim/lan.js';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dig } from './helpers/dns.js';
 
 const withEtcd = etcdBin ? test.serial : test.serial.skip;
 if (!etcdBin) console.log('cluster tests skipped: etcd is not installed (apt-get install etcd-server; .ci/run does)');
@@ -503,4 +505,35 @@ withEtcd('a host gone for good keeps its addresses until it is forgotten; a live
   t.is(again.Networks.ovz!.IPAddress, ipC);
   t.is(await code(a.call('forgetClusterHost', 'ffffffffffff')), 'ERR_INVALID_ARGUMENT');
   await a.call('removeSandbox', isolated[0]!.name('z2'));
+});
+
+withEtcd('names resolve across hosts on an overlay network, and leave with their sandbox', async (t) => {
+  const [a, b] = hosts as [ClusterHost, ClusterHost];
+  // no upstream server on these hosts: an unknown name is NXDOMAIN, nothing is sent anywhere
+  for (const h of isolated.slice(0, 2)) {
+    mkdirSync(`/etc/netns/${h.ns}`, { recursive: true });
+    writeFileSync(`/etc/netns/${h.ns}/resolv.conf`, '# no nameserver\n');
+  }
+  try {
+    await a.call('serveDns');
+    await b.call('serveDns');
+    await a.call('createNetwork', { name: 'ovdns', driver: 'overlay', ipam: [{ subnet: '10.215.0.0/24' }] });
+    const na = isolated[0]!.name('dnsa');
+    const nb = isolated[1]!.name('dnsb');
+    const sa = await a.call<SandboxInspect>('createSandbox', { name: na, net: 'ovdns', aliases: ['svc'] });
+    const sb = await b.call<SandboxInspect>('createSandbox', { name: nb, net: 'ovdns' });
+    const [ipA, ipB] = [sa.Networks.ovdns!.IPAddress, sb.Networks.ovdns!.IPAddress];
+    t.true(await eventually(() => dig(nb, [na]).answers[0] === ipA, 3000), 'B resolves A, on another host');
+    t.deepEqual(dig(nb, ['svc']).answers, [ipA], 'by its alias');
+    t.deepEqual(dig(nb, [`${na}.ovdns`]).answers, [ipA]);
+    t.deepEqual(dig(nb, ['-x', ipA]).answers, [`${na}.ovdns.`]);
+    t.true(await eventually(() => dig(na, [nb]).answers[0] === ipB, 3000), 'and A resolves B');
+    await a.call('removeSandbox', na);
+    t.true(await eventually(() => dig(nb, [na], undefined, 1).status === 'NXDOMAIN', 3000), 'gone on the other host too');
+    t.is(dig(nb, ['svc'], undefined, 1).status, 'NXDOMAIN');
+    await b.call('removeSandbox', nb);
+    await a.call('removeNetwork', 'ovdns');
+  } finally {
+    for (const h of isolated.slice(0, 2)) rmSync(`/etc/netns/${h.ns}`, { recursive: true, force: true });
+  }
 });

@@ -47,6 +47,7 @@ import { StoreHandle } from './store/store-handle.js';
 import type { EndpointRecord } from './types.js';
 import { HostResolver } from './dns/host-resolver.js';
 import { namesChanged } from './dns/notify.js';
+import { peerNames } from './dns/names.js';
 import type { DnsStats } from './native-api.js';
 
 export type { ConnectOptions, ControllerOptions, IpamPoolRequest, NetworkCreateOptions, SandboxCreateOptions } from './options.js';
@@ -174,7 +175,13 @@ export class NetworkController {
         throw e;
       }
       const peers = new PeerSync(cluster, kernelPeers(this.hostNetns));
-      const overlay = new OverlayDriver(this.drivers.context, cluster, peers, (netId) => endpointsOfNetwork(this.store, netId));
+      const overlay = new OverlayDriver(
+        this.drivers.context,
+        cluster,
+        peers,
+        (netId) => endpointsOfNetwork(this.store, netId),
+        (ep) => peerNames(this.store, ep),
+      );
       this.drivers.register(overlay);
       cluster.store.onRenewed(() => void overlay.republish().catch((err: unknown) => log.error('publishing this host\'s overlay endpoints again failed', { err })));
       this.drivers.clusterIpam = new ClusterIpam(cluster.store, cluster.hostId, this.store);
@@ -307,7 +314,7 @@ export class NetworkController {
    */
   async serveDns(): Promise<void> {
     await this.ready();
-    this.resolver ??= await HostResolver.claim(this.store, this.hostNetns, this.hostDir);
+    this.resolver ??= await HostResolver.claim(this.store, this.hostNetns, this.hostDir, {}, () => this.ctx.cluster);
   }
 
   /** Stop serving DNS from this process. */

@@ -116,6 +116,8 @@ export interface ConnectOptions {
   aliases?: string[];
   /** ports to publish on this endpoint (bridge networks) */
   ports?: PortBinding[];
+  /** legacy links "NAME[:ALIAS]" to sandboxes on this network (Docker's --link) */
+  links?: string[];
 }
 
 /** Options of {@link NetworkController.createSandbox}. */
@@ -138,4 +140,8 @@ export interface SandboxCreateOptions {
   extraHosts?: string[];
   /** its host name, in its hosts and hostname files (default: its name) */
   hostname?: string;
+  /** legacy links "NAME[:ALIAS]" to sandboxes on its network (Docker's --link) */
+  links?: string[];
+  /** ports it exposes without publishing them, "PORT[-END][/PROTO]" (Docker's --expose) */
+  expose?: string[];
 }

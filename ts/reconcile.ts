@@ -15,6 +15,7 @@ import { finishEndpoint, forgetEndpoint } from './ops/endpoints.js';
 import { dropLocalCopy } from './ops/global-networks.js';
 import { rollbackNetwork } from './ops/networks.js';
 import { releaseSandbox, rollbackEndpoint } from './ops/sandboxes.js';
+import { linkEntries } from './ops/links.js';
 import { isAlive } from './owner.js';
 import { allNetworks, allSandboxes, endpointsOfNetwork, keys } from './records.js';
 import type { NetworkRecord, SandboxRecord } from './types.js';
@@ -106,6 +107,7 @@ export async function reconcile(ctx: OpContext, opts: { dryRun?: boolean } = {})
       const input: RepairInput = {
         networks,
         endpoints: () => networks.flatMap((n) => endpointsOfNetwork(store, n.id)).filter((e) => ids.has(e.networkId)),
+        links: () => allSandboxes(store).flatMap((sb) => linkEntries(ctx, sb).filter((l) => networks.some((n) => n.bridge === l.bridge))),
         dryRun,
         step,
       };

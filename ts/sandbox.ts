@@ -6,6 +6,7 @@ import { keys } from './records.js';
 import { Endpoint } from './endpoint.js';
 import { type PortMappingRecord, dockerPorts } from './ports.js';
 import type { NetworkRecord, SandboxRecord } from './types.js';
+import { inspectLinks, linkEnv } from './ops/links.js';
 
 /** Per-network settings, as in Docker's NetworkSettings.Networks. */
 export interface SandboxNetwork {
@@ -33,6 +34,18 @@ export interface SandboxInspect {
   Networks: Record<string, SandboxNetwork>;
   /** published ports, Docker's NetworkSettings.Ports shape */
   Ports: Record<string, Array<{ HostIp: string; HostPort: string }>>;
+  /** its host name (its hosts and hostname files) */
+  Hostname: string;
+  /** Docker's HostConfig name-resolution fields */
+  Dns: string[];
+  DnsSearch: string[];
+  DnsOptions: string[];
+  /** "NAME:IP" entries of its hosts file */
+  ExtraHosts: string[] | null;
+  /** legacy links, Docker's HostConfig.Links: "/linked:/linking/alias" */
+  Links: string[] | null;
+  /** ports exposed without publishing ("80/tcp": {}) */
+  ExposedPorts: Record<string, Record<string, never>> | null;
 }
 
 export class Sandbox {
@@ -76,6 +89,11 @@ export class Sandbox {
     return this.ctl.removeSandbox(this.id);
   }
 
+  /** Docker's link environment variables (ALIAS_PORT_80_TCP_ADDR…) for a command run in it. */
+  linkEnvironment(): Record<string, string> {
+    return linkEnv(this.ctl.ctx, this.record);
+  }
+
   inspect(): SandboxInspect {
     const r = this.record;
     const networks: Record<string, SandboxNetwork> = {};
@@ -114,6 +132,13 @@ export class Sandbox {
       NetworkMode: mode,
       Networks: networks,
       Ports: dockerPorts(ports),
+      Hostname: r.dns?.hostname ?? r.name,
+      Dns: r.dns?.dns ?? [],
+      DnsSearch: r.dns?.dnsSearch ?? [],
+      DnsOptions: r.dns?.dnsOptions ?? [],
+      ExtraHosts: r.dns?.extraHosts?.map(([n, ip]) => `${n}:${ip}`) ?? null,
+      Links: inspectLinks(this.ctl.ctx, r),
+      ExposedPorts: r.expose?.length ? Object.fromEntries(r.expose.map((p) => [`${p.port}/${p.proto}`, {}])) : null,
     };
   }
 }

@@ -54,11 +54,23 @@ export interface SandboxRecord {
   sharedWith?: string;
   /** its name-resolution settings (--dns, --dns-search, --dns-option, --add-host, --hostname) */
   dns?: SandboxDns;
-  /** legacy links (--link): the linked sandbox's id and the alias it goes by here */
-  links?: Array<{ sandbox: string; alias: string }>;
+  /** legacy links (--link): the linked sandbox's id, the alias it goes by here, and the network they share */
+  links?: SandboxLink[];
+  /** ports it exposes without publishing them (Docker's --expose), for links */
+  expose?: Array<{ port: number; proto: 'tcp' | 'udp' | 'sctp' }>;
   created: string;
   state: RecordState;
   owner?: Owner;
+}
+
+/** One legacy link of a sandbox. */
+export interface SandboxLink {
+  /** the linked sandbox's id */
+  sandbox: string;
+  /** the name it goes by in the linking sandbox */
+  alias: string;
+  /** the network they share, where the link's firewall entries live */
+  network: string;
 }
 
 export interface EndpointRecord {

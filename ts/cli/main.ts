@@ -60,7 +60,7 @@ ${SANDBOX_USAGE}`;
 const COMMAND_USAGE: Record<string, string> = {
   network: NETWORK_USAGE,
   sandbox: SANDBOX_USAGE,
-  run: 'Usage: cnm run [--name NAME] [--rm] [--net NETWORK] [--ip IP] [--ip6 IP] [--alias A]... [-p SPEC]... -- CMD ARGS...',
+  run: 'Usage: cnm run [--name NAME] [--rm] [--net NETWORK] [--ip IP] [--ip6 IP] [--alias A]... [-p SPEC]... [--dns IP]... [--dns-search D]... [--dns-option O]... [--add-host NAME:IP]... [--hostname H] [--link NAME[:ALIAS]]... [--expose PORT]... -- CMD ARGS...',
   port: 'Usage: cnm port SANDBOX [PORT[/PROTO]]',
   system: 'Usage: cnm system reconcile [--dry-run] | cnm system hosts | cnm system forget-host ID',
   daemon: 'Usage: cnm daemon [--socket PATH]   (default /run/cnm.sock; serves the Docker Engine network API)',

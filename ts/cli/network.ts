@@ -17,7 +17,7 @@ Commands:
   ls [--format table|json] [-q]
   inspect NAME|ID...
   rm NAME|ID...
-  connect [--ip IP] [--ip6 IP] [--alias A]... [-p SPEC]... NETWORK SANDBOX
+  connect [--ip IP] [--ip6 IP] [--alias A]... [--link NAME[:ALIAS]]... [-p SPEC]... NETWORK SANDBOX
   disconnect NETWORK SANDBOX`;
 
 /** Pair gateways, ranges and aux addresses with the subnet containing them, as docker does. */
@@ -124,12 +124,13 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
         ip: { type: 'string' },
         ip6: { type: 'string' },
         alias: { type: 'string', multiple: true },
+        link: { type: 'string', multiple: true },
         publish: { type: 'string', short: 'p', multiple: true },
       });
       if (positionals.length !== 2) throw invalid('network connect needs NETWORK and SANDBOX');
       const ports = list(v.publish).flatMap(parsePublish);
       return withController(ctx, v, async (ctl) => {
-        await ctl.connect(positionals[0]!, positionals[1]!, { ip: str(v.ip), ip6: str(v.ip6), aliases: list(v.alias), ports });
+        await ctl.connect(positionals[0]!, positionals[1]!, { ip: str(v.ip), ip6: str(v.ip6), aliases: list(v.alias), ports, links: list(v.link).length ? list(v.link) : undefined });
         return 0;
       });
     }

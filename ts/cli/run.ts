@@ -24,7 +24,8 @@ export async function runCommand(ctx: CliContext, argv: string[]): Promise<numbe
     let code: number;
     try {
       code = await new Promise<number>((resolve, reject) => {
-        const child = spawn('ip', ['netns', 'exec', sb.netns, ...cmd], { stdio: 'inherit' });
+        // Docker's link variables (ALIAS_PORT_80_TCP_ADDR…) join the command's environment
+        const child = spawn('ip', ['netns', 'exec', sb.netns, ...cmd], { stdio: 'inherit', env: { ...process.env, ...sb.linkEnvironment() } });
         const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
         const onInt = forward('SIGINT');
         const onTerm = forward('SIGTERM');

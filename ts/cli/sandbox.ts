@@ -9,7 +9,8 @@ export const SANDBOX_USAGE = `Usage: cnm sandbox COMMAND
 
 Commands:
   create [--net NETWORK|host|none|container:NAME] [--ip IP] [--ip6 IP] [--alias A]... [-p SPEC]...
-         [--dns IP]... [--dns-search DOMAIN]... [--dns-option OPT]... [--add-host NAME:IP]... [--hostname NAME] NAME
+         [--dns IP]... [--dns-search DOMAIN]... [--dns-option OPT]... [--add-host NAME:IP]... [--hostname NAME]
+         [--link NAME[:ALIAS]]... [--expose PORT[/PROTO]]... NAME
   ls [--format table|json] [-q]
   inspect NAME|ID...
   rm NAME|ID...`;
@@ -27,6 +28,8 @@ export const SANDBOX_OPTIONS = {
   'dns-option': { type: 'string', multiple: true },
   'add-host': { type: 'string', multiple: true },
   hostname: { type: 'string' },
+  link: { type: 'string', multiple: true },
+  expose: { type: 'string', multiple: true },
 } as const satisfies OptionSpec;
 
 /** What those options ask of createSandbox (all but the name); bad -p specs throw here. */
@@ -42,6 +45,8 @@ export function sandboxRequest(v: Parsed['values']): Omit<SandboxCreateOptions, 
     dnsOptions: list(v['dns-option']).length ? list(v['dns-option']) : undefined,
     extraHosts: list(v['add-host']).length ? list(v['add-host']) : undefined,
     hostname: str(v.hostname),
+    links: list(v.link).length ? list(v.link) : undefined,
+    expose: list(v.expose).length ? list(v.expose) : undefined,
   };
 }
 

@@ -52,6 +52,10 @@ export interface PeerRecord {
   ips: string[];
   /** the id of its sandbox (absent when published with its address, before the sandbox joins) */
   sandbox?: string;
+  /** the names it answers to in the embedded DNS of the other hosts (see dns/names.ts) */
+  names?: string[];
+  /** the name its addresses resolve back to */
+  ptr?: string;
 }
 
 const LOCAL_ID_KEY = 'cluster/host-id';

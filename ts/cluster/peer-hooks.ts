@@ -13,7 +13,15 @@ import type { NetworkRecord } from '../types.js';
 import { type Cluster, type PeerRecord, clusterKeys } from './cluster.js';
 
 export class PeerRecordHooks implements AddressHooks {
+  /** names of endpoints whose addresses are being taken */
+  private readonly names = new Map<string, { names: string[]; ptr: string }>();
+
   constructor(private readonly cluster: Cluster) {}
+
+  nameEndpoint(endpointId: string, names: { names: string[]; ptr: string } | undefined): void {
+    if (names) this.names.set(endpointId, names);
+    else this.names.delete(endpointId);
+  }
 
   allocated(tx: StoreTxn, net: NetworkRecord, endpointId: string, family: 4 | 6, address: string): void {
     if (!tx.get(`net/${net.id}`)) throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${net.name} was removed from the cluster`, { network: net.name });
@@ -23,7 +31,8 @@ export class PeerRecordHooks implements AddressHooks {
     // IPv4 first, as the overlay driver lists them; the MAC comes from the IPv4 address when there is one
     const ips = family === 4 ? [ip, ...(had?.ips.filter((a) => a.includes(':')) ?? [])] : [...(had?.ips.filter((a) => !a.includes(':')) ?? []), ip];
     const mac = family === 4 ? macFor(address, endpointId) : (had?.mac ?? macFor('', endpointId));
-    tx.put(key, { host: this.cluster.hostId, vtep: this.cluster.advertise, mac, ips } satisfies PeerRecord, { ephemeral: true });
+    const names = this.names.get(endpointId) ?? (had?.names ? { names: had.names, ptr: had.ptr ?? '' } : undefined);
+    tx.put(key, { host: this.cluster.hostId, vtep: this.cluster.advertise, mac, ips, ...names } satisfies PeerRecord, { ephemeral: true });
   }
 
   released(tx: StoreTxn, net: NetworkRecord, endpointId: string, address: string): void {

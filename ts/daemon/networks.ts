@@ -234,9 +234,12 @@ export async function handleNetworks(ctl: NetworkController, bus: EventBus, req:
     sendEmpty(res, 204);
   } else if (id !== undefined && action === 'connect' && method === 'POST') {
     const body = await readJson(req);
-    const ec = (body.EndpointConfig ?? {}) as { IPAMConfig?: { IPv4Address?: unknown; IPv6Address?: unknown }; Aliases?: unknown };
+    const ec = (body.EndpointConfig ?? {}) as { IPAMConfig?: { IPv4Address?: unknown; IPv6Address?: unknown }; Aliases?: unknown; Links?: unknown };
     const aliases = ec.Aliases ?? [];
     if (!Array.isArray(aliases)) throw invalid('EndpointConfig.Aliases must be a list', aliases);
+    // docker network connect --link NAME:ALIAS
+    const links = ec.Links ?? undefined;
+    if (links !== undefined && links !== null && !Array.isArray(links)) throw invalid('EndpointConfig.Links must be a list', links);
     // Docker resolves the container first: an unknown one is reported whatever the network
     const sb = container(ctl, body);
     const n = ctl.getNetwork(id);
@@ -244,6 +247,7 @@ export async function handleNetworks(ctl: NetworkController, bus: EventBus, req:
       ip: str(ec.IPAMConfig?.IPv4Address, 'IPAMConfig.IPv4Address'),
       ip6: str(ec.IPAMConfig?.IPv6Address, 'IPAMConfig.IPv6Address'),
       aliases: aliases as string[],
+      links: Array.isArray(links) && links.length ? (links as string[]) : undefined,
     });
     bus.emit('connect', n.id, { container: ep.sandboxId, name: n.name, type: n.driver });
     sendEmpty(res, 200);

@@ -8,6 +8,7 @@ import { CnmError } from '../errors.js';
 import { log } from '../log.js';
 import { native } from '../native.js';
 import type { Store } from '../store/store.js';
+import type { Cluster } from '../cluster/cluster.js';
 import type { Server } from 'node:net';
 import { rmSync } from 'node:fs';
 import { askResolver, controlPath, lockPath, serveControl } from './control.js';
@@ -28,7 +29,7 @@ export class HostResolver {
     private readonly path: string,
   ) {}
 
-  static async claim(store: Store, hostNetns: string | null, hostDir: string, opts: HostResolverOptions = {}): Promise<HostResolver> {
+  static async claim(store: Store, hostNetns: string | null, hostDir: string, opts: HostResolverOptions = {}, cluster?: () => Cluster | undefined): Promise<HostResolver> {
     const path = controlPath(hostDir);
     const lock = native.lockFileOpen(lockPath(hostDir));
     try {
@@ -42,7 +43,7 @@ export class HostResolver {
           new Promise((_, reject) => setTimeout(() => reject(new CnmError('ERR_SOCKET_IN_USE', 'the background resolver did not give way within 5 s', { value: path })), 5000).unref()),
         ]);
       }
-      const service = await DnsService.start(store, hostNetns);
+      const service = await DnsService.start(store, hostNetns, cluster);
       let self: HostResolver | undefined;
       const server = await serveControl(path, async (req) => {
         if (req === 'sync') {

@@ -6,6 +6,8 @@
  * qualified with the network's name.
  */
 import type { DnsEndpoint } from '../native-api.js';
+import { keys } from '../records.js';
+import type { Store } from '../store/store.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 
 /** Networks whose sandboxes find each other by name: user-defined ones, of a driver that gives addresses. */
@@ -20,6 +22,19 @@ export function endpointNames(net: Pick<NetworkRecord, 'name'>, sbName: string, 
   return [...new Set([...base, ...qualified])];
 }
 
+/** What a reverse lookup of its addresses answers: SANDBOX.NETWORK, as Docker's. */
+export function ptrName(net: Pick<NetworkRecord, 'name'>, sbName: string): string {
+  return `${sbName}.${net.name}`.toLowerCase();
+}
+
+/** The names a global endpoint's peer record carries for the other hosts, from this host's records. */
+export function peerNames(store: Pick<Store, 'get'>, ep: EndpointRecord): { names?: string[]; ptr?: string } {
+  const net = store.get<NetworkRecord>(keys.net(ep.networkId));
+  const sb = store.get<SandboxRecord>(keys.sb(ep.sandboxId));
+  if (!net || !sb || !hasDns(net)) return {};
+  return { names: endpointNames(net, sb.name, sb.id, ep.aliases), ptr: ptrName(net, sb.name) };
+}
+
 /** The resolver's record of a local endpoint. */
 export function dnsEndpoint(net: NetworkRecord, sb: SandboxRecord, ep: EndpointRecord): DnsEndpoint {
   return {
@@ -27,7 +42,7 @@ export function dnsEndpoint(net: NetworkRecord, sb: SandboxRecord, ep: EndpointR
     network: net.id,
     sandbox: sb.id,
     names: endpointNames(net, sb.name, sb.id, ep.aliases),
-    ptr: `${sb.name}.${net.name}`.toLowerCase(),
+    ptr: ptrName(net, sb.name),
     ipv4: ep.ipv4 || undefined,
     ipv6: ep.ipv6 || undefined,
   };

@@ -7,7 +7,8 @@
  */
 import { log } from '../log.js';
 import { native } from '../native.js';
-import type { DnsStats } from '../native-api.js';
+import type { DnsEndpoint, DnsStats } from '../native-api.js';
+import { type Cluster, type PeerRecord, clusterKeys } from '../cluster/cluster.js';
 import { allSandboxes, endpointsOfSandbox, keys } from '../records.js';
 import type { Store, StoreEvent, StoreWatch } from '../store/store.js';
 import type { NetworkRecord, SandboxRecord } from '../types.js';
@@ -23,6 +24,13 @@ export class DnsService {
   private readonly served = new Map<string, string>();
   private readonly dirty = new Set<string>();
   private readonly watches: StoreWatch[] = [];
+  /** local endpoint id -> its network id */
+  private readonly epNet = new Map<string, string>();
+  /** global network -> the other hosts' endpoint ids the resolver has (networks with local endpoints only) */
+  private readonly remote = new Map<string, Set<string>>();
+  /** peer keys changed since the last flush */
+  private readonly peerKeys = new Set<string>();
+  private peerWatch: StoreWatch | undefined;
   private work: Promise<void> = Promise.resolve();
   private stopped = false;
 
@@ -30,12 +38,17 @@ export class DnsService {
     private readonly store: Store,
     private readonly hostNetns: string | null,
     private readonly handle: number,
+    private readonly cluster: () => Cluster | undefined,
   ) {}
 
-  /** Start the resolver of `hostNetns` over `store`, with every sandbox the store holds. */
-  static async start(store: Store, hostNetns: string | null): Promise<DnsService> {
+  /**
+   * Start the resolver of `hostNetns` over `store`, with every sandbox the store
+   * holds; with `cluster`, the other hosts' endpoints on the global networks
+   * this host has endpoints on answer too (from their peer records).
+   */
+  static async start(store: Store, hostNetns: string | null, cluster: () => Cluster | undefined = () => undefined): Promise<DnsService> {
     const handle = await native.dnsStart(hostNetns ?? undefined);
-    const s = new DnsService(store, hostNetns, handle);
+    const s = new DnsService(store, hostNetns, handle, cluster);
     const rev = store.revision();
     for (const sb of allSandboxes(store)) s.dirty.add(sb.id);
     for (const prefix of ['sb/', 'ep/']) s.watches.push(store.watch(prefix, rev, (e) => s.changed(e)));
@@ -79,11 +92,13 @@ export class DnsService {
         upsert.push(dnsEndpoint(net, sb!, ep));
         now.add(ep.id);
         this.owner.set(ep.id, id);
+        this.epNet.set(ep.id, net.id);
       }
       for (const e of have) {
         if (now.has(e)) continue;
         remove.push(e);
         this.owner.delete(e);
+        this.epNet.delete(e);
       }
       if (now.size) this.known.set(id, now);
       else this.known.delete(id);
@@ -93,6 +108,7 @@ export class DnsService {
         native.dnsCloseSandbox(this.handle, id);
       }
     }
+    this.remoteChanges(upsert, remove);
     native.dnsUpdate(this.handle, upsert, remove);
     await Promise.all(
       serve.map(async ([sb, upstreams]) => {
@@ -107,6 +123,52 @@ export class DnsService {
         }
       }),
     );
+  }
+
+  /**
+   * The other hosts' endpoints on the global networks with local endpoints: a
+   * network newly in use here is read whole, one no longer in use dropped, and
+   * changed peer keys applied one by one.
+   */
+  private remoteChanges(upsert: DnsEndpoint[], remove: string[]): void {
+    const cluster = this.cluster();
+    if (!cluster) return;
+    this.peerWatch ??= cluster.store.watch('peer/', cluster.store.revision(), (e) => {
+      for (const c of e.changes) this.peerKeys.add(c.key);
+      void this.flush();
+    });
+    const needed = new Set<string>();
+    for (const netId of this.epNet.values()) {
+      if (this.store.get<NetworkRecord>(keys.net(netId))?.scope === 'global') needed.add(netId);
+    }
+    for (const [netId, ids] of this.remote) {
+      if (needed.has(netId)) continue;
+      remove.push(...ids);
+      this.remote.delete(netId);
+    }
+    for (const netId of needed) {
+      if (this.remote.has(netId) || !cluster.store.following(clusterKeys.peers(netId))) continue;
+      this.remote.set(netId, new Set());
+      for (const [key] of cluster.store.range(clusterKeys.peers(netId))) this.peerKeys.add(key);
+    }
+    for (const key of this.peerKeys) {
+      const [, netId, epId] = key.split('/') as [string, string, string];
+      const ids = this.remote.get(netId);
+      if (!ids) continue;
+      const rec = cluster.store.following(clusterKeys.peers(netId)) ? cluster.store.get<PeerRecord>(key) : undefined;
+      if (rec && rec.host !== cluster.hostId && rec.names?.length) {
+        upsert.push({
+          id: epId,
+          network: netId,
+          names: rec.names,
+          ptr: rec.ptr ?? rec.names[0]!,
+          ipv4: rec.ips.find((a) => !a.includes(':')),
+          ipv6: rec.ips.find((a) => a.includes(':')),
+        });
+        ids.add(epId);
+      } else if (ids.delete(epId)) remove.push(epId);
+    }
+    this.peerKeys.clear();
   }
 
   /** Settle: what other processes committed is read now, and every change so far is applied. */
@@ -124,6 +186,7 @@ export class DnsService {
   async stop(): Promise<void> {
     if (this.stopped) return;
     for (const w of this.watches) w.close();
+    this.peerWatch?.close();
     await this.work.catch(() => undefined);
     this.stopped = true;
     native.dnsStop(this.handle);

@@ -7,7 +7,7 @@
  */
 import { Firewall } from '../firewall.js';
 import { native } from '../native.js';
-import type { FirewallNetwork, LinkInfo, PortMapping } from '../native-api.js';
+import type { FirewallLink, FirewallNetwork, LinkInfo, PortMapping } from '../native-api.js';
 import { formatIfAddr, parseCidr, parseIp } from '../net/ip.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 import { syncProxies } from './bridge-proxies.js';
@@ -131,17 +131,27 @@ async function syncFirewall(firewall: Firewall, input: RepairInput, lost: Endpoi
   const removePorts = state.ports.filter((p) => portKeys(p).some((k) => !wantPortKeys.has(k)));
   // a port removed because one of its families is stale takes the others with it: add those back
   for (const p of wantPorts) if (!addPorts.includes(p) && removePorts.some((r) => portKeys(r).some((k) => portKeys(p).includes(k)))) addPorts.push(p);
-  if (!addNetworks.length && !removeNetworks.length && !addPorts.length && !removePorts.length) return;
+  // legacy links: by their key (nftables keeps neither bridge nor tag); only those of these networks' bridges
+  const linkKey = (l: FirewallLink) => `${l.proto}|${l.from}|${l.to}|${l.port}`;
+  const bridges = new Set(wantNets.map((n) => n.bridge));
+  const wantLinks = input.links?.() ?? [];
+  const haveLinks = new Set(state.links.map(linkKey));
+  const wantLinkKeys = new Set(wantLinks.map(linkKey));
+  const addLinks = wantLinks.filter((l) => !haveLinks.has(linkKey(l)));
+  const removeLinks = state.links.filter((l) => !wantLinkKeys.has(linkKey(l)) && (l.bridge === '' || bridges.has(l.bridge) || !haveBridges.has(l.bridge)));
+  if (!addNetworks.length && !removeNetworks.length && !addPorts.length && !removePorts.length && !addLinks.length && !removeLinks.length) return;
   const what = [
     ...removeNetworks.map((n) => `remove firewall entries of bridge ${n.bridge}`),
     ...addNetworks.map((n) => `${haveBridges.has(n.bridge) ? 'update' : 'restore'} firewall entries of bridge ${n.bridge}`),
     ...removePorts.map((p) => `remove stale port mapping ${p.proto}/${p.hostPort}`),
     ...addPorts.map((p) => `restore port mapping ${p.proto}/${p.hostPort} -> ${p.containerIp ?? `[${p.containerIp6}]`}:${p.containerPort}`),
+    ...removeLinks.map((l) => `remove stale link ${l.from} -> ${l.to}:${l.port}/${l.proto}`),
+    ...addLinks.map((l) => `restore link ${l.from} -> ${l.to}:${l.port}/${l.proto}`),
   ];
   await input.step(what, async () => {
     // removals first, in their own batch, so that an updated entry is re-added cleanly
-    await firewall.apply({ removeNetworks, removePorts });
-    await firewall.apply({ addNetworks, addPorts });
+    await firewall.apply({ removeNetworks, removePorts, removeLinks });
+    await firewall.apply({ addNetworks, addPorts, addLinks });
   });
 }
 

@@ -6,6 +6,7 @@
  */
 import type { Proxies } from '../proxy/proxies.js';
 import type { Firewall } from '../firewall.js';
+import type { FirewallLink } from '../native-api.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 
 export interface DriverContext {
@@ -32,6 +33,8 @@ export interface RepairInput {
    * in the listing had its endpoint recorded before).
    */
   endpoints(): EndpointRecord[];
+  /** the firewall entries of the legacy links on these networks (see ops/links.ts) */
+  links?(): FirewallLink[];
   dryRun: boolean;
   /**
    * Record one repair (or several done by one `fn`): `fn` runs unless this is a

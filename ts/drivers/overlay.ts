@@ -43,6 +43,8 @@ export class OverlayDriver implements Driver {
     private readonly peers: PeerSync,
     /** this host's endpoints of a network, from the local store */
     private readonly localEndpoints: (netId: string) => EndpointRecord[],
+    /** an endpoint's DNS names for the other hosts (none when its network has no DNS) */
+    private readonly namesOf: (ep: EndpointRecord) => Pick<PeerRecord, 'names' | 'ptr'> = () => ({}),
   ) {}
 
   /** The VNI option, if given, must be one VNI (Docker takes a list for its old multi-subnet form). */
@@ -166,6 +168,7 @@ export class OverlayDriver implements Driver {
       mac: ep.mac,
       ips: [ep.ipv4, ep.ipv6].filter((a) => a !== '').map((a) => a.split('/')[0]!),
       sandbox: ep.sandboxId,
+      ...this.namesOf(ep),
     };
   }
 

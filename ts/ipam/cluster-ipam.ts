@@ -38,6 +38,8 @@ export const RECONCILE_GRACE_MS = 30_000;
  * trip, and takes it back with it.
  */
 export interface AddressHooks {
+  /** the DNS names of an endpoint about to take addresses, for what allocated() writes */
+  nameEndpoint?(endpointId: string, names: { names: string[]; ptr: string } | undefined): void;
   allocated(tx: StoreTxn, net: NetworkRecord, endpointId: string, family: 4 | 6, address: string): void;
   released(tx: StoreTxn, net: NetworkRecord, endpointId: string, address: string): void;
 }

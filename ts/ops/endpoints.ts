@@ -25,6 +25,8 @@ import type { OpContext } from './context.js';
 import { gatewayFor, gatewayHeir, givesDefaultRoute, handOverDefaultRoute } from './default-gateway.js';
 import { Forward, Undo } from './undo.js';
 import { refreshFilesOf } from './sandbox-files.js';
+import { addLinks, dropLinks, planLinks } from './links.js';
+import { endpointNames, hasDns, ptrName } from '../dns/names.js';
 
 /** An endpoint checked and given its addresses, ready to be reserved in a transaction. */
 export interface EndpointPlan {
@@ -80,7 +82,15 @@ export async function planEndpoint(ctx: OpContext, net: NetworkRecord, sb: Sandb
     state: 'pending',
     owner: currentOwner(),
   };
-  const leases = driver.usesIpam ? await requestAddresses(ctx, net, opts, ep.id) : [];
+  // a global network's peer record, written with the address, carries the names for the other hosts' DNS
+  const hooks = net.scope === 'global' && hasDns(net) ? ctx.drivers.clusterIpam?.hooks : undefined;
+  hooks?.nameEndpoint?.(ep.id, { names: endpointNames(net, sb.name, sb.id, aliases), ptr: ptrName(net, sb.name) });
+  let leases: Array<{ family: 4 | 6; lease: AddressLease }>;
+  try {
+    leases = driver.usesIpam ? await requestAddresses(ctx, net, opts, ep.id) : [];
+  } finally {
+    hooks?.nameEndpoint?.(ep.id, undefined);
+  }
   const release = async () => {
     for (const l of leases) await l.lease.release().catch((e: unknown) => log.warn('giving back an unused address failed', { network: net.name, err: e }));
   };
@@ -185,6 +195,19 @@ export async function finishEndpoint(ctx: OpContext, ep: EndpointRecord): Promis
 /** Connect a sandbox to a network (Docker's `network connect`). */
 export async function connect(ctx: OpContext, netRef: string, sbRef: string, opts: ConnectOptions): Promise<EndpointRecord> {
   const net = findAnyNetwork(ctx, netRef);
+  if (opts?.links !== undefined) {
+    // links are checked before anything changes, made once the endpoint is
+    const linker = findSandbox(ctx.store, sbRef);
+    const links = planLinks(ctx, opts.links, linker.name, net, linker.links);
+    const ep = await connect(ctx, net.id, linker.id, { ...opts, links: undefined });
+    try {
+      await addLinks(ctx, findSandbox(ctx.store, linker.id), links);
+    } catch (e) {
+      await disconnect(ctx, net.id, linker.id).catch((u: unknown) => log.warn('leaving a network after its links failed failed', { network: net.name, err: u }));
+      throw e;
+    }
+    return ep;
+  }
   if (!needsGatewayBridge(net)) return connectTo(ctx, net, sbRef, opts);
   // an overlay sandbox meets the world, and publishes its ports, on the gateway bridge
   const ep = await connectTo(ctx, net, sbRef, { ...opts, ports: undefined });
@@ -266,6 +289,7 @@ export async function disconnect(ctx: OpContext, netRef: string, sbRef: string):
   // the link is gone: from here on the disconnect only moves forward
   const fwd = new Forward(`disconnect ${sb.name} from ${net.name}`);
   await fwd.step('the step after the kernel work', () => fault('disconnect.leave'));
+  await fwd.step('take its links on this network out', () => dropLinks(ctx, sb, net.id));
   const heir = ep.defaultGateway ? gatewayHeir(ctx.store, sb, ep) : undefined;
   await fwd.step('drop the endpoint records', () => forgetEndpoint(ctx, net, ep, heir));
   await fwd.step('the step after the commit', () => fault('disconnect.commit'));

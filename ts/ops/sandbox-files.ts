@@ -24,7 +24,7 @@ export function writeFilesOf(ctx: OpContext, sb: SandboxRecord, eps: EndpointRec
   const links = (sb.links ?? []).flatMap((l) => {
     const other = ctx.store.get<SandboxRecord>(keys.sb(l.sandbox));
     if (!other) return [];
-    const ip = endpointsOfSandbox(ctx.store, other.id).find((e) => e.ipv4)?.ipv4;
+    const ip = endpointsOfSandbox(ctx.store, other.id).find((e) => e.networkId === l.network && e.ipv4)?.ipv4;
     return ip ? [{ ip: bare(ip), alias: l.alias, name: other.name }] : [];
   });
   writeSandboxFiles(

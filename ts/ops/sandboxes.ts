@@ -23,11 +23,13 @@ import { dropEndpointRecords, forgetEndpoint, markActive, planEndpoint, programE
 import { Forward, Undo } from './undo.js';
 import { checkSandboxDns } from '../dns/settings.js';
 import { removeFilesOf, writeFilesOf } from './sandbox-files.js';
+import { dropLinks, linkEntries, parseExpose, planLinks, reserveLinks, unreserveLinks } from './links.js';
 
 export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): Promise<SandboxRecord> {
   if (typeof req !== 'object' || req === null) throw invalid('sandbox create needs options', req);
   checkName('sandbox', req.name);
   const dns = checkSandboxDns(req);
+  const expose = parseExpose(req.expose);
   const netRef = req.net ?? 'bridge';
   if (typeof netRef !== 'string' || netRef === '') throw invalid('--net must not be empty', netRef);
   let mode: SandboxMode = 'network';
@@ -45,6 +47,8 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
       throw invalid(`conflicting options: --ip/--ip6 cannot be used with network mode ${mode}`, req.ip ?? req.ip6);
     }
   }
+  if (req.links !== undefined && mode !== 'network') throw invalid(`--link needs a network the two sandboxes share, not network mode ${mode}`, req.links);
+  const links = net && mode === 'network' ? planLinks(ctx, req.links, req.name, net) : [];
   if (await native.netnsExists(req.name)) {
     throw new CnmError('ERR_NAME_CONFLICT', `a network namespace named ${req.name} already exists`, { value: req.name, sandbox: req.name });
   }
@@ -59,6 +63,8 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
   };
   if (shared) sb.sharedWith = shared.id;
   if (Object.keys(dns).length) sb.dns = dns;
+  if (links.length) sb.links = links;
+  if (expose.length) sb.expose = expose;
   // host-mode sandboxes publish nothing: they use the host's ports directly, as in Docker
   // on an overlay network, ports are published on the gateway bridge, joined once the sandbox is made
   const gateway = net !== undefined && needsGatewayBridge(net);
@@ -75,6 +81,7 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
         }
         tx.put(keys.sb(sb.id), sb);
         tx.put(keys.sbName(sb.name), sb.id);
+        reserveLinks(tx, sb.id, links);
         plan?.reserve(tx);
       });
     } catch (e) {
@@ -98,6 +105,11 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
       undo.push('remove its hosts and resolv.conf', () => removeFilesOf(sb));
       writeFilesOf(ctx, sb, plan ? [plan.ep] : []);
       if (plan) await programEndpoint(plan, undo);
+      const fw = linkEntries(ctx, sb);
+      if (fw.length) {
+        await ctx.firewall.apply({ addLinks: fw });
+        undo.push('withdraw its links', () => ctx.firewall.apply({ removeLinks: fw }));
+      }
       fault('sandbox.create.join');
       sb.state = 'ready';
       delete sb.owner;
@@ -154,6 +166,7 @@ export async function removeSandbox(ctx: OpContext, ref: string): Promise<void> 
   const fwd = new Forward(`remove sandbox ${sb.name}`);
   removeFilesOf(sb);
   await fwd.step('the step after the netns delete', () => fault('sandbox.rm.netns'));
+  await fwd.step('take its links out', () => dropLinks(ctx, sb));
   const eps = endpointsOfSandbox(ctx.store, sb.id);
   await leaveAll(ctx, sb, eps, fwd);
   await fwd.step('the step after the leaves', () => fault('sandbox.rm.leave'));
@@ -169,6 +182,7 @@ export async function removeSandbox(ctx: OpContext, ref: string): Promise<void> 
 export async function releaseSandbox(ctx: OpContext, sb: SandboxRecord): Promise<void> {
   const fwd = new Forward(`release sandbox ${sb.name}`);
   removeFilesOf(sb);
+  await fwd.step('take its links out', () => dropLinks(ctx, sb));
   const eps = endpointsOfSandbox(ctx.store, sb.id);
   await leaveAll(ctx, sb, eps, fwd);
   await dropSandbox(ctx, sb, eps, fwd);
@@ -206,6 +220,7 @@ async function dropSandbox(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecor
 }
 
 function dropSandboxRecords(tx: StoreTxn, sb: SandboxRecord): void {
+  unreserveLinks(tx, sb.id, sb.links ?? []);
   tx.del(keys.sb(sb.id));
   if (tx.get(keys.sbName(sb.name)) === sb.id) tx.del(keys.sbName(sb.name));
 }

@@ -37,6 +37,7 @@ const ops: Record<string, Op> = {
   },
   disconnect: (net: string, sb: string) => ctl.disconnect(net, sb),
   reconcile: () => ctl.reconcile(),
+  serveDns: () => ctl.serveDns(),
   /** for the bench: one connect timed here; `at` is when it returned, in ms since the epoch (comparable across processes) */
   timedConnect: async (net: string, sb: string) => {
     const t = performance.now();
