@@ -7,6 +7,7 @@
  * last operation left; with `reconcile` it first runs reconcile (after a crash,
  * that is how state is repaired).
  */
+import { existsSync, readdirSync } from 'node:fs';
 import { NetworkController } from '../../ts/controller.js';
 import { AddressAllocator } from '../../ts/ipam/allocator.js';
 import { native } from '../../ts/native.js';
@@ -49,6 +50,11 @@ export async function checkConsistency(host: IsolatedHost, opts: { reconcile?: b
     const nsWant = new Set(sbs.map((s) => s.netns));
     for (const n of nsMine) if (!nsWant.has(n) && !n.endsWith('-outside')) problems.push(`netns ${n} belongs to no sandbox`);
     for (const n of nsWant) if (!nsMine.includes(n)) problems.push(`netns ${n} of a sandbox is missing`);
+    // the files `ip netns exec` shows: exactly those of sandboxes with a netns of their own
+    const etcMine = existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith(host.name('')) && n !== host.ns) : [];
+    const etcWant = new Set(store.range<{ netns: string; mode: string }>('sb/').filter(([, s]) => s.mode === 'network' || s.mode === 'none').map(([, s]) => s.netns));
+    for (const n of etcMine) if (!etcWant.has(n)) problems.push(`/etc/netns/${n} belongs to no sandbox`);
+    for (const n of etcWant) if (!etcMine.includes(n)) problems.push(`/etc/netns/${n} of a sandbox is missing`);
     const fw = await native.firewallState('nftables', host.ns);
     const portKey = (p: { proto: string; hostPort: number; containerIp: string; containerPort: number }) =>
       `${p.proto}/${p.hostPort}->${p.containerIp}:${p.containerPort}`;
