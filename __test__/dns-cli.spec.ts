@@ -4,7 +4,8 @@
 // the next command and answers the same, a daemon takes over, and the resolver
 // leaves after the last such sandbox.
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dockerAt, dockerBin } from './helpers/docker-cli.js';
 import test from 'ava';
 import { startDaemon } from '../ts/daemon/server.js';
 import { cliErrorCode, cnm } from './helpers/cli.js';
@@ -66,6 +67,9 @@ test.serial('the first sandbox starts the resolver; names resolve when each comm
   const out = execFileSync(process.execPath, ['bin/cnm.js', '--host-netns', host.ns, '--state-dir', host.stateDir, 'run', '--rm', '--net', 'apps', '--hostname', 'worker', '--', 'getent', 'hosts', b, 'worker'], { encoding: 'utf8' });
   t.regex(out, /^10\.71\.0\.3\s/m);
   t.regex(out, /^10\.71\.0\.4\s+worker/m);
+  // --link: Docker's variables in the command's environment
+  const env = execFileSync(process.execPath, ['bin/cnm.js', '--host-netns', host.ns, '--state-dir', host.stateDir, 'run', '--rm', '--net', 'apps', '--link', `${b}:peer`, '--', 'env'], { encoding: 'utf8' });
+  t.regex(env, new RegExp(`^PEER_NAME=/cnm-[0-9a-f]+/peer$`, 'm'));
   // bad input: coded error, nothing made
   const bad = run('sandbox', 'create', '--net', 'apps', '--add-host', 'nohost', host.name('bad'));
   t.not(bad.code, 0);
@@ -99,6 +103,20 @@ test.serial('a daemon takes DNS over from the background resolver, and gives it 
     t.is((await runAsync('sandbox', 'create', '--net', 'apps', '--alias', 'late', host.name('d'))).code, 0);
     t.is(await digAsync(a, 'late'), 1);
     t.deepEqual(resolverPids(), [], 'no background resolver while the daemon serves');
+    if (dockerBin) {
+      // the stock docker CLI: network connect --alias --link, answered by the daemon's resolver
+      const [b, d] = [host.name('b'), host.name('d')];
+      t.is((await runAsync('network', 'create', 'more')).code, 0);
+      const refused = await dockerAt(daemon.socket, 'network', 'connect', '--link', 'nosuch:x', 'more', d);
+      t.not(refused.code, 0);
+      t.regex(refused.err, /cannot link to nosuch/);
+      t.is((await runAsync('network', 'connect', 'more', b)).code, 0);
+      const r = await dockerAt(daemon.socket, 'network', 'connect', '--alias', 'more-api', '--link', `${b}:bee`, 'more', d);
+      t.is(r.code, 0, r.err);
+      t.deepEqual(daemon.controller.getSandbox(d).inspect().Links, [`/${b}:/${d}/bee`]);
+      t.is(await digAsync(b, 'more-api'), 1, 'its alias on the new network');
+      t.true(readFileSync(`/etc/netns/${d}/hosts`, 'utf8').includes('\tbee '), 'the link in its hosts file');
+    } else t.log('docker CLI not installed: its part skipped (.ci/run installs it)');
   } finally {
     await daemon.close();
   }
