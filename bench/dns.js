@@ -36,6 +36,12 @@ const latencies = (out) =>
     .filter((l) => l.startsWith('> NOERROR'))
     .map((l) => Number(l.trim().split(/\s+/).at(-1)) * 1000);
 
+/** this process's user + system CPU time, ms */
+function ownCpu() {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 const completed = (out) => Number(/Queries completed:\s+(\d+)/.exec(out)?.[1] ?? NaN);
 
 /** user + system CPU time of a process, ms */
@@ -88,10 +94,6 @@ export async function dnsBench({ tag, stateDir, rows, summarize, sandboxes = 100
       rows.push(summarize(`dns ${label}: latency at 2000 q/s`, lat, label === 'cnm' ? { target: '<= 0.1 ms p50' } : {}));
       return { qps: q, perQuery };
     };
-    const ownCpu = () => {
-      const u = process.cpuUsage();
-      return (u.user + u.system) / 1000;
-    };
     const ours = run('127.0.0.11', 'cnm', ownCpu);
 
     let theirs;
@@ -129,7 +131,7 @@ export async function dnsBench({ tag, stateDir, rows, summarize, sandboxes = 100
     const querier = spawn('ip', ['netns', 'exec', client.netns, process.execPath, QUERIER, '127.0.0.11'], { stdio: ['pipe', 'pipe', 'inherit'] });
     const answers = [];
     let buf = '';
-    let wake = () => undefined;
+    let wake = Function.prototype;
     querier.stdout.on('data', (d) => {
       buf += d.toString();
       const ls = buf.split('\n');

@@ -109,6 +109,9 @@ export function networkShape(n: FirewallNetwork, backend: string): string {
   ]);
 }
 
+/** A link as both backends report it: nftables keeps neither bridge nor tag. */
+const linkKey = (l: FirewallLink) => `${l.proto}|${l.from}|${l.to}|${l.port}`;
+
 /** Firewall entries: every ready bridge network and published port present, nothing else. */
 async function syncFirewall(firewall: Firewall, input: RepairInput, lost: EndpointRecord[]): Promise<void> {
   const state = await firewall.state();
@@ -132,7 +135,6 @@ async function syncFirewall(firewall: Firewall, input: RepairInput, lost: Endpoi
   // a port removed because one of its families is stale takes the others with it: add those back
   for (const p of wantPorts) if (!addPorts.includes(p) && removePorts.some((r) => portKeys(r).some((k) => portKeys(p).includes(k)))) addPorts.push(p);
   // legacy links: by their key (nftables keeps neither bridge nor tag); only those of these networks' bridges
-  const linkKey = (l: FirewallLink) => `${l.proto}|${l.from}|${l.to}|${l.port}`;
   const bridges = new Set(wantNets.map((n) => n.bridge));
   const wantLinks = input.links?.() ?? [];
   const haveLinks = new Set(state.links.map(linkKey));
