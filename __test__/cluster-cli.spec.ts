@@ -2,7 +2,9 @@
 // two hosts on a simulated LAN, a real etcd on loopback. Each command exits; the
 // background agent it starts holds the host's lease and keeps its peer tables,
 // and goes away once the host has no endpoint on a global network.
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dig } from './helpers/dns.js';
 import { join } from 'node:path';
 import test from 'ava';
 import { native } from '../ts/native.js';
@@ -22,6 +24,11 @@ test.before(async () => {
   if (!etcdBin) return;
   etcd = await startEtcd('cli');
   for (const i of [0, 1]) hosts.push(await isolatedHost(`cl${i}`));
+  // no upstream DNS server on these hosts: an unknown name is NXDOMAIN, nothing is sent anywhere
+  for (const h of hosts) {
+    mkdirSync(`/etc/netns/${h.ns}`, { recursive: true });
+    writeFileSync(`/etc/netns/${h.ns}/resolv.conf`, '# no nameserver\n');
+  }
   const lan = await simulatedLan(hosts[0]!.name('sw'));
   for (const [i, h] of hosts.entries()) await lan.plug(h.ns, VTEPS[i]!);
 });
@@ -30,6 +37,13 @@ test.after.always(async () => {
   for (const h of hosts) {
     const rec = agentOf(h);
     if (rec) process.kill(rec.owner.pid, 'SIGKILL');
+    // and its background resolver
+    try {
+      for (const pid of execFileSync('pgrep', ['-f', `resolver-main.*${h.stateDir}`], { encoding: 'utf8' }).split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // none running
+    }
+    rmSync(`/etc/netns/${h.ns}`, { recursive: true, force: true });
     await h.cleanup();
   }
   await etcd?.cleanup();
@@ -87,8 +101,14 @@ withEtcd('the cnm command alone runs a cluster host: its agent holds the lease p
   const ipB2 = ipOf(1, b2);
   t.true(await eventually(() => pings(a, ipB2), 5000), `A -> B2 ${ipB2}, learnt by A's agent`);
   t.is(agentOf(hosts[1]!)?.owner.pid, agents[1]!.owner.pid, 'one agent per host, reused by later commands');
+  // names across hosts, answered by each host's background resolver from the cluster store
+  t.true(await eventually(() => dig(a, [b2]).answers[0] === ipB2, 5000), 'A resolves B2, made on B after A\'s last command');
+  t.deepEqual(dig(b, [a]).answers, [ipA], 'B resolves A');
+  t.deepEqual(dig(b, [`${a}.clov`]).answers, [ipA]);
+  t.is(run(1, 'sandbox', 'rm', b2).code, 0);
+  t.true(await eventually(() => dig(a, [b2], undefined, 1).status === 'NXDOMAIN', 5000), 'and B2 leaves A\'s names');
   // gone with the last global endpoint of its host
-  for (const [i, n] of [[0, a], [1, b], [1, b2]] as const) t.is(run(i, 'sandbox', 'rm', n).code, 0);
+  for (const [i, n] of [[0, a], [1, b]] as const) t.is(run(i, 'sandbox', 'rm', n).code, 0);
   t.is(run(1, 'network', 'rm', 'clov').code, 0);
   t.true(await eventually(() => hosts.every((h) => agentOf(h) === undefined) && agents.every((p) => gone(p!.owner.pid)), 25_000), 'both agents exited');
   t.deepEqual(

@@ -44,7 +44,8 @@ export async function openFromOptions(v: Parsed['values'], extra: Partial<Contro
   // names must resolve after the command exits: a background resolver serves them when no daemon does
   const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
   const hostNetns = opts.hostNetns ?? null;
-  opts.dnsProcess = () => startResolverProcess({ stateDir, hostNetns }, join(stateDir, hostNetns === null ? 'root' : `netns-${hostNetns}`));
+  // (its options are the command's, functions aside: JSON carries none)
+  opts.dnsProcess = () => startResolverProcess({ ...opts, stateDir, hostNetns }, join(stateDir, hostNetns === null ? 'root' : `netns-${hostNetns}`));
   return NetworkController.open(opts);
 }
 

@@ -97,6 +97,38 @@ export class Cluster {
    */
   static async join(opts: ControllerOptions, hostNetns: string | null, local: Store): Promise<Cluster> {
     const { advertise, mtu } = await Cluster.checkAdvertise(opts, hostNetns);
+    let id = local.get<string>(LOCAL_ID_KEY);
+    if (id === undefined) {
+      const fresh = newId();
+      id = await local.txn((tx) => {
+        const have = tx.get<string>(LOCAL_ID_KEY);
+        if (have !== undefined) return have;
+        tx.put(LOCAL_ID_KEY, fresh);
+        return fresh;
+      });
+    }
+    const store = await Cluster.openStore(opts);
+    const cluster = new Cluster(store, id, advertise, mtu);
+    try {
+      const adopted = opts.clusterLeaseId ?? (await opts.clusterLease?.());
+      if (adopted !== undefined) store.adoptLease(adopted);
+      else await store.grantLease(opts.clusterLeaseTtl ?? 10);
+      await cluster.publishHost();
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+    store.onRenewed(() => void cluster.publishHost().catch(() => undefined));
+    return cluster;
+  }
+
+  /** This host's id in the cluster, from its local store (undefined before it first joined). */
+  static hostIdOf(local: Pick<Store, 'get'>): string | undefined {
+    return local.get<string>(LOCAL_ID_KEY);
+  }
+
+  /** The cluster's store as `opts` name it, opened without a lease (reads, watches). */
+  static async openStore(opts: ControllerOptions): Promise<EtcdStore> {
     let endpoints = etcdEndpoints(opts.clusterStore!);
     const tls = opts.clusterTls;
     let pem: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined;
@@ -112,29 +144,7 @@ export class Cluster {
       };
       pem = { ca: read(tls.ca, 'CA'), cert: read(tls.cert, 'certificate'), key: read(tls.key, 'key') };
     }
-    let id = local.get<string>(LOCAL_ID_KEY);
-    if (id === undefined) {
-      const fresh = newId();
-      id = await local.txn((tx) => {
-        const have = tx.get<string>(LOCAL_ID_KEY);
-        if (have !== undefined) return have;
-        tx.put(LOCAL_ID_KEY, fresh);
-        return fresh;
-      });
-    }
-    const store = await EtcdStore.open({ endpoints, prefix: `cnm/${opts.clusterName ?? 'default'}/`, partitioned: PARTITIONED, tls: pem });
-    const cluster = new Cluster(store, id, advertise, mtu);
-    try {
-      const adopted = opts.clusterLeaseId ?? (await opts.clusterLease?.());
-      if (adopted !== undefined) store.adoptLease(adopted);
-      else await store.grantLease(opts.clusterLeaseTtl ?? 10);
-      await cluster.publishHost();
-    } catch (e) {
-      await store.close();
-      throw e;
-    }
-    store.onRenewed(() => void cluster.publishHost().catch(() => undefined));
-    return cluster;
+    return EtcdStore.open({ endpoints, prefix: `cnm/${opts.clusterName ?? 'default'}/`, partitioned: PARTITIONED, tls: pem });
   }
 
   /**

@@ -8,7 +8,7 @@ import { CnmError } from '../errors.js';
 import { log } from '../log.js';
 import { native } from '../native.js';
 import type { Store } from '../store/store.js';
-import type { Cluster } from '../cluster/cluster.js';
+import type { RemotePeers } from './service.js';
 import type { Server } from 'node:net';
 import { rmSync } from 'node:fs';
 import { askResolver, controlPath, lockPath, serveControl } from './control.js';
@@ -29,7 +29,7 @@ export class HostResolver {
     private readonly path: string,
   ) {}
 
-  static async claim(store: Store, hostNetns: string | null, hostDir: string, opts: HostResolverOptions = {}, cluster?: () => Cluster | undefined): Promise<HostResolver> {
+  static async claim(store: Store, hostNetns: string | null, hostDir: string, opts: HostResolverOptions = {}, cluster?: () => RemotePeers | undefined): Promise<HostResolver> {
     const path = controlPath(hostDir);
     const lock = native.lockFileOpen(lockPath(hostDir));
     try {

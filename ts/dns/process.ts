@@ -4,12 +4,13 @@ import { closeSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { log } from '../log.js';
+import type { ControllerOptions } from '../options.js';
 import { askResolver, controlPath } from './control.js';
 
 const script = join(dirname(fileURLToPath(import.meta.url)), import.meta.url.endsWith('.ts') ? 'resolver-main.ts' : 'resolver-main.js');
 
 /** Start it for the host whose state lives in `hostDir`; true once it answers (within 10 s). */
-export async function startResolverProcess(opts: { stateDir: string; hostNetns: string | null }, hostDir: string): Promise<boolean> {
+export async function startResolverProcess(opts: ControllerOptions, hostDir: string): Promise<boolean> {
   const logFd = openSync(join(hostDir, 'resolver.log'), 'a', 0o600);
   const child = spawn(process.execPath, [...(script.endsWith('.ts') ? ['--import', 'tsx'] : []), script, JSON.stringify(opts)], {
     detached: true,

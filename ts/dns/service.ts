@@ -8,12 +8,24 @@
 import { log } from '../log.js';
 import { native } from '../native.js';
 import type { DnsEndpoint, DnsStats } from '../native-api.js';
-import { type Cluster, type PeerRecord, clusterKeys } from '../cluster/cluster.js';
+import { type PeerRecord, clusterKeys } from '../cluster/cluster.js';
+import type { EtcdStore } from '../store/etcd-store.js';
 import { allSandboxes, endpointsOfSandbox, keys } from '../records.js';
 import type { Store, StoreEvent, StoreWatch } from '../store/store.js';
 import type { NetworkRecord, SandboxRecord } from '../types.js';
 import { hostResolvConf } from './host-conf.js';
 import { dnsEndpoint, hasDns } from './names.js';
+
+/**
+ * Where the other hosts' endpoints come from: the cluster store and this host's
+ * id. A controller follows the networks it has endpoints on itself; the CLI's
+ * background resolver, which has no controller, gives `follow`.
+ */
+export interface RemotePeers {
+  hostId: string;
+  store: Pick<EtcdStore, 'following' | 'range' | 'get' | 'watch' | 'revision'>;
+  follow?(netId: string): Promise<() => void>;
+}
 
 export class DnsService {
   /** sandbox id -> its endpoint ids the resolver has */
@@ -31,6 +43,8 @@ export class DnsService {
   /** peer keys changed since the last flush */
   private readonly peerKeys = new Set<string>();
   private peerWatch: StoreWatch | undefined;
+  /** networks whose peers this service follows itself (see RemotePeers.follow) */
+  private readonly following = new Map<string, Promise<() => void>>();
   private work: Promise<void> = Promise.resolve();
   private stopped = false;
 
@@ -38,7 +52,7 @@ export class DnsService {
     private readonly store: Store,
     private readonly hostNetns: string | null,
     private readonly handle: number,
-    private readonly cluster: () => Cluster | undefined,
+    private readonly cluster: () => RemotePeers | undefined,
   ) {}
 
   /**
@@ -46,7 +60,7 @@ export class DnsService {
    * holds; with `cluster`, the other hosts' endpoints on the global networks
    * this host has endpoints on answer too (from their peer records).
    */
-  static async start(store: Store, hostNetns: string | null, cluster: () => Cluster | undefined = () => undefined): Promise<DnsService> {
+  static async start(store: Store, hostNetns: string | null, cluster: () => RemotePeers | undefined = () => undefined): Promise<DnsService> {
     const handle = await native.dnsStart(hostNetns ?? undefined);
     const s = new DnsService(store, hostNetns, handle, cluster);
     const rev = store.revision();
@@ -146,6 +160,7 @@ export class DnsService {
       remove.push(...ids);
       this.remote.delete(netId);
     }
+    if (cluster.follow) this.follow(cluster.follow, needed);
     for (const netId of needed) {
       if (this.remote.has(netId) || !cluster.store.following(clusterKeys.peers(netId))) continue;
       this.remote.set(netId, new Set());
@@ -171,6 +186,27 @@ export class DnsService {
     this.peerKeys.clear();
   }
 
+  /** Follow the peers of the networks in use here, and only those (a resolver no controller follows for). */
+  private follow(follow: (netId: string) => Promise<() => void>, needed: Set<string>): void {
+    for (const netId of needed) {
+      if (this.following.has(netId)) continue;
+      const p = follow(netId);
+      this.following.set(netId, p);
+      p.then(
+        () => void this.flush(),
+        (err: unknown) => {
+          this.following.delete(netId);
+          log.warn('the resolver could not follow a global network\'s peers (tried again with the next change)', { network: netId, err });
+        },
+      );
+    }
+    for (const [netId, p] of this.following) {
+      if (needed.has(netId)) continue;
+      this.following.delete(netId);
+      void p.then((letGo) => letGo()).catch(() => undefined);
+    }
+  }
+
   /** Settle: what other processes committed is read now, and every change so far is applied. */
   async sync(): Promise<void> {
     this.store.catchUp?.();
@@ -187,6 +223,8 @@ export class DnsService {
     if (this.stopped) return;
     for (const w of this.watches) w.close();
     this.peerWatch?.close();
+    for (const p of this.following.values()) void p.then((letGo) => letGo()).catch(() => undefined);
+    this.following.clear();
     await this.work.catch(() => undefined);
     this.stopped = true;
     native.dnsStop(this.handle);
