@@ -32,7 +32,7 @@ async function joinCluster(): Promise<void> {
   if (hostId === undefined) return; // this host never joined: no global endpoint here
   const store = await Cluster.openStore(opts);
   cluster = store;
-  peers = { hostId, store, follow: (netId) => store.followAll(partitionsOf(netId)) };
+  peers = { hostId, store, followPeers: (netId) => store.followAll(partitionsOf(netId)) };
 }
 await joinCluster().catch((err: unknown) => log.warn('the background resolver could not reach the cluster store yet', { err }));
 let resolver: HostResolver;

@@ -19,12 +19,12 @@ import { dnsEndpoint, hasDns } from './names.js';
 /**
  * Where the other hosts' endpoints come from: the cluster store and this host's
  * id. A controller follows the networks it has endpoints on itself; the CLI's
- * background resolver, which has no controller, gives `follow`.
+ * background resolver, which has no controller, gives `followPeers`.
  */
 export interface RemotePeers {
   hostId: string;
   store: Pick<EtcdStore, 'following' | 'range' | 'get' | 'watch' | 'revision'>;
-  follow?(netId: string): Promise<() => void>;
+  followPeers?(netId: string): Promise<() => void>;
 }
 
 export class DnsService {
@@ -43,7 +43,7 @@ export class DnsService {
   /** peer keys changed since the last flush */
   private readonly peerKeys = new Set<string>();
   private peerWatch: StoreWatch | undefined;
-  /** networks whose peers this service follows itself (see RemotePeers.follow) */
+  /** networks whose peers this service follows itself (see RemotePeers.followPeers) */
   private readonly following = new Map<string, Promise<() => void>>();
   private work: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -160,7 +160,7 @@ export class DnsService {
       remove.push(...ids);
       this.remote.delete(netId);
     }
-    if (cluster.follow) this.follow(cluster.follow, needed);
+    if (cluster.followPeers) this.follow(cluster.followPeers, needed);
     for (const netId of needed) {
       if (this.remote.has(netId) || !cluster.store.following(clusterKeys.peers(netId))) continue;
       this.remote.set(netId, new Set());
