@@ -1,6 +1,7 @@
 // Run inside a sandbox by bench/dns.js (`ip netns exec SB node dns-query.mjs SERVER`):
 // for each name read on stdin, ask SERVER for its A record until an answer
-// comes, then print the microseconds from reading the line to the answer.
+// comes, then print the microseconds from reading the line to the answer and
+// how many queries that took.
 import { createSocket } from 'node:dgram';
 import { createInterface } from 'node:readline';
 
@@ -19,16 +20,21 @@ function ask(name) {
   return new Promise((resolve) => {
     const start = process.hrtime.bigint();
     const { id: want, msg } = query(name);
-    const retry = setInterval(() => sock.send(msg, 53, server), 20);
+    let tries = 1;
+    const again = () => {
+      tries++;
+      sock.send(msg, 53, server);
+    };
+    const retry = setInterval(again, 20);
     const onMsg = (m) => {
       if (m.readUInt16BE(0) !== want) return;
       // an answer with records: the name resolves
       if ((m[3] & 0x0f) === 0 && m.readUInt16BE(6) > 0) {
         clearInterval(retry);
         sock.off('message', onMsg);
-        resolve(Number(process.hrtime.bigint() - start) / 1000);
+        resolve(`${Number(process.hrtime.bigint() - start) / 1000} ${tries}`);
       } else {
-        sock.send(msg, 53, server);
+        again();
       }
     };
     sock.on('message', onMsg);

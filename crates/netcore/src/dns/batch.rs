@@ -34,7 +34,30 @@ impl Default for Batch {
     }
 }
 
+/// Batches not in use. A sandbox's socket takes one only while it has datagrams
+/// to answer, so a thousand idle sandboxes hold none (a batch is 128 KiB).
+static POOL: std::sync::Mutex<Vec<Batch>> = std::sync::Mutex::new(Vec::new());
+/// Batches kept for reuse at most (more are freed).
+const POOL_MAX: usize = 16;
+
 impl Batch {
+    /// A batch from the pool, or a new one.
+    pub fn take() -> Batch {
+        POOL.lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_default()
+    }
+
+    /// Back to the pool.
+    pub fn give_back(self) {
+        if let Ok(mut p) = POOL.lock() {
+            if p.len() < POOL_MAX {
+                p.push(self);
+            }
+        }
+    }
+
     /// Takes the datagrams waiting on `fd` (non-blocking): how many, or WouldBlock.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         let mut iov: Vec<libc::iovec> = self

@@ -145,16 +145,20 @@ async fn serve_udp(
     upstreams: Upstreams,
 ) {
     let fd = socket.as_raw_fd();
-    let mut batch = Batch::default();
-    let mut out: Vec<(usize, Vec<u8>)> = Vec::with_capacity(SLOTS);
+    let mut out: Vec<(usize, Vec<u8>)> = Vec::new();
     loop {
         if socket.readable().await.is_err() {
             return;
         }
+        // a batch only while there is work: an idle sandbox holds no buffers
+        let mut batch = Batch::take();
         let n = match socket.try_io(Interest::READABLE, || batch.recv(fd)) {
             Ok(n) => n,
             // WouldBlock (readiness was stale), or an ICMP error of an earlier answer: the socket is fine
-            Err(_) => continue,
+            Err(_) => {
+                batch.give_back();
+                continue;
+            }
         };
         out.clear();
         {
@@ -201,6 +205,10 @@ async fn serve_udp(
                 Err(_) => sent += 1,
             }
         }
+        batch.give_back();
+        // the answers' list keeps a batch's worth of capacity at most
+        out.clear();
+        out.shrink_to(SLOTS);
     }
 }
 
