@@ -45,6 +45,8 @@ function ownCpu() {
 
 const completed = (out) => Number(/Queries completed:\s+(\d+)/.exec(out)?.[1] ?? NaN);
 
+const rssRow = (r) => ({ name: `dns: background resolver process RSS, ${r.served} sandboxes served (MiB)`, n: 1, p50: r.kb / 1024, p90: NaN, p99: NaN, max: NaN });
+
 /** user + system CPU time of a process, ms */
 function procCpuMs(pid) {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
@@ -196,8 +198,7 @@ export async function dnsBench({ tag, stateDir, rows, summarize, sandboxes = 100
     const many = Array.from({ length: sandboxes }, (_, i) => `${tag}-dnsm${i}`);
     for (let i = 0; i < many.length; i += 50) await Promise.all(many.slice(i, i + 50).map((name) => ctl.createSandbox({ name, net: 'dnsb' })));
     const lots = await processRss();
-    const row = (r) => ({ name: `dns: background resolver process RSS, ${r.served} sandboxes served (MiB)`, n: 1, p50: r.kb / 1024, p90: NaN, p99: NaN, max: NaN });
-    rows.push(row(few), row(lots));
+    rows.push(rssRow(few), rssRow(lots));
     rows.push({ name: `dns: resolver memory per sandbox served (KiB, ${few.served} -> ${lots.served})`, n: 1, p50: (lots.kb - few.kb) / (lots.served - few.served), p90: NaN, p99: NaN, max: NaN });
     for (let i = 0; i < many.length; i += 100) await Promise.all(many.slice(i, i + 100).map((name) => ctl.removeSandbox(name)));
   } finally {
