@@ -5,7 +5,8 @@
  * linked sandboxes): the other sandboxes' names come from the resolver, so a
  * connect never rewrites anyone else's file.
  */
-import { closeSync, constants, ftruncateSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { constants } from 'node:fs';
+import { mkdir, open, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { ResolvConf } from './host-conf.js';
@@ -81,27 +82,42 @@ function isLoopback(ip: string): boolean {
  * from the start and a truncate to the new length (not to zero first: ext4 flushes
  * a file truncated to zero and written again when it is closed, ten times the cost).
  */
-function put(dir: string, file: string, text: string): void {
-  const fd = openSync(join(dir, file), constants.O_RDWR | constants.O_CREAT, 0o644);
+async function put(dir: string, file: string, text: string): Promise<void> {
+  const fh = await open(join(dir, file), constants.O_RDWR | constants.O_CREAT, 0o644);
   try {
     const b = Buffer.from(text);
-    writeSync(fd, b, 0, b.length, 0);
-    ftruncateSync(fd, b.length);
+    await fh.write(b, 0, b.length, 0);
+    await fh.truncate(b.length);
   } finally {
-    closeSync(fd);
+    await fh.close();
   }
 }
 
-/** Write (or rewrite) the sandbox's three files. */
-export function writeSandboxFiles(view: SandboxFilesView, host: ResolvConf): void {
+/** Which files to write: all three when the sandbox is made; after a connect or disconnect, what changed. */
+export interface FilesToWrite {
+  hosts?: boolean;
+  resolvConf?: boolean;
+  hostname?: boolean;
+}
+
+/**
+ * Write (or rewrite) the sandbox's files (all three unless `which` says), off
+ * the JS thread: callers start it beside the kernel work of their operation and
+ * wait for both (on ext4 a write can wait for the journal that the store's
+ * commits keep busy). The directory is made with the sandbox only (`hostname`
+ * in `which`): a rewrite after the sandbox went writes nothing.
+ */
+export async function writeSandboxFiles(view: SandboxFilesView, host: ResolvConf, which: FilesToWrite = { hosts: true, resolvConf: true, hostname: true }): Promise<void> {
   const dir = join(NETNS_ETC, view.netns);
-  mkdirSync(dir, { recursive: true });
-  put(dir, 'resolv.conf', resolvConf(view, host));
-  put(dir, 'hosts', hostsFile(view));
-  put(dir, 'hostname', `${view.settings.hostname ?? view.name}\n`);
+  if (which.hostname) await mkdir(dir, { recursive: true });
+  const writes: Array<Promise<void>> = [];
+  if (which.resolvConf) writes.push(put(dir, 'resolv.conf', resolvConf(view, host)));
+  if (which.hosts) writes.push(put(dir, 'hosts', hostsFile(view)));
+  if (which.hostname) writes.push(put(dir, 'hostname', `${view.settings.hostname ?? view.name}\n`));
+  await Promise.all(writes);
 }
 
 /** Remove them with the sandbox; absent is fine. */
-export function removeSandboxFiles(netns: string): void {
-  rmSync(join(NETNS_ETC, netns), { recursive: true, force: true });
+export async function removeSandboxFiles(netns: string): Promise<void> {
+  await rm(join(NETNS_ETC, netns), { recursive: true, force: true, maxRetries: 3 });
 }

@@ -3,7 +3,7 @@
  * `/etc/netns/<host>/resolv.conf` when the host is a named netns that has one
  * (what `ip netns exec` shows), else `/etc/resolv.conf`.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { log } from '../log.js';
 
@@ -24,26 +24,35 @@ export function parseResolvConf(text: string): ResolvConf {
   return out;
 }
 
+/** The host's resolv.conf for `hostNetns`, and what `stat` says of it (to tell a change). */
+function current(hostNetns: string | null): { path: string; stamp: string } {
+  const own = hostNetns === null ? undefined : `/etc/netns/${hostNetns}/resolv.conf`;
+  for (const path of own ? [own, '/etc/resolv.conf'] : ['/etc/resolv.conf']) {
+    const st = statSync(path, { throwIfNoEntry: false });
+    if (st) return { path, stamp: `${path}|${st.ino}|${st.size}|${st.mtimeMs}` };
+  }
+  return { path: '/etc/resolv.conf', stamp: '' };
+}
+
+/** Parsed files by host netns: read again only when stat says the file changed. */
+const cache = new Map<string | null, { stamp: string; conf: ResolvConf }>();
+
 /** The host's resolv.conf path for `hostNetns`. */
 export function hostResolvConfPath(hostNetns: string | null): string {
-  if (hostNetns !== null) {
-    const own = `/etc/netns/${hostNetns}/resolv.conf`;
-    try {
-      readFileSync(own);
-      return own;
-    } catch {
-      // none of its own: the netns sees the machine's
-    }
-  }
-  return '/etc/resolv.conf';
+  return current(hostNetns).path;
 }
 
 export function hostResolvConf(hostNetns: string | null): ResolvConf {
-  const path = hostResolvConfPath(hostNetns);
+  const { path, stamp } = current(hostNetns);
+  const hit = cache.get(hostNetns);
+  if (hit && stamp !== '' && hit.stamp === stamp) return hit.conf;
+  let conf: ResolvConf;
   try {
-    return parseResolvConf(readFileSync(path, 'utf8'));
+    conf = parseResolvConf(readFileSync(path, 'utf8'));
   } catch (e) {
     log.warn('the host resolv.conf could not be read: sandboxes get no upstream DNS servers', { path, err: e });
-    return { nameservers: [], search: [], options: [] };
+    conf = { nameservers: [], search: [], options: [] };
   }
+  cache.set(hostNetns, { stamp, conf });
+  return conf;
 }

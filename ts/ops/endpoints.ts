@@ -243,17 +243,23 @@ async function connectTo(ctx: OpContext, net: NetworkRecord, sbRef: string, opts
       await plan.release();
       throw e;
     }
+    // its hosts file (a new address) is written beside the kernel work
+    const files = refreshFilesOf(ctx, sb.id, net);
     const undo = new Undo();
+    undo.push('write its hosts file again', async () => {
+      await files;
+      await refreshFilesOf(ctx, sb.id, net, plan.ep);
+    });
     undo.push('drop the endpoint records', () => forgetEndpoint(ctx, net, plan.ep));
     try {
       await programEndpoint(plan, undo);
     } catch (e) {
       throw await undo.run(e, `connect ${sb.name} to ${net.name}`);
     }
+    await files;
     // done: the active mark goes with this process's next transaction (marks.ts);
     // should the process die first, reconcile finds the kernel side complete and finishes it
     ctx.marks.add(plan.ep);
-    refreshFilesOf(ctx, sb.id);
     fault('connect.commit');
     committed = true;
     return plan.ep;
@@ -274,8 +280,14 @@ export async function disconnect(ctx: OpContext, netRef: string, sbRef: string):
     throw invalid(`container cannot be disconnected from ${net.name} network`, net.name);
   }
   const driver = await ctx.drivers.resolve(net.driver);
-  // the way back is open until the link goes: a failure before that leaves all as it was
+  // the way back is open until the link goes: a failure before that leaves all as it was;
+  // its hosts file (one address less) is written beside the kernel work
+  const files = refreshFilesOf(ctx, sb.id, net, ep);
   const undo = new Undo();
+  undo.push('write its hosts file again', async () => {
+    await files;
+    await refreshFilesOf(ctx, sb.id, net);
+  });
   try {
     if (ep.ports?.length) {
       await driver.revokeExternalConnectivity(net, ep);
@@ -296,7 +308,7 @@ export async function disconnect(ctx: OpContext, netRef: string, sbRef: string):
   // the default route left with the interface: another network's gateway takes over, as in Docker
   if (heir) await fwd.step('hand the default route over', () => handOverDefaultRoute(sb, heir));
   if (needsGatewayBridge(net)) await fwd.step('leave the gateway bridge', () => detachGatewayBridge(ctx, sb));
-  refreshFilesOf(ctx, sb.id);
+  await files;
   fwd.finish();
 }
 

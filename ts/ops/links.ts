@@ -144,7 +144,7 @@ export async function dropLinks(ctx: OpContext, sb: SandboxRecord, networkId?: s
     }
   });
   if (own.length) sb.links = (sb.links ?? []).filter((l) => !on(l));
-  for (const [linker] of linkers) refreshFilesOf(ctx, linker.id);
+  await Promise.all(linkers.map(([linker]) => refreshFilesOf(ctx, linker.id)));
 }
 
 /** Add links to an existing sandbox (network connect --link): records, index, firewall, hosts file. */
@@ -163,7 +163,7 @@ export async function addLinks(ctx: OpContext, sb: SandboxRecord, links: Sandbox
     await dropLinks(ctx, { ...sb, links }).catch((u: unknown) => log.warn('taking back links whose firewall entries failed failed', { sandbox: sb.name, err: u }));
     throw e;
   }
-  refreshFilesOf(ctx, sb.id);
+  await refreshFilesOf(ctx, sb.id);
 }
 
 /** Docker's /etc/hosts-free side of a link: the environment `cnm run` gives the command. */

@@ -4,7 +4,7 @@
  * (connect, disconnect), removed with it.
  */
 import { hostResolvConf } from '../dns/host-conf.js';
-import { removeSandboxFiles, writeSandboxFiles } from '../dns/files.js';
+import { type FilesToWrite, removeSandboxFiles, writeSandboxFiles } from '../dns/files.js';
 import { hasDns } from '../dns/names.js';
 import { log } from '../log.js';
 import { endpointsOfSandbox, keys } from '../records.js';
@@ -16,8 +16,12 @@ const bare = (cidr: string) => cidr.split('/')[0]!;
 /** Sandboxes with files of their own: those with a netns of their own. */
 const hasFiles = (sb: SandboxRecord) => sb.mode === 'network' || sb.mode === 'none';
 
-/** Write the sandbox's files from its endpoints (given, or read from the store). */
-export function writeFilesOf(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecord[] = endpointsOfSandbox(ctx.store, sb.id)): void {
+/**
+ * Write the sandbox's files from its endpoints (given, or read from the store);
+ * all three unless `which` says. The content is taken now; the writing runs off
+ * the JS thread (see writeSandboxFiles).
+ */
+export async function writeFilesOf(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecord[] = endpointsOfSandbox(ctx.store, sb.id), which?: FilesToWrite): Promise<void> {
   if (!hasFiles(sb)) return;
   const ordered = [...eps].sort((a, b) => a.ifname.localeCompare(b.ifname, 'en', { numeric: true }));
   const nets = ordered.map((ep) => ctx.store.get<NetworkRecord>(keys.net(ep.networkId)));
@@ -27,7 +31,7 @@ export function writeFilesOf(ctx: OpContext, sb: SandboxRecord, eps: EndpointRec
     const ip = endpointsOfSandbox(ctx.store, other.id).find((e) => e.networkId === l.network && e.ipv4)?.ipv4;
     return ip ? [{ ip: bare(ip), alias: l.alias, name: other.name }] : [];
   });
-  writeSandboxFiles(
+  await writeSandboxFiles(
     {
       netns: sb.netns,
       name: sb.name,
@@ -37,24 +41,35 @@ export function writeFilesOf(ctx: OpContext, sb: SandboxRecord, eps: EndpointRec
       links,
     },
     hostResolvConf(ctx.hostNetns),
+    which,
   );
 }
 
-/** Rewrite after a connect or disconnect; a failure is logged (the operation itself is done). */
-export function refreshFilesOf(ctx: OpContext, sbId: string): void {
+/**
+ * Rewrite after a connect or disconnect to or from `net`: the hosts file (its
+ * addresses changed), and resolv.conf when the sandbox joined its first, or
+ * left its last, user-defined network. A failure is logged (the operation
+ * itself is done).
+ */
+export async function refreshFilesOf(ctx: OpContext, sbId: string, net?: NetworkRecord, without?: EndpointRecord): Promise<void> {
   const sb = ctx.store.get<SandboxRecord>(keys.sb(sbId));
   if (!sb) return;
   try {
-    writeFilesOf(ctx, sb);
+    const eps = endpointsOfSandbox(ctx.store, sb.id).filter((e) => e.id !== without?.id);
+    const others = eps.filter((e) => e.networkId !== net?.id).some((e) => {
+      const n = ctx.store.get<NetworkRecord>(keys.net(e.networkId));
+      return n !== undefined && hasDns(n);
+    });
+    await writeFilesOf(ctx, sb, eps, { hosts: true, resolvConf: net === undefined || (hasDns(net) && !others) });
   } catch (err) {
     log.warn('rewriting the sandbox\'s hosts and resolv.conf failed', { sandbox: sb.name, err });
   }
 }
 
-export function removeFilesOf(sb: SandboxRecord): void {
+export async function removeFilesOf(sb: SandboxRecord): Promise<void> {
   if (!hasFiles(sb)) return;
   try {
-    removeSandboxFiles(sb.netns);
+    await removeSandboxFiles(sb.netns);
   } catch (err) {
     log.warn('removing the sandbox\'s hosts and resolv.conf failed', { sandbox: sb.name, err });
   }

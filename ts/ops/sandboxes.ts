@@ -6,7 +6,7 @@
  * more; remove deletes the netns (which takes the sandbox ends of its veths),
  * then takes each endpoint out and drops the records.
  */
-import { CnmError, invalid } from '../errors.js';
+import { CnmError, invalid, toCnmError } from '../errors.js';
 import { fault } from '../fault.js';
 import { log } from '../log.js';
 import { native } from '../native.js';
@@ -102,9 +102,18 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
       await makeNetns(ctx, sb, shared);
       undo.push('delete the netns', () => native.netnsDelete(sb.netns));
       fault('sandbox.create.netns');
-      undo.push('remove its hosts and resolv.conf', () => removeFilesOf(sb));
-      writeFilesOf(ctx, sb, plan ? [plan.ep] : []);
+      // its files are written beside the kernel work
+      const files = writeFilesOf(ctx, sb, plan ? [plan.ep] : []).then(
+        () => undefined,
+        (e: unknown) => toCnmError(e),
+      );
+      undo.push('remove its hosts and resolv.conf', async () => {
+        await files;
+        await removeFilesOf(sb);
+      });
       if (plan) await programEndpoint(plan, undo);
+      const failed = await files;
+      if (failed) throw failed;
       const fw = linkEntries(ctx, sb);
       if (fw.length) {
         await ctx.firewall.apply({ addLinks: fw });
@@ -164,13 +173,15 @@ export async function removeSandbox(ctx: OpContext, ref: string): Promise<void> 
   }
   // the netns is gone: from here on the removal only moves forward
   const fwd = new Forward(`remove sandbox ${sb.name}`);
-  removeFilesOf(sb);
+  // its files go beside the rest
+  const files = removeFilesOf(sb);
   await fwd.step('the step after the netns delete', () => fault('sandbox.rm.netns'));
   await fwd.step('take its links out', () => dropLinks(ctx, sb));
   const eps = endpointsOfSandbox(ctx.store, sb.id);
   await leaveAll(ctx, sb, eps, fwd);
   await fwd.step('the step after the leaves', () => fault('sandbox.rm.leave'));
   await dropSandbox(ctx, sb, eps, fwd);
+  await files;
   fwd.finish();
   fault('sandbox.rm.commit');
 }
@@ -181,7 +192,7 @@ export async function removeSandbox(ctx: OpContext, ref: string): Promise<void> 
  */
 export async function releaseSandbox(ctx: OpContext, sb: SandboxRecord): Promise<void> {
   const fwd = new Forward(`release sandbox ${sb.name}`);
-  removeFilesOf(sb);
+  await removeFilesOf(sb);
   await fwd.step('take its links out', () => dropLinks(ctx, sb));
   const eps = endpointsOfSandbox(ctx.store, sb.id);
   await leaveAll(ctx, sb, eps, fwd);
