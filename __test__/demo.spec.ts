@@ -1,5 +1,6 @@
 // `cnm demo` runs end to end and leaves nothing behind (the README's demo command).
 import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import test from 'ava';
 import { native } from '../ts/native.js';
 import { cnm } from './helpers/cli.js';
@@ -15,7 +16,10 @@ test.serial('cnm demo pings, exchanges TCP, prints a summary and cleans up', asy
   t.regex(r.stdout, /demo OK/);
   const left = (await native.netnsList()).filter((n) => n.startsWith('cnm-demo-'));
   t.deepEqual(left, []);
+  t.deepEqual(etcLeft(), [], 'no sandbox files left under /etc/netns');
 });
+
+const etcLeft = () => (existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith('cnm-demo-')) : []);
 
 // serial: each checks that no demo namespace is left, which another demo running would make false
 const withEtcd = etcdBin ? test.serial : test.serial.skip;
@@ -33,6 +37,7 @@ withEtcd('cnm demo --hosts 3: three hosts in processes of their own, ping and TC
   t.regex(r.stdout, /demo OK/);
   const left = (await native.netnsList()).filter((n) => n.startsWith('cnm-demo-'));
   t.deepEqual(left, []);
+  t.deepEqual(etcLeft(), [], 'no sandbox files left under /etc/netns');
   // its etcd and host processes are gone with it
   t.false(execFileSync('ps', ['-eo', 'args']).toString().split('\n').some((l) => l.includes('cnm-etcd-demo-') || l.includes('host-process.js')));
 });

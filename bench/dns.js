@@ -201,6 +201,7 @@ export async function dnsBench({ tag, stateDir, rows, summarize, sandboxes = 100
     rows.push(rssRow(few), rssRow(lots));
     rows.push({ name: `dns: resolver memory per sandbox served (KiB, ${few.served} -> ${lots.served})`, n: 1, p50: (lots.kb - few.kb) / (lots.served - few.served), p90: NaN, p99: NaN, max: NaN });
     for (let i = 0; i < many.length; i += 100) await Promise.all(many.slice(i, i + 100).map((name) => ctl.removeSandbox(name)));
+    for (const s of [client, ...targets]) await ctl.removeSandbox(s.name);
   } finally {
     aardvark?.kill();
     try {

@@ -5,7 +5,7 @@
 // cluster-reference (only when named: the 3 hosts x N row on a local bridge, no cluster),
 // dns (the embedded resolver beside aardvark-dns, with dnsperf; `--dns-sandboxes N`, default 1000).
 // Everything runs inside a host netns of its own; the machine's network is untouched.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -51,6 +51,8 @@ async function time(fn) {
 async function cleanup() {
   const mine = (await native.netnsList()).filter((n) => n.startsWith(tag));
   await native.netnsDeleteMany(mine);
+  // the files of sandboxes a section left to this cleanup
+  if (existsSync('/etc/netns')) for (const d of readdirSync('/etc/netns')) if (d.startsWith(tag)) rmSync(`/etc/netns/${d}`, { recursive: true, force: true });
   rmSync(stateDir, { recursive: true, force: true });
 }
 process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));

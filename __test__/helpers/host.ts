@@ -4,7 +4,7 @@
  * machine's real network; cleanup removes every namespace the file made.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ControllerOptions, NetworkController } from '../../ts/controller.js';
@@ -59,6 +59,8 @@ export async function isolatedHost(tag: string): Promise<IsolatedHost> {
       // the dash matters: pid 1234 must not take pid 12345's namespaces
       const mine = (await native.netnsList()).filter((n) => n.startsWith(`${prefix}-`));
       await native.netnsDeleteMany(mine);
+      // the files of sandboxes the test did not remove itself (cnm removes them with the sandbox)
+      if (existsSync('/etc/netns')) for (const d of readdirSync('/etc/netns')) if (d.startsWith(`${prefix}-`)) rmSync(`/etc/netns/${d}`, { recursive: true, force: true });
       for (const d of [stateDir, ...dirs]) rmSync(d, { recursive: true, force: true });
     },
   };

@@ -8,6 +8,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { removeSandboxFiles } from '../dns/files.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CnmError } from '../errors.js';
@@ -42,6 +43,7 @@ export async function clusterDemo(ctx: CliContext, count: number): Promise<numbe
     // every device lives in namespaces we made: deleting them takes everything
     const mine = (await native.netnsList().catch(() => [] as string[])).filter((n) => n.startsWith(`${tag}-`));
     await native.netnsDeleteMany(mine).catch((e: unknown) => log.warn('demo clean-up: deleting its namespaces failed', { err: e }));
+    await Promise.all(mine.map((n) => removeSandboxFiles(n))).catch((e: unknown) => log.warn('demo clean-up: removing sandbox files failed', { err: e }));
     await etcd?.cleanup().catch((e: unknown) => log.warn('demo clean-up: stopping etcd failed', { err: e }));
     rmSync(stateDir, { recursive: true, force: true });
   };

@@ -5,6 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { removeSandboxFiles } from '../dns/files.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetworkController } from '../controller.js';
@@ -36,6 +37,8 @@ export async function demoCommand(ctx: CliContext, args: string[] = []): Promise
     for (const c of children) c.kill('SIGKILL');
     // the sandboxes and bridge live in namespaces we made: deleting them takes everything
     await native.netnsDeleteMany([names.a, names.b, hostNs]).catch((e: unknown) => log.warn('demo clean-up: deleting its namespaces failed', { err: e }));
+    // and the sandboxes' /etc/netns files, when it stopped before removing them
+    await Promise.all([names.a, names.b].map((n) => removeSandboxFiles(n))).catch((e: unknown) => log.warn('demo clean-up: removing sandbox files failed', { err: e }));
     await ctl?.close().catch((e: unknown) => log.warn('demo clean-up: closing the controller failed', { err: e }));
     rmSync(stateDir, { recursive: true, force: true });
   };
