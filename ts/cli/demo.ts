@@ -3,7 +3,7 @@
  * a network, two sandboxes, ping and a TCP exchange between them, a summary —
  * and everything removed afterwards, also on failure or Ctrl-C.
  */
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { removeSandboxFiles } from '../dns/files.js';
 import { tmpdir } from 'node:os';
@@ -46,6 +46,8 @@ export async function demoCommand(ctx: CliContext, args: string[] = []): Promise
     ctx.out(`creating isolated host netns ${hostNs} (the machine's own network is not touched)`);
     await native.netnsCreate(hostNs);
     ctl = await NetworkController.open({ stateDir, hostNetns: hostNs });
+    // the embedded DNS, served from this process: the sandboxes find each other by name
+    await ctl.serveDns();
     const t0 = performance.now();
     const net = await ctl.createNetwork({ name: 'demo-net' });
     const tNet = performance.now() - t0;
@@ -60,6 +62,9 @@ export async function demoCommand(ctx: CliContext, args: string[] = []): Promise
     const b = ctl.getSandbox(names.b).inspect().Networks['demo-net']!;
 
     const { loss, rtt } = await pingStats(names.a, b.IPAddress);
+    const tDns = performance.now();
+    const found = await resolveIn(names.a, names.b);
+    const dnsMs = performance.now() - tDns;
     const port = '7777';
     const tcp = await tcpRoundTrips(names.a, names.b, b.IPAddress, port, 100, children);
 
@@ -80,15 +85,24 @@ export async function demoCommand(ctx: CliContext, args: string[] = []): Promise
         [
           [`ping ${names.a} -> ${b.IPAddress}`, `${loss}% loss`, rtt],
           [`TCP ${names.a} -> ${b.IPAddress}:${port}`, `${tcp.n} round trips`, `p50 ${tcp.p50.toFixed(3)} ms, max ${tcp.max.toFixed(3)} ms`],
+          [`name ${names.b} from ${names.a} (getent, 127.0.0.11)`, found || 'not found', `${dnsMs.toFixed(1)} ms with getent's start`],
         ],
       ),
     );
     if (loss !== '0') throw new CnmError('ERR_KERNEL', `ping lost ${loss}% of packets`);
+    if (found !== b.IPAddress) throw new CnmError('ERR_INTERNAL', `${names.b} resolved to "${found}" in ${names.a}, not ${b.IPAddress}`);
     ctx.out('');
     await ctl.removeSandbox(names.a);
     await ctl.removeSandbox(names.b);
     await ctl.removeNetwork('demo-net');
     ctx.out('removed sandboxes and network; demo OK');
     return 0;
+  });
+}
+
+/** The IPv4 address `name` resolves to inside sandbox `ns` (getent through its resolv.conf), or "". */
+function resolveIn(ns: string, name: string): Promise<string> {
+  return new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', ns, 'getent', 'ahostsv4', name], { timeout: 5000 }, (_err, out) => resolve(String(out ?? '').split(/\s+/)[0] ?? ''));
   });
 }
