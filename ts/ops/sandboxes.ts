@@ -180,8 +180,10 @@ export async function removeSandbox(ctx: OpContext, ref: string): Promise<void> 
   const eps = endpointsOfSandbox(ctx.store, sb.id);
   await leaveAll(ctx, sb, eps, fwd);
   await fwd.step('the step after the leaves', () => fault('sandbox.rm.leave'));
-  await dropSandbox(ctx, sb, eps, fwd);
+  // gone before the records are: a crash in between leaves a sandbox that reconcile
+  // finishes, never files that belong to no sandbox
   await files;
+  await dropSandbox(ctx, sb, eps, fwd);
   fwd.finish();
   fault('sandbox.rm.commit');
 }
