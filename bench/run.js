@@ -3,7 +3,8 @@
 // cluster (overlay across three hosts on a real etcd; `--cluster-endpoints N` per host, default 1000),
 // cluster-scale (simulated hosts without a kernel on one etcd; `--scale-hosts 3,30,100`),
 // cluster-reference (only when named: the 3 hosts x N row on a local bridge, no cluster),
-// dns (the embedded resolver beside aardvark-dns, with dnsperf; `--dns-sandboxes N`, default 1000).
+// dns (the embedded resolver beside aardvark-dns, with dnsperf; `--dns-sandboxes N`, default 1000),
+// macvlan (netcore's macvlan endpoint beside its veth endpoint, native calls).
 // Everything runs inside a host netns of its own; the machine's network is untouched.
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,7 @@ import { clusterBench, clusterReference } from './cluster.js';
 import { clusterScaleBench } from './cluster-scale.js';
 import { daemonBench } from './daemon.js';
 import { dnsBench } from './dns.js';
+import { macvlanBench } from './macvlan.js';
 import { firewallBench } from './firewall.js';
 import { ipamBench } from './ipam.js';
 import { printTable, summarize } from './stats.js';
@@ -32,7 +34,7 @@ const { values, positionals } = parseArgs({
   },
 });
 const sizes = values.sizes.split(',').map(Number);
-const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'dns', 'cluster', 'cluster-scale', 'cluster-reference'];
+const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'dns', 'macvlan', 'cluster', 'cluster-scale', 'cluster-reference'];
 for (const p of positionals) if (!sections.includes(p)) throw new Error(`unknown section ${p}; known: ${sections.join(', ')}`);
 // cluster-reference runs only when named: see bench/cluster.js
 const want = (section) => (positionals.length === 0 && section !== 'cluster-reference') || positionals.includes(section);
@@ -142,6 +144,8 @@ try {
   for (const backend of want('firewall') ? values.firewall.split(',').filter(Boolean) : []) {
     await firewallBench({ backend, tag, stateDir, rows });
   }
+
+  if (want('macvlan')) await macvlanBench({ tag, rows, summarize });
 
   if (want('dns')) await dnsBench({ tag, stateDir, rows, summarize, sandboxes: Number(values['dns-sandboxes']) });
 

@@ -74,6 +74,44 @@ pub struct VethSpec {
     pub hairpin: Option<bool>,
 }
 
+/// attachMacvlan: an endpoint on the host's LAN, a macvlan link of `parent`
+/// born inside the sandbox netns.
+#[napi(object)]
+#[derive(Mirror)]
+#[mirror(link::MacvlanSpec)]
+pub struct MacvlanSpec {
+    #[napi(ts_type = "string | null")]
+    pub host_netns: Option<String>,
+    /// the named netns the link is born in
+    pub sandbox_netns: String,
+    /// the parent interface in the host netns
+    pub parent: String,
+    /// its name inside the sandbox, e.g. eth0
+    pub ifname: String,
+    /// bridge (default), private, vepa or passthru
+    #[napi(ts_type = "'bridge' | 'private' | 'vepa' | 'passthru' | null")]
+    pub mode: Option<String>,
+    #[napi(ts_type = "number | null")]
+    pub mtu: Option<u32>,
+    #[napi(ts_type = "string | null")]
+    pub mac: Option<String>,
+    /// CIDR strings
+    #[napi(ts_type = "string[] | null")]
+    pub addresses: Option<Vec<String>>,
+    #[napi(ts_type = "string | null")]
+    pub gateway: Option<String>,
+    #[napi(ts_type = "string | null")]
+    pub gateway6: Option<String>,
+}
+
+#[napi(object)]
+#[derive(Mirror)]
+#[mirror(link::MacvlanResult)]
+pub struct MacvlanInfo {
+    pub ifindex: u32,
+    pub mac: String,
+}
+
 #[napi(object)]
 #[derive(Mirror)]
 #[mirror(link::VethResult)]
@@ -178,6 +216,14 @@ pub fn attach_veth(env: &Env, spec: VethSpec) -> napi::Result<PromiseRaw<'_, Vet
         env,
         async move { Ok(link::attach_veth(&spec?).await?.to_js()) },
     )
+}
+
+#[napi(ts_return_type = "Promise<MacvlanInfo>")]
+pub fn attach_macvlan(env: &Env, spec: MacvlanSpec) -> napi::Result<PromiseRaw<'_, MacvlanInfo>> {
+    let spec = link::MacvlanSpec::from_js(spec, "spec");
+    promise(env, async move {
+        Ok(link::attach_macvlan(&spec?).await?.to_js())
+    })
 }
 
 /// Moves a link a plugin made in the host netns into a sandbox netns, renames

@@ -8,6 +8,7 @@
 
 mod adopt;
 mod bridge;
+mod macvlan;
 mod veth;
 mod vxlan;
 
@@ -22,6 +23,7 @@ use crate::error::{ns_label, Error, ErrorCode, Result};
 use crate::{netns, nl};
 pub use adopt::{adopt_link, AdoptResult, AdoptSpec, StaticRoute};
 pub use bridge::{ensure_bridge, BridgeResult, BridgeSpec};
+pub use macvlan::{attach_macvlan, MacvlanResult, MacvlanSpec};
 pub use veth::{attach_veth, detach_veth, VethResult, VethSpec};
 pub use vxlan::{ensure_vxlan, VxlanResult, VxlanSpec, VXLAN_PORT};
 

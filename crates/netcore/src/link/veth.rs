@@ -215,7 +215,9 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
                 nl::send(&sb, up_message(peer.index), nl::ACK),
             )
         });
-        let configured = configure_peer(spec, &sb, &peer, lo_up, &cidrs, gateway, gateway6);
+        let configured = configure_peer(
+            sandbox, peer_if, &sb, &peer, lo_up, &cidrs, gateway, gateway6,
+        );
         if let Some((off, up)) = steps {
             let fail = |e, what: &str| {
                 Error::from_errno(e, format_args!("{what} {peer_if} in netns {sandbox}"))
@@ -240,8 +242,12 @@ pub async fn attach_veth(spec: &VethSpec) -> Result<VethResult> {
     }
 }
 
-async fn configure_peer(
-    spec: &VethSpec,
+/// Addresses and default routes of a link just made inside a sandbox, with `lo`
+/// up (its request already in flight); the link's index and MAC.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn configure_peer(
+    sandbox_netns: &str,
+    ifname: &str,
     sb: &Handle,
     peer: &LinkDetails,
     lo_up: impl std::future::Future<Output = std::result::Result<Vec<RouteNetlinkMessage>, nl::Errno>>,
@@ -249,9 +255,9 @@ async fn configure_peer(
     gateway: Option<std::net::IpAddr>,
     gateway6: Option<std::net::IpAddr>,
 ) -> Result<(u32, String)> {
-    let sandbox = Some(spec.sandbox_netns.as_str());
-    let peer_if = spec.ifname.as_str();
-    let ctx = |what: String| format!("{what} in netns {}", spec.sandbox_netns);
+    let sandbox = Some(sandbox_netns);
+    let peer_if = ifname;
+    let ctx = |what: String| format!("{what} in netns {sandbox_netns}");
     let fail = |errno: nl::Errno, what: String| {
         Error::from_errno(errno, ctx(what))
             .ifname(peer_if)
