@@ -2,9 +2,8 @@
 // two hosts on a simulated LAN, a real etcd on loopback. Each command exits; the
 // background agent it starts holds the host's lease and keeps its peer tables,
 // and goes away once the host has no endpoint on a global network.
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dig } from './helpers/dns.js';
+import { dig, resolverPids } from './helpers/dns.js';
 import { join } from 'node:path';
 import test from 'ava';
 import { native } from '../ts/native.js';
@@ -38,11 +37,7 @@ test.after.always(async () => {
     const rec = agentOf(h);
     if (rec) process.kill(rec.owner.pid, 'SIGKILL');
     // and its background resolver
-    try {
-      for (const pid of execFileSync('pgrep', ['-f', `resolver-main.*${h.stateDir}`], { encoding: 'utf8' }).split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // none running
-    }
+    for (const pid of resolverPids(h.stateDir)) process.kill(pid, 'SIGKILL');
     rmSync(`/etc/netns/${h.ns}`, { recursive: true, force: true });
     await h.cleanup();
   }

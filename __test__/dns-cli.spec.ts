@@ -9,7 +9,7 @@ import { dockerAt, dockerBin } from './helpers/docker-cli.js';
 import test from 'ava';
 import { startDaemon } from '../ts/daemon/server.js';
 import { cliErrorCode, cnm } from './helpers/cli.js';
-import { dig } from './helpers/dns.js';
+import { dig, resolverPids } from './helpers/dns.js';
 import { type IsolatedHost, eventually, isolatedHost } from './helpers/host.js';
 import { native } from '../ts/native.js';
 
@@ -22,7 +22,7 @@ test.before(async () => {
   writeFileSync(`/etc/netns/${host.ns}/resolv.conf`, '# no nameserver\n');
 });
 test.after.always(async () => {
-  for (const pid of resolverPids()) process.kill(pid, 'SIGKILL');
+  for (const pid of resolverPids(host.stateDir)) process.kill(pid, 'SIGKILL');
   if (host) rmSync(`/etc/netns/${host.ns}`, { recursive: true, force: true });
   await host?.cleanup();
 });
@@ -42,27 +42,18 @@ const digAsync = (ns: string, name: string) =>
     execFile('ip', ['netns', 'exec', ns, 'dig', '+short', '+time=2', '+tries=1', '@127.0.0.11', name], (_e, out) => resolve(String(out).split('\n').filter(Boolean).length));
   });
 
-/** The background resolvers serving this file's host. */
-function resolverPids(): number[] {
-  try {
-    return execFileSync('pgrep', ['-f', `resolver-main.*${host.stateDir}`], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
 test.serial('the first sandbox starts the resolver; names resolve when each command returns', async (t) => {
   t.is(run('network', 'create', '--subnet', '10.71.0.0/24', 'apps').code, 0);
-  t.deepEqual(resolverPids(), [], 'no sandbox, no resolver');
+  t.deepEqual(resolverPids(host.stateDir), [], 'no sandbox, no resolver');
   const a = host.name('a');
   const b = host.name('b');
   t.is(run('sandbox', 'create', '--net', 'apps', a).code, 0);
-  t.is(resolverPids().length, 1, 'started by the first sandbox on a user network');
+  t.is(resolverPids(host.stateDir).length, 1, 'started by the first sandbox on a user network');
   const r = run('sandbox', 'create', '--net', 'apps', '--alias', 'api', '--add-host', 'db:10.99.0.5', b);
   t.is(r.code, 0, r.stderr);
   t.deepEqual(dig(a, ['api']).answers, ['10.71.0.3'], 'resolves right after the command');
   t.deepEqual(dig(a, [b]).answers, ['10.71.0.3']);
-  t.is(resolverPids().length, 1, 'still one resolver');
+  t.is(resolverPids(host.stateDir).length, 1, 'still one resolver');
   // cnm run takes the same flags; the command sees the files
   const out = execFileSync(process.execPath, ['bin/cnm.js', '--host-netns', host.ns, '--state-dir', host.stateDir, 'run', '--rm', '--net', 'apps', '--hostname', 'worker', '--', 'getent', 'hosts', b, 'worker'], { encoding: 'utf8' });
   t.regex(out, /^10\.71\.0\.3\s/m);
@@ -81,12 +72,12 @@ test.serial('the first sandbox starts the resolver; names resolve when each comm
 
 test.serial('a killed resolver comes back with the next command and answers the same', async (t) => {
   const a = host.name('a');
-  const [pid] = resolverPids();
+  const [pid] = resolverPids(host.stateDir);
   process.kill(pid!, 'SIGKILL');
-  t.true(await eventually(() => resolverPids().length === 0));
+  t.true(await eventually(() => resolverPids(host.stateDir).length === 0));
   t.is(dig(a, ['api'], undefined, 1).status, 'TIMEOUT');
   t.is(run('sandbox', 'create', '--net', 'apps', host.name('c')).code, 0);
-  t.is(resolverPids().length, 1);
+  t.is(resolverPids(host.stateDir).length, 1);
   t.deepEqual(dig(a, ['api']).answers, ['10.71.0.3'], 'rebuilt from the store');
   t.deepEqual(dig(a, [host.name('c')]).answers.length, 1);
 });
@@ -95,14 +86,14 @@ test.serial('a daemon takes DNS over from the background resolver, and gives it 
   const a = host.name('a');
   const daemon = await startDaemon({ socket: `${host.tmp('sock')}/cnm.sock`, controller: { hostNetns: host.ns, stateDir: host.stateDir } });
   try {
-    t.true(await eventually(() => resolverPids().length === 0), 'the background resolver gave way');
+    t.true(await eventually(() => resolverPids(host.stateDir).length === 0), 'the background resolver gave way');
     t.true(daemon.controller.dnsStats()!.sandboxes >= 3);
     t.is(await digAsync(a, 'api'), 1, 'the daemon answers');
     // a command while the daemon serves: the daemon's resolver has it before the command returns
     // (run without blocking this process: the daemon serving the resolver lives in it)
     t.is((await runAsync('sandbox', 'create', '--net', 'apps', '--alias', 'late', host.name('d'))).code, 0);
     t.is(await digAsync(a, 'late'), 1);
-    t.deepEqual(resolverPids(), [], 'no background resolver while the daemon serves');
+    t.deepEqual(resolverPids(host.stateDir), [], 'no background resolver while the daemon serves');
     if (dockerBin) {
       // the stock docker CLI: network connect --alias --link, answered by the daemon's resolver
       const [b, d] = [host.name('b'), host.name('d')];
@@ -121,11 +112,11 @@ test.serial('a daemon takes DNS over from the background resolver, and gives it 
     await daemon.close();
   }
   t.is(run('sandbox', 'rm', host.name('d')).code, 0);
-  t.is(resolverPids().length, 1, 'the next command starts one again');
+  t.is(resolverPids(host.stateDir).length, 1, 'the next command starts one again');
   t.is(dig(a, ['late']).status, 'NXDOMAIN');
 });
 
 test.serial('the resolver leaves after the last sandbox on a user-defined network', async (t) => {
   for (const s of ['a', 'b', 'c']) t.is(run('sandbox', 'rm', host.name(s)).code, 0);
-  t.true(await eventually(() => resolverPids().length === 0, 20_000), 'gone within about ten seconds');
+  t.true(await eventually(() => resolverPids(host.stateDir).length === 0, 20_000), 'gone within about ten seconds');
 });

@@ -3,7 +3,7 @@
 // that never time out while sandboxes come and go. Real clients (dig, getent,
 // nslookup) inside real sandboxes of an isolated host.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import test from 'ava';
 import type { NetworkController } from '../ts/controller.js';
 import { CnmError } from '../ts/errors.js';
@@ -187,7 +187,7 @@ test.serial('queries never time out while 100 sandboxes come and go', async (t) 
   const b = host.name('b');
   // dnsperf in the sandbox, asking a name that stays, at a steady rate, for the whole churn
   const queries = host.tmp('dnsperf');
-  execFileSync('sh', ['-c', `printf '${b} A\\nweb A\\n' > ${queries}/q`]);
+  writeFileSync(`${queries}/q`, `${b} A\nweb A\n`);
   const perf = spawn('ip', ['netns', 'exec', a, 'dnsperf', '-s', '127.0.0.11', '-d', `${queries}/q`, '-l', '30', '-Q', '2000', '-t', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   perf.stdout.on('data', (d: Buffer) => (out += d.toString()));

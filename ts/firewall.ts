@@ -72,7 +72,7 @@ export class Firewall {
       subnets: net.ipam.config.filter((c) => !c.subnet.includes(':')).map((c) => c.subnet),
       subnets6: net.ipam.config.filter((c) => c.subnet.includes(':')).map((c) => c.subnet),
       masquerade: opt(OPT_MASQ, true) && !net.internal,
-      icc: opt(OPT_ICC, true),
+      icc: Firewall.icc(net),
       internal: net.internal,
       tag: net.id,
       mode4: mode(4),

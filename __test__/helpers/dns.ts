@@ -42,6 +42,15 @@ export function getent(ns: string, name: string, family: 'hosts' | 'ahostsv4' = 
   }
 }
 
+/** The pids of the CLI's background resolvers serving the host whose state is in `stateDir`. */
+export function resolverPids(stateDir: string): number[] {
+  try {
+    return execFileSync('pgrep', ['-f', `resolver-main.*${stateDir}`], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when none runs
+  }
+}
+
 export interface FakeUpstream {
   ip: string;
   /** the names it was asked, in order */

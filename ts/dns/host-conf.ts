@@ -37,11 +37,6 @@ function current(hostNetns: string | null): { path: string; stamp: string } {
 /** Parsed files by host netns: read again only when stat says the file changed. */
 const cache = new Map<string | null, { stamp: string; conf: ResolvConf }>();
 
-/** The host's resolv.conf path for `hostNetns`. */
-export function hostResolvConfPath(hostNetns: string | null): string {
-  return current(hostNetns).path;
-}
-
 export function hostResolvConf(hostNetns: string | null): ResolvConf {
   const { path, stamp } = current(hostNetns);
   const hit = cache.get(hostNetns);

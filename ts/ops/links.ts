@@ -15,7 +15,7 @@ import type { StoreTxn } from '../store/store.js';
 import type { NetworkRecord, SandboxLink, SandboxRecord } from '../types.js';
 import { checkHostname } from '../dns/settings.js';
 import type { OpContext } from './context.js';
-import { refreshFilesOf } from './sandbox-files.js';
+import { ipv4On, refreshFilesOf } from './sandbox-files.js';
 
 const linkKey = (target: string, linker: string) => `sblink/${target}/${linker}`;
 const linksTo = (target: string) => `sblink/${target}/`;
@@ -97,8 +97,6 @@ export function linkedPorts(ctx: OpContext, target: SandboxRecord): Array<{ port
   return [...seen.values()].sort((a, b) => a.port - b.port || a.proto.localeCompare(b.proto));
 }
 
-const ipOn = (ctx: OpContext, sbId: string, netId: string) => endpointsOfSandbox(ctx.store, sbId).find((e) => e.networkId === netId)?.ipv4.split('/')[0] ?? '';
-
 /** The firewall entries of `linker`'s links: only on networks without icc, IPv4 as Docker's. */
 export function linkEntries(ctx: OpContext, linker: SandboxRecord, links: SandboxLink[] = linker.links ?? []): FirewallLink[] {
   const out: FirewallLink[] = [];
@@ -106,7 +104,7 @@ export function linkEntries(ctx: OpContext, linker: SandboxRecord, links: Sandbo
     const net = ctx.store.get<NetworkRecord>(keys.net(l.network));
     const target = ctx.store.get<SandboxRecord>(keys.sb(l.sandbox));
     if (!net?.bridge || !target || Firewall.icc(net)) continue;
-    const [from, to] = [ipOn(ctx, linker.id, net.id), ipOn(ctx, target.id, net.id)];
+    const [from, to] = [ipv4On(ctx, linker.id, net.id), ipv4On(ctx, target.id, net.id)];
     if (!from || !to) continue;
     for (const p of linkedPorts(ctx, target)) out.push({ proto: p.proto, from, to, port: p.port, bridge: net.bridge, tag: linker.id });
   }
@@ -172,7 +170,7 @@ export function linkEnv(ctx: OpContext, sb: SandboxRecord): Record<string, strin
   for (const l of sb.links ?? []) {
     const target = ctx.store.get<SandboxRecord>(keys.sb(l.sandbox));
     if (!target) continue;
-    const ip = ipOn(ctx, target.id, l.network);
+    const ip = ipv4On(ctx, target.id, l.network);
     const prefix = l.alias.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
     env[`${prefix}_NAME`] = `/${sb.name}/${l.alias}`;
     const ports = linkedPorts(ctx, target);

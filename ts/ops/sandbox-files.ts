@@ -13,6 +13,11 @@ import type { OpContext } from './context.js';
 
 const bare = (cidr: string) => cidr.split('/')[0]!;
 
+/** A sandbox's IPv4 address on a network, without prefix length; "" when it has none there. */
+export function ipv4On(ctx: OpContext, sbId: string, netId: string): string {
+  return bare(endpointsOfSandbox(ctx.store, sbId).find((e) => e.networkId === netId)?.ipv4 ?? '');
+}
+
 /** Sandboxes with files of their own: those with a netns of their own. */
 const hasFiles = (sb: SandboxRecord) => sb.mode === 'network' || sb.mode === 'none';
 
@@ -27,9 +32,8 @@ export async function writeFilesOf(ctx: OpContext, sb: SandboxRecord, eps: Endpo
   const nets = ordered.map((ep) => ctx.store.get<NetworkRecord>(keys.net(ep.networkId)));
   const links = (sb.links ?? []).flatMap((l) => {
     const other = ctx.store.get<SandboxRecord>(keys.sb(l.sandbox));
-    if (!other) return [];
-    const ip = endpointsOfSandbox(ctx.store, other.id).find((e) => e.networkId === l.network && e.ipv4)?.ipv4;
-    return ip ? [{ ip: bare(ip), alias: l.alias, name: other.name }] : [];
+    const ip = other ? ipv4On(ctx, other.id, l.network) : '';
+    return other && ip ? [{ ip, alias: l.alias, name: other.name }] : [];
   });
   await writeSandboxFiles(
     {

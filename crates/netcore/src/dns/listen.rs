@@ -121,19 +121,28 @@ async fn resolve(
     match reply {
         Reply::Local(b) => Some(b),
         Reply::Drop => None,
-        Reply::Forward => {
-            let list = servers(upstreams);
-            if list.is_empty() {
-                return failure(query, ResponseCode::NXDomain);
-            }
-            shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-            match shared.forwarder.forward(query, &list, !udp).await {
-                Some(b) => Some(b),
-                None => {
-                    shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    failure(query, ResponseCode::ServFail)
-                }
-            }
+        Reply::Forward => forward(shared, query, udp, upstreams).await,
+    }
+}
+
+/// The upstream servers' answer to a query that is not ours: SERVFAIL when none
+/// answered, NXDOMAIN when there is none to ask.
+async fn forward(
+    shared: &Shared,
+    query: &[u8],
+    udp: bool,
+    upstreams: &Upstreams,
+) -> Option<Vec<u8>> {
+    let list = servers(upstreams);
+    if list.is_empty() {
+        return failure(query, ResponseCode::NXDomain);
+    }
+    shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+    match shared.forwarder.forward(query, &list, !udp).await {
+        Some(b) => Some(b),
+        None => {
+            shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+            failure(query, ResponseCode::ServFail)
         }
     }
 }
@@ -172,15 +181,13 @@ async fn serve_udp(
                     Reply::Drop => {}
                     Reply::Forward => {
                         let Some(peer) = batch.peer(i) else { continue };
-                        let (shared, sb, socket, upstreams) = (
-                            shared.clone(),
-                            sb.clone(),
-                            socket.clone(),
-                            upstreams.clone(),
-                        );
+                        shared.stats.queries.fetch_add(1, Ordering::Relaxed);
+                        let (shared, socket, upstreams) =
+                            (shared.clone(), socket.clone(), upstreams.clone());
                         let query = batch.query(i).to_vec();
+                        // answered already: not ours, so straight to the upstream servers
                         tokio::spawn(async move {
-                            if let Some(b) = resolve(&shared, &sb, &query, true, &upstreams).await {
+                            if let Some(b) = forward(&shared, &query, true, &upstreams).await {
                                 let _ = socket.send_to(&b, peer).await;
                             }
                         });

@@ -98,15 +98,11 @@ impl Records {
                 self.networks.remove(&ep.network);
             }
         }
+        // a sandbox has one endpoint per network (the store refuses a second):
+        // its network goes from the sandbox's list with it, no scan of the others
         if let Some(sb) = &ep.sandbox {
-            let still = self
-                .endpoints
-                .values()
-                .any(|e| e.sandbox.as_ref() == Some(sb) && e.network == ep.network);
             if let Some(nets) = self.sandboxes.get_mut(sb) {
-                if !still {
-                    nets.retain(|n| n != &ep.network);
-                }
+                nets.retain(|n| n != &ep.network);
                 if nets.is_empty() {
                     self.sandboxes.remove(sb);
                 }
