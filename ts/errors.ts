@@ -27,6 +27,10 @@ export const ErrorCodes = {
   ERR_LINK_EXISTS: 409,
   ERR_IO: 500,
   ERR_FAULT_INJECTED: 500,
+  /** the kernel lacks a feature the request needs (e.g. 802.1q VLANs: module 8021q) */
+  ERR_NOT_SUPPORTED: 501,
+  /** a macvlan parent interface is taken by another network in a way that excludes this one */
+  ERR_PARENT_IN_USE: 409,
   /** a remote plugin answered with an error, or could not be reached */
   ERR_PLUGIN: 500,
   /** another daemon is serving on the socket asked for */

@@ -25,6 +25,8 @@ export type {
   FirewallNetwork,
   FirewallState,
   LinkInfo,
+  MacvlanInfo,
+  MacvlanSpec,
   NativeErrorCode,
   Peer,
   PeerChanges,
@@ -33,6 +35,8 @@ export type {
   StaticRoute,
   VethInfo,
   VethSpec,
+  VlanInfo,
+  VlanSpec,
   VxlanInfo,
   VxlanSpec,
 } from '../index.js';

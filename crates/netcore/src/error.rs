@@ -31,6 +31,8 @@ macro_rules! with_error_codes {
             Io = "ERR_IO",
             /// CNM_FAULT named this step (test builds only).
             FaultInjected = "ERR_FAULT_INJECTED",
+            /// The kernel lacks the feature asked for (a module such as 8021q).
+            NotSupported = "ERR_NOT_SUPPORTED",
         }
     };
 }

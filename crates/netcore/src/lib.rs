@@ -9,6 +9,7 @@
 
 pub mod addr;
 pub mod binding;
+pub mod cluster_routes;
 pub mod dns;
 pub mod error;
 #[cfg(feature = "fault-injection")]

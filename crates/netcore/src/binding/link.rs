@@ -226,6 +226,40 @@ pub fn attach_macvlan(env: &Env, spec: MacvlanSpec) -> napi::Result<PromiseRaw<'
     })
 }
 
+/// ensureVlan: an 802.1q sub-interface `name` (VLAN `id` of `parent`), made or adopted.
+#[napi(object)]
+#[derive(Mirror)]
+#[mirror(link::VlanSpec)]
+pub struct VlanSpec {
+    #[napi(ts_type = "string | null")]
+    pub netns: Option<String>,
+    pub name: String,
+    pub parent: String,
+    /// 1 to 4094
+    pub id: u32,
+    #[napi(ts_type = "number | null")]
+    pub mtu: Option<u32>,
+}
+
+#[napi(object)]
+#[derive(Mirror)]
+#[mirror(link::VlanResult)]
+pub struct VlanInfo {
+    pub ifindex: u32,
+    /// false when it existed already with that VLAN id
+    pub created: bool,
+}
+
+/// Makes sure `name` is VLAN `id` of `parent` and up; ERR_NOT_SUPPORTED on a kernel without 8021q.
+#[napi(ts_return_type = "Promise<VlanInfo>")]
+pub fn ensure_vlan(env: &Env, spec: VlanSpec) -> napi::Result<PromiseRaw<'_, VlanInfo>> {
+    let spec = link::VlanSpec::from_js(spec, "spec");
+    promise(
+        env,
+        async move { Ok(link::ensure_vlan(&spec?).await?.to_js()) },
+    )
+}
+
 /// Moves a link a plugin made in the host netns into a sandbox netns, renames
 /// and configures it there; undoes the move on failure.
 #[napi(ts_return_type = "Promise<AdoptInfo>")]

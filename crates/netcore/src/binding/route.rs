@@ -7,7 +7,7 @@ use netcore_derive::Mirror;
 
 use super::mirror::Wire;
 use super::promise;
-use crate::{route, sysctl};
+use crate::{cluster_routes, route, sysctl};
 
 #[napi(object)]
 #[derive(Mirror)]
@@ -69,5 +69,50 @@ pub fn sysctl_set(
 ) -> napi::Result<PromiseRaw<'_, ()>> {
     promise(env, async move {
         sysctl::set(netns.as_deref(), &key, &value).await
+    })
+}
+
+/// A route of a routed cluster network (see setClusterRoutes).
+#[napi(object)]
+#[derive(Mirror)]
+#[mirror(cluster_routes::ClusterRoute)]
+pub struct ClusterRoute {
+    /// the block, e.g. "10.40.3.0/24" (IPv4)
+    pub dst: String,
+    /// another host's underlay address, for its block
+    #[napi(ts_type = "string | null")]
+    pub via: Option<String>,
+    /// this host's own block: its bridge
+    #[napi(ts_type = "string | null")]
+    pub dev: Option<String>,
+    /// this host's own block: the bridge's address in it
+    #[napi(ts_type = "string | null")]
+    pub src: Option<String>,
+}
+
+#[napi(object)]
+#[derive(Mirror)]
+#[mirror(cluster_routes::ClusterRouteChanges)]
+pub struct ClusterRouteChanges {
+    #[napi(ts_type = "string | null")]
+    pub netns: Option<String>,
+    #[napi(ts_type = "ClusterRoute[] | null")]
+    pub add: Option<Vec<ClusterRoute>>,
+    /// blocks whose route goes (absent is fine)
+    #[napi(ts_type = "string[] | null")]
+    pub remove: Option<Vec<String>>,
+}
+
+/// Remove, then add or replace, routes of routed cluster networks, tagged with
+/// the cluster's routing realm: traffic from a block to another host's block
+/// is not masqueraded.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn set_cluster_routes(
+    env: &Env,
+    changes: ClusterRouteChanges,
+) -> napi::Result<PromiseRaw<'_, ()>> {
+    let changes = cluster_routes::ClusterRouteChanges::from_js(changes, "changes");
+    promise(env, async move {
+        cluster_routes::set_cluster_routes(&changes?).await
     })
 }

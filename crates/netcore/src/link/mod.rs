@@ -10,6 +10,7 @@ mod adopt;
 mod bridge;
 mod macvlan;
 mod veth;
+mod vlan;
 mod vxlan;
 
 use rtnetlink::packet_route::link::{
@@ -25,6 +26,7 @@ pub use adopt::{adopt_link, AdoptResult, AdoptSpec, StaticRoute};
 pub use bridge::{ensure_bridge, BridgeResult, BridgeSpec};
 pub use macvlan::{attach_macvlan, MacvlanResult, MacvlanSpec};
 pub use veth::{attach_veth, detach_veth, VethResult, VethSpec};
+pub use vlan::{ensure_vlan, VlanResult, VlanSpec};
 pub use vxlan::{ensure_vxlan, VxlanResult, VxlanSpec, VXLAN_PORT};
 
 /// Interface names: 1..15 bytes, no '/', no whitespace, no NUL, not "." or "..".

@@ -113,7 +113,7 @@ pub(super) fn fixed_rules(v6: bool) -> Vec<Ordered> {
         pos,
         rules: vec![rule],
     };
-    vec![
+    let mut fixed = vec![
         one(Pos::Append, Rule::new(nat, "PREROUTING", local)),
         one(Pos::Append, Rule::new(nat, "OUTPUT", output)),
         one(
@@ -163,8 +163,24 @@ pub(super) fn fixed_rules(v6: bool) -> Vec<Ordered> {
                 Rule::new(filter, FORWARD, &["-j", INBOUND]),
             ],
         },
-    ]
+    ];
+    if !v6 {
+        // Forwarded from a routed cluster block to another host's block (both
+        // routes carry the cluster realm, see cluster_routes.rs): no NAT.
+        fixed.push(one(
+            Pos::Insert,
+            Rule::new(
+                nat,
+                POSTROUTING,
+                &["-m", "realm", "--realm", CLASSID, "-j", "RETURN"],
+            ),
+        ));
+    }
+    fixed
 }
+
+/// `rtclassid` of traffic between routed cluster blocks, as iptables spells it.
+const CLASSID: &str = "0xc100c1";
 
 #[cfg(test)]
 mod tests {

@@ -35,8 +35,8 @@ pub const TABLE: &str = "cnm";
 ///
 /// The operator's own rules belong in a table of their own (cnm never touches
 /// another table); base chains with a priority below ours run first.
-pub const RULESET: &str = r#"create table ip cnm { comment "managed by cnm v5"; }
-create table ip6 cnm { comment "managed by cnm v5"; }
+pub const RULESET: &str = r#"create table ip cnm { comment "managed by cnm v6"; }
+create table ip6 cnm { comment "managed by cnm v6"; }
 table ip cnm {
   set bridges { type ifname; }
   set masq { type ifname; }
@@ -61,6 +61,7 @@ table ip cnm {
   chain postrouting { type nat hook postrouting priority srcnat; policy accept;
     ct status dnat oifname @bridges meta mark & 0x00020000 == 0x00020000 masquerade
     ip saddr 127.0.0.0/8 oifname @bridges masquerade
+    meta rtclassid 0x00c100c1 return
     iifname @masq oifname != @bridges masquerade
   }
   chain forward { type filter hook forward priority filter; policy accept;
@@ -147,4 +148,4 @@ pub(super) const NFPROTO_IPV6: u8 = 10;
 
 /// The comment of the current base ruleset: a table with another one was made
 /// by an older cnm and is replaced (reconcile then restores its elements).
-pub(super) const VERSION_TAG: &[u8] = b"managed by cnm v5";
+pub(super) const VERSION_TAG: &[u8] = b"managed by cnm v6";
