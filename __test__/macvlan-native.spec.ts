@@ -8,27 +8,15 @@ import test from 'ava';
 import { CnmError } from '../ts/errors.js';
 import { native } from '../ts/native.js';
 import { type IsolatedHost, inNs, ipj, isolatedHost, pings } from './helpers/host.js';
+import { lanWithOutside } from './helpers/lan.js';
 
 let host: IsolatedHost;
-let lan: string;
 let outside: string;
 const ip = (...a: string[]) => execFileSync('ip', a);
 
 test.before(async () => {
   host = await isolatedHost('mvn');
-  lan = host.name('lan');
-  outside = host.name('outside');
-  await native.netnsCreate(lan);
-  await native.netnsCreate(outside);
-  ip('-n', lan, 'link', 'add', 'br0', 'type', 'bridge');
-  ip('-n', lan, 'link', 'set', 'br0', 'up');
-  // the host's LAN interface (the macvlan parent), and the outside host's
-  ip('-n', host.ns, 'link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'p-host', 'netns', lan);
-  ip('-n', outside, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'p-out', 'netns', lan);
-  for (const p of ['p-host', 'p-out']) ip('-n', lan, 'link', 'set', p, 'master', 'br0', 'up');
-  ip('-n', host.ns, 'link', 'set', 'lan0', 'up');
-  ip('-n', outside, 'addr', 'add', '192.168.90.10/24', 'dev', 'eth0');
-  ip('-n', outside, 'link', 'set', 'eth0', 'up');
+  ({ outside } = await lanWithOutside(host, ['192.168.90.10/24']));
 });
 test.after.always(async () => {
   await host?.cleanup();

@@ -97,7 +97,7 @@ test('the registry finds a plugin, activates it once and keeps it', async (t) =>
     const alias = await reg.resolve('alias');
     t.is(alias.name, 'alias');
     t.true(alias.usesIpam && alias.ownNetns);
-    t.deepEqual(reg.names(), ['bridge', 'host', 'null', 'real', 'alias']);
+    t.deepEqual(reg.names(), ['bridge', 'macvlan', 'host', 'null', 'real', 'alias']);
   } finally {
     await srv.close();
   }

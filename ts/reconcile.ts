@@ -17,7 +17,7 @@ import { rollbackNetwork } from './ops/networks.js';
 import { releaseSandbox, rollbackEndpoint } from './ops/sandboxes.js';
 import { linkEntries } from './ops/links.js';
 import { isAlive } from './owner.js';
-import { allNetworks, allSandboxes, endpointsOfNetwork, keys } from './records.js';
+import { allNetworks, allSandboxes, endpointsOfNetwork, endpointsOfSandbox, keys } from './records.js';
 import type { NetworkRecord, SandboxRecord } from './types.js';
 
 export interface ReconcileReport {
@@ -107,6 +107,10 @@ export async function reconcile(ctx: OpContext, opts: { dryRun?: boolean } = {})
       const input: RepairInput = {
         networks,
         endpoints: () => networks.flatMap((n) => endpointsOfNetwork(store, n.id)).filter((e) => ids.has(e.networkId)),
+        sandboxes: () =>
+          allSandboxes(store)
+            .filter((sb) => sb.mode === 'network')
+            .map((sb) => ({ sandbox: sb, ifnames: () => endpointsOfSandbox(store, sb.id).map((e) => e.ifname) })),
         links: () => allSandboxes(store).flatMap((sb) => linkEntries(ctx, sb).filter((l) => networks.some((n) => n.bridge === l.bridge))),
         dryRun,
         step,

@@ -35,6 +35,8 @@ export interface NetworkRecord {
   bridge?: string;
   /** false when we adopted an existing device and must not delete it */
   bridgeCreated?: boolean;
+  /** macvlan: cnm made the 802.1q sub-interface its parent names (parent=eth0.10), and removes it with the network */
+  vlanCreated?: boolean;
   mtu?: number;
   predefined?: boolean;
   state: RecordState;

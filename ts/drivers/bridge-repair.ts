@@ -176,9 +176,18 @@ export async function vethComplete(host: string | null, net: NetworkRecord, ep: 
   const bridge = hostLinks.find((l) => l.name === net.bridge);
   const veth = hostLinks.find((l) => l.name === ep.hostIfname);
   if (!bridge || !veth || veth.master !== bridge.index || !veth.up) return false;
-  if (!(await native.netnsExists(sb.netns))) return false;
-  const peer = (await native.listLinks(sb.netns)).find((l) => l.name === ep.ifname);
-  if (!peer || !peer.up) return false;
+  return sandboxSideComplete(sb.netns, ep);
+}
+
+/**
+ * Whether the sandbox side of an endpoint is all its attach makes: link
+ * `ep.ifname` (of `kind`, when given) up with the endpoint's addresses and, when
+ * it gives the default route, that route through its gateway.
+ */
+export async function sandboxSideComplete(netns: string, ep: EndpointRecord, kind?: string): Promise<boolean> {
+  if (!ep.ifname || !(await native.netnsExists(netns))) return false;
+  const peer = (await native.listLinks(netns)).find((l) => l.name === ep.ifname);
+  if (!peer || !peer.up || (kind !== undefined && peer.kind !== kind)) return false;
   const have = new Set(peer.addresses.map(canon));
   if ([ep.ipv4, ep.ipv6].some((a) => a !== '' && !have.has(canon(a)))) return false;
   if (!ep.defaultGateway) return true;
@@ -188,7 +197,7 @@ export async function vethComplete(host: string | null, net: NetworkRecord, ep: 
   ] as const) {
     if (gw === '' || (family === 6 && ep.ipv6 === '')) continue;
     const want = parseIp(gw).value;
-    const routes = await native.listRoutes(sb.netns, family);
+    const routes = await native.listRoutes(netns, family);
     if (!routes.some((r) => r.gateway && parseIp(r.gateway).value === want && r.oif === peer.index && isDefault(r.dst))) return false;
   }
   return true;

@@ -33,6 +33,11 @@ export interface RepairInput {
    * in the listing had its endpoint recorded before).
    */
   endpoints(): EndpointRecord[];
+  /**
+   * The sandboxes with a netns of their own, each with the interface names its
+   * endpoints (of any network) claim, read at the call.
+   */
+  sandboxes?(): Array<{ sandbox: SandboxRecord; ifnames(): string[] }>;
   /** the firewall entries of the legacy links on these networks (see ops/links.ts) */
   links?(): FirewallLink[];
   dryRun: boolean;
@@ -58,6 +63,14 @@ export interface Driver {
   readonly usesIpam: boolean;
   /** whether sandboxes on this driver's networks have a netns of their own */
   readonly ownNetns: boolean;
+  /** false when its networks cannot publish ports (macvlan): `-p` is refused before anything changes */
+  readonly publishesPorts?: boolean;
+  /**
+   * Its links live in the sandbox alone (macvlan) and would stay on the wire, with
+   * their addresses, until the kernel reclaims a deleted netns (which takes a
+   * while): sandbox rm takes them out before it deletes the netns.
+   */
+  readonly leavesBeforeNetnsDelete?: boolean;
   /** only one network of this driver may exist (host, null): the predefined one */
   readonly singleton?: boolean;
   /**
@@ -65,6 +78,13 @@ export interface Driver {
    * without touching the kernel. Throws ERR_INVALID_ARGUMENT.
    */
   prepareNetwork(net: NetworkRecord): void;
+  /**
+   * Refuse `net` beside an existing network `other` (of any driver), inside the
+   * create's transaction: throws a CnmError. Subnet overlaps are checked for every driver.
+   */
+  checkConflict?(net: NetworkRecord, other: NetworkRecord): void;
+  /** Refuse a new endpoint on `net` beside its `others`, inside the connect's transaction. */
+  checkEndpoint?(net: NetworkRecord, others: readonly EndpointRecord[]): void;
   createNetwork(net: NetworkRecord): Promise<void>;
   deleteNetwork(net: NetworkRecord): Promise<void>;
   /**

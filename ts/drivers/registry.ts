@@ -11,6 +11,7 @@ import { DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIRS, PluginClient, discoverPlugin, va
 import type { CapabilitiesResponse } from '../plugin/api.js';
 import { BridgeDriver } from './bridge.js';
 import type { Driver, DriverContext } from './driver.js';
+import { MacvlanDriver } from './macvlan.js';
 import { NoopDriver } from './noop.js';
 import { RemoteDriver } from './remote.js';
 import { RemoteIpam } from '../ipam/remote.js';
@@ -32,6 +33,7 @@ export class DriverRegistry {
     readonly defaultIpam: Ipam,
   ) {
     this.register(new BridgeDriver(context));
+    this.register(new MacvlanDriver(context));
     this.register(new NoopDriver('host', false));
     this.register(new NoopDriver('null', true));
   }

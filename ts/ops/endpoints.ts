@@ -15,7 +15,7 @@ import type { ConnectOptions } from '../options.js';
 import { currentOwner } from '../owner.js';
 import { type PortFamilies, releasePorts, reservePorts } from '../port-allocator.js';
 import { checkBinding } from '../ports.js';
-import { endpointsOfSandbox, findSandbox, keys } from '../records.js';
+import { endpointsOfNetwork, endpointsOfSandbox, findSandbox, keys } from '../records.js';
 import { attachGatewayBridge, detachGatewayBridge, needsGatewayBridge } from './gateway-bridge.js';
 import { ensureLocalCopy, findAnyNetwork, whileHeld } from './global-networks.js';
 import type { StoreTxn } from '../store/store.js';
@@ -54,6 +54,9 @@ export async function planEndpoint(ctx: OpContext, net: NetworkRecord, sb: Sandb
     throw invalid('network-scoped alias is supported only for containers in user defined networks', aliases);
   }
   const bindings = (opts.ports ?? []).map(checkBinding);
+  if (bindings.length > 0 && driver.publishesPorts === false) {
+    throw invalid(`network ${net.name} (driver ${net.driver}) does not publish ports: its sandboxes are reached at their own addresses`, net.name);
+  }
   if (bindings.length > 0 && net.internal) {
     throw invalid(`network ${net.name} is internal: it has no way in or out, so ports cannot be published on it`, net.name);
   }
@@ -104,6 +107,7 @@ export async function planEndpoint(ctx: OpContext, net: NetworkRecord, sb: Sandb
       if (!tx.get(keys.net(net.id))) throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${net.name} not found`, { network: net.name });
       if (!tx.get(keys.sb(sb.id))) throw new CnmError('ERR_SANDBOX_NOT_FOUND', `sandbox ${sb.name} not found`, { sandbox: sb.name });
       const mine = endpointsOfSandbox(tx, sb.id);
+      driver.checkEndpoint?.(net, endpointsOfNetwork(tx, net.id));
       if (mine.some((e) => e.networkId === net.id)) {
         throw new CnmError('ERR_ALREADY_CONNECTED', `endpoint with name ${sb.name} already exists in network ${net.name}`, { network: net.name, sandbox: sb.name });
       }

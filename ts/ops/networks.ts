@@ -30,7 +30,7 @@ export async function createNetwork(ctx: OpContext, req: NetworkCreateOptions, p
   for (let attempt = 0; ; attempt++) {
     if (ipam) rec.ipam.config = await ipam.requestPools({ network: rec, requested, exclude });
     try {
-      await ctx.store.txn((tx) => reserveNetwork(tx, rec));
+      await ctx.store.txn((tx) => reserveNetwork(tx, rec, driver));
       break;
     } catch (e) {
       if (ipam) await ipam.releasePools(rec).catch((u: unknown) => log.warn('giving back the pools of a network that was not created failed', { network: rec.name, err: u }));
@@ -114,11 +114,12 @@ async function dropNetwork(ctx: OpContext, rec: NetworkRecord, driver: Driver | 
 }
 
 /** The name, the bridge device and the subnets must be free; then the record goes in. */
-export function reserveNetwork(tx: StoreTxn, rec: NetworkRecord): void {
+export function reserveNetwork(tx: StoreTxn, rec: NetworkRecord, driver?: Pick<Driver, 'checkConflict'>): void {
   if (tx.get(keys.netName(rec.name)) !== undefined) {
     throw new CnmError('ERR_NAME_CONFLICT', `network with name ${rec.name} already exists`, { value: rec.name, network: rec.name });
   }
   for (const other of allNetworks(tx)) {
+    driver?.checkConflict?.(rec, other);
     if (rec.bridge && other.bridge === rec.bridge) {
       throw new CnmError('ERR_NAME_CONFLICT', `bridge device ${rec.bridge} is already used by network ${other.name}`, { value: rec.bridge });
     }

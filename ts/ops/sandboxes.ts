@@ -167,6 +167,7 @@ export async function removeSandbox(ctx: OpContext, ref: string): Promise<void> 
   undo.push('restore the sandbox record', () => ctx.store.txn((tx) => tx.put(keys.sb(sb.id), sb)));
   try {
     fault('sandbox.rm.mark');
+    await leaveFirst(ctx, sb);
     await native.netnsDelete(sb.netns);
   } catch (e) {
     throw await undo.run(e, `remove sandbox ${sb.name}`);
@@ -200,6 +201,22 @@ export async function releaseSandbox(ctx: OpContext, sb: SandboxRecord): Promise
   await leaveAll(ctx, sb, eps, fwd);
   await dropSandbox(ctx, sb, eps, fwd);
   fwd.finish();
+}
+
+/**
+ * The endpoints whose links live in the sandbox alone (macvlan) out before the
+ * netns goes: a deleted netns lingers in the kernel for a while with its links
+ * up, and such a link would keep answering for its address on the LAN.
+ */
+async function leaveFirst(ctx: OpContext, sb: SandboxRecord): Promise<void> {
+  await Promise.all(
+    endpointsOfSandbox(ctx.store, sb.id).map(async (ep) => {
+      const net = ctx.store.get<NetworkRecord>(keys.net(ep.networkId));
+      if (!net) return;
+      const driver = await ctx.drivers.resolve(net.driver);
+      if (driver.leavesBeforeNetnsDelete) await driver.leave(net, ep, sb);
+    }),
+  );
 }
 
 /** Each endpoint out of the sandbox (ports withdrawn, link gone), all in flight together. */
