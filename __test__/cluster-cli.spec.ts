@@ -111,3 +111,31 @@ withEtcd('the cnm command alone runs a cluster host: its agent holds the lease p
     [],
   );
 });
+
+withEtcd('a routed network through the cnm command alone: each host\'s agent keeps its routes to the other blocks', async (t) => {
+  t.timeout(90_000);
+  let r = run(0, 'network', 'create', '--driver', 'routed', '--subnet', '10.228.0.0/16', 'clrt');
+  t.is(r.code, 0, r.stderr);
+  const [a, b] = [hosts[0]!.name('ra'), hosts[1]!.name('rb')];
+  r = run(0, 'sandbox', 'create', '--net', 'clrt', a);
+  t.is(r.code, 0, r.stderr);
+  // B joins after A's last command: A's agent learns B's block from the store
+  r = run(1, 'sandbox', 'create', '--net', 'clrt', b);
+  t.is(r.code, 0, r.stderr);
+  const ip = (i: number, name: string) => (JSON.parse(run(i, 'sandbox', 'inspect', name).stdout) as Array<{ Networks: Record<string, { IPAddress: string }> }>)[0]!.Networks.clrt!.IPAddress;
+  const [ipA, ipB] = [ip(0, a), ip(1, b)];
+  t.not(ipA.split('.')[2], ipB.split('.')[2], 'one block per host');
+  t.true(await eventually(() => pings(a, ipB), 5000), `A -> B ${ipB}, routed by A's agent`);
+  t.true(pings(b, ipA), 'B -> A');
+  t.true(await eventually(() => dig(a, [b]).answers[0] === ipB, 5000), 'A resolves B');
+  // past the lease TTL (3 s): the blocks are held by the agents
+  await new Promise((done) => setTimeout(done, 4500));
+  t.true(pings(a, ipB), 'A -> B after the TTL');
+  for (const [i, n] of [[0, a], [1, b]] as const) t.is(run(i, 'sandbox', 'rm', n).code, 0);
+  t.is(run(0, 'network', 'rm', 'clrt').code, 0);
+  t.true(await eventually(() => hosts.every((h) => agentOf(h) === undefined), 25_000), 'both agents exited');
+  for (const h of hosts) {
+    t.deepEqual((await native.listLinks(h.ns)).filter((l) => l.name.startsWith('rtb-')).map((l) => l.name), [], 'no bridge left');
+    t.deepEqual((await native.listRoutes(h.ns, 4)).filter((x) => x.dst.startsWith('10.228.')).map((x) => x.dst), [], 'no route left');
+  }
+});

@@ -35,6 +35,10 @@ import { PeerRecordHooks } from './cluster/peer-hooks.js';
 import { PeerSync, kernelPeers } from './cluster/peer-sync.js';
 import { OverlayDriver, overlayVxlan } from './drivers/overlay.js';
 import { ClusterIpam } from './ipam/cluster-ipam.js';
+import { BlockIpam } from './ipam/block-ipam.js';
+import { RouteBlocks } from './cluster/route-blocks.js';
+import { RouteSync } from './cluster/route-sync.js';
+import { RoutedDriver } from './drivers/routed.js';
 import { type ClusterHostInfo, clusterHosts, forgetClusterHost } from './ops/cluster-hosts.js';
 import { createGlobalNetwork, dropLocalCopy, findAnyNetwork, globalNetworks, removeGlobalNetwork } from './ops/global-networks.js';
 import type { StoreWatch } from './store/store.js';
@@ -44,7 +48,7 @@ import { LmdbStore } from './store/lmdb-store.js';
 import { MemoryStore } from './store/memory-store.js';
 import { checkStateDir, ensureStateDir } from './store/state-dir.js';
 import { StoreHandle } from './store/store-handle.js';
-import type { EndpointRecord } from './types.js';
+import type { EndpointRecord, NetworkRecord } from './types.js';
 import { HostResolver } from './dns/host-resolver.js';
 import { namesChanged } from './dns/notify.js';
 import { peerNames } from './dns/names.js';
@@ -76,6 +80,9 @@ export class NetworkController {
   private closed = false;
   private peers: PeerSync | undefined;
   private overlay: OverlayDriver | undefined;
+  private routed: RoutedDriver | undefined;
+  /** the routes of routed networks on this host (exposed for the bench's convergence timing) */
+  routeSync: RouteSync | undefined;
   private netWatch: StoreWatch | undefined;
   private rejoin: NodeJS.Timeout | undefined;
 
@@ -184,6 +191,22 @@ export class NetworkController {
       );
       this.drivers.register(overlay);
       cluster.store.onRenewed(() => void overlay.republish().catch((err: unknown) => log.error('publishing this host\'s overlay endpoints again failed', { err })));
+      const blocks = new RouteBlocks(cluster, this.store);
+      const routeSync = new RouteSync(cluster, this.hostNetns, blocks);
+      const routed = new RoutedDriver(
+        this.drivers.context,
+        cluster,
+        blocks,
+        routeSync,
+        (netId) => endpointsOfNetwork(this.store, netId),
+        (ep) => peerNames(this.store, ep),
+      );
+      this.drivers.register(routed);
+      this.drivers.blockIpam = new BlockIpam(blocks, this.drivers.defaultIpam as DefaultIpam);
+      cluster.store.onRenewed(() => void routed.republish(this.usedGlobal('routed')).catch((err: unknown) => log.error("holding this host's routed blocks again failed", { err })));
+      this.routed = routed;
+      this.routeSync = routeSync;
+      routeSync.start();
       this.drivers.clusterIpam = new ClusterIpam(cluster.store, cluster.hostId, this.store);
       this.drivers.clusterIpam.hooks = new PeerRecordHooks(cluster);
       this.ctx.cluster = cluster;
@@ -212,6 +235,7 @@ export class NetworkController {
     this.resolver = undefined;
     this.netWatch?.close();
     this.peers?.stop();
+    this.routeSync?.stop();
     await this.ctx.cluster?.close().catch((e: unknown) => log.warn('closing the cluster store failed', { err: e }));
     if (!(await this.ctx.marks.flush())) {
       log.error(`${this.ctx.marks.size} endpoint commit mark(s) could not be written; the next reconcile finishes those endpoints`);
@@ -225,7 +249,7 @@ export class NetworkController {
   async createNetwork(req: NetworkCreateOptions): Promise<Network> {
     await this.ready();
     // the overlay driver's networks are the cluster's
-    if (req?.driver === 'overlay') return new Network(this, await createGlobalNetwork(this.ctx, req));
+    if (req?.driver === 'overlay' || req?.driver === 'routed') return new Network(this, await createGlobalNetwork(this.ctx, req));
     return new Network(this, await createNetwork(this.ctx, req));
   }
 
@@ -363,23 +387,36 @@ export class NetworkController {
     const cluster = this.ctx.cluster;
     const peers = this.peers;
     if (!cluster || !peers) return;
-    const want = allNetworks(this.store)
-      .filter((n) => n.scope === 'global' && endpointsOfNetwork(this.store, n.id).some((e) => e.state === 'active'))
-      .map((n) => n.id);
-    for (const id of want) {
-      await cluster.keep(id);
-      await peers.activate(id, overlayVxlan(id));
+    const used = this.usedGlobal();
+    const want = used.map((n) => n.id);
+    for (const n of used) {
+      await cluster.keep(n.id);
+      if (n.driver === 'routed') await this.routeSync?.activate(n);
+      else await peers.activate(n.id, overlayVxlan(n.id));
     }
     for (const id of peers.networks()) {
       if (want.includes(id)) continue;
       peers.deactivate(id);
       cluster.unkeep(id);
     }
+    for (const id of this.routeSync?.networks() ?? []) {
+      if (want.includes(id)) continue;
+      await this.routeSync?.deactivate(id);
+      cluster.unkeep(id);
+    }
+  }
+
+  /** This host's global networks (of `driver`, if given) with an active endpoint here. */
+  private usedGlobal(driver?: string): NetworkRecord[] {
+    return allNetworks(this.store).filter(
+      (n) => n.scope === 'global' && (driver === undefined || n.driver === driver) && endpointsOfNetwork(this.store, n.id).some((e) => e.state === 'active'),
+    );
   }
 
   /** Publish this host's global endpoints again, bound to the current lease. @internal */
   async republishCluster(): Promise<void> {
     await this.overlay?.republish();
+    await this.routed?.republish(this.usedGlobal('routed'));
   }
 
   /**

@@ -31,7 +31,7 @@ Global options:
   --plugin-dir DIR     where remote driver plugins are found (default /run/docker/plugins;
                        env CNM_PLUGIN_DIR)
   --cluster-store etcd://HOST:PORT[,HOST:PORT...]
-                       join a cluster: global (overlay) networks shared by its hosts
+                       join a cluster: global (overlay, routed) networks shared by its hosts
                        (env CNM_CLUSTER_STORE); \`cnm daemon\` on each host, or the cnm
                        command alone: it starts a background agent that holds the host's
                        lease and keeps its peer tables, gone when the host has no global endpoint

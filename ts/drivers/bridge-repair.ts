@@ -12,6 +12,7 @@ import { formatIfAddr, parseCidr, parseIp } from '../net/ip.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 import { syncProxies } from './bridge-proxies.js';
 import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.js';
+import { isRoutedBridge } from './routed.js';
 
 export async function repairBridges(driver: Driver, ctx: DriverContext, input: RepairInput): Promise<RepairResult> {
   const { networks, step } = input;
@@ -129,7 +130,8 @@ async function syncFirewall(firewall: Firewall, input: RepairInput, lost: Endpoi
   const havePorts = new Set(state.ports.flatMap(portKeys));
   const wantPortKeys = new Set(wantPorts.flatMap(portKeys));
   const addNetworks = wantNets.filter((n) => !haveNets.has(netKey(n)));
-  const removeNetworks = state.networks.filter((n) => !wantNetKeys.has(netKey(n)));
+  // a routed network's entries are that driver's to keep
+  const removeNetworks = state.networks.filter((n) => !wantNetKeys.has(netKey(n)) && !isRoutedBridge(n.bridge));
   const addPorts = wantPorts.filter((p) => portKeys(p).some((k) => !havePorts.has(k)));
   const removePorts = state.ports.filter((p) => portKeys(p).some((k) => !wantPortKeys.has(k)));
   // a port removed because one of its families is stale takes the others with it: add those back

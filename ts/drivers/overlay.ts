@@ -16,6 +16,7 @@ import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 import { hostIfnameFor, macFor } from './bridge-options.js';
 import { vethComplete } from './bridge-repair.js';
 import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.js';
+import { OncePerNetwork } from './once-per-network.js';
 
 /** Docker's option for the VNI of an overlay network. */
 export const VXLANID_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
@@ -33,7 +34,7 @@ export function vniOf(net: NetworkRecord): number {
 export class OverlayDriver implements Driver {
   readonly name = 'overlay';
   /** networks whose devices this driver made (or is making) here since their last teardown */
-  private readonly made = new Map<string, Promise<void>>();
+  private readonly made = new OncePerNetwork();
   readonly usesIpam = true;
   readonly ownNetns = true;
 
@@ -84,29 +85,21 @@ export class OverlayDriver implements Driver {
    * netlink round trips (reconcile makes devices deleted behind our back again).
    */
   private async ensureLocal(net: NetworkRecord, force = false): Promise<void> {
-    if (force) this.made.delete(net.id);
-    // concurrent first joins share one making: two creates of one bridge would collide
-    let making = this.made.get(net.id);
-    if (!making) {
-      const mtu = this.mtu(net);
-      const p = (async () => {
+    const mtu = this.mtu(net);
+    await this.made.ensure(
+      net.id,
+      async () => {
         await native.ensureBridge({ netns: this.ctx.hostNetns, name: overlayBridge(net.id), mtu, up: true });
         await native.ensureVxlan({ netns: this.ctx.hostNetns, name: overlayVxlan(net.id), vni: vniOf(net), local: this.cluster.advertise, master: overlayBridge(net.id), mtu });
-      })();
-      // a failed making is tried again by the next join (its waiters see the error)
-      p.catch(() => {
-        if (this.made.get(net.id) === p) this.made.delete(net.id);
-      });
-      this.made.set(net.id, p);
-      making = p;
-    }
-    await making;
+      },
+      force,
+    );
   }
 
   /** Remove the network's devices on this host (the bridge goes with its ports). */
   private async teardown(net: NetworkRecord): Promise<void> {
     this.peers.deactivate(net.id);
-    this.made.delete(net.id);
+    this.made.forget(net.id);
     await native.deleteLink(this.ctx.hostNetns, overlayVxlan(net.id));
     await native.deleteLink(this.ctx.hostNetns, overlayBridge(net.id));
   }

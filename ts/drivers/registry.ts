@@ -25,6 +25,8 @@ export class DriverRegistry {
   private readonly ipams = new Map<string, Promise<Ipam>>();
   /** the IPAM of global networks, once the host has joined a cluster */
   clusterIpam: ClusterIpam | undefined;
+  /** the IPAM of routed networks (each host's block), once the host has joined a cluster */
+  blockIpam: Ipam | undefined;
 
   constructor(
     /** what the drivers share (the host, the firewall) */
@@ -53,8 +55,8 @@ export class DriverRegistry {
   async resolve(name: string): Promise<Driver> {
     const d = this.drivers.get(name);
     if (d) return d;
-    if (name === 'overlay') {
-      throw new CnmError('ERR_INVALID_ARGUMENT', 'the overlay driver needs a cluster store: start cnm with --cluster-store etcd://HOST:PORT and --cluster-advertise IP', { value: name });
+    if (name === 'overlay' || name === 'routed') {
+      throw new CnmError('ERR_INVALID_ARGUMENT', `the ${name} driver needs a cluster store: start cnm with --cluster-store etcd://HOST:PORT and --cluster-advertise IP`, { value: name });
     }
     let p = this.loading.get(name);
     if (!p) {
@@ -96,8 +98,9 @@ export class DriverRegistry {
   /** The IPAM of a network: the cluster's for a global network, else the one it names. */
   async ipamOf(net: NetworkRecord): Promise<Ipam> {
     if (net.scope !== 'global') return this.resolveIpam(net.ipam.driver);
-    if (!this.clusterIpam) throw new CnmError('ERR_CLUSTER_UNAVAILABLE', `network ${net.name} is global: this host has not joined the cluster store`, { network: net.name });
-    return this.clusterIpam;
+    const ipam = net.driver === 'routed' ? this.blockIpam : this.clusterIpam;
+    if (!ipam) throw new CnmError('ERR_CLUSTER_UNAVAILABLE', `network ${net.name} is global: this host has not joined the cluster store`, { network: net.name });
+    return ipam;
   }
 
   private unknownIpam(name: string): CnmError {

@@ -11,8 +11,9 @@ import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 
 /** Whether a new endpoint on `net` gives the default route, beside the sandbox's others. */
 export function givesDefaultRoute(net: NetworkRecord, others: readonly EndpointRecord[]): boolean {
-  // a global (overlay) network has no way out of its own: the gateway bridge gives that
-  return !net.internal && net.scope !== 'global' && !others.some((e) => e.defaultGateway);
+  // an overlay network has no way out of its own (the gateway bridge gives that); a
+  // routed one has, through its host's bridge
+  return !net.internal && (net.scope !== 'global' || net.driver === 'routed') && !others.some((e) => e.defaultGateway);
 }
 
 /** The gateway of the network's subnet that holds `address` ("addr/prefix"). */

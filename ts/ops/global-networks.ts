@@ -1,5 +1,5 @@
 /**
- * Global-scope networks (overlay): their records, pools and VNIs live in the
+ * Global-scope networks (overlay, routed): their records, pools and VNIs live in the
  * cluster store, reserved in one compare-and-swap transaction, so two hosts can
  * never take one name, subnet or VNI. A host keeps a local copy of a global
  * network while it has endpoints on it, so that the local operations (connect,
@@ -15,6 +15,8 @@ import { allNetworks, endpointsOfNetwork, findNetwork, keys } from '../records.j
 import type { Store, StoreTxn } from '../store/store.js';
 import type { NetworkRecord } from '../types.js';
 import { VXLANID_OPTION } from '../drivers/overlay.js';
+import { RoutedDriver } from '../drivers/routed.js';
+import { RouteBlocks } from '../cluster/route-blocks.js';
 import type { OpContext } from './context.js';
 import { planNetwork } from './network-plan.js';
 import { reserveNetwork } from './networks.js';
@@ -49,7 +51,7 @@ function reserveVni(tx: StoreTxn, rec: NetworkRecord): void {
 /** Create a global network in the cluster store; nothing is made in any kernel until an endpoint joins. */
 export async function createGlobalNetwork(ctx: OpContext, req: NetworkCreateOptions): Promise<NetworkRecord> {
   const cluster = clusterOf(ctx);
-  const { rec, requested } = await planNetwork(ctx, req);
+  const { rec, requested, driver } = await planNetwork(ctx, req);
   rec.scope = 'global';
   const ipam = await ctx.drivers.ipamOf(rec);
   const local = allNetworks(ctx.store).find((n) => n.name === rec.name && n.scope !== 'global');
@@ -58,13 +60,14 @@ export async function createGlobalNetwork(ctx: OpContext, req: NetworkCreateOpti
   const asked = rec.options[VXLANID_OPTION];
   for (let attempt = 0; ; attempt++) {
     rec.ipam.config = await ipam.requestPools({ network: rec, requested, exclude });
+    if (driver instanceof RoutedDriver) driver.checkPools(rec);
     rec.state = 'ready';
     delete rec.owner;
     try {
       await cluster.store.txn((tx) => {
         if (asked === undefined) delete rec.options[VXLANID_OPTION];
         reserveNetwork(tx, rec);
-        reserveVni(tx, rec);
+        if (rec.driver === 'overlay') reserveVni(tx, rec);
         tx.put(keys.net(rec.id), rec);
       });
       return rec;
@@ -102,6 +105,7 @@ async function removeFromCluster(store: Store, rec: NetworkRecord, inUse: (where
     if (tx.get(keys.netName(rec.name)) === rec.id) tx.del(keys.netName(rec.name));
     const vni = Number(cur.options[VXLANID_OPTION]);
     if (tx.get(clusterKeys.vni(vni)) === rec.id) tx.del(clusterKeys.vni(vni));
+    RouteBlocks.purge(tx, rec.id);
     ipam?.allocator.purge(tx, rec);
   });
 }
