@@ -133,10 +133,14 @@ export class RouteBlocks {
     return block;
   }
 
-  /** Give the block back (this host's last endpoint on the network left); it stays remembered. */
-  async release(netId: string): Promise<void> {
+  /**
+   * Give the block back (this host's last endpoint on the network left); it
+   * stays remembered. `also` writes more in the same transaction.
+   */
+  async release(netId: string, also?: (tx: StoreTxn) => void): Promise<void> {
     this.claimed.delete(netId);
     await this.cluster.store.txn((tx) => {
+      also?.(tx);
       const rec = tx.get<BlockRecord>(blockKeys.held(netId, this.me));
       if (rec?.host === this.me) tx.del(blockKeys.held(netId, this.me));
     });

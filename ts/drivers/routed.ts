@@ -119,13 +119,13 @@ export class RoutedDriver implements Driver {
   }
 
   /** Routes, firewall entries and bridge go; the block goes back (remembered for this host). */
-  private async teardown(net: NetworkRecord): Promise<void> {
+  private async teardown(net: NetworkRecord, released = false): Promise<void> {
     this.made.forget(net.id);
     const block = this.blocks.known(net.id);
     await this.routes.deactivate(net.id);
     if (this.ctx.firewall.enabled && block) await this.ctx.firewall.apply({ removeNetworks: [this.firewallNet(net, block)] });
     await native.deleteLink(this.ctx.hostNetns, routedBridge(net.id));
-    await this.blocks.release(net.id).catch((e: unknown) => log.warn('giving back the block of a routed network failed (the lease ends it)', { network: net.name, err: e }));
+    if (!released) await this.blocks.release(net.id).catch((e: unknown) => log.warn('giving back the block of a routed network failed (the lease ends it)', { network: net.name, err: e }));
   }
 
   /** This endpoint as the other hosts see it (their DNS, and the network's in-use check). */
@@ -182,10 +182,14 @@ export class RoutedDriver implements Driver {
   }
 
   async leave(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    await this.unpublish(net, ep);
-    if (ep.hostIfname) await native.detachVeth(this.ctx.hostNetns, ep.hostIfname);
-    const others = this.localEndpoints(net.id).filter((e) => e.id !== ep.id);
-    if (others.length === 0) await this.teardown(net);
+    const last = this.localEndpoints(net.id).every((e) => e.id === ep.id);
+    // the last endpoint here: its record and the block go in one transaction, while
+    // the kernel deletes the veth, so that the other hosts drop the route at once
+    const records = last
+      ? this.blocks.release(net.id, (tx) => tx.del(clusterKeys.peer(net.id, ep.id))).catch((e: unknown) => log.warn('giving back the block of a routed network failed (the lease ends it)', { network: net.name, err: e }))
+      : this.unpublish(net, ep);
+    await Promise.all([records, ep.hostIfname ? native.detachVeth(this.ctx.hostNetns, ep.hostIfname) : undefined]);
+    if (last) await this.teardown(net, true);
   }
 
   private noPorts(net: NetworkRecord): CnmError {
