@@ -22,7 +22,7 @@ function pingOnce(ns, ip) {
 const VTEPS = ['192.168.79.1', '192.168.79.2', '192.168.79.3'];
 
 /** Three host netns on a LAN, each with a host process; `cluster` adds the cluster options. */
-async function startHosts(tag, stateDir, prefix, etcdUrl) {
+export async function startHosts(tag, stateDir, prefix, etcdUrl) {
   const hostNs = VTEPS.map((_, i) => `${tag}-${prefix}${i}`);
   const lan = await simulatedLan(`${tag}-${prefix}sw`);
   const hosts = [];

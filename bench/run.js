@@ -4,7 +4,8 @@
 // cluster-scale (simulated hosts without a kernel on one etcd; `--scale-hosts 3,30,100`),
 // cluster-reference (only when named: the 3 hosts x N row on a local bridge, no cluster),
 // dns (the embedded resolver beside aardvark-dns, with dnsperf; `--dns-sandboxes N`, default 1000),
-// macvlan (netcore's macvlan endpoint beside its veth endpoint, native calls).
+// macvlan (the macvlan endpoint beside the veth endpoint: native calls, then controller connects),
+// routed (a routed network across three hosts: attach beside a bridge attach, route convergence).
 // Everything runs inside a host netns of its own; the machine's network is untouched.
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,7 @@ import { clusterScaleBench } from './cluster-scale.js';
 import { daemonBench } from './daemon.js';
 import { dnsBench } from './dns.js';
 import { macvlanBench } from './macvlan.js';
+import { routedBench } from './routed.js';
 import { firewallBench } from './firewall.js';
 import { ipamBench } from './ipam.js';
 import { printTable, summarize } from './stats.js';
@@ -34,7 +36,7 @@ const { values, positionals } = parseArgs({
   },
 });
 const sizes = values.sizes.split(',').map(Number);
-const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'dns', 'macvlan', 'cluster', 'cluster-scale', 'cluster-reference'];
+const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'dns', 'macvlan', 'routed', 'cluster', 'cluster-scale', 'cluster-reference'];
 for (const p of positionals) if (!sections.includes(p)) throw new Error(`unknown section ${p}; known: ${sections.join(', ')}`);
 // cluster-reference runs only when named: see bench/cluster.js
 const want = (section) => (positionals.length === 0 && section !== 'cluster-reference') || positionals.includes(section);
@@ -145,7 +147,9 @@ try {
     await firewallBench({ backend, tag, stateDir, rows });
   }
 
-  if (want('macvlan')) await macvlanBench({ tag, rows, summarize });
+  if (want('macvlan')) await macvlanBench({ tag, stateDir, rows, summarize });
+
+  if (want('routed')) await routedBench({ tag, stateDir, rows, summarize });
 
   if (want('dns')) await dnsBench({ tag, stateDir, rows, summarize, sandboxes: Number(values['dns-sandboxes']) });
 
