@@ -123,6 +123,7 @@ COMMIT
 -A PREROUTING -m addrtype --dst-type LOCAL -j CNM-PREROUTING
 -A OUTPUT -m addrtype --dst-type LOCAL -j CNM-PREROUTING
 -A POSTROUTING -j CNM-POSTROUTING
+-A CNM-POSTROUTING -m realm --realm 0xc100c1 -j RETURN
 -A CNM-POSTROUTING -s 10.9.0.0/24 ! -o br0 -m comment --comment "cnm:net:n1" -j MASQUERADE
 -A CNM-POSTROUTING -o br0 -m addrtype --src-type LOCAL -m comment --comment "cnm:net:n1" -j MASQUERADE
 -A CNM-POSTROUTING -s 10.9.0.0/24 -o br0 -m conntrack --ctstate DNAT -m comment --comment "cnm:net:n1" -j MASQUERADE

@@ -137,7 +137,14 @@ mod tests {
         // chains come before the rules of their table
         let nat = script.lines(Table::Nat);
         assert!(nat[0].starts_with(':') && nat[1].starts_with(':'));
-        assert!(nat[2..].iter().all(|l| l.starts_with("-A ")));
+        // but the cluster realm's RETURN, which goes first in CNM-POSTROUTING (IPv4 only)
+        let realm = "-I CNM-POSTROUTING 1 -m realm --realm 0xc100c1 -j RETURN";
+        assert!(nat[2..].iter().all(|l| l.starts_with("-A ") || l == realm));
+        assert!(nat.iter().any(|l| l == realm));
+        assert!(!script
+            .lines(Table::Nat6)
+            .iter()
+            .any(|l| l.contains("realm")));
     }
 
     #[test]
