@@ -33,11 +33,6 @@ const long = 'n'.repeat(65);
 const cases = (): Case[] => [
   // network names
   ['ERR_INVALID_ARGUMENT', 'empty network name', () => ctl.createNetwork({ name: '' }), ['network', 'create', '']],
-  ['ERR_INVALID_ARGUMENT', 'network name with a space', () => ctl.createNetwork({ name: 'a b' }), ['network', 'create', 'a b']],
-  ['ERR_INVALID_ARGUMENT', 'network name ../x', () => ctl.createNetwork({ name: '../x' }), ['network', 'create', '../x']],
-  ['ERR_INVALID_ARGUMENT', 'network name too long', () => ctl.createNetwork({ name: long }), ['network', 'create', long]],
-  ['ERR_INVALID_ARGUMENT', 'network name with a slash', () => ctl.createNetwork({ name: 'a/b' }), ['network', 'create', 'a/b']],
-  ['ERR_INVALID_ARGUMENT', 'network name starting with a dot', () => ctl.createNetwork({ name: '.x' }), ['network', 'create', '.x']],
   ['ERR_NAME_CONFLICT', 'reserved name bridge', () => ctl.createNetwork({ name: 'bridge' }), ['network', 'create', 'bridge']],
   ['ERR_NAME_CONFLICT', 'reserved name host', () => ctl.createNetwork({ name: 'host' }), ['network', 'create', 'host']],
   ['ERR_NAME_CONFLICT', 'reserved name none', () => ctl.createNetwork({ name: 'none' }), ['network', 'create', 'none']],
@@ -178,7 +173,6 @@ test.serial('bad requests to the daemon get Docker statuses and change nothing',
     const cases: Array<[number, string, string, unknown?]> = [
       [400, 'POST', '/networks/create', {}],
       [400, 'POST', '/networks/create', { Name: '' }],
-      [400, 'POST', '/networks/create', { Name: 'a b' }],
       [400, 'POST', '/networks/create', { Name: 5 }],
       [400, 'POST', '/networks/create', '{broken'],
       [400, 'POST', '/networks/create', '[1,2]'],
@@ -212,7 +206,8 @@ test.serial('bad requests to the daemon get Docker statuses and change nothing',
       [404, 'POST', '/networks/inner/disconnect', { Container: sb }],
       [400, 'POST', '/networks/inner/disconnect', {}],
       [400, 'POST', '/v1.10/networks/create', { Name: 'x' }],
-      [404, 'GET', '/containers/json'],
+      [404, 'GET', '/containers/nosuch/json'],
+      [404, 'GET', '/images/json'],
       [400, 'PUT', '/networks/net1'],
     ];
     for (const [status, method, path, body] of cases) {

@@ -124,7 +124,7 @@ withDocker('docker version shows one Engine component; docker info works', async
   t.deepEqual((await docker('version', '--format', '{{range .Server.Components}}{{.Name}} {{end}}')).out, 'Engine');
   r = await docker('info');
   t.is(r.code, 0, r.err);
-  t.regex(r.out, /Network: bridge host null/);
+  t.regex(r.out, /Network: bridge macvlan host null/);
   t.regex(r.out, /Swarm: inactive/);
   t.is((await docker('info', '--format', '{{.OSType}} {{.Swarm.LocalNodeState}}')).out, 'linux inactive');
 });

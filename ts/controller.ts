@@ -224,6 +224,11 @@ export class NetworkController {
     }
   }
 
+  /** The network drivers this controller has now: built-in ones, overlay and routed once in a cluster, plugins loaded. */
+  driverNames(): string[] {
+    return this.drivers.names();
+  }
+
   /** Close the store; every later call fails with ERR_CLOSED. */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -118,6 +118,12 @@ export interface ConnectOptions {
   ports?: PortBinding[];
   /** legacy links "NAME[:ALIAS]" to sandboxes on this network (Docker's --link) */
   links?: string[];
+  /** its MAC address on this network (Docker's --mac-address / EndpointConfig.MacAddress) */
+  mac?: string;
+  /** link-local addresses added to its interface (Docker's --link-local-ip) */
+  linkLocalIps?: string[];
+  /** driver options of the endpoint (Docker's EndpointConfig.DriverOpts): kept and shown */
+  driverOpts?: Record<string, string>;
 }
 
 /** Options of {@link NetworkController.createSandbox}. */
@@ -144,4 +150,8 @@ export interface SandboxCreateOptions {
   links?: string[];
   /** ports it exposes without publishing them, "PORT[-END][/PROTO]" (Docker's --expose) */
   expose?: string[];
+  /** its MAC address on its network (Docker's --mac-address) */
+  mac?: string;
+  /** link-local addresses on its interface (Docker's --link-local-ip) */
+  linkLocalIps?: string[];
 }

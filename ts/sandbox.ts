@@ -5,7 +5,8 @@ import type { ConnectOptions } from './options.js';
 import { keys } from './records.js';
 import { Endpoint } from './endpoint.js';
 import { type PortMappingRecord, dockerPorts } from './ports.js';
-import type { NetworkRecord, SandboxRecord } from './types.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from './types.js';
+import { hasDns } from './dns/names.js';
 import { inspectLinks, linkEnv } from './ops/links.js';
 
 /** Per-network settings, as in Docker's NetworkSettings.Networks. */
@@ -20,6 +21,13 @@ export interface SandboxNetwork {
   GlobalIPv6PrefixLen: number;
   MacAddress: string;
   Aliases: string[] | null;
+  /** what was asked for: static addresses and link-local ones (Docker's EndpointSettings.IPAMConfig) */
+  IPAMConfig: { IPv4Address?: string; IPv6Address?: string; LinkLocalIPs?: string[] } | null;
+  /** legacy links asked for on this network, "NAME[:ALIAS]" */
+  Links: string[] | null;
+  DriverOpts: Record<string, string> | null;
+  /** the names it answers to on this network's DNS (API 1.44) */
+  DNSNames: string[] | null;
   /** the interface name inside the sandbox (cnm addition) */
   InterfaceName: string;
 }
@@ -46,6 +54,15 @@ export interface SandboxInspect {
   Links: string[] | null;
   /** ports exposed without publishing ("80/tcp": {}) */
   ExposedPorts: Record<string, Record<string, never>> | null;
+}
+
+/** Docker's EndpointSettings.IPAMConfig: the static addresses and link-local ones asked for. */
+function ipamConfigOf(ep: EndpointRecord): SandboxNetwork['IPAMConfig'] {
+  const c: NonNullable<SandboxNetwork['IPAMConfig']> = {};
+  if (ep.staticIp && ep.ipv4) c.IPv4Address = ep.ipv4.split('/')[0]!;
+  if (ep.staticIp6 && ep.ipv6) c.IPv6Address = ep.ipv6.split('/')[0]!;
+  if (ep.linkLocal?.length) c.LinkLocalIPs = ep.linkLocal.map((a) => a.split('/')[0]!);
+  return Object.keys(c).length ? c : null;
 }
 
 export class Sandbox {
@@ -115,6 +132,10 @@ export class Sandbox {
         GlobalIPv6PrefixLen: Number(len6),
         MacAddress: ep.mac,
         Aliases: ep.aliases.length ? ep.aliases : null,
+        IPAMConfig: ipamConfigOf(ep),
+        Links: ep.links?.length ? ep.links : null,
+        DriverOpts: ep.driverOpts ?? null,
+        DNSNames: hasDns(net) ? [...new Set([r.name, ...ep.aliases, r.id.slice(0, 12)])] : null,
         InterfaceName: ep.ifname,
       };
       if (mode === 'network') mode = net.name === 'bridge' ? 'default' : net.name;

@@ -95,8 +95,18 @@ export interface EndpointRecord {
   aliases: string[];
   /** the address was asked for with --ip */
   staticIp: boolean;
+  /** the IPv6 address was asked for with --ip6 */
+  staticIp6?: boolean;
   /** published ports (bridge networks) */
   ports?: PortMappingRecord[];
+  /** the MAC was asked for (Docker's EndpointConfig.MacAddress) */
+  staticMac?: boolean;
+  /** extra addresses (Docker's IPAMConfig.LinkLocalIPs), as CIDRs on its interface */
+  linkLocal?: string[];
+  /** Docker's EndpointConfig.DriverOpts, kept and shown */
+  driverOpts?: Record<string, string>;
+  /** the legacy links asked for on this endpoint ("NAME[:ALIAS]"), as Docker shows them */
+  links?: string[];
   created: string;
   state: 'pending' | 'active';
   owner?: Owner;

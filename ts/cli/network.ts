@@ -19,7 +19,8 @@ Commands:
   ls [--format table|json] [-q]
   inspect NAME|ID...
   rm NAME|ID...
-  connect [--ip IP] [--ip6 IP] [--alias A]... [--link NAME[:ALIAS]]... [-p SPEC]... NETWORK SANDBOX
+  connect [--ip IP] [--ip6 IP] [--alias A]... [--link NAME[:ALIAS]]... [-p SPEC]...
+          [--mac-address MAC] [--link-local-ip IP]... [--driver-opt k=v]... NETWORK SANDBOX
   disconnect NETWORK SANDBOX`;
 
 /** Pair gateways, ranges and aux addresses with the subnet containing them, as docker does. */
@@ -128,11 +129,23 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
         alias: { type: 'string', multiple: true },
         link: { type: 'string', multiple: true },
         publish: { type: 'string', short: 'p', multiple: true },
+        'mac-address': { type: 'string' },
+        'link-local-ip': { type: 'string', multiple: true },
+        'driver-opt': { type: 'string', multiple: true },
       });
       if (positionals.length !== 2) throw invalid('network connect needs NETWORK and SANDBOX');
       const ports = list(v.publish).flatMap(parsePublish);
       return withController(ctx, v, async (ctl) => {
-        await ctl.connect(positionals[0]!, positionals[1]!, { ip: str(v.ip), ip6: str(v.ip6), aliases: list(v.alias), ports, links: list(v.link).length ? list(v.link) : undefined });
+        await ctl.connect(positionals[0]!, positionals[1]!, {
+          ip: str(v.ip),
+          ip6: str(v.ip6),
+          aliases: list(v.alias),
+          ports,
+          links: list(v.link).length ? list(v.link) : undefined,
+          mac: str(v['mac-address']),
+          linkLocalIps: list(v['link-local-ip']),
+          driverOpts: parseKv(list(v['driver-opt']), 'driver-opt'),
+        });
         return 0;
       });
     }

@@ -10,7 +10,7 @@ export const SANDBOX_USAGE = `Usage: cnm sandbox COMMAND
 Commands:
   create [--net NETWORK|host|none|container:NAME] [--ip IP] [--ip6 IP] [--alias A]... [-p SPEC]...
          [--dns IP]... [--dns-search DOMAIN]... [--dns-option OPT]... [--add-host NAME:IP]... [--hostname NAME]
-         [--link NAME[:ALIAS]]... [--expose PORT[/PROTO]]... NAME
+         [--link NAME[:ALIAS]]... [--expose PORT[/PROTO]]... [--mac-address MAC] [--link-local-ip IP]... NAME
   ls [--format table|json] [-q]
   inspect NAME|ID...
   rm NAME|ID...`;
@@ -30,6 +30,8 @@ export const SANDBOX_OPTIONS = {
   hostname: { type: 'string' },
   link: { type: 'string', multiple: true },
   expose: { type: 'string', multiple: true },
+  'mac-address': { type: 'string' },
+  'link-local-ip': { type: 'string', multiple: true },
 } as const satisfies OptionSpec;
 
 /** What those options ask of createSandbox (all but the name); bad -p specs throw here. */
@@ -47,6 +49,8 @@ export function sandboxRequest(v: Parsed['values']): Omit<SandboxCreateOptions, 
     hostname: str(v.hostname),
     links: list(v.link).length ? list(v.link) : undefined,
     expose: list(v.expose).length ? list(v.expose) : undefined,
+    mac: str(v['mac-address']),
+    linkLocalIps: list(v['link-local-ip']).length ? list(v['link-local-ip']) : undefined,
   };
 }
 

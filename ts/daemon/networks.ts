@@ -234,7 +234,17 @@ export async function handleNetworks(ctl: NetworkController, bus: EventBus, req:
     sendEmpty(res, 204);
   } else if (id !== undefined && action === 'connect' && method === 'POST') {
     const body = await readJson(req);
-    const ec = (body.EndpointConfig ?? {}) as { IPAMConfig?: { IPv4Address?: unknown; IPv6Address?: unknown }; Aliases?: unknown; Links?: unknown };
+    const ec = (body.EndpointConfig ?? {}) as {
+      IPAMConfig?: { IPv4Address?: unknown; IPv6Address?: unknown; LinkLocalIPs?: unknown } | null;
+      Aliases?: unknown;
+      Links?: unknown;
+      MacAddress?: unknown;
+      DriverOpts?: unknown;
+    };
+    const ll = ec.IPAMConfig?.LinkLocalIPs ?? [];
+    if (!Array.isArray(ll) || ll.some((a) => typeof a !== 'string')) throw invalid('IPAMConfig.LinkLocalIPs must be a list of addresses', ll);
+    const driverOpts = ec.DriverOpts ?? undefined;
+    if (driverOpts !== undefined && driverOpts !== null && (typeof driverOpts !== 'object' || Array.isArray(driverOpts))) throw invalid('EndpointConfig.DriverOpts must be an object', driverOpts);
     const aliases = ec.Aliases ?? [];
     if (!Array.isArray(aliases)) throw invalid('EndpointConfig.Aliases must be a list', aliases);
     // docker network connect --link NAME:ALIAS
@@ -248,6 +258,9 @@ export async function handleNetworks(ctl: NetworkController, bus: EventBus, req:
       ip6: str(ec.IPAMConfig?.IPv6Address, 'IPAMConfig.IPv6Address'),
       aliases: aliases as string[],
       links: Array.isArray(links) && links.length ? (links as string[]) : undefined,
+      mac: str(ec.MacAddress, 'EndpointConfig.MacAddress') || undefined,
+      linkLocalIps: ll as string[],
+      driverOpts: (driverOpts ?? undefined) as Record<string, string> | undefined,
     });
     bus.emit('connect', n.id, { container: ep.sandboxId, name: n.name, type: n.driver });
     sendEmpty(res, 200);

@@ -14,6 +14,8 @@ import { type DockerEvent, EventBus } from './events.js';
 import { type Filters, labelsMatch, parseFilters, parseTimestamp } from './filters.js';
 import { sendError, sendJson } from './http.js';
 import { handleNetworks } from './networks.js';
+import { handleContainers } from './containers.js';
+import { native } from '../native.js';
 
 /** The API version we speak; the docker CLI negotiates down to it from /_ping. */
 export const API_VERSION = '1.47';
@@ -71,8 +73,15 @@ function version(): Record<string, unknown> {
  * GET /info: what `docker info` needs to print. cnm has no containers, images or
  * volumes; sandboxes count as containers, and the network plugins are the built-in drivers.
  */
-function info(ctl: NetworkController): Record<string, unknown> {
+async function info(ctl: NetworkController): Promise<Record<string, unknown>> {
   const sandboxes = ctl.listSandboxes().length;
+  const forwarding = await native
+    .sysctlGet(ctl.hostNetns, 'net.ipv4.ip_forward')
+    .then((v) => v.trim() === '1')
+    .catch((e: unknown) => {
+      log.warn('reading the host netns forwarding state for /info failed', { err: e });
+      return false;
+    });
   return {
     // a stable id in UUID form (current dockerd uses a UUID), taken from the default bridge
     ID: (ctl.listNetworks().find((n) => n.name === 'bridge')?.id ?? '0'.repeat(32)).replace(/^(.{8})(.{4})(.{4})(.{4})(.{12}).*$/, '$1-$2-$3-$4-$5'),
@@ -83,7 +92,8 @@ function info(ctl: NetworkController): Record<string, unknown> {
     Images: 0,
     Driver: '',
     DriverStatus: [],
-    Plugins: { Volume: [], Network: ['bridge', 'host', 'null'], Authorization: null, Log: [] },
+    // the drivers this host has now: built-in ones, overlay and routed once in a cluster, plugins loaded
+    Plugins: { Volume: [], Network: ctl.driverNames(), Authorization: null, Log: [] },
     MemoryLimit: false,
     SwapLimit: false,
     KernelMemoryTCP: false,
@@ -92,7 +102,7 @@ function info(ctl: NetworkController): Record<string, unknown> {
     CPUShares: false,
     CPUSet: false,
     PidsLimit: false,
-    IPv4Forwarding: true,
+    IPv4Forwarding: forwarding,
     Debug: false,
     NFd: 0,
     OomKillDisable: false,
@@ -201,7 +211,12 @@ async function route(ctl: NetworkController, bus: EventBus, req: IncomingMessage
     return;
   }
   if (path === '/version' && method === 'GET') return sendJson(res, 200, version());
-  if (path === '/info' && method === 'GET') return sendJson(res, 200, info(ctl));
+  if (path === '/info' && method === 'GET') return sendJson(res, 200, await info(ctl));
+  if (path === '/swarm' || path.startsWith('/swarm/')) {
+    // as dockerd outside swarm mode: clients cleaning up (swarm leave) expect this answer
+    throw new CnmError('ERR_CLUSTER_UNAVAILABLE', 'This node is not part of a swarm');
+  }
+  if (handleContainers(ctl, req, res, path, url)) return;
   if (path === '/events' && method === 'GET') return events(bus, req, res, url);
   if (await handleNetworks(ctl, bus, req, res, path, url)) return;
   throw new CnmError('ERR_NETWORK_NOT_FOUND', `page not found: ${method} ${path} (cnm serves the network part of the Docker API only)`);

@@ -1,7 +1,7 @@
 /** The bridge driver's options (Docker's names) and the names and MACs it derives. */
 import { invalid } from '../errors.js';
 import { parseIp } from '../net/ip.js';
-import type { NetworkRecord } from '../types.js';
+import type { EndpointRecord, NetworkRecord } from '../types.js';
 import { checkIfname, parseBool, parseMtu } from '../validate.js';
 
 /** Driver options the bridge understands (Docker's names). */
@@ -36,6 +36,11 @@ const BOOLEAN = new Set<string>([BridgeOptions.icc, BridgeOptions.masquerade, Br
 /** The name a network's bridge gets when the user names none. */
 export function defaultBridgeName(netId: string): string {
   return `br-${netId.slice(0, 12)}`;
+}
+
+/** The addresses an endpoint's interface carries: its IPAM ones and its link-local ones. */
+export function interfaceAddresses(ep: Pick<EndpointRecord, 'ipv4' | 'ipv6' | 'linkLocal'>): string[] {
+  return [ep.ipv4, ep.ipv6, ...(ep.linkLocal ?? [])].filter((a) => a !== '');
 }
 
 /** Host-side veth name derived from the endpoint id, so reconcile can map it back. */

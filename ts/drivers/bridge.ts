@@ -7,7 +7,7 @@ import { Firewall } from '../firewall.js';
 import { log } from '../log.js';
 import { native } from '../native.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
-import { bridgeHasGateway, defaultBridgeName, hostIfnameFor, macFor, prepareBridgeNetwork } from './bridge-options.js';
+import { bridgeHasGateway, defaultBridgeName, hostIfnameFor, interfaceAddresses, macFor, prepareBridgeNetwork } from './bridge-options.js';
 import { proxySpecs, startProxies } from './bridge-proxies.js';
 import { repairBridges, vethComplete } from './bridge-repair.js';
 import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.js';
@@ -101,7 +101,7 @@ export class BridgeDriver implements Driver {
 
   createEndpoint(_net: NetworkRecord, ep: EndpointRecord): void {
     ep.hostIfname = hostIfnameFor(ep.id);
-    ep.mac = macFor(ep.ipv4, ep.id);
+    if (!ep.staticMac) ep.mac = macFor(ep.ipv4, ep.id);
   }
 
   async deleteEndpoint(): Promise<void> {}
@@ -115,7 +115,7 @@ export class BridgeDriver implements Driver {
       ifname: ep.ifname,
       mtu: net.mtu ?? null,
       mac: ep.mac,
-      addresses: [ep.ipv4, ep.ipv6].filter((a) => a !== ''),
+      addresses: interfaceAddresses(ep),
       gateway: ep.defaultGateway && ep.ipv4 ? ep.gateway : null,
       gateway6: ep.defaultGateway && ep.ipv6 ? (ep.gateway6 ?? null) : null,
       // with br_netfilter the DNAT of a sandbox reaching its own published port

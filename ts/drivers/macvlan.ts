@@ -15,7 +15,7 @@ import { native } from '../native.js';
 import type { LinkInfo, MacvlanInfo, MacvlanSpec, VlanInfo, VlanSpec } from '../native-api.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 import { parseMtu } from '../validate.js';
-import { BridgeOptions, macFor } from './bridge-options.js';
+import { BridgeOptions, interfaceAddresses, macFor } from './bridge-options.js';
 import { sandboxSideComplete } from './bridge-repair.js';
 import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.js';
 
@@ -129,7 +129,7 @@ export class MacvlanDriver implements Driver {
 
   createEndpoint(_net: NetworkRecord, ep: EndpointRecord): void {
     ep.hostIfname = '';
-    ep.mac = macFor(ep.ipv4, ep.id);
+    if (!ep.staticMac) ep.mac = macFor(ep.ipv4, ep.id);
   }
 
   async deleteEndpoint(): Promise<void> {}
@@ -144,7 +144,7 @@ export class MacvlanDriver implements Driver {
       mode: modeOf(net),
       mtu: net.mtu ?? null,
       mac: ep.mac,
-      addresses: [ep.ipv4, ep.ipv6].filter((a) => a !== ''),
+      addresses: interfaceAddresses(ep),
       gateway: ep.defaultGateway && ep.ipv4 ? ep.gateway : null,
       gateway6: ep.defaultGateway && ep.ipv6 ? (ep.gateway6 ?? null) : null,
     });

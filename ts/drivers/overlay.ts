@@ -13,7 +13,7 @@ import { CnmError, invalid } from '../errors.js';
 import { log } from '../log.js';
 import { native } from '../native.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
-import { hostIfnameFor, macFor } from './bridge-options.js';
+import { hostIfnameFor, interfaceAddresses, macFor } from './bridge-options.js';
 import { vethComplete } from './bridge-repair.js';
 import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.js';
 import { OncePerNetwork } from './once-per-network.js';
@@ -70,7 +70,7 @@ export class OverlayDriver implements Driver {
 
   createEndpoint(_net: NetworkRecord, ep: EndpointRecord): void {
     ep.hostIfname = hostIfnameFor(ep.id);
-    ep.mac = macFor(ep.ipv4, ep.id);
+    if (!ep.staticMac) ep.mac = macFor(ep.ipv4, ep.id);
   }
 
   async deleteEndpoint(): Promise<void> {}
@@ -126,7 +126,7 @@ export class OverlayDriver implements Driver {
         ifname: ep.ifname,
         mtu: this.mtu(net),
         mac: ep.mac,
-        addresses: [ep.ipv4, ep.ipv6].filter((a) => a !== ''),
+        addresses: interfaceAddresses(ep),
         // no default route through an overlay: Docker gives overlay sandboxes a second
         // interface on a local bridge (docker_gwbridge) for that
         gateway: null,

@@ -5,6 +5,7 @@
  * makes a link in the host netns at Join, which is then moved into the sandbox,
  * renamed DstPrefix + index, addressed, brought up and given its routes.
  */
+import { interfaceAddresses } from './bridge-options.js';
 import { CnmError } from '../errors.js';
 import { log } from '../log.js';
 import { native } from '../native.js';
@@ -105,7 +106,8 @@ export class RemoteDriver implements Driver {
     const created = await this.client.call<CreateEndpointResponse>('NetworkDriver.CreateEndpoint', {
       ...ids,
       Interface: { Address: ep.ipv4, AddressIPv6: ep.ipv6, MacAddress: ep.mac },
-      Options: {},
+      // the endpoint's driver options (Docker's EndpointConfig.DriverOpts) are the plugin's business
+      Options: { ...ep.driverOpts },
     });
     let joined = false;
     try {
@@ -140,7 +142,7 @@ export class RemoteDriver implements Driver {
         newName,
         mtu: net.mtu ?? null,
         mac: ep.mac || null,
-        addresses: [ep.ipv4, ep.ipv6].filter((a) => a !== ''),
+        addresses: interfaceAddresses(ep),
         gateway: ep.defaultGateway && r.Gateway ? r.Gateway : null,
         gateway6: ep.defaultGateway && r.GatewayIPv6 ? r.GatewayIPv6 : null,
         routes,

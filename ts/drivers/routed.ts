@@ -17,7 +17,7 @@ import { log } from '../log.js';
 import { native } from '../native.js';
 import { blockView } from '../ipam/block-ipam.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
-import { hostIfnameFor, macFor } from './bridge-options.js';
+import { hostIfnameFor, interfaceAddresses, macFor } from './bridge-options.js';
 import { vethComplete } from './bridge-repair.js';
 import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.js';
 import { OncePerNetwork } from './once-per-network.js';
@@ -78,7 +78,7 @@ export class RoutedDriver implements Driver {
   /** The gateway is this host's bridge in its block (the IPAM gave an address of it). */
   createEndpoint(net: NetworkRecord, ep: EndpointRecord): void {
     ep.hostIfname = hostIfnameFor(ep.id);
-    ep.mac = macFor(ep.ipv4, ep.id);
+    if (!ep.staticMac) ep.mac = macFor(ep.ipv4, ep.id);
     const block = this.blocks.known(net.id);
     if (block && ep.ipv4) ep.gateway = blockGateway(block);
   }
@@ -157,7 +157,7 @@ export class RoutedDriver implements Driver {
         ifname: ep.ifname,
         mtu: net.mtu ?? null,
         mac: ep.mac,
-        addresses: [ep.ipv4].filter((a) => a !== ''),
+        addresses: interfaceAddresses(ep),
         gateway: ep.defaultGateway && ep.ipv4 ? ep.gateway : null,
         gateway6: null,
       });

@@ -15,6 +15,7 @@ import type { ConnectOptions } from '../options.js';
 import { currentOwner } from '../owner.js';
 import { type PortFamilies, releasePorts, reservePorts } from '../port-allocator.js';
 import { checkBinding } from '../ports.js';
+import { formatIp, parseIp } from '../net/ip.js';
 import { endpointsOfNetwork, endpointsOfSandbox, findSandbox, keys } from '../records.js';
 import { attachGatewayBridge, detachGatewayBridge, needsGatewayBridge } from './gateway-bridge.js';
 import { ensureLocalCopy, findAnyNetwork, whileHeld } from './global-networks.js';
@@ -67,13 +68,14 @@ export async function planEndpoint(ctx: OpContext, net: NetworkRecord, sb: Sandb
     if (net.predefined && net.name === 'bridge') throw invalid('user specified IP address is supported on user defined networks only', opts.ip);
     if (!net.ipam.userSubnet) throw invalid('user specified IP address is supported only when connecting to networks with user configured subnets', opts.ip);
   }
+  const extra = endpointExtras(opts);
   const ep: EndpointRecord = {
     id: newId(),
     networkId: net.id,
     sandboxId: sb.id,
     ifname: '',
     hostIfname: '',
-    mac: '',
+    mac: extra.mac ?? '',
     ipv4: '',
     ipv6: '',
     gateway: '',
@@ -81,9 +83,14 @@ export async function planEndpoint(ctx: OpContext, net: NetworkRecord, sb: Sandb
     defaultGateway: false,
     aliases,
     staticIp: opts.ip !== undefined,
+    ...(opts.ip6 !== undefined ? { staticIp6: true } : {}),
     created: new Date().toISOString(),
     state: 'pending',
     owner: currentOwner(),
+    ...(extra.mac ? { staticMac: true } : {}),
+    ...(extra.linkLocal.length ? { linkLocal: extra.linkLocal } : {}),
+    ...(extra.driverOpts ? { driverOpts: extra.driverOpts } : {}),
+    ...((opts as InternalConnect).askedLinks?.length ? { links: [...(opts as InternalConnect).askedLinks!] } : {}),
   };
   // a global network's peer record, written with the address, carries the names for the other hosts' DNS
   const hooks = net.scope === 'global' && hasDns(net) ? ctx.drivers.clusterIpam?.hooks : undefined;
@@ -135,6 +142,33 @@ export async function planEndpoint(ctx: OpContext, net: NetworkRecord, sb: Sandb
       tx.put(keys.sbEp(sb.id, ep.id), net.id);
     },
   };
+}
+
+/** A connect whose links were planned by its caller: the endpoint records them as asked. */
+export type InternalConnect = ConnectOptions & { askedLinks?: string[] };
+
+/** A MAC as Docker takes it: six hex pairs, not a multicast address; lower case. */
+export function checkMac(mac: unknown): string {
+  if (typeof mac !== 'string' || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac)) throw invalid(`invalid MAC address ${JSON.stringify(mac)}: expected six hex pairs such as 02:42:ac:11:00:02`, mac);
+  if (parseInt(mac.slice(0, 2), 16) & 1) throw invalid(`invalid MAC address ${mac}: it is a multicast address`, mac);
+  return mac.toLowerCase();
+}
+
+/** The MAC, link-local addresses and driver options a connect asks for, checked. */
+function endpointExtras(opts: ConnectOptions): { mac?: string; linkLocal: string[]; driverOpts?: Record<string, string> } {
+  const mac = opts.mac === undefined || opts.mac === '' ? undefined : checkMac(opts.mac);
+  const ll = opts.linkLocalIps ?? [];
+  if (!Array.isArray(ll)) throw invalid('link-local IPs must be a list of addresses', ll);
+  // libnetwork puts them on the interface as /16 (IPv4) or /64 (IPv6)
+  const linkLocal = ll.map((a) => {
+    const ip = parseIp(a, 'link-local IP');
+    return `${formatIp(ip)}/${ip.family === 4 ? 16 : 64}`;
+  });
+  const d = opts.driverOpts;
+  if (d !== undefined && d !== null && (typeof d !== 'object' || Array.isArray(d) || Object.values(d).some((v) => typeof v !== 'string'))) {
+    throw invalid('driver options must map names to strings', d);
+  }
+  return { mac, linkLocal, driverOpts: d && Object.keys(d).length ? { ...d } : undefined };
 }
 
 /** One address of each family the network has, from its IPAM; the IPv4 one is given back if the IPv6 one fails. */
@@ -203,7 +237,7 @@ export async function connect(ctx: OpContext, netRef: string, sbRef: string, opt
     // links are checked before anything changes, made once the endpoint is
     const linker = findSandbox(ctx.store, sbRef);
     const links = planLinks(ctx, opts.links, linker.name, net, linker.links);
-    const ep = await connect(ctx, net.id, linker.id, { ...opts, links: undefined });
+    const ep = await connect(ctx, net.id, linker.id, { ...opts, links: undefined, askedLinks: opts.links } as InternalConnect);
     try {
       await addLinks(ctx, findSandbox(ctx.store, linker.id), links);
     } catch (e) {

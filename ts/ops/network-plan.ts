@@ -11,7 +11,7 @@ import { overlaps, parseSubnet } from '../net/ip.js';
 import type { NetworkCreateOptions } from '../options.js';
 import { currentOwner } from '../owner.js';
 import type { NetworkRecord } from '../types.js';
-import { checkName, newId, parseMtu } from '../validate.js';
+import { newId, parseMtu } from '../validate.js';
 import type { OpContext } from './context.js';
 
 /** Docker's generic MTU option, which `mtu` stands for. */
@@ -26,7 +26,8 @@ export interface NetworkPlan {
 
 export async function planNetwork(ctx: OpContext, req: NetworkCreateOptions, predefined = false): Promise<NetworkPlan> {
   if (typeof req !== 'object' || req === null) throw invalid('network create needs options', req);
-  checkName('network', req.name);
+  // Docker takes any network name that is not empty
+  if (typeof req.name !== 'string' || req.name === '') throw invalid('network name must not be empty', req.name);
   const driverName = req.driver ?? 'bridge';
   if (typeof driverName !== 'string' || driverName === '') throw invalid('driver name must not be empty', driverName);
   const driver = await ctx.drivers.resolve(driverName);

@@ -19,7 +19,7 @@ import type { StoreTxn } from '../store/store.js';
 import type { EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord } from '../types.js';
 import { checkName, newId } from '../validate.js';
 import type { OpContext } from './context.js';
-import { dropEndpointRecords, forgetEndpoint, markActive, planEndpoint, programEndpoint, releaseAddresses } from './endpoints.js';
+import { type InternalConnect, dropEndpointRecords, forgetEndpoint, markActive, planEndpoint, programEndpoint, releaseAddresses } from './endpoints.js';
 import { Forward, Undo } from './undo.js';
 import { checkSandboxDns } from '../dns/settings.js';
 import { removeFilesOf, writeFilesOf } from './sandbox-files.js';
@@ -73,7 +73,7 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
   const letGo = net ? await ensureLocalCopy(ctx, net) : undefined;
   let committed = false;
   try {
-    const plan = net ? await planEndpoint(ctx, net, sb, { ip: req.ip, ip6: req.ip6, aliases: req.aliases, ports }, true) : undefined;
+    const plan = net ? await planEndpoint(ctx, net, sb, { ip: req.ip, ip6: req.ip6, aliases: req.aliases, ports, mac: req.mac, linkLocalIps: req.linkLocalIps, askedLinks: net.predefined ? undefined : req.links } as InternalConnect, true) : undefined;
     try {
       await ctx.store.txn((tx) => {
         if (tx.get(keys.sbName(sb.name)) !== undefined) {
