@@ -11,11 +11,26 @@ export type * from './native-api.js';
 
 const require = createRequire(import.meta.url);
 
+/** The platform package name of this machine, as napi-rs names them (cnm-linux-x64-gnu…). */
+export function platformPackage(): string {
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  const libc = header?.glibcVersionRuntime ? 'gnu' : 'musl';
+  return `cnm-${process.platform}-${process.arch}${process.platform === 'linux' ? `-${libc}` : ''}`;
+}
+
 function load(): NativeBinding {
   try {
     return require('../index.js') as NativeBinding;
   } catch (e) {
-    throw new CnmError('ERR_IO', `cannot load the cnm native addon (run "npm run build"): ${(e as Error).message}`);
+    const pkg = platformPackage();
+    const supported = ['cnm-linux-x64-gnu', 'cnm-linux-arm64-gnu', 'cnm-linux-x64-musl', 'cnm-linux-arm64-musl'];
+    const what =
+      process.platform !== 'linux'
+        ? `cnm runs on Linux only (network namespaces, netlink); this is ${process.platform}`
+        : supported.includes(pkg)
+          ? `the native part of cnm for this machine is the package ${pkg}: install it (npm i ${pkg}; an install with --omit=optional or --no-optional leaves it out), or build it from source with Rust (npm run build in a clone of cnm)`
+          : `there is no prebuilt native part of cnm for ${pkg}: build it from source with Rust (npm run build in a clone of cnm)`;
+    throw new CnmError('ERR_IO', `cannot load the cnm native addon: ${what}. Loader said: ${(e as Error).message.split('\n')[0]}`, {}, { cause: e });
   }
 }
 

@@ -27,6 +27,7 @@ export const GLOBAL_OPTIONS: OptionSpec = {
   'cluster-store-cert': { type: 'string' },
   'cluster-store-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
 };
 
 /** Global options whose names commands reuse with another meaning (sandbox create --ip). */

@@ -9,6 +9,7 @@ import { portCommand } from './port.js';
 import { runCommand } from './run.js';
 import { SANDBOX_USAGE, sandboxCommand } from './sandbox.js';
 import { systemCommand } from './system.js';
+import { VERSION } from '../version.js';
 
 export const USAGE = `Usage: cnm [GLOBAL OPTIONS] COMMAND
 
@@ -42,6 +43,7 @@ Global options:
                        seconds before a host that stopped answering leaves the others' tables (default 10)
   --cluster-store-ca F, --cluster-store-cert F, --cluster-store-key F
                        TLS to etcd
+  -v, --version        print cnm's version and exit
 
 Commands:
   network   create, ls, inspect, rm, connect, disconnect networks
@@ -96,6 +98,10 @@ export async function main(argv: string[], ctx: Omit<CliContext, 'open' | 'optio
       options: (v, extra) => controllerOptions(merged(v), extra),
     };
     const [cmd, ...rest] = command;
+    if (g.version || cmd === 'version') {
+      ctx.out(`cnm version ${VERSION}`);
+      return 0;
+    }
     if (g.help || cmd === undefined || cmd === 'help' || cmd === '--help') {
       ctx.out(USAGE);
       return cmd === undefined && !g.help ? 1 : 0;

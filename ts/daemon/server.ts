@@ -16,6 +16,7 @@ import { sendError, sendJson } from './http.js';
 import { handleNetworks } from './networks.js';
 import { handleContainers } from './containers.js';
 import { native } from '../native.js';
+import { VERSION } from '../version.js';
 
 /** The API version we speak; the docker CLI negotiates down to it from /_ping. */
 export const API_VERSION = '1.47';
@@ -34,7 +35,6 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-const VERSION = '0.1.0';
 // the docker CLI parses BuildTime as a time; an empty string makes it fail
 const STARTED = new Date().toISOString();
 
