@@ -1,14 +1,8 @@
 /** The `cnm` command: docker-like networking from the shell. */
 
 import { GLOBAL_OPTIONS, LEADING_ONLY, type Parsed, parse, splitGlobal } from './args.js';
-import { type CliContext, controllerOptions, openFromOptions, reportError } from './context.js';
-import { daemonCommand } from './daemon.js';
-import { demoCommand } from './demo.js';
-import { NETWORK_USAGE, networkCommand } from './network.js';
-import { portCommand } from './port.js';
-import { runCommand } from './run.js';
-import { SANDBOX_USAGE, sandboxCommand } from './sandbox.js';
-import { systemCommand } from './system.js';
+import type { CliContext } from './context.js';
+import { NETWORK_USAGE, SANDBOX_USAGE } from './usage.js';
 import { VERSION } from '../version.js';
 
 export const USAGE = `Usage: cnm [GLOBAL OPTIONS] COMMAND
@@ -92,11 +86,6 @@ export async function main(argv: string[], ctx: Omit<CliContext, 'open' | 'optio
       ...g,
       ...Object.fromEntries(Object.entries(v).filter(([k, x]) => x !== undefined && k in GLOBAL_OPTIONS && !LEADING_ONLY.has(k))),
     });
-    const full: CliContext = {
-      ...ctx,
-      open: (v, extra) => openFromOptions(merged(v), extra),
-      options: (v, extra) => controllerOptions(merged(v), extra),
-    };
     const [cmd, ...rest] = command;
     if (g.version || cmd === 'version') {
       ctx.out(`cnm version ${VERSION}`);
@@ -106,27 +95,34 @@ export async function main(argv: string[], ctx: Omit<CliContext, 'open' | 'optio
       ctx.out(USAGE);
       return cmd === undefined && !g.help ? 1 : 0;
     }
+    const { controllerOptions, openFromOptions } = await import('./context.js');
+    const full: CliContext = {
+      ...ctx,
+      open: (v, extra) => openFromOptions(merged(v), extra),
+      options: (v, extra) => controllerOptions(merged(v), extra),
+    };
+    // each command's code is loaded when it runs: a command pays only for what it uses
     switch (cmd) {
       case 'network':
-        return await networkCommand(full, rest);
+        return await (await import('./network.js')).networkCommand(full, rest);
       case 'sandbox':
-        return await sandboxCommand(full, rest);
+        return await (await import('./sandbox.js')).sandboxCommand(full, rest);
       case 'run':
-        return await runCommand(full, rest);
+        return await (await import('./run.js')).runCommand(full, rest);
       case 'system':
-        return await systemCommand(full, rest);
+        return await (await import('./system.js')).systemCommand(full, rest);
       case 'port':
-        return await portCommand(full, rest);
+        return await (await import('./port.js')).portCommand(full, rest);
       case 'daemon':
-        return await daemonCommand(full, rest);
+        return await (await import('./daemon.js')).daemonCommand(full, rest);
       case 'demo':
-        return await demoCommand(full, rest);
+        return await (await import('./demo.js')).demoCommand(full, rest);
       default:
         ctx.err(`Error: unknown command "${cmd}"; see cnm --help`);
         return 1;
     }
   } catch (e) {
-    reportError(ctx, e);
+    (await import('./context.js')).reportError(ctx, e);
     return 1;
   }
 }

@@ -6,22 +6,7 @@ import { contains, parseCidr, parseIp, parseSubnet } from '../net/ip.js';
 import { parseKv } from '../validate.js';
 import { list, parse, str, takeBool } from './args.js';
 import { type CliContext, inspectCommand, listCommand, removeCommand, withController } from './context.js';
-
-export const NETWORK_USAGE = `Usage: cnm network COMMAND
-
-Commands:
-  create [--driver bridge|macvlan|overlay|routed|PLUGIN] [--subnet CIDR]... [--gateway IP]... [--ip-range CIDR]...
-         [--aux-address name=IP]... [--internal] [--attachable] [--ipv4=false] [--ipv6]
-         [--opt k=v]... [--label k=v]...
-         [--mtu N] [--ipam-driver NAME] [--ipam-opt k=v]... NAME
-         (macvlan: -o parent=IF[.VLAN] [-o macvlan_mode=bridge|private|vepa|passthru];
-          routed: a cluster network, -o block_size=N for each host's block, default 24)
-  ls [--format table|json] [-q]
-  inspect NAME|ID...
-  rm NAME|ID...
-  connect [--ip IP] [--ip6 IP] [--alias A]... [--link NAME[:ALIAS]]... [-p SPEC]...
-          [--mac-address MAC] [--link-local-ip IP]... [--driver-opt k=v]... NETWORK SANDBOX
-  disconnect NETWORK SANDBOX`;
+import { NETWORK_USAGE } from './usage.js';
 
 /** Pair gateways, ranges and aux addresses with the subnet containing them, as docker does. */
 export function ipamFromFlags(subnets: string[], gateways: string[], ranges: string[], aux: string[]): IpamPoolRequest[] {

@@ -4,16 +4,7 @@ import { parsePublish } from '../ports.js';
 import type { SandboxCreateOptions } from '../controller.js';
 import { type OptionSpec, type Parsed, list, parse, str } from './args.js';
 import { type CliContext, inspectCommand, listCommand, removeCommand, withController } from './context.js';
-
-export const SANDBOX_USAGE = `Usage: cnm sandbox COMMAND
-
-Commands:
-  create [--net NETWORK|host|none|container:NAME] [--ip IP] [--ip6 IP] [--alias A]... [-p SPEC]...
-         [--dns IP]... [--dns-search DOMAIN]... [--dns-option OPT]... [--add-host NAME:IP]... [--hostname NAME]
-         [--link NAME[:ALIAS]]... [--expose PORT[/PROTO]]... [--mac-address MAC] [--link-local-ip IP]... NAME
-  ls [--format table|json] [-q]
-  inspect NAME|ID...
-  rm NAME|ID...`;
+import { SANDBOX_USAGE } from './usage.js';
 
 /** The options of `sandbox create` and `run` that shape the sandbox. */
 export const SANDBOX_OPTIONS = {

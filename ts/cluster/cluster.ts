@@ -11,7 +11,7 @@ import { native } from '../native.js';
 import { formatIp, parseCidr, parseIp } from '../net/ip.js';
 import { etcdEndpoints } from '../ops/options.js';
 import type { ControllerOptions } from '../options.js';
-import { EtcdStore } from '../store/etcd-store.js';
+import type { EtcdStore } from '../store/etcd-store.js';
 import type { Store } from '../store/store.js';
 import { newId } from '../validate.js';
 
@@ -144,6 +144,8 @@ export class Cluster {
       };
       pem = { ca: read(tls.ca, 'CA'), cert: read(tls.cert, 'certificate'), key: read(tls.key, 'key') };
     }
+    // loaded here only: the etcd client weighs about 160 ms of start-up that local commands never pay
+    const { EtcdStore } = await import('../store/etcd-store.js');
     return EtcdStore.open({ endpoints, prefix: `cnm/${opts.clusterName ?? 'default'}/`, partitioned: PARTITIONED, tls: pem });
   }
 

@@ -1,0 +1,27 @@
+/** The usage texts of the commands, apart from their code: help loads nothing else. */
+
+export const NETWORK_USAGE = `Usage: cnm network COMMAND
+
+Commands:
+  create [--driver bridge|macvlan|overlay|routed|PLUGIN] [--subnet CIDR]... [--gateway IP]... [--ip-range CIDR]...
+         [--aux-address name=IP]... [--internal] [--attachable] [--ipv4=false] [--ipv6]
+         [--opt k=v]... [--label k=v]...
+         [--mtu N] [--ipam-driver NAME] [--ipam-opt k=v]... NAME
+         (macvlan: -o parent=IF[.VLAN] [-o macvlan_mode=bridge|private|vepa|passthru];
+          routed: a cluster network, -o block_size=N for each host's block, default 24)
+  ls [--format table|json] [-q]
+  inspect NAME|ID...
+  rm NAME|ID...
+  connect [--ip IP] [--ip6 IP] [--alias A]... [--link NAME[:ALIAS]]... [-p SPEC]...
+          [--mac-address MAC] [--link-local-ip IP]... [--driver-opt k=v]... NETWORK SANDBOX
+  disconnect NETWORK SANDBOX`;
+
+export const SANDBOX_USAGE = `Usage: cnm sandbox COMMAND
+
+Commands:
+  create [--net NETWORK|host|none|container:NAME] [--ip IP] [--ip6 IP] [--alias A]... [-p SPEC]...
+         [--dns IP]... [--dns-search DOMAIN]... [--dns-option OPT]... [--add-host NAME:IP]... [--hostname NAME]
+         [--link NAME[:ALIAS]]... [--expose PORT[/PROTO]]... [--mac-address MAC] [--link-local-ip IP]... NAME
+  ls [--format table|json] [-q]
+  inspect NAME|ID...
+  rm NAME|ID...`;
