@@ -1,6 +1,6 @@
 // The `cnm` command end to end, in a child process like a user runs it.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { type IsolatedHost, inNs, isolatedHost, pings } from './helpers/host.js';
@@ -173,4 +173,29 @@ test.serial('cnm system reconcile [--dry-run] reports and removes what belongs t
   t.regex(r.stdout, /^remove orphan veth vethorphan0/m);
   t.notRegex(execFileSync('ip', ['-n', host.ns, 'link', 'show'], { encoding: 'utf8' }), /vethorphan/);
   t.regex(cnm([...g, 'system', 'reconcile']).stdout, /nothing to do/);
+});
+
+test.serial('usage errors exit 125 and name the nearest command or flag; --version prints the version', (t) => {
+  const version = (JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+  for (const v of [['--version'], ['-v'], ['version']]) {
+    const r = cnm(v);
+    t.is(r.code, 0);
+    t.is(r.stdout.trim(), `cnm version ${version}`);
+  }
+  const cases: Array<[string[], RegExp | null]> = [
+    [['netwrk', 'ls'], /Did you mean this\?\s+network/],
+    [['network', 'lss'], /Did you mean this\?\s+ls/],
+    [['network', 'ls', '--formt', 'json'], /Did you mean this\?\s+--format/],
+    [['--stat-dir', '/tmp/x', 'network', 'ls'], /Did you mean this\?\s+--state-dir/],
+    [['frobnicate'], null],
+    [['network', 'create'], /needs exactly one NAME/],
+    [['network', 'connect', 'onlyone'], /needs NETWORK and SANDBOX/],
+  ];
+  for (const [args, re] of cases) {
+    const r = cnm([...g, ...args]);
+    t.is(r.code, 125, args.join(' '));
+    if (re) t.regex(r.stderr, re, args.join(' '));
+  }
+  // a failed operation is not a usage error
+  t.is(cnm([...g, 'network', 'inspect', 'nosuch']).code, 1);
 });

@@ -62,6 +62,8 @@ export interface ErrorDetails {
   sandbox?: string;
   /** errors of undo or clean-up steps of the same operation that also failed */
   undoErrors?: Error[];
+  /** the `cnm` command was used wrongly (unknown command or flag, missing argument): it exits 125, as docker */
+  usage?: boolean;
 }
 
 /**

@@ -1,6 +1,43 @@
 /** Argument parsing for the `cnm` command, on node:util parseArgs. */
 import { parseArgs } from 'node:util';
-import { invalid } from '../errors.js';
+import { CnmError, invalid } from '../errors.js';
+
+/** A wrong use of the command (exit 125, as docker's usage errors). */
+export function usage(message: string, value?: unknown): CnmError {
+  return new CnmError('ERR_INVALID_ARGUMENT', message, { value, usage: true });
+}
+
+/** Levenshtein distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The known word nearest to `word`, when near enough to be what was meant ("" otherwise). */
+export function nearest(word: string, known: readonly string[]): string {
+  let best = '';
+  let bestD = Infinity;
+  for (const k of known) {
+    const d = k.startsWith(word) && word.length >= 2 ? 0.5 : distance(word, k);
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : '';
+}
+
+/** " Did you mean X?" or "". */
+export function didYouMean(word: string, known: readonly string[]): string {
+  const n = nearest(word, known);
+  return n ? `\n\nDid you mean this?\n\t${n}` : '';
+}
 
 export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
 
@@ -54,7 +91,12 @@ export function parse(argv: string[], spec: OptionSpec): Parsed {
     });
     return { values: values as Parsed['values'], positionals, rest };
   } catch (e) {
-    throw invalid(`${(e as Error).message.replace(/\. To specify a positional.*$/s, '')} (see --help)`);
+    const msg = (e as Error).message.replace(/\. To specify a positional.*$/s, '');
+    // an unknown flag: the nearest known one
+    const flag = /Unknown option '(-{1,2}[^']+)'/.exec(msg)?.[1];
+    const known = Object.keys({ ...GLOBAL_OPTIONS, ...spec }).map((k) => `--${k}`);
+    const hint = flag?.startsWith('--') ? didYouMean(flag, known) : '';
+    throw usage(`${msg} (see --help)${hint}`, flag);
   }
 }
 
@@ -66,10 +108,10 @@ export function splitGlobal(argv: string[]): { globals: string[]; command: strin
     const a = argv[i]!;
     const name = a.replace(/^--?/, '').split('=')[0]!;
     const spec = GLOBAL_OPTIONS[name] ?? Object.values(GLOBAL_OPTIONS).find((o) => o.short === name);
-    if (!spec) throw invalid(`unknown global option ${a} (see cnm --help)`, a);
+    if (!spec) throw usage(`unknown global option ${a} (see cnm --help)${didYouMean(a, Object.keys(GLOBAL_OPTIONS).map((k) => `--${k}`))}`, a);
     globals.push(a);
     if (spec.type === 'string' && !a.includes('=')) {
-      if (i + 1 >= argv.length) throw invalid(`option ${a} needs a value`, a);
+      if (i + 1 >= argv.length) throw usage(`option ${a} needs a value`, a);
       globals.push(argv[i + 1]!);
       i++;
     }

@@ -7,7 +7,7 @@ import { CnmError, invalid, toCnmError } from '../errors.js';
 import { log } from '../log.js';
 import { checkBackend } from '../firewall.js';
 import { parseBool, parseMtu } from '../validate.js';
-import { type OptionSpec, type Parsed, list, parse, str } from './args.js';
+import { type OptionSpec, type Parsed, list, parse, str, usage } from './args.js';
 import { json, table } from './format.js';
 import type { DefaultPool } from '../ipam/default-pools.js';
 
@@ -139,7 +139,7 @@ export async function eachRef(ctx: CliContext, refs: string[], fn: (ref: string)
 /** `inspect NAME|ID…`: a JSON array of what was found, an error line for each miss. */
 export async function inspectCommand(ctx: CliContext, args: string[], kind: string, get: (ctl: NetworkController, ref: string) => unknown): Promise<number> {
   const { values: v, positionals } = parse(args, {});
-  if (positionals.length === 0) throw invalid(`${kind} inspect needs at least one NAME or ID`);
+  if (positionals.length === 0) throw usage(`${kind} inspect needs at least one NAME or ID`);
   return withController(ctx, v, async (ctl) => {
     const found: unknown[] = [];
     const rc = await eachRef(ctx, positionals, (ref) => found.push(get(ctl, ref)));
@@ -157,7 +157,7 @@ export async function removeCommand(
   remove: (ctl: NetworkController, ref: string) => Promise<void>,
 ): Promise<number> {
   const { values: v, positionals } = parse(args, spec);
-  if (positionals.length === 0) throw invalid(`${kind} rm needs at least one NAME or ID`);
+  if (positionals.length === 0) throw usage(`${kind} rm needs at least one NAME or ID`);
   return withController(ctx, v, async (ctl) =>
     eachRef(ctx, positionals, async (ref) => {
       await remove(ctl, ref);

@@ -1,12 +1,11 @@
 /** `cnm daemon [--socket PATH]`: serve the Docker Engine network API until stopped. */
 import { API_VERSION, DEFAULT_SOCKET, startDaemon } from '../daemon/server.js';
-import { invalid } from '../errors.js';
-import { parse, str } from './args.js';
+import { parse, str, usage } from './args.js';
 import type { CliContext } from './context.js';
 
 export async function daemonCommand(ctx: CliContext, argv: string[]): Promise<number> {
   const { values: v, positionals } = parse(argv, { socket: { type: 'string', short: 'H' } });
-  if (positionals.length) throw invalid('cnm daemon takes no arguments');
+  if (positionals.length) throw usage('cnm daemon takes no arguments');
   let socket = str(v.socket) ?? DEFAULT_SOCKET;
   if (socket.startsWith('unix://')) socket = socket.slice('unix://'.length);
   const d = await startDaemon({ socket, controller: ctx.options(v) });

@@ -12,7 +12,7 @@ import { NetworkController } from '../controller.js';
 import { CnmError, invalid } from '../errors.js';
 import { log } from '../log.js';
 import { native } from '../native.js';
-import { parse } from './args.js';
+import { parse, usage } from './args.js';
 import type { CliContext } from './context.js';
 import { clusterDemo } from './demo-cluster.js';
 import { pingStats, tcpRoundTrips, withCleanup } from './demo-traffic.js';
@@ -21,7 +21,7 @@ import { table } from './format.js';
 /** `cnm demo [--hosts N]`: one host, or N hosts of a cluster on an etcd of its own. */
 export async function demoCommand(ctx: CliContext, args: string[] = []): Promise<number> {
   const { values, positionals } = parse(args, { hosts: { type: 'string' } });
-  if (positionals.length > 0) throw invalid(`cnm demo takes no arguments: ${positionals.join(' ')}`, positionals[0]);
+  if (positionals.length > 0) throw usage(`cnm demo takes no arguments: ${positionals.join(' ')}`, positionals[0]);
   const hosts = values.hosts === undefined ? 1 : Number(values.hosts);
   if (!Number.isInteger(hosts) || hosts < 1 || hosts > 9) throw invalid(`--hosts must be 1 to 9, not ${String(values.hosts)}`, String(values.hosts));
   if (process.getuid?.() !== 0) throw new CnmError('ERR_PERMISSION', 'cnm demo needs root: it creates network namespaces');

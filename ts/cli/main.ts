@@ -1,6 +1,7 @@
 /** The `cnm` command: docker-like networking from the shell. */
 
-import { GLOBAL_OPTIONS, LEADING_ONLY, type Parsed, parse, splitGlobal } from './args.js';
+import { GLOBAL_OPTIONS, LEADING_ONLY, type Parsed, didYouMean, parse, splitGlobal } from './args.js';
+import { CnmError } from '../errors.js';
 import type { CliContext } from './context.js';
 import { NETWORK_USAGE, SANDBOX_USAGE } from './usage.js';
 import { VERSION } from '../version.js';
@@ -118,11 +119,12 @@ export async function main(argv: string[], ctx: Omit<CliContext, 'open' | 'optio
       case 'demo':
         return await (await import('./demo.js')).demoCommand(full, rest);
       default:
-        ctx.err(`Error: unknown command "${cmd}"; see cnm --help`);
-        return 1;
+        ctx.err(`Error: unknown command "${cmd}"; see cnm --help${didYouMean(cmd, ['network', 'sandbox', 'run', 'port', 'system', 'daemon', 'demo', 'version', 'help'])}`);
+        return 125;
     }
   } catch (e) {
     (await import('./context.js')).reportError(ctx, e);
-    return 1;
+    // a wrong use of the command exits 125, as docker's do; a failed operation 1
+    return e instanceof CnmError && e.details.usage === true ? 125 : 1;
   }
 }

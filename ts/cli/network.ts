@@ -4,7 +4,7 @@ import { invalid } from '../errors.js';
 import { parsePublish } from '../ports.js';
 import { contains, parseCidr, parseIp, parseSubnet } from '../net/ip.js';
 import { parseKv } from '../validate.js';
-import { list, parse, str, takeBool } from './args.js';
+import { list, parse, str, takeBool, didYouMean, usage } from './args.js';
 import { type CliContext, inspectCommand, listCommand, removeCommand, withController } from './context.js';
 import { NETWORK_USAGE } from './usage.js';
 
@@ -55,7 +55,7 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
         'ipam-driver': { type: 'string' },
         'ipam-opt': { type: 'string', multiple: true },
       });
-      if (positionals.length !== 1) throw invalid('network create needs exactly one NAME');
+      if (positionals.length !== 1) throw usage('network create needs exactly one NAME');
       const subnets = list(v.subnet);
       if (subnets.length === 0 && (list(v.gateway).length || list(v['ip-range']).length || list(v['aux-address']).length)) {
         throw invalid('--gateway, --ip-range and --aux-address need a --subnet');
@@ -118,7 +118,7 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
         'link-local-ip': { type: 'string', multiple: true },
         'driver-opt': { type: 'string', multiple: true },
       });
-      if (positionals.length !== 2) throw invalid('network connect needs NETWORK and SANDBOX');
+      if (positionals.length !== 2) throw usage('network connect needs NETWORK and SANDBOX');
       const ports = list(v.publish).flatMap(parsePublish);
       return withController(ctx, v, async (ctl) => {
         await ctl.connect(positionals[0]!, positionals[1]!, {
@@ -136,7 +136,7 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
     }
     case 'disconnect': {
       const { values: v, positionals } = parse(args, {});
-      if (positionals.length !== 2) throw invalid('network disconnect needs NETWORK and SANDBOX');
+      if (positionals.length !== 2) throw usage('network disconnect needs NETWORK and SANDBOX');
       return withController(ctx, v, async (ctl) => {
         await ctl.disconnect(positionals[0]!, positionals[1]!);
         return 0;
@@ -149,6 +149,6 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
       ctx.out(NETWORK_USAGE);
       return sub === undefined ? 1 : 0;
     default:
-      throw invalid(`unknown command "network ${sub}"\n${NETWORK_USAGE}`, sub);
+      throw usage(`unknown command "network ${sub}"${didYouMean(sub, ['create', 'ls', 'inspect', 'rm', 'connect', 'disconnect'])}\n\n${NETWORK_USAGE}`, sub);
   }
 }

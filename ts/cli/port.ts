@@ -1,11 +1,11 @@
 /** `cnm port SANDBOX [PORT[/PROTO]]`: list published ports like `docker port`. */
 import { CnmError, invalid } from '../errors.js';
-import { parse } from './args.js';
+import { parse, usage } from './args.js';
 import { type CliContext, withController } from './context.js';
 
 export async function portCommand(ctx: CliContext, argv: string[]): Promise<number> {
   const { values: v, positionals } = parse(argv, {});
-  if (positionals.length < 1 || positionals.length > 2) throw invalid('usage: cnm port SANDBOX [PORT[/PROTO]]');
+  if (positionals.length < 1 || positionals.length > 2) throw usage('usage: cnm port SANDBOX [PORT[/PROTO]]');
   const [ref, filter] = positionals as [string, string | undefined];
   let want: string | undefined;
   if (filter !== undefined) {

@@ -4,8 +4,7 @@
  * `ip netns exec NAME CMD ARGS…` as an argument vector, never through a shell.
  */
 import { spawn } from 'node:child_process';
-import { invalid } from '../errors.js';
-import { parse, str } from './args.js';
+import { parse, str, usage } from './args.js';
 import { type CliContext, withController } from './context.js';
 import { SANDBOX_OPTIONS, sandboxRequest } from './sandbox.js';
 
@@ -17,7 +16,7 @@ export async function runCommand(ctx: CliContext, argv: string[]): Promise<numbe
   });
   const req = sandboxRequest(v);
   const cmd = rest.length ? rest : positionals;
-  if (cmd.length === 0) throw invalid('cnm run needs a command: cnm run [--name N] [--rm] --net NET -- CMD ARGS…');
+  if (cmd.length === 0) throw usage('cnm run needs a command: cnm run [--name N] [--rm] --net NET -- CMD ARGS…');
   const name = str(v.name) ?? `cnm-${Math.random().toString(16).slice(2, 10)}`;
   return withController(ctx, v, async (ctl) => {
     const sb = await ctl.createSandbox({ name, ...req });

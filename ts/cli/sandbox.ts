@@ -1,8 +1,7 @@
 /** `cnm sandbox …`: create, ls, inspect, rm. */
-import { invalid } from '../errors.js';
 import { parsePublish } from '../ports.js';
 import type { SandboxCreateOptions } from '../controller.js';
-import { type OptionSpec, type Parsed, list, parse, str } from './args.js';
+import { type OptionSpec, type Parsed, list, parse, str, didYouMean, usage } from './args.js';
 import { type CliContext, inspectCommand, listCommand, removeCommand, withController } from './context.js';
 import { SANDBOX_USAGE } from './usage.js';
 
@@ -50,7 +49,7 @@ export async function sandboxCommand(ctx: CliContext, argv: string[]): Promise<n
   switch (sub) {
     case 'create': {
       const { values: v, positionals } = parse(args, SANDBOX_OPTIONS);
-      if (positionals.length !== 1) throw invalid('sandbox create needs exactly one NAME');
+      if (positionals.length !== 1) throw usage('sandbox create needs exactly one NAME');
       const req = sandboxRequest(v);
       return withController(ctx, v, async (ctl) => {
         const sb = await ctl.createSandbox({ name: positionals[0]!, ...req });
@@ -88,6 +87,6 @@ export async function sandboxCommand(ctx: CliContext, argv: string[]): Promise<n
       ctx.out(SANDBOX_USAGE);
       return sub === undefined ? 1 : 0;
     default:
-      throw invalid(`unknown command "sandbox ${sub}"\n${SANDBOX_USAGE}`, sub);
+      throw usage(`unknown command "sandbox ${sub}"${didYouMean(sub, ['create', 'ls', 'inspect', 'rm'])}\n\n${SANDBOX_USAGE}`, sub);
   }
 }

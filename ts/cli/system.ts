@@ -3,15 +3,16 @@
  * `cnm system hosts`: the cluster's hosts; `cnm system forget-host ID`: give back
  * the addresses of a host gone for good.
  */
-import { invalid } from '../errors.js';
-import { parse } from './args.js';
+import { parse, didYouMean, usage } from './args.js';
 import { type CliContext, withController } from './context.js';
 import { table } from './format.js';
 
 export async function systemCommand(ctx: CliContext, argv: string[]): Promise<number> {
   const [sub, ...args] = argv;
   if (sub === 'hosts' || sub === 'forget-host') return clusterCommand(ctx, sub, args);
-  if (sub !== 'reconcile') throw invalid(`unknown command "system ${sub ?? ''}": try "cnm system reconcile [--dry-run]", "cnm system hosts" or "cnm system forget-host ID"`, sub);
+  if (sub !== 'reconcile') {
+    throw usage(`unknown command "system ${sub ?? ''}": try "cnm system reconcile [--dry-run]", "cnm system hosts" or "cnm system forget-host ID"${didYouMean(sub ?? '', ['reconcile', 'hosts', 'forget-host'])}`, sub);
+  }
   const { values: v } = parse(args, { 'dry-run': { type: 'boolean' } });
   // the open must not reconcile by itself, or there would be nothing left to report
   return withController(
@@ -31,14 +32,14 @@ export async function systemCommand(ctx: CliContext, argv: string[]): Promise<nu
 async function clusterCommand(ctx: CliContext, sub: 'hosts' | 'forget-host', args: string[]): Promise<number> {
   const { values: v, positionals } = parse(args, {});
   if (sub === 'hosts') {
-    if (positionals.length) throw invalid('cnm system hosts takes no arguments', positionals[0]);
+    if (positionals.length) throw usage('cnm system hosts takes no arguments', positionals[0]);
     return withController(ctx, v, async (ctl) => {
       const hosts = await ctl.clusterHosts();
       ctx.out(table(['HOST ID', 'HOSTNAME', 'ADVERTISE', 'STATE', 'ADDRESSES'], hosts.map((h) => [h.id.slice(0, 12), h.hostname, h.advertise, h.alive ? 'alive' : 'gone', String(h.addresses)])));
       return 0;
     });
   }
-  if (positionals.length !== 1) throw invalid('usage: cnm system forget-host ID (see cnm system hosts)');
+  if (positionals.length !== 1) throw usage('usage: cnm system forget-host ID (see cnm system hosts)');
   return withController(ctx, v, async (ctl) => {
     const n = await ctl.forgetClusterHost(positionals[0]!);
     ctx.out(`gave back ${n} address${n === 1 ? '' : 'es'} of host ${positionals[0]}`);
