@@ -93,7 +93,7 @@ test('Docker timestamps: Go durations, unix seconds, RFC 3339 and dates', (t) =>
   t.is(parseTimestamp('1h30m', now), now - 5_400_000);
   t.is(parseTimestamp('1.5s', now), now - 1500);
   t.is(parseTimestamp('-10m', now), now + 600_000);
-  t.is(parseTimestamp('0', now), now);
+  t.is(parseTimestamp('0', now), 0, '"0" is the epoch, as Docker has it');
   t.is(parseTimestamp('1700000000', now), 1_700_000_000_000);
   t.is(parseTimestamp('1700000000.5', now), 1_700_000_000_500);
   t.is(parseTimestamp('2030-01-02T10:00:00Z', now), Date.UTC(2030, 0, 2, 10));

@@ -49,6 +49,7 @@ import { MemoryStore } from './store/memory-store.js';
 import { checkStateDir, ensureStateDir } from './store/state-dir.js';
 import { StoreHandle } from './store/store-handle.js';
 import type { EndpointRecord, NetworkRecord } from './types.js';
+import { type CnmEvent, type EventQuery, watchEvents } from './events.js';
 import { HostResolver } from './dns/host-resolver.js';
 import { namesChanged } from './dns/notify.js';
 import { peerNames } from './dns/names.js';
@@ -222,6 +223,23 @@ export class NetworkController {
       log.warn('the cluster store is not reachable: local networks work, global ones once it is (retrying)', { err: e });
       this.rejoin = setTimeout(() => void this.joinCluster().catch((err: unknown) => log.error('joining the cluster failed', { err })), 2000);
     }
+  }
+
+  /**
+   * Network events (create, connect, disconnect, destroy) made by any process on
+   * this host: those of the log since `since` (unix seconds), then each new one as
+   * it is committed, until `until` or `signal` aborts. Without `since`, only new
+   * ones, as `docker events`.
+   *
+   * ```js
+   * for await (const e of ctl.events({ filters: { event: ['connect'] } })) console.log(e.Actor.Attributes.container);
+   * ```
+   */
+  async *events(q: EventQuery = {}, signal?: AbortSignal): AsyncGenerator<CnmEvent> {
+    this.check();
+    // a host never set up has no log yet: set it up, so that other processes' changes reach this reader
+    if (!this.store.persistent()) await this.ready();
+    yield* watchEvents(this.store, q, signal);
   }
 
   /** The network drivers this controller has now: built-in ones, overlay and routed once in a cluster, plugins loaded. */

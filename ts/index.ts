@@ -21,6 +21,7 @@ export type { ErrorCode, ErrorDetails } from './errors.js';
 export type { ClusterHostInfo } from './ops/cluster-hosts.js';
 export type { EndpointRecord, NetworkRecord, SandboxRecord } from './types.js';
 export type { ReconcileReport } from './reconcile.js';
+export type { CnmEvent, EventFilters, EventQuery } from './events.js';
 export { setLogLevel, setLogSink } from './log.js';
 export type { LogLevel, LogSink } from './log.js';
 export { DEFAULT_POOLS } from './ipam/default-pools.js';

@@ -3,7 +3,7 @@
 import { GLOBAL_OPTIONS, LEADING_ONLY, type Parsed, didYouMean, parse, splitGlobal } from './args.js';
 import { CnmError } from '../errors.js';
 import type { CliContext } from './context.js';
-import { NETWORK_USAGE, SANDBOX_USAGE } from './usage.js';
+import { EVENTS_USAGE, NETWORK_USAGE, SANDBOX_USAGE } from './usage.js';
 import { VERSION } from '../version.js';
 
 export const USAGE = `Usage: cnm [GLOBAL OPTIONS] COMMAND
@@ -48,6 +48,7 @@ Commands:
   system    reconcile [--dry-run]: bring store and kernel into agreement;
             hosts: the cluster's hosts; forget-host ID: give back a gone host's addresses
   daemon    serve the Docker Engine network API: cnm daemon [--socket PATH] (default /run/cnm.sock)
+  events    the host's network events: cnm events [--since T] [--until T] [-f k=v]... [--format json]
   demo      a self-contained walk-through in an isolated namespace (--hosts N: a cluster of N hosts)
 
 ${NETWORK_USAGE}
@@ -61,6 +62,7 @@ const COMMAND_USAGE: Record<string, string> = {
   port: 'Usage: cnm port SANDBOX [PORT[/PROTO]]',
   system: 'Usage: cnm system reconcile [--dry-run] | cnm system hosts | cnm system forget-host ID',
   daemon: 'Usage: cnm daemon [--socket PATH]   (default /run/cnm.sock; serves the Docker Engine network API)',
+  events: EVENTS_USAGE,
   demo: 'Usage: cnm demo [--hosts N]   (a walk-through in an isolated namespace of its own; with --hosts, N hosts of a cluster on an etcd of its own)',
 };
 
@@ -116,10 +118,12 @@ export async function main(argv: string[], ctx: Omit<CliContext, 'open' | 'optio
         return await (await import('./port.js')).portCommand(full, rest);
       case 'daemon':
         return await (await import('./daemon.js')).daemonCommand(full, rest);
+      case 'events':
+        return await (await import('./events.js')).eventsCommand(full, rest);
       case 'demo':
         return await (await import('./demo.js')).demoCommand(full, rest);
       default:
-        ctx.err(`Error: unknown command "${cmd}"; see cnm --help${didYouMean(cmd, ['network', 'sandbox', 'run', 'port', 'system', 'daemon', 'demo', 'version', 'help'])}`);
+        ctx.err(`Error: unknown command "${cmd}"; see cnm --help${didYouMean(cmd, ['network', 'sandbox', 'run', 'port', 'system', 'daemon', 'events', 'demo', 'version', 'help'])}`);
         return 125;
     }
   } catch (e) {

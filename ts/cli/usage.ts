@@ -25,3 +25,14 @@ Commands:
   ls [--format table|json] [-q]
   inspect NAME|ID...
   rm NAME|ID...`;
+
+export const EVENTS_USAGE = `Usage: cnm events [OPTIONS]
+
+Get real time events from the host's networks (those made by any cnm process)
+
+Options:
+  -f, --filter k=v     filter output: type, event (create, connect, disconnect, destroy),
+                       network, container, scope, label (repeatable)
+      --format string  json (one object per line, as docker's '{{json .}}')
+      --since string   show events since this time: unix seconds, RFC 3339, or a duration (10m)
+      --until string   stream events until this time (same forms)`;

@@ -53,7 +53,8 @@ function goDuration(v: string): number | undefined {
  * since the epoch; ERR_INVALID_ARGUMENT with Docker's message otherwise.
  */
 export function parseTimestamp(v: string, now = Date.now()): number {
-  const d = goDuration(v);
+  // "0" is the epoch, not a zero duration (as Docker's GetTimestamp has it)
+  const d = v === '0' ? undefined : goDuration(v);
   if (d !== undefined) return now - d;
   if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
   // dates without a zone are local time, as in Go's time.ParseInLocation(…, time.Local)

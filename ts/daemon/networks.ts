@@ -5,7 +5,6 @@ import { CnmError, invalid } from '../errors.js';
 import { contains, formatCidr, networkOf, overlaps, parseCidr, parseIp } from '../net/ip.js';
 import type { Network, NetworkInspect } from '../network.js';
 import type { Sandbox } from '../sandbox.js';
-import type { EventBus } from './events.js';
 import { type Filters, labelsMatch, parseFilters, parseTimestamp } from './filters.js';
 import { readJson, sendEmpty, sendJson } from './http.js';
 
@@ -121,7 +120,7 @@ function list(ctl: NetworkController, url: URL): NetworkInspect[] {
     .map((n) => ({ ...n.inspect(), Containers: {} }));
 }
 
-async function create(ctl: NetworkController, bus: EventBus, body: Record<string, unknown>): Promise<{ Id: string; Warning: string }> {
+async function create(ctl: NetworkController, body: Record<string, unknown>): Promise<{ Id: string; Warning: string }> {
   const name = str(body.Name, 'Name');
   if (!name) throw invalid('Name is required: give the network a name');
   if (PREDEFINED_NAMES.includes(name)) throw new CnmError('ERR_PREDEFINED_NETWORK', `operation is not permitted on predefined ${name} network `, { value: name });
@@ -168,11 +167,10 @@ async function create(ctl: NetworkController, bus: EventBus, body: Record<string
       }
       throw e;
     });
-  bus.emit('create', net.id, { name: net.name, type: net.driver });
   return { Id: net.id, Warning: '' };
 }
 
-async function prune(ctl: NetworkController, bus: EventBus, url: URL): Promise<{ NetworksDeleted: string[] }> {
+async function prune(ctl: NetworkController, url: URL): Promise<{ NetworksDeleted: string[] }> {
   const f = parseFilters(url.searchParams.get('filters'), PRUNE_FILTERS);
   const until = f.get('until')?.[0];
   if ((f.get('until')?.length ?? 0) > 1) throw invalid('more than one until filter specified');
@@ -187,7 +185,6 @@ async function prune(ctl: NetworkController, bus: EventBus, url: URL): Promise<{
     try {
       await ctl.removeNetwork(r.id);
       deleted.push(r.name);
-      bus.emit('destroy', r.id, { name: r.name, type: r.driver });
     } catch (e) {
       // a network that got an endpoint meanwhile is simply not pruned
       if (!(e instanceof CnmError)) throw e;
@@ -209,7 +206,7 @@ function container(ctl: NetworkController, body: Record<string, unknown>): Sandb
 }
 
 /** Handle a /networks request; returns false when the path is not ours. */
-export async function handleNetworks(ctl: NetworkController, bus: EventBus, req: IncomingMessage, res: ServerResponse, path: string, url: URL): Promise<boolean> {
+export async function handleNetworks(ctl: NetworkController, req: IncomingMessage, res: ServerResponse, path: string, url: URL): Promise<boolean> {
   const m = /^\/networks(?:\/([^/]+))?(?:\/(connect|disconnect))?\/?$/.exec(path);
   if (!m) return false;
   const [, ref, action] = m;
@@ -218,9 +215,9 @@ export async function handleNetworks(ctl: NetworkController, bus: EventBus, req:
   if (id === undefined && method === 'GET') {
     sendJson(res, 200, list(ctl, url));
   } else if (id === 'create' && method === 'POST' && !action) {
-    sendJson(res, 201, await create(ctl, bus, await readJson(req)));
+    sendJson(res, 201, await create(ctl, await readJson(req)));
   } else if (id === 'prune' && method === 'POST' && !action) {
-    sendJson(res, 200, await prune(ctl, bus, url));
+    sendJson(res, 200, await prune(ctl, url));
   } else if (id !== undefined && !action && method === 'GET') {
     const n = ctl.getNetwork(id);
     // ?scope= narrows the lookup: a local network is not found as a swarm one
@@ -230,7 +227,6 @@ export async function handleNetworks(ctl: NetworkController, bus: EventBus, req:
   } else if (id !== undefined && !action && method === 'DELETE') {
     const n = ctl.getNetwork(id);
     await ctl.removeNetwork(n.id);
-    bus.emit('destroy', n.id, { name: n.name, type: n.driver });
     sendEmpty(res, 204);
   } else if (id !== undefined && action === 'connect' && method === 'POST') {
     const body = await readJson(req);
@@ -253,7 +249,7 @@ export async function handleNetworks(ctl: NetworkController, bus: EventBus, req:
     // Docker resolves the container first: an unknown one is reported whatever the network
     const sb = container(ctl, body);
     const n = ctl.getNetwork(id);
-    const ep = await ctl.connect(n.id, sb.id, {
+    await ctl.connect(n.id, sb.id, {
       ip: str(ec.IPAMConfig?.IPv4Address, 'IPAMConfig.IPv4Address'),
       ip6: str(ec.IPAMConfig?.IPv6Address, 'IPAMConfig.IPv6Address'),
       aliases: aliases as string[],
@@ -262,7 +258,6 @@ export async function handleNetworks(ctl: NetworkController, bus: EventBus, req:
       linkLocalIps: ll as string[],
       driverOpts: (driverOpts ?? undefined) as Record<string, string> | undefined,
     });
-    bus.emit('connect', n.id, { container: ep.sandboxId, name: n.name, type: n.driver });
     sendEmpty(res, 200);
   } else if (id !== undefined && action === 'disconnect' && method === 'POST') {
     const sb = container(ctl, await readJson(req));
@@ -273,7 +268,6 @@ export async function handleNetworks(ctl: NetworkController, bus: EventBus, req:
       }
       throw e;
     });
-    bus.emit('disconnect', n.id, { container: sb.id, name: n.name, type: n.driver });
     sendEmpty(res, 200);
   } else {
     throw new CnmError('ERR_INVALID_ARGUMENT', `${method} ${path} is not supported`);

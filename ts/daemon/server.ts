@@ -10,8 +10,8 @@ import { arch, availableParallelism, hostname, machine, release, totalmem } from
 import { type ControllerOptions, NetworkController } from '../controller.js';
 import { log } from '../log.js';
 import { CnmError, invalid } from '../errors.js';
-import { type DockerEvent, EventBus } from './events.js';
-import { type Filters, labelsMatch, parseFilters, parseTimestamp } from './filters.js';
+import { type EventFilters } from '../events.js';
+import { parseFilters, parseTimestamp } from './filters.js';
 import { sendError, sendJson } from './http.js';
 import { handleNetworks } from './networks.js';
 import { handleContainers } from './containers.js';
@@ -141,45 +141,27 @@ async function info(ctl: NetworkController): Promise<Record<string, unknown>> {
   };
 }
 
-/** Filter keys that name an object: Docker matches them against the actor's id (prefix) or name (prefix). */
-const NAMED_FILTERS = ['container', 'image', 'volume', 'network', 'plugin', 'node', 'service', 'secret', 'config', 'daemon'];
-
-/** Docker's event filter (daemon/events/filter.go Include), for network events. */
-function eventMatches(f: Filters, e: DockerEvent): boolean {
-  const has = (k: string) => (f.get(k)?.length ?? 0) > 0;
-  if (has('type') && !f.get('type')!.includes(e.Type)) return false;
-  if (has('event') && !f.get('event')!.includes(e.Action)) return false;
-  if (has('scope') && !f.get('scope')!.includes(e.scope)) return false;
-  if (has('label') && !labelsMatch(e.Actor.Attributes, f.get('label')!)) return false;
-  const name = e.Actor.Attributes.name ?? '';
-  for (const k of NAMED_FILTERS) {
-    if (has(k) && !f.get(k)!.some((v) => e.Actor.ID.startsWith(v) || name.startsWith(v))) return false;
-  }
-  return true;
-}
-
 /** ?since= / ?until= in unix seconds */
 function eventTime(v: string | null): number | undefined {
   return v === null || v === '' ? undefined : parseTimestamp(v) / 1000;
 }
 
-function events(bus: EventBus, req: IncomingMessage, res: ServerResponse, url: URL): void {
+/** GET /events: the host's event log since ?since=, then live events (any process's) until ?until= or the client goes. */
+function events(ctl: NetworkController, req: IncomingMessage, res: ServerResponse, url: URL): void {
   // unknown filter keys are ignored, as dockerd does for /events
   const f = parseFilters(url.searchParams.get('filters'), null);
+  const filters: EventFilters = Object.fromEntries(f);
   const since = eventTime(url.searchParams.get('since'));
   const until = eventTime(url.searchParams.get('until'));
   res.writeHead(200, { 'Content-Type': 'application/json' });
   res.flushHeaders();
-  const stop = bus.subscribe(since, (e) => {
-    if (until !== undefined && e.time > until) return;
-    if (eventMatches(f, e)) res.write(`${JSON.stringify(e)}\n`);
-  });
-  const end = () => {
-    stop();
-    res.end();
-  };
-  req.on('close', stop);
-  if (until !== undefined) setTimeout(end, Math.max(0, until * 1000 - Date.now()));
+  const stop = new AbortController();
+  req.on('close', () => stop.abort());
+  void (async () => {
+    for await (const e of ctl.events({ since, until, filters }, stop.signal)) res.write(`${JSON.stringify(e)}\n`);
+  })()
+    .catch((e: unknown) => log.warn('the events stream of a client ended on an error', { err: e }))
+    .finally(() => res.end());
 }
 
 /** Compare API versions part by part, as Docker does: 1.9 is older than 1.24. */
@@ -193,7 +175,7 @@ export function compareVersions(a: string, b: string): number {
   return 0;
 }
 
-async function route(ctl: NetworkController, bus: EventBus, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function route(ctl: NetworkController, req: IncomingMessage, res: ServerResponse): Promise<void> {
   headers(res);
   const url = new URL(req.url ?? '/', 'http://cnm');
   const versioned = /^\/v(\d+\.\d+)(\/.*)$/.exec(url.pathname);
@@ -217,8 +199,8 @@ async function route(ctl: NetworkController, bus: EventBus, req: IncomingMessage
     throw new CnmError('ERR_CLUSTER_UNAVAILABLE', 'This node is not part of a swarm');
   }
   if (handleContainers(ctl, req, res, path, url)) return;
-  if (path === '/events' && method === 'GET') return events(bus, req, res, url);
-  if (await handleNetworks(ctl, bus, req, res, path, url)) return;
+  if (path === '/events' && method === 'GET') return events(ctl, req, res, url);
+  if (await handleNetworks(ctl, req, res, path, url)) return;
   throw new CnmError('ERR_NETWORK_NOT_FOUND', `page not found: ${method} ${path} (cnm serves the network part of the Docker API only)`);
 }
 
@@ -238,7 +220,6 @@ function answers(socket: string): Promise<boolean> {
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const socket = opts.socket ?? DEFAULT_SOCKET;
   const ctl = await NetworkController.open(opts.controller ?? {});
-  const bus = new EventBus();
   // a socket file left by a crashed daemon is replaced; a live one, or anything else, is not touched
   if (existsSync(socket)) {
     if (!lstatSync(socket).isSocket()) {
@@ -266,7 +247,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     throw e;
   }
   const server: Server = createServer((req, res) => {
-    route(ctl, bus, req, res).catch((e: unknown) => sendError(res, e, req));
+    route(ctl, req, res).catch((e: unknown) => sendError(res, e, req));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -16,6 +16,7 @@ import { currentOwner } from '../owner.js';
 import { type PortFamilies, releasePorts, reservePorts } from '../port-allocator.js';
 import { checkBinding } from '../ports.js';
 import { formatIp, parseIp } from '../net/ip.js';
+import { endpointEvent } from '../events.js';
 import { endpointsOfNetwork, endpointsOfSandbox, findSandbox, keys } from '../records.js';
 import { attachGatewayBridge, detachGatewayBridge, needsGatewayBridge } from './gateway-bridge.js';
 import { ensureLocalCopy, findAnyNetwork, whileHeld } from './global-networks.js';
@@ -220,6 +221,7 @@ export function markActive(tx: StoreTxn, ep: EndpointRecord): void {
   ep.state = 'active';
   delete ep.owner;
   tx.put(keys.ep(ep.networkId, ep.id), ep);
+  endpointEvent(tx, 'connect', ep);
 }
 
 /** Record an endpoint whose kernel side is complete as active (reconcile, after its owner died). */
@@ -350,8 +352,9 @@ export async function disconnect(ctx: OpContext, netRef: string, sbRef: string):
   fwd.finish();
 }
 
-/** Drop an endpoint's records and host ports, inside the caller's transaction. */
+/** Drop an endpoint's records and host ports, inside the caller's transaction (a connected one is reported disconnected). */
 export function dropEndpointRecords(tx: StoreTxn, ep: EndpointRecord): void {
+  if (tx.get<EndpointRecord>(keys.ep(ep.networkId, ep.id))?.state === 'active') endpointEvent(tx, 'disconnect', ep);
   releasePorts(tx, ep.ports ?? []);
   tx.del(keys.ep(ep.networkId, ep.id));
   tx.del(keys.sbEp(ep.sandboxId, ep.id));

@@ -19,6 +19,7 @@ import { RoutedDriver } from '../drivers/routed.js';
 import { RouteBlocks } from '../cluster/route-blocks.js';
 import type { OpContext } from './context.js';
 import { planNetwork } from './network-plan.js';
+import { appendEvent } from '../events.js';
 import { reserveNetwork } from './networks.js';
 
 /** Docker's first overlay VNI. */
@@ -70,6 +71,8 @@ export async function createGlobalNetwork(ctx: OpContext, req: NetworkCreateOpti
         if (rec.driver === 'overlay') reserveVni(tx, rec);
         tx.put(keys.net(rec.id), rec);
       });
+      // the event goes to this host's log (each host has its own, as each Docker engine)
+      await recordEvent(ctx, 'create', rec);
       return rec;
     } catch (e) {
       // an automatic subnet another host took between our look and our write: choose again
@@ -77,6 +80,13 @@ export async function createGlobalNetwork(ctx: OpContext, req: NetworkCreateOpti
       if (!retry) throw e;
     }
   }
+}
+
+/** A global network's create or destroy in this host's event log (best effort: the change is made). */
+async function recordEvent(ctx: OpContext, action: 'create' | 'destroy', rec: NetworkRecord): Promise<void> {
+  await ctx.store
+    .txn((tx) => appendEvent(tx, action, rec.id, { name: rec.name, type: rec.driver }, 'swarm'))
+    .catch((e: unknown) => log.warn('recording a global network event failed', { network: rec.name, err: e }));
 }
 
 /** Remove a global network: refused while any host has an endpoint on it. */
@@ -92,6 +102,7 @@ export async function removeGlobalNetwork(ctx: OpContext, rec: NetworkRecord): P
   } finally {
     letGo();
   }
+  await recordEvent(ctx, 'destroy', rec);
   await dropLocalCopy(ctx, rec.id);
 }
 

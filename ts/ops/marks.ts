@@ -14,6 +14,7 @@
  * whether the endpoint's kernel side is complete and then finishes it (the
  * connect may have been reported done) or rolls it back.
  */
+import { endpointEvent } from '../events.js';
 import { fault } from '../fault.js';
 import { log } from '../log.js';
 import { keys } from '../records.js';
@@ -65,6 +66,7 @@ export class CommitMarks {
         const active: EndpointRecord = { ...cur, state: 'active' };
         delete active.owner;
         tx.put(key, active);
+        endpointEvent(tx, 'connect', active);
       } catch (e) {
         // a mark that cannot be written must not sink the transaction carrying it
         log.warn('writing an endpoint commit mark failed; it stays queued', { endpoint: ep.id, err: e });

@@ -19,6 +19,7 @@ import type { NetworkRecord } from '../types.js';
 import type { OpContext } from './context.js';
 import { forgetEndpoint } from './endpoints.js';
 import { planNetwork } from './network-plan.js';
+import { appendEvent } from '../events.js';
 import { Forward, Undo } from './undo.js';
 
 /** Create a network. Nothing is left behind when it fails. */
@@ -49,7 +50,10 @@ export async function createNetwork(ctx: OpContext, req: NetworkCreateOptions, p
     fault('network.create.kernel');
     rec.state = 'ready';
     delete rec.owner;
-    await ctx.store.txn((tx) => tx.put(keys.net(rec.id), rec));
+    await ctx.store.txn((tx) => {
+      tx.put(keys.net(rec.id), rec);
+      appendEvent(tx, 'create', rec.id, { name: rec.name, type: rec.driver });
+    });
   } catch (e) {
     throw await undo.run(e, `create network ${rec.name}`);
   }
@@ -84,7 +88,7 @@ export async function removeNetwork(ctx: OpContext, ref: string): Promise<void> 
   // the kernel side is gone: from here on the removal only moves forward
   const fwd = new Forward(`remove network ${rec.name}`);
   await fwd.step('the step after the kernel work', () => fault('network.rm.kernel'));
-  await dropNetwork(ctx, rec, driver, fwd);
+  await dropNetwork(ctx, rec, driver, fwd, true);
   fwd.finish();
   fault('network.rm.commit');
 }
@@ -104,13 +108,19 @@ export async function rollbackNetwork(ctx: OpContext, net: NetworkRecord): Promi
 }
 
 /** The pools go back to the network's IPAM, then the records go. */
-async function dropNetwork(ctx: OpContext, rec: NetworkRecord, driver: Driver | undefined, fwd: Forward): Promise<void> {
+async function dropNetwork(ctx: OpContext, rec: NetworkRecord, driver: Driver | undefined, fwd: Forward, removed = false): Promise<void> {
   if (driver === undefined || driver.usesIpam) {
     let ipam: Ipam | undefined;
     await fwd.step('find its IPAM driver', async () => (ipam = await ctx.drivers.ipamOf(rec)));
     if (ipam) await fwd.step('give back its pools', () => ipam!.releasePools(rec));
   }
-  await fwd.step('drop its records', () => ctx.store.txn((tx) => unreserveNetwork(tx, rec)));
+  await fwd.step('drop its records', () =>
+    ctx.store.txn((tx) => {
+      unreserveNetwork(tx, rec);
+      // a removal the user asked for (a half-made network rolled back was never reported made)
+      if (removed) appendEvent(tx, 'destroy', rec.id, { name: rec.name, type: rec.driver });
+    }),
+  );
 }
 
 /** The name, the bridge device and the subnets must be free; then the record goes in. */

@@ -4,6 +4,7 @@
  * operation that changes something opens the writable store in its place.
  * Watches follow the replacement, from the last revision they saw.
  */
+import { MemoryStore } from './memory-store.js';
 import { CnmError } from '../errors.js';
 import { log } from '../log.js';
 import type { Store, StoreEvent, StoreScope, StoreTxn, StoreWatch } from './store.js';
@@ -37,6 +38,11 @@ export class StoreHandle implements Store {
     await this.inner.close();
     this.inner = open();
     for (const w of this.watches) this.attach(w, Math.min(w.seen, this.inner.revision()));
+  }
+
+  /** Whether the backend is a file (a placeholder in memory stands for a host never set up). */
+  persistent(): boolean {
+    return !(this.inner instanceof MemoryStore);
   }
 
   private live(): Store {
