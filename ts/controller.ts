@@ -50,6 +50,8 @@ import { checkStateDir, ensureStateDir } from './store/state-dir.js';
 import { StoreHandle } from './store/store-handle.js';
 import type { EndpointRecord, NetworkRecord } from './types.js';
 import { type CnmEvent, type EventQuery, watchEvents } from './events.js';
+import { networkFilters, networkMatches } from './network-filters.js';
+import { type PruneFilters, networkPrunable, removeEach, sandboxPrunable, usedNetnsInodes } from './prune.js';
 import { HostResolver } from './dns/host-resolver.js';
 import { namesChanged } from './dns/notify.js';
 import { peerNames } from './dns/names.js';
@@ -247,6 +249,30 @@ export class NetworkController {
     return this.drivers.names();
   }
 
+  /** Remove the networks no endpoint uses (not the predefined ones); the names removed. Filters until, label, label!. */
+  async pruneNetworks(q: PruneFilters = {}): Promise<string[]> {
+    const names = this.listNetworks()
+      .filter((n) => this.endpointsOf(n.id).length === 0 && networkPrunable(n.record, q))
+      .map((n) => n.name);
+    return removeEach(names, (n) => this.removeNetwork(n));
+  }
+
+  /** Remove the sandboxes no process uses (their namespace is empty of processes); the names removed. Filter until. */
+  async pruneSandboxes(q: PruneFilters = {}): Promise<string[]> {
+    const used = usedNetnsInodes();
+    // a sandbox others share (container:…) goes after them: the order of creation, reversed
+    const names = this.listSandboxes()
+      .filter((s) => sandboxPrunable(s.record, used, q))
+      .map((s) => s.name)
+      .reverse();
+    return removeEach(names, (n) => this.removeSandbox(n));
+  }
+
+  /** `await using ctl = await NetworkController.open(…)` closes it at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
   /** Close the store; every later call fails with ERR_CLOSED. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -276,12 +302,18 @@ export class NetworkController {
     return new Network(this, await createNetwork(this.ctx, req));
   }
 
-  /** All networks, in creation order. */
-  listNetworks(): Network[] {
+  /**
+   * The networks, in creation order; `filters` as Docker's network ls takes them
+   * (name: substring, id: prefix, driver, label: key or key=value, type:
+   * custom|builtin, scope, dangling: true|false), values of one key ORed, keys ANDed.
+   */
+  listNetworks(opts: { filters?: Record<string, string[] | string> } = {}): Network[] {
     this.check();
+    const f = networkFilters(opts.filters);
     const global = this.ctx.cluster ? globalNetworks(this.ctx.cluster.store) : [];
     return [...allNetworks(this.store).filter((n) => n.scope !== 'global'), ...global]
       .filter((n) => n.state === 'ready')
+      .filter((n) => f.size === 0 || networkMatches(n, f, endpointsOfNetwork(this.store, n.id).length > 0))
       .sort((a, b) => a.created.localeCompare(b.created))
       .map((n) => new Network(this, n));
   }

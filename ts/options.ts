@@ -152,6 +152,13 @@ export interface SandboxCreateOptions {
   expose?: string[];
   /** its MAC address on its network (Docker's --mac-address) */
   mac?: string;
+  /**
+   * a network namespace the caller already has (a container runtime's), e.g.
+   * /proc/PID/ns/net or /run/netns/X: the sandbox is that namespace (named
+   * /run/netns/NAME while it exists); removal takes cnm's links out of it and
+   * leaves the namespace to its owner
+   */
+  netnsPath?: string;
   /** link-local addresses on its interface (Docker's --link-local-ip) */
   linkLocalIps?: string[];
 }

@@ -52,6 +52,8 @@ export interface SandboxRecord {
   /** name of the file under /run/netns */
   netns: string;
   mode: SandboxMode;
+  /** a network namespace someone else made (a container runtime), bound to /run/netns/<netns>: removal unbinds it and takes cnm's links out */
+  external?: string;
   /** for container mode: the sandbox whose netns this one shares */
   sharedWith?: string;
   /** its name-resolution settings (--dns, --dns-search, --dns-option, --add-host, --hostname) */

@@ -168,26 +168,43 @@ export async function removeCommand(
 
 /** How `ls` shows one kind of item: its `-q` line, its JSON object and its table row. */
 export interface ListView<T> {
-  quiet: (item: T) => string;
+  quiet: (item: T, full: boolean) => string;
   json: (item: T) => unknown;
   headers: string[];
-  row: (item: T) => string[];
+  row: (item: T, full: boolean) => string[];
 }
 
-/** `ls [-q] [--format table|json]`: the items `get` returns, shown as `view` says. */
-export async function listCommand<T>(ctx: CliContext, args: string[], get: (ctl: NetworkController) => T[], view: ListView<T>): Promise<number> {
-  const { values: v } = parse(args, { format: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } });
+/**
+ * `ls [-q] [--format table|json] [--no-trunc] [-f k=v]...`: the items `get`
+ * returns (with the filters, for a command that takes them), shown as `view`
+ * says; `full` ids with --no-trunc.
+ */
+export async function listCommand<T>(ctx: CliContext, args: string[], get: (ctl: NetworkController, filters: Record<string, string[]> | undefined) => T[], view: ListView<T>): Promise<number> {
+  const { values: v } = parse(args, { format: { type: 'string' }, quiet: { type: 'boolean', short: 'q' }, 'no-trunc': { type: 'boolean' }, filter: { type: 'string', short: 'f', multiple: true } });
+  const filters = list(v.filter).length ? kvFilters(list(v.filter)) : undefined;
+  const full = v['no-trunc'] === true;
   const fmt = str(v.format) ?? 'table';
   if (fmt !== 'table' && fmt !== 'json') throw invalid(`--format ${fmt}: expected table or json`, fmt);
   return withController(ctx, v, async (ctl) => {
-    const items = get(ctl);
+    const items = get(ctl, filters);
     if (v.quiet) {
-      for (const item of items) ctx.out(view.quiet(item));
+      for (const item of items) ctx.out(view.quiet(item, full));
     } else if (fmt === 'json') {
       ctx.out(JSON.stringify(items.map(view.json), null, 2));
     } else {
-      ctx.out(table(view.headers, items.map(view.row)));
+      ctx.out(table(view.headers, items.map((i) => view.row(i, full))));
     }
     return 0;
   });
+}
+
+/** `-f key=value` flags as filters (values of one key gathered), as docker takes them. */
+export function kvFilters(flags: string[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const f of flags) {
+    const eq = f.indexOf('=');
+    if (eq <= 0) throw usage(`bad format of filter (expected name=value): ${f}`, f);
+    (out[f.slice(0, eq)] ??= []).push(f.slice(eq + 1));
+  }
+  return out;
 }

@@ -84,8 +84,8 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
     }
     case 'ls':
     case 'list': {
-      return listCommand(ctx, args, (ctl) => ctl.listNetworks(), {
-        quiet: (n) => n.id.slice(0, 12),
+      return listCommand(ctx, args, (ctl, filters) => ctl.listNetworks({ filters }), {
+        quiet: (n, full) => (full ? n.id : n.id.slice(0, 12)),
         json: (n) => ({
           ID: n.id.slice(0, 12),
           Name: n.name,
@@ -99,7 +99,7 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
           CreatedAt: n.record.created,
         }),
         headers: ['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'],
-        row: (n) => [n.id.slice(0, 12), n.name, n.driver, n.record.scope],
+        row: (n, full) => [full ? n.id : n.id.slice(0, 12), n.name, n.driver, n.record.scope],
       });
     }
     case 'inspect':
@@ -107,6 +107,8 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
     case 'rm':
     case 'remove':
       return removeCommand(ctx, args, 'network', {}, (ctl, ref) => ctl.removeNetwork(ref));
+    case 'prune':
+      return (await import('./prune.js')).pruneCommand(ctx, args, 'network');
     case 'connect': {
       const { values: v, positionals } = parse(args, {
         ip: { type: 'string' },
@@ -149,6 +151,6 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
       ctx.out(NETWORK_USAGE);
       return sub === undefined ? 1 : 0;
     default:
-      throw usage(`unknown command "network ${sub}"${didYouMean(sub, ['create', 'ls', 'inspect', 'rm', 'connect', 'disconnect'])}\n\n${NETWORK_USAGE}`, sub);
+      throw usage(`unknown command "network ${sub}"${didYouMean(sub, ['create', 'ls', 'inspect', 'rm', 'prune', 'connect', 'disconnect'])}\n\n${NETWORK_USAGE}`, sub);
   }
 }

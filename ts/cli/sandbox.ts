@@ -1,9 +1,24 @@
 /** `cnm sandbox …`: create, ls, inspect, rm. */
 import { parsePublish } from '../ports.js';
 import type { SandboxCreateOptions } from '../controller.js';
+import type { SandboxInspect } from '../sandbox.js';
+import { invalid } from '../errors.js';
 import { type OptionSpec, type Parsed, list, parse, str, didYouMean, usage } from './args.js';
 import { type CliContext, inspectCommand, listCommand, removeCommand, withController } from './context.js';
 import { SANDBOX_USAGE } from './usage.js';
+
+/** `sandbox ls -f`: id (prefix), name (substring), network (name or id prefix). */
+function sandboxesMatching(list: SandboxInspect[], filters: Record<string, string[]> | undefined): SandboxInspect[] {
+  const f = filters ?? {};
+  for (const k of Object.keys(f)) if (!['id', 'name', 'network'].includes(k)) throw invalid(`invalid filter '${k}': expected id, name or network`, k);
+  const any = (k: string, ok: (v: string) => boolean) => !f[k]?.length || f[k]!.some(ok);
+  return list.filter(
+    (s) =>
+      any('id', (v) => s.Id.startsWith(v)) &&
+      any('name', (v) => s.Name.includes(v)) &&
+      any('network', (v) => Object.entries(s.Networks).some(([name, n]) => name === v || n.NetworkID.startsWith(v))),
+  );
+}
 
 /** The options of `sandbox create` and `run` that shape the sandbox. */
 export const SANDBOX_OPTIONS = {
@@ -57,14 +72,16 @@ export async function sandboxCommand(ctx: CliContext, argv: string[]): Promise<n
         return 0;
       });
     }
+    case 'prune':
+      return (await import('./prune.js')).pruneCommand(ctx, args, 'sandbox');
     case 'ls':
     case 'list': {
-      return listCommand(ctx, args, (ctl) => ctl.listSandboxes().map((s) => s.inspect()), {
+      return listCommand(ctx, args, (ctl, filters) => sandboxesMatching(ctl.listSandboxes().map((s) => s.inspect()), filters), {
         quiet: (s) => s.Name,
         json: (s) => s,
         headers: ['SANDBOX ID', 'NAME', 'MODE', 'NETWORKS', 'ADDRESSES'],
-        row: (s) => [
-          s.Id.slice(0, 12),
+        row: (s, full) => [
+          full ? s.Id : s.Id.slice(0, 12),
           s.Name,
           s.NetworkMode,
           Object.keys(s.Networks).join(','),
@@ -87,6 +104,6 @@ export async function sandboxCommand(ctx: CliContext, argv: string[]): Promise<n
       ctx.out(SANDBOX_USAGE);
       return sub === undefined ? 1 : 0;
     default:
-      throw usage(`unknown command "sandbox ${sub}"${didYouMean(sub, ['create', 'ls', 'inspect', 'rm'])}\n\n${SANDBOX_USAGE}`, sub);
+      throw usage(`unknown command "sandbox ${sub}"${didYouMean(sub, ['create', 'ls', 'inspect', 'rm', 'prune'])}\n\n${SANDBOX_USAGE}`, sub);
   }
 }

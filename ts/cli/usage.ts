@@ -9,9 +9,10 @@ Commands:
          [--mtu N] [--ipam-driver NAME] [--ipam-opt k=v]... NAME
          (macvlan: -o parent=IF[.VLAN] [-o macvlan_mode=bridge|private|vepa|passthru];
           routed: a cluster network, -o block_size=N for each host's block, default 24)
-  ls [--format table|json] [-q]
+  ls [--format table|json] [-q] [--no-trunc] [-f k=v]...   (filters name, id, driver, label, type, scope, dangling)
   inspect NAME|ID...
   rm NAME|ID...
+  prune [-f] [--filter until=T|label=L]...   remove networks no sandbox uses
   connect [--ip IP] [--ip6 IP] [--alias A]... [--link NAME[:ALIAS]]... [-p SPEC]...
           [--mac-address MAC] [--link-local-ip IP]... [--driver-opt k=v]... NETWORK SANDBOX
   disconnect NETWORK SANDBOX`;
@@ -22,9 +23,10 @@ Commands:
   create [--net NETWORK|host|none|container:NAME] [--ip IP] [--ip6 IP] [--alias A]... [-p SPEC]...
          [--dns IP]... [--dns-search DOMAIN]... [--dns-option OPT]... [--add-host NAME:IP]... [--hostname NAME]
          [--link NAME[:ALIAS]]... [--expose PORT[/PROTO]]... [--mac-address MAC] [--link-local-ip IP]... NAME
-  ls [--format table|json] [-q]
+  ls [--format table|json] [-q] [--no-trunc] [-f k=v]...   (filters id, name, network)
   inspect NAME|ID...
-  rm NAME|ID...`;
+  rm NAME|ID...
+  prune [-f] [--filter until=T]   remove sandboxes no process uses`;
 
 export const EVENTS_USAGE = `Usage: cnm events [OPTIONS]
 

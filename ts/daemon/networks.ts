@@ -3,13 +3,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IpamPoolRequest, NetworkController } from '../controller.js';
 import { CnmError, invalid } from '../errors.js';
 import { contains, formatCidr, networkOf, overlaps, parseCidr, parseIp } from '../net/ip.js';
-import type { Network, NetworkInspect } from '../network.js';
+import type { NetworkInspect } from '../network.js';
 import type { Sandbox } from '../sandbox.js';
-import { type Filters, labelsMatch, parseFilters, parseTimestamp } from './filters.js';
+import { parseFilters } from './filters.js';
+import { NETWORK_FILTERS, networkMatches } from '../network-filters.js';
 import { readJson, sendEmpty, sendJson } from './http.js';
 
-const LIST_FILTERS = ['name', 'id', 'driver', 'label', 'type', 'scope', 'dangling'] as const;
-const PRUNE_FILTERS = ['until', 'label', 'label!'] as const;
+import { PRUNE_FILTERS } from '../prune.js';
 /** names Docker keeps for itself (daemon/network.IsPredefined) */
 const PREDEFINED_NAMES = ['bridge', 'host', 'none', 'default'];
 
@@ -75,48 +75,12 @@ function bool(v: unknown, what: string): boolean | undefined {
   return v;
 }
 
-function matches(n: Network, f: Filters, inUse: boolean): boolean {
-  const r = n.record;
-  for (const [k, vals] of f) {
-    if (vals.length === 0) continue;
-    switch (k) {
-      case 'name':
-        // Docker matches names by substring
-        if (!vals.some((v) => r.name.includes(v))) return false;
-        break;
-      case 'id':
-        if (!vals.some((v) => r.id.startsWith(v))) return false;
-        break;
-      case 'driver':
-        if (!vals.includes(r.driver)) return false;
-        break;
-      case 'label':
-        if (!labelsMatch(r.labels, vals)) return false;
-        break;
-      case 'type': {
-        for (const v of vals) if (v !== 'custom' && v !== 'builtin') throw invalid(`invalid filter: 'type'='${v}'`, v);
-        if (!vals.includes(r.predefined ? 'builtin' : 'custom')) return false;
-        break;
-      }
-      case 'scope':
-        if (!vals.includes(r.scope)) return false;
-        break;
-      case 'dangling': {
-        const want = vals.some((v) => v === 'true' || v === '1');
-        if ((!inUse && !r.predefined) !== want) return false;
-        break;
-      }
-    }
-  }
-  return true;
-}
-
 /** GET /networks: the list, without containers (as Docker does). */
 function list(ctl: NetworkController, url: URL): NetworkInspect[] {
-  const f = parseFilters(url.searchParams.get('filters'), LIST_FILTERS);
+  const f = parseFilters(url.searchParams.get('filters'), NETWORK_FILTERS);
   return ctl
     .listNetworks()
-    .filter((n) => matches(n, f, ctl.endpointsOf(n.id).length > 0))
+    .filter((n) => networkMatches(n.record, f, ctl.endpointsOf(n.id).length > 0))
     .map((n) => ({ ...n.inspect(), Containers: {} }));
 }
 
@@ -172,25 +136,7 @@ async function create(ctl: NetworkController, body: Record<string, unknown>): Pr
 
 async function prune(ctl: NetworkController, url: URL): Promise<{ NetworksDeleted: string[] }> {
   const f = parseFilters(url.searchParams.get('filters'), PRUNE_FILTERS);
-  const until = f.get('until')?.[0];
-  if ((f.get('until')?.length ?? 0) > 1) throw invalid('more than one until filter specified');
-  const cutoff = until === undefined ? Infinity : parseTimestamp(until);
-  const deleted: string[] = [];
-  for (const n of ctl.listNetworks()) {
-    const r = n.record;
-    if (r.predefined || ctl.endpointsOf(r.id).length > 0) continue;
-    if (Date.parse(r.created) >= cutoff) continue;
-    if (f.get('label')?.length && !labelsMatch(r.labels, f.get('label')!)) continue;
-    if (f.get('label!')?.length && f.get('label!')!.some((l) => labelsMatch(r.labels, [l]))) continue;
-    try {
-      await ctl.removeNetwork(r.id);
-      deleted.push(r.name);
-    } catch (e) {
-      // a network that got an endpoint meanwhile is simply not pruned
-      if (!(e instanceof CnmError)) throw e;
-    }
-  }
-  return { NetworksDeleted: deleted };
+  return { NetworksDeleted: await ctl.pruneNetworks({ filters: Object.fromEntries(f) }) };
 }
 
 /** The sandbox named by a connect/disconnect body, with Docker's messages when there is none. */

@@ -47,6 +47,11 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
       throw invalid(`conflicting options: --ip/--ip6 cannot be used with network mode ${mode}`, req.ip ?? req.ip6);
     }
   }
+  const external = req.netnsPath;
+  if (external !== undefined) {
+    if (typeof external !== 'string' || !external.startsWith('/')) throw invalid('netnsPath must be an absolute path to a network namespace, such as /proc/PID/ns/net', external);
+    if (mode === 'host' || mode === 'container') throw invalid(`netnsPath names the sandbox's own namespace: it cannot be used with network mode ${mode}`, external);
+  }
   if (req.links !== undefined && mode !== 'network') throw invalid(`--link needs a network the two sandboxes share, not network mode ${mode}`, req.links);
   const links = net && mode === 'network' ? planLinks(ctx, req.links, req.name, net) : [];
   if (await native.netnsExists(req.name)) {
@@ -57,6 +62,7 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
     name: req.name,
     netns: req.name,
     mode,
+    ...(external !== undefined ? { external } : {}),
     created: new Date().toISOString(),
     state: 'creating',
     owner: currentOwner(),
@@ -146,7 +152,8 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
 }
 
 async function makeNetns(ctx: OpContext, sb: SandboxRecord, shared: SandboxRecord | undefined): Promise<void> {
-  if (sb.mode === 'host') await native.netnsBind(sb.netns, ctx.hostNetns);
+  if (sb.external !== undefined) await native.netnsBindPath(sb.netns, sb.external);
+  else if (sb.mode === 'host') await native.netnsBind(sb.netns, ctx.hostNetns);
   else if (sb.mode === 'container') await native.netnsBind(sb.netns, shared!.netns);
   else await native.netnsCreate(sb.netns);
 }

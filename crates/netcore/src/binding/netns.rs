@@ -24,6 +24,14 @@ pub fn netns_bind(
     )
 }
 
+/// Name a network namespace made by someone else: /run/netns/NAME becomes a bind
+/// mount of `path` (e.g. /proc/PID/ns/net). ERR_INVALID_ARGUMENT when the path is
+/// not a network namespace, ERR_NETNS_NOT_FOUND when it does not exist.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn netns_bind_path(env: &Env, name: String, path: String) -> napi::Result<PromiseRaw<'_, ()>> {
+    promise(env, async move { netns::bind_path(&name, &path).await })
+}
+
 #[napi(ts_return_type = "Promise<boolean>")]
 pub fn netns_delete(env: &Env, name: String) -> napi::Result<PromiseRaw<'_, bool>> {
     promise(env, async move { netns::delete(&name).await })

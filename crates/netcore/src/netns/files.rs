@@ -137,9 +137,14 @@ pub(super) fn bind_blocking(name: &str, target: Option<&str>) -> Result<()> {
         }
         None => "/proc/self/ns/net".to_string(),
     };
+    mount_source(name, &source)
+}
+
+/// /run/netns/NAME made and bind-mounted from `source`; the file goes again on failure.
+fn mount_source(name: &str, source: &str) -> Result<()> {
     let file = mount_point(name)?;
     let target_path = file.to_string_lossy().into_owned();
-    if let Err(e) = mount(Some(&source), &target_path, libc::MS_BIND) {
+    if let Err(e) = mount(Some(source), &target_path, libc::MS_BIND) {
         let undo = fs::remove_file(&file)
             .map_err(|u| Error::from_io(&u, format_args!("remove {}", file.display())));
         return Err(
@@ -149,6 +154,46 @@ pub(super) fn bind_blocking(name: &str, target: Option<&str>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// NS_GET_NSTYPE (linux/nsfs.h): the kind of namespace an nsfs file is.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// Whether `path` is a network namespace file (/proc/PID/ns/net, a bind mount of one).
+fn is_netns_file(path: &str) -> io::Result<bool> {
+    let f = fs::File::open(path)?;
+    // SAFETY: a valid open fd; the ioctl takes no argument.
+    let kind = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&f), NS_GET_NSTYPE as _) };
+    if kind < 0 {
+        let e = io::Error::last_os_error();
+        // not an nsfs file at all
+        return if e.raw_os_error() == Some(libc::ENOTTY) {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(kind == libc::CLONE_NEWNET)
+}
+
+/// Bind the network namespace at `source` (a path a container runtime made, such
+/// as /proc/PID/ns/net) to /run/netns/NAME.
+pub(super) fn bind_path_blocking(name: &str, source: &str) -> Result<()> {
+    match is_netns_file(source) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Error::invalid(format!("{source} is not a network namespace (expected a path such as /proc/PID/ns/net or /run/netns/NAME)")).netns(Some(name)));
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            return Err(Error::new(
+                ErrorCode::NetnsNotFound,
+                format!("network namespace {source} does not exist"),
+            )
+            .netns(Some(name)));
+        }
+        Err(e) => return Err(Error::from_io(&e, format_args!("open {source}")).netns(Some(name))),
+    }
+    mount_source(name, source)
 }
 
 /// umount (detached) and unlink; Ok(false) when there was no such file.

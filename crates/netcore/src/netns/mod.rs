@@ -101,6 +101,21 @@ pub async fn bind(name: &str, target: Option<&str>) -> Result<()> {
     blocking(what, move || bind_blocking(&name, target.as_deref())).await
 }
 
+/// Names a network namespace a container runtime made: /run/netns/NAME becomes
+/// a bind mount of `source` (/proc/PID/ns/net, or another netns file).
+pub async fn bind_path(name: &str, source: &str) -> Result<()> {
+    validate_name(name).map_err(|e| e.context(format!("bind netns {name:?} to {source}")))?;
+    if !source.starts_with('/') {
+        return Err(
+            Error::invalid(format!("netns path {source:?} must be absolute")).netns(Some(name)),
+        );
+    }
+    release(name).await?;
+    let (name, source) = (name.to_string(), source.to_string());
+    let what = format!("bind netns {name} to {source}");
+    blocking(what, move || files::bind_path_blocking(&name, &source)).await
+}
+
 /// `ip netns delete NAME`; false when it did not exist.
 pub async fn delete(name: &str) -> Result<bool> {
     validate_name(name).map_err(|e| e.context("delete netns"))?;
