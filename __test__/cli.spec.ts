@@ -199,3 +199,15 @@ test.serial('usage errors exit 125 and name the nearest command or flag; --versi
   // a failed operation is not a usage error
   t.is(cnm([...g, 'network', 'inspect', 'nosuch']).code, 1);
 });
+
+test.serial('--log-level debug writes JSON log lines on stderr, with the error code and cause', (t) => {
+  const r = cnm([...g, '--log-level', 'debug', 'network', 'inspect', 'nosuchnet']);
+  t.is(r.code, 1);
+  const line = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { level: string; msg: string; err?: { code?: string } })
+    .find((l) => l.msg === 'command failed' || l.err?.code === 'ERR_NETWORK_NOT_FOUND');
+  t.truthy(line, r.stderr);
+  t.is(cnm([...g, '--log-level', 'loud', 'network', 'ls']).code, 125);
+});

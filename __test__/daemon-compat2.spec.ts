@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { type Daemon, startDaemon } from '../ts/daemon/server.js';
 import { native } from '../ts/native.js';
+import { setLogLevel, setLogSink } from '../ts/log.js';
 import { apiCall } from './helpers/daemon-http.js';
 import { dockerAt, dockerBin } from './helpers/docker-cli.js';
 import { type IsolatedHost, inNs, isolatedHost, pings } from './helpers/host.js';
@@ -121,4 +122,29 @@ withDocker('the docker CLI: inspect of a sandbox, connect --link-local-ip and --
   t.regex(leave.err, /not part of a swarm/);
   await ctl.removeSandbox(host.name('k1'));
   await docker('network', 'rm', 'dk');
+});
+
+test.serial('the daemon logs every request (method, path, status, duration, id) and every error with its cause', async (t) => {
+  const lines: Array<Record<string, unknown>> = [];
+  const prev = setLogSink((l) => lines.push(JSON.parse(l) as Record<string, unknown>));
+  setLogLevel('info');
+  try {
+    await call('GET', '/v1.47/networks');
+    await call('GET', '/v1.47/networks/nosuchnet');
+    // the finish event comes after the reply
+    await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    setLogLevel(undefined);
+    setLogSink(prev);
+  }
+  const req = lines.filter((l) => l.msg === 'request');
+  const ok = req.find((l) => l.path === '/v1.47/networks');
+  t.truthy(ok, JSON.stringify(lines));
+  t.like(ok, { method: 'GET', status: 200 });
+  t.is(typeof ok!.ms, 'number');
+  t.regex(String(ok!.id), /^r[0-9a-z]+$/);
+  const refused = lines.find((l) => l.msg === 'request refused');
+  t.like(refused, { path: '/v1.47/networks/nosuchnet', status: 404 });
+  t.like(refused!.err as object, { code: 'ERR_NETWORK_NOT_FOUND' });
+  t.is(refused!.id, req.find((l) => l.path === '/v1.47/networks/nosuchnet')!.id, 'the error line carries the request id');
 });

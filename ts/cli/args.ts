@@ -63,6 +63,7 @@ export const GLOBAL_OPTIONS: OptionSpec = {
   'cluster-store-ca': { type: 'string' },
   'cluster-store-cert': { type: 'string' },
   'cluster-store-key': { type: 'string' },
+  'log-level': { type: 'string', short: 'l' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 };

@@ -1,7 +1,8 @@
 /** The `cnm` command: docker-like networking from the shell. */
 
-import { GLOBAL_OPTIONS, LEADING_ONLY, type Parsed, didYouMean, parse, splitGlobal } from './args.js';
+import { GLOBAL_OPTIONS, LEADING_ONLY, type Parsed, didYouMean, parse, splitGlobal, usage } from './args.js';
 import { CnmError } from '../errors.js';
+import { type LogLevel, setLogLevel } from '../log.js';
 import type { CliContext } from './context.js';
 import { EVENTS_USAGE, NETWORK_USAGE, SANDBOX_USAGE } from './usage.js';
 import { VERSION } from '../version.js';
@@ -38,6 +39,7 @@ Global options:
                        seconds before a host that stopped answering leaves the others' tables (default 10)
   --cluster-store-ca F, --cluster-store-cert F, --cluster-store-key F
                        TLS to etcd
+  -l, --log-level L    debug, info, warn (default) or error: JSON lines on stderr (env CNM_LOG)
   -v, --version        print cnm's version and exit
 
 Commands:
@@ -90,6 +92,11 @@ export async function main(argv: string[], ctx: Omit<CliContext, 'open' | 'optio
       ...Object.fromEntries(Object.entries(v).filter(([k, x]) => x !== undefined && k in GLOBAL_OPTIONS && !LEADING_ONLY.has(k))),
     });
     const [cmd, ...rest] = command;
+    const level = typeof g['log-level'] === 'string' ? g['log-level'] : undefined;
+    if (level !== undefined) {
+      if (!['debug', 'info', 'warn', 'error'].includes(level)) throw usage(`--log-level ${level}: expected debug, info, warn or error`, level);
+      setLogLevel(level as LogLevel);
+    }
     if (g.version || cmd === 'version') {
       ctx.out(`cnm version ${VERSION}`);
       return 0;

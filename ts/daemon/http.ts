@@ -36,14 +36,16 @@ export function sendEmpty(res: ServerResponse, status: number): void {
 }
 
 /**
- * Docker's error shape: {"message": …} with the status its code maps to. A
- * server-side failure (5xx) is logged with its cause; a refused request only at debug.
+ * Docker's error shape: {"message": …} with the status its code maps to. Every
+ * error is logged with its cause: a server-side failure (500) as an error, an
+ * unavailable service (503) as a warning, a refused request at info.
  */
-export function sendError(res: ServerResponse, e: unknown, req?: IncomingMessage): void {
+export function sendError(res: ServerResponse, e: unknown, req?: IncomingMessage, id?: string): void {
   const err = toCnmError(e);
-  const where = { method: req?.method, path: req?.url, status: err.status, err };
-  if (err.status >= 500) log.error('request failed', where);
-  else log.debug('request refused', where);
+  const where = { id, method: req?.method, path: req?.url, status: err.status, err };
+  if (err.status === 503) log.warn('request failed: service unavailable', where);
+  else if (err.status >= 500) log.error('request failed', where);
+  else log.info('request refused', where);
   if (res.headersSent) {
     res.end();
     return;

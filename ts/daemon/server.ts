@@ -246,8 +246,14 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     await ctl.close();
     throw e;
   }
+  let requests = 0;
   const server: Server = createServer((req, res) => {
-    route(ctl, req, res).catch((e: unknown) => sendError(res, e, req));
+    // every request is logged when answered: method, path, status, duration and an id
+    // (the client's X-Request-Id, or one of ours) that its error line carries too
+    const id = (req.headers['x-request-id'] as string | undefined) ?? `r${(++requests).toString(36)}`;
+    const start = performance.now();
+    res.once('finish', () => log.info('request', { id, method: req.method, path: req.url, status: res.statusCode, ms: Number((performance.now() - start).toFixed(2)) }));
+    route(ctl, req, res).catch((e: unknown) => sendError(res, e, req, id));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
