@@ -1,6 +1,6 @@
 // The `cnm` command end to end, in a child process like a user runs it.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { type IsolatedHost, inNs, isolatedHost, pings } from './helpers/host.js';
@@ -210,4 +210,22 @@ test.serial('--log-level debug writes JSON log lines on stderr, with the error c
     .find((l) => l.msg === 'command failed' || l.err?.code === 'ERR_NETWORK_NOT_FOUND');
   t.truthy(line, r.stderr);
   t.is(cnm([...g, '--log-level', 'loud', 'network', 'ls']).code, 125);
+});
+
+test.serial('cnm completion bash completes commands, subcommands, flags and network names', (t) => {
+  const script = cnm(['completion', 'bash']).stdout;
+  // `cnm` on PATH, as an installed package puts it
+  const binDir = host.tmp('bin');
+  symlinkSync(join(import.meta.dirname, '..', 'bin', 'cnm.js'), join(binDir, 'cnm'));
+  const complete = (...words: string[]) =>
+    execFileSync('bash', ['-c', `eval "$CNM_COMPLETION"; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _cnm; echo "\${COMPREPLY[@]}"`], {
+      encoding: 'utf8',
+      env: { ...process.env, CNM_COMPLETION: script, PATH: `${binDir}:${process.env.PATH}`, CNM_HOST_NETNS: host.ns, CNM_STATE_DIR: host.stateDir },
+    }).trim();
+  t.is(complete('cnm', 'netw'), 'network');
+  t.is(complete('cnm', 'network', 'disc'), 'disconnect');
+  t.is(complete('cnm', 'network', 'connect', '--mac'), '--mac-address');
+  t.true(complete('cnm', 'network', 'inspect', 'b').split(' ').includes('bridge'), 'names from cnm itself');
+  for (const shell of ['zsh', 'fish']) t.regex(cnm(['completion', shell]).stdout, /cnm/);
+  t.is(cnm(['completion', 'tcsh']).code, 125);
 });

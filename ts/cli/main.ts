@@ -50,6 +50,7 @@ Commands:
   system    reconcile [--dry-run]: bring store and kernel into agreement;
             hosts: the cluster's hosts; forget-host ID: give back a gone host's addresses
   daemon    serve the Docker Engine network API: cnm daemon [--socket PATH] (default /run/cnm.sock)
+  completion  a completion script: cnm completion bash|zsh|fish (e.g. source <(cnm completion bash))
   events    the host's network events: cnm events [--since T] [--until T] [-f k=v]... [--format json]
   demo      a self-contained walk-through in an isolated namespace (--hosts N: a cluster of N hosts)
 
@@ -125,12 +126,14 @@ export async function main(argv: string[], ctx: Omit<CliContext, 'open' | 'optio
         return await (await import('./port.js')).portCommand(full, rest);
       case 'daemon':
         return await (await import('./daemon.js')).daemonCommand(full, rest);
+      case 'completion':
+        return (await import('./completion.js')).completionCommand(full, rest);
       case 'events':
         return await (await import('./events.js')).eventsCommand(full, rest);
       case 'demo':
         return await (await import('./demo.js')).demoCommand(full, rest);
       default:
-        ctx.err(`Error: unknown command "${cmd}"; see cnm --help${didYouMean(cmd, ['network', 'sandbox', 'run', 'port', 'system', 'daemon', 'events', 'demo', 'version', 'help'])}`);
+        ctx.err(`Error: unknown command "${cmd}"; see cnm --help${didYouMean(cmd, ['network', 'sandbox', 'run', 'port', 'system', 'daemon', 'events', 'completion', 'demo', 'version', 'help'])}`);
         return 125;
     }
   } catch (e) {

@@ -37,6 +37,7 @@ export const SANDBOX_OPTIONS = {
   expose: { type: 'string', multiple: true },
   'mac-address': { type: 'string' },
   'link-local-ip': { type: 'string', multiple: true },
+  'netns-path': { type: 'string' },
 } as const satisfies OptionSpec;
 
 /** What those options ask of createSandbox (all but the name); bad -p specs throw here. */
@@ -56,6 +57,7 @@ export function sandboxRequest(v: Parsed['values']): Omit<SandboxCreateOptions, 
     expose: list(v.expose).length ? list(v.expose) : undefined,
     mac: str(v['mac-address']),
     linkLocalIps: list(v['link-local-ip']).length ? list(v['link-local-ip']) : undefined,
+    netnsPath: str(v['netns-path']),
   };
 }
 
