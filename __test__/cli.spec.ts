@@ -8,6 +8,8 @@ import { cnm } from './helpers/cli.js';
 
 let host: IsolatedHost;
 let g: string[];
+/** `--format json`: one object per line, as docker prints it */
+const jsonLines = (out: string): unknown[] => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown);
 test.before(async () => {
   host = await isolatedHost('cli');
   g = ['--state-dir', host.stateDir, '--host-netns', host.ns];
@@ -55,11 +57,11 @@ test.serial('network create/ls/inspect/connect/disconnect/rm through the CLI', (
   r = cnm([...g, 'network', 'disconnect', 'clinet', s3]);
   t.not(r.code, 0);
   t.regex(r.stderr, /not connected/);
-  const ls = JSON.parse(cnm([...g, 'sandbox', 'ls', '--format', 'json']).stdout) as Array<{ Name: string }>;
+  const ls = jsonLines(cnm([...g, 'sandbox', 'ls', '--format', 'json']).stdout) as Array<{ Name: string }>;
   t.deepEqual(ls.map((s) => s.Name).sort(), [s1, s2, s3].sort());
   t.is(cnm([...g, 'sandbox', 'rm', s1, s2, s3]).code, 0);
   t.is(cnm([...g, 'network', 'rm', 'clinet']).code, 0);
-  t.is(JSON.parse(cnm([...g, 'network', 'ls', '--format', 'json']).stdout).length, 3);
+  t.is(jsonLines(cnm([...g, 'network', 'ls', '--format', 'json']).stdout).length, 3);
 });
 
 test.serial('an internal network gives no default route', (t) => {
@@ -82,7 +84,7 @@ test.serial('cnm run runs a command inside a fresh sandbox and --rm removes it',
   // the exit code of the command comes back
   const f = cnm([...g, 'run', '--rm', '--net', 'runnet', '--', 'sh', '-c', 'exit 7']);
   t.is(f.code, 7);
-  t.is(JSON.parse(cnm([...g, 'sandbox', 'ls', '--format', 'json']).stdout).length, 0);
+  t.is(jsonLines(cnm([...g, 'sandbox', 'ls', '--format', 'json']).stdout).length, 0);
   t.is(cnm([...g, 'network', 'rm', 'runnet']).code, 0);
 });
 
@@ -228,4 +230,19 @@ test.serial('cnm completion bash completes commands, subcommands, flags and netw
   t.true(complete('cnm', 'network', 'inspect', 'b').split(' ').includes('bridge'), 'names from cnm itself');
   for (const shell of ['zsh', 'fish']) t.regex(cnm(['completion', shell]).stdout, /cnm/);
   t.is(cnm(['completion', 'tcsh']).code, 125);
+});
+
+test.serial('--format takes Go templates as docker does: fields, table, json, functions, range and if', (t) => {
+  t.is(cnm([...g, 'network', 'create', '--subnet', '10.87.0.0/24', '--label', 'tier=web', 'fmtnet']).code, 0);
+  const out = (...a: string[]) => cnm([...g, ...a]).stdout.trimEnd();
+  t.is(out('network', 'ls', '--filter', 'name=fmtnet', '--format', '{{.Name}} {{.Driver}} {{upper .Scope}}'), 'fmtnet bridge LOCAL');
+  const table = out('network', 'ls', '--filter', 'name=fmtnet', '--format', 'table {{.ID}}\\t{{.Name}}').split('\n');
+  t.regex(table[0]!, /^NETWORK ID +NAME$/);
+  t.regex(table[1]!, /^[0-9a-f]{12} +fmtnet$/);
+  t.deepEqual(JSON.parse(out('network', 'ls', '--filter', 'name=fmtnet', '--format', 'json')) as { Name: string }, { ...(JSON.parse(out('network', 'ls', '--filter', 'name=fmtnet', '--format', '{{json .}}')) as object) });
+  t.is(out('network', 'inspect', '-f', '{{index .Labels "tier"}} {{len .IPAM.Config}}', 'fmtnet'), 'web 1');
+  t.is(out('network', 'inspect', '--format', '{{range .IPAM.Config}}{{.Subnet}}{{end}} {{if .Internal}}internal{{else}}open{{end}} {{json .Options}}', 'fmtnet'), '10.87.0.0/24 open {}');
+  t.is(out('network', 'inspect', '--format', '{{.Nope}}', 'fmtnet'), '<no value>');
+  t.is(cnm([...g, 'network', 'inspect', '--format', '{{range .X}}', 'fmtnet']).code, 125);
+  t.is(cnm([...g, 'network', 'rm', 'fmtnet']).code, 0);
 });

@@ -26,7 +26,10 @@ test('networks, sandboxes and allocations survive new processes; no live address
   // release b's address, then a fresh process must neither lose a's nor hand out b's at once
   ok(['sandbox', 'rm', b]);
   ok(['sandbox', 'create', '--net', 'persist', b]);
-  const nets = JSON.parse(ok(['network', 'ls', '--format', 'json'])) as Array<{ Name: string }>;
+  const nets = ok(['network', 'ls', '--format', 'json'])
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { Name: string });
   t.deepEqual(nets.map((n) => n.Name).sort(), ['bridge', 'host', 'none', 'persist']);
   const ins = JSON.parse(ok(['network', 'inspect', 'persist']))[0];
   const addrs = Object.values(ins.Containers as Record<string, { Name: string; IPv4Address: string }>).map((c) => [c.Name, c.IPv4Address]);

@@ -61,7 +61,7 @@ ${inner}
     })
     .join('\n');
   return `# bash completion for cnm: source <(cnm completion bash)
-__cnm_names() { cnm "$1" ls --format json 2>/dev/null | sed -n 's/^ *"Name": "\\(.*\\)",\\{0,1\\}$/\\1/p'; }
+__cnm_names() { cnm "$1" ls --format '{{.Name}}' 2>/dev/null; }
 _cnm() {
   local cur=\${COMP_WORDS[COMP_CWORD]} cmd="" sub="" i words
   for ((i = 1; i < COMP_CWORD; i++)); do
@@ -103,8 +103,8 @@ function fish(): string {
       const cond = sub ? `__fish_seen_subcommand_from ${cmd}; and __fish_seen_subcommand_from ${sub}` : `__fish_seen_subcommand_from ${cmd}`;
       for (const f of flags) lines.push(`complete -c cnm -n "${cond}" -l ${f.slice(2)}`);
       const names = NAMES[sub ? `${cmd} ${sub}` : cmd];
-      if (names === 'network' || names === 'both') lines.push(`complete -c cnm -n "${cond}" -a "(cnm network ls --format json 2>/dev/null | string match -rg '\\"Name\\": \\"(.*)\\"')"`);
-      if (names === 'sandbox' || names === 'both') lines.push(`complete -c cnm -n "${cond}" -a "(cnm sandbox ls --format json 2>/dev/null | string match -rg '\\"Name\\": \\"(.*)\\"')"`);
+      if (names === 'network' || names === 'both') lines.push(`complete -c cnm -n "${cond}" -a "(cnm network ls --format '{{.Name}}' 2>/dev/null)"`);
+      if (names === 'sandbox' || names === 'both') lines.push(`complete -c cnm -n "${cond}" -a "(cnm sandbox ls --format '{{.Name}}' 2>/dev/null)"`);
     }
   }
   return `${lines.join('\n')}\n`;

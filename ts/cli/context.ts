@@ -9,6 +9,7 @@ import { checkBackend } from '../firewall.js';
 import { parseBool, parseMtu } from '../validate.js';
 import { type OptionSpec, type Parsed, list, parse, str, usage } from './args.js';
 import { json, table } from './format.js';
+import { formatItems } from './template.js';
 import type { DefaultPool } from '../ipam/default-pools.js';
 
 export interface CliContext {
@@ -138,12 +139,14 @@ export async function eachRef(ctx: CliContext, refs: string[], fn: (ref: string)
 
 /** `inspect NAME|ID…`: a JSON array of what was found, an error line for each miss. */
 export async function inspectCommand(ctx: CliContext, args: string[], kind: string, get: (ctl: NetworkController, ref: string) => unknown): Promise<number> {
-  const { values: v, positionals } = parse(args, {});
+  const { values: v, positionals } = parse(args, { format: { type: 'string', short: 'f' } });
   if (positionals.length === 0) throw usage(`${kind} inspect needs at least one NAME or ID`);
   return withController(ctx, v, async (ctl) => {
     const found: unknown[] = [];
     const rc = await eachRef(ctx, positionals, (ref) => found.push(get(ctl, ref)));
-    ctx.out(json(found));
+    const fmt = str(v.format);
+    if (fmt === undefined) ctx.out(json(found));
+    else for (const line of formatItems(fmt, found)) ctx.out(line);
     return rc;
   });
 }
@@ -172,6 +175,8 @@ export interface ListView<T> {
   json: (item: T) => unknown;
   headers: string[];
   row: (item: T, full: boolean) => string[];
+  /** docker's column titles of template fields (`table {{.ID}}` is "NETWORK ID") */
+  titles?: Record<string, string>;
 }
 
 /**
@@ -184,15 +189,15 @@ export async function listCommand<T>(ctx: CliContext, args: string[], get: (ctl:
   const filters = list(v.filter).length ? kvFilters(list(v.filter)) : undefined;
   const full = v['no-trunc'] === true;
   const fmt = str(v.format) ?? 'table';
-  if (fmt !== 'table' && fmt !== 'json') throw invalid(`--format ${fmt}: expected table or json`, fmt);
   return withController(ctx, v, async (ctl) => {
     const items = get(ctl, filters);
     if (v.quiet) {
       for (const item of items) ctx.out(view.quiet(item, full));
-    } else if (fmt === 'json') {
-      ctx.out(JSON.stringify(items.map(view.json), null, 2));
-    } else {
+    } else if (fmt === 'table') {
       ctx.out(table(view.headers, items.map((i) => view.row(i, full))));
+    } else {
+      // json: one object per line, as docker; else a Go template over each item's JSON view
+      for (const line of formatItems(fmt, items.map(view.json), view.titles)) ctx.out(line);
     }
     return 0;
   });

@@ -99,6 +99,7 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
           CreatedAt: n.record.created,
         }),
         headers: ['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'],
+        titles: { ID: 'NETWORK ID', CreatedAt: 'CREATED AT', IPv6: 'IPV6' },
         row: (n, full) => [full ? n.id : n.id.slice(0, 12), n.name, n.driver, n.record.scope],
       });
     }

@@ -82,6 +82,7 @@ export async function sandboxCommand(ctx: CliContext, argv: string[]): Promise<n
         quiet: (s) => s.Name,
         json: (s) => s,
         headers: ['SANDBOX ID', 'NAME', 'MODE', 'NETWORKS', 'ADDRESSES'],
+        titles: { Id: 'SANDBOX ID', NetworkMode: 'MODE' },
         row: (s, full) => [
           full ? s.Id : s.Id.slice(0, 12),
           s.Name,
