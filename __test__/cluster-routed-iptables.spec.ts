@@ -3,6 +3,7 @@
 // traffic between blocks un-NATed, and reconcile leaves the network's rules be.
 import { execFileSync } from 'node:child_process';
 import test from 'ava';
+import { skipReason } from './helpers/tools.js';
 import { native } from '../ts/native.js';
 import type { SandboxInspect } from '../ts/sandbox.js';
 import { type ClusterHost, startHost } from '../ts/sim/host-client.js';
@@ -10,7 +11,7 @@ import { simulatedLan as underlay } from '../ts/sim/lan.js';
 import { etcdBin, startEtcd } from './helpers/etcd.js';
 import { isolatedHost, pings } from './helpers/host.js';
 import { startPeerServer, tcpTry } from './helpers/tcp.js';
-const withEtcd = etcdBin ? test : test.skip;
+const withEtcd = etcdBin && !skipReason(['iptables', 'iptables-save'], 'the routed iptables test') ? test : test.skip;
 if (!etcdBin) console.log('routed iptables test skipped: etcd is not installed (apt-get install etcd-server; .ci/run does)');
 
 withEtcd('a routed network on hosts with the iptables backend: no NAT between blocks, NAT out of the cluster', async (t) => {

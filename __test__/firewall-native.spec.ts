@@ -5,6 +5,7 @@
 // goes between namespaces this file makes.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 
+import { backendsHere } from './helpers/tools.js';
 import test, { type ExecutionContext } from 'ava';
 
 import * as native from '../index.js';
@@ -189,7 +190,7 @@ test.after.always(async () => {
   }
 });
 
-for (const backend of ['nftables', 'iptables'] as const) {
+for (const backend of backendsHere()) {
   test.serial(`${backend}: publish, masquerade, isolation, icc, removal and reset with real traffic`, async (t) => {
     const topo = await topology(backend.slice(0, 3));
     const { host, outside, s1, s2, s3, net0, net1, tcp, udp } = topo;

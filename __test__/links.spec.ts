@@ -3,6 +3,7 @@
 // published ports and on nothing else, nobody else talks to it; hosts entries,
 // inspect's Links and Docker's environment variables; links go with either end.
 import { readFileSync } from 'node:fs';
+import { backendsHere } from './helpers/tools.js';
 import test from 'ava';
 import type { NetworkController } from '../ts/controller.js';
 import { CnmError } from '../ts/errors.js';
@@ -11,7 +12,7 @@ import { getent } from './helpers/dns.js';
 import { type IsolatedHost, isolatedHost, pings } from './helpers/host.js';
 import { startEchoServer, tcpTry } from './helpers/tcp.js';
 
-for (const backend of ['nftables', 'iptables'] as const) {
+for (const backend of backendsHere()) {
   const run = test.serial;
   let host: IsolatedHost;
   let ctl: NetworkController;
