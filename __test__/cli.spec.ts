@@ -246,3 +246,23 @@ test.serial('--format takes Go templates as docker does: fields, table, json, fu
   t.is(cnm([...g, 'network', 'inspect', '--format', '{{range .X}}', 'fmtnet']).code, 125);
   t.is(cnm([...g, 'network', 'rm', 'fmtnet']).code, 0);
 });
+
+test.serial('help describes every flag of every command, and every flag it describes is one the command takes', async (t) => {
+  const { HELP } = await import('../ts/cli/help.js');
+  for (const [cmd, h] of Object.entries(HELP)) {
+    const words = cmd.split(' ');
+    const r = cnm([...words, '--help']);
+    t.is(r.code, 0, cmd);
+    t.true(r.stdout.startsWith(`Usage:  ${h.usage}`), `${cmd}: ${r.stdout.slice(0, 80)}`);
+    for (const [, long, type, desc] of h.flags) {
+      t.true(r.stdout.includes(`--${long}`) && r.stdout.includes(desc), `${cmd} --${long} is described`);
+      // the parser takes the flag: a bogus one after it is the first thing it refuses
+      const flag = type === '' ? [`--${long}`] : [`--${long}=x`];
+      const p = cnm([...g, ...words, ...flag, '--bogus-zz']);
+      t.regex(p.stderr, /--bogus-zz/, `${cmd} takes --${long}: ${p.stderr.split('\n')[0]}`);
+    }
+  }
+  // help never acts
+  t.is(cnm([...g, 'network', 'create', 'helpnet', '--help']).code, 0);
+  t.false(jsonLines(cnm([...g, 'network', 'ls', '--format', 'json']).stdout).some((n) => (n as { Name: string }).Name === 'helpnet'));
+});

@@ -3,33 +3,19 @@
  * table of commands, subcommands and flags; network and sandbox names are asked
  * of `cnm … ls -q --no-trunc` where an argument names one.
  */
-import { usage } from './args.js';
+import { GLOBAL_OPTIONS, usage } from './args.js';
+import { HELP } from './help.js';
 import type { CliContext } from './context.js';
 
-const GLOBAL = ['--state-dir', '--host-netns', '--bip', '--bridge', '--default-mtu', '--firewall', '--iptables', '--icc', '--ip-forward', '--ip', '--allow-direct-routing', '--default-address-pool', '--plugin-dir', '--cluster-store', '--cluster-advertise', '--cluster-name', '--cluster-lease-ttl', '--cluster-store-ca', '--cluster-store-cert', '--cluster-store-key', '--log-level', '--help', '--version'];
-const SANDBOX_CREATE = ['--net', '--ip', '--ip6', '--alias', '--publish', '--dns', '--dns-search', '--dns-option', '--add-host', '--hostname', '--link', '--expose', '--mac-address', '--link-local-ip', '--netns-path'];
+const GLOBAL = Object.keys(GLOBAL_OPTIONS).map((k) => `--${k}`);
 
-/** command -> subcommand ('' for the command itself) -> its flags */
-export const COMMANDS: Record<string, Record<string, string[]>> = {
-  network: {
-    create: ['--driver', '--subnet', '--gateway', '--ip-range', '--aux-address', '--internal', '--attachable', '--ipv4', '--ipv6', '--opt', '--label', '--mtu', '--ipam-driver', '--ipam-opt'],
-    ls: ['--format', '--quiet', '--no-trunc', '--filter'],
-    inspect: [],
-    rm: [],
-    prune: ['--force', '--filter'],
-    connect: ['--ip', '--ip6', '--alias', '--link', '--publish', '--mac-address', '--link-local-ip', '--driver-opt'],
-    disconnect: [],
-  },
-  sandbox: { create: SANDBOX_CREATE, ls: ['--format', '--quiet', '--no-trunc', '--filter'], inspect: [], rm: [], prune: ['--force', '--filter'] },
-  run: { '': ['--name', '--rm', ...SANDBOX_CREATE] },
-  port: { '': [] },
-  system: { reconcile: ['--dry-run'], hosts: [], 'forget-host': [] },
-  daemon: { '': ['--socket'] },
-  events: { '': ['--filter', '--format', '--since', '--until'] },
-  demo: { '': ['--hosts'] },
-  completion: { bash: [], zsh: [], fish: [] },
-  version: { '': [] },
-};
+/** command -> subcommand ('' for the command itself) -> its flags, from the help table */
+export const COMMANDS: Record<string, Record<string, string[]>> = { version: { '': [] } };
+for (const [key, h] of Object.entries(HELP)) {
+  const [cmd, sub = ''] = key.split(' ') as [string, string?];
+  (COMMANDS[cmd] ??= {})[sub] = h.flags.map(([, long]) => `--${long}`);
+}
+COMMANDS.completion = { bash: [], zsh: [], fish: [] };
 
 /** Which argument kinds name what: network and sandbox names come from cnm itself. */
 const NAMES: Record<string, 'network' | 'sandbox' | 'both'> = {

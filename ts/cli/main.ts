@@ -84,7 +84,9 @@ export async function main(argv: string[], ctx: Omit<CliContext, 'open' | 'optio
     const g = parse(globals, GLOBAL_OPTIONS).values;
     // help never acts, wherever it is asked for: it only prints
     if (command.length > 0 && asksForHelp(command)) {
-      ctx.out(COMMAND_USAGE[command[0]!] ?? USAGE);
+      const { HELP, renderHelp } = await import('./help.js');
+      const one = HELP[`${command[0]} ${command[1]}`] ?? HELP[command[0]!];
+      ctx.out(one ? renderHelp(one) : (COMMAND_USAGE[command[0]!] ?? USAGE));
       return 0;
     }
     // command-level options win over the leading global ones (except --ip, see LEADING_ONLY)
