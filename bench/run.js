@@ -5,7 +5,8 @@
 // cluster-reference (only when named: the 3 hosts x N row on a local bridge, no cluster),
 // dns (the embedded resolver beside aardvark-dns, with dnsperf; `--dns-sandboxes N`, default 1000),
 // macvlan (the macvlan endpoint beside the veth endpoint: native calls, then controller connects),
-// routed (a routed network across three hosts: attach beside a bridge attach, route convergence).
+// routed (a routed network across three hosts: attach beside a bridge attach, route convergence),
+// cli (a cnm command's cost as a process beside node -e 0).
 // Everything runs inside a host netns of its own; the machine's network is untouched.
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import { daemonBench } from './daemon.js';
 import { dnsBench } from './dns.js';
 import { macvlanBench } from './macvlan.js';
 import { routedBench } from './routed.js';
+import { cliBench } from './cli.js';
 import { firewallBench } from './firewall.js';
 import { ipamBench } from './ipam.js';
 import { printTable, summarize } from './stats.js';
@@ -36,7 +38,7 @@ const { values, positionals } = parseArgs({
   },
 });
 const sizes = values.sizes.split(',').map(Number);
-const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'dns', 'macvlan', 'routed', 'cluster', 'cluster-scale', 'cluster-reference'];
+const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'dns', 'macvlan', 'routed', 'cli', 'cluster', 'cluster-scale', 'cluster-reference'];
 for (const p of positionals) if (!sections.includes(p)) throw new Error(`unknown section ${p}; known: ${sections.join(', ')}`);
 // cluster-reference runs only when named: see bench/cluster.js
 const want = (section) => (positionals.length === 0 && section !== 'cluster-reference') || positionals.includes(section);
@@ -150,6 +152,8 @@ try {
   if (want('macvlan')) await macvlanBench({ tag, stateDir, rows, summarize });
 
   if (want('routed')) await routedBench({ tag, stateDir, rows, summarize });
+
+  if (want('cli')) await cliBench({ tag, stateDir, rows, summarize });
 
   if (want('dns')) await dnsBench({ tag, stateDir, rows, summarize, sandboxes: Number(values['dns-sandboxes']) });
 

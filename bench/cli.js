@@ -1,0 +1,55 @@
+// The `cli` section: what a `cnm` command costs as a process, beside Node's own
+// start-up (`node -e 0`), in one interleaved run: `cnm --version`, `cnm network ls`
+// (read-only: no host set-up), and `cnm network connect` (a sandbox made before,
+// disconnected after; the connect alone is timed), on a host netns of its own.
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { NetworkController, native } from '../dist/index.js';
+
+const BIN = fileURLToPath(new URL('../bin/cnm.js', import.meta.url));
+
+function timed(args) {
+  const t = performance.now();
+  execFileSync(process.execPath, args, { stdio: 'ignore' });
+  return performance.now() - t;
+}
+
+export async function cliBench({ tag, stateDir, rows, summarize, n = 30 }) {
+  const host = `${tag}-clih`;
+  const dir = `${stateDir}/cli`;
+  await native.netnsCreate(host);
+  const g = ['--host-netns', host, '--state-dir', dir];
+  const ctl = await NetworkController.open({ hostNetns: host, stateDir: dir });
+  const sandboxes = [];
+  try {
+    await ctl.createNetwork({ name: 'clinet', ipam: [{ subnet: '10.170.0.0/16' }] });
+    await ctl.createNetwork({ name: 'cliseed', internal: true, ipam: [{ subnet: '10.171.0.0/16' }] });
+    const node = [];
+    const version = [];
+    const ls = [];
+    const connect = [];
+    for (let i = 0; i < n; i++) {
+      node.push(timed(['-e', '0']));
+      version.push(timed([BIN, '--version']));
+      ls.push(timed([BIN, ...g, 'network', 'ls']));
+      const sb = `${tag}-cli${i}`;
+      await ctl.createSandbox({ name: sb, net: 'cliseed' });
+      sandboxes.push(sb);
+      connect.push(timed([BIN, ...g, 'network', 'connect', 'clinet', sb]));
+    }
+    const base = summarize(`[cli] node -e 0 (Node's own start-up, N=${n})`, node);
+    rows.push(base);
+    for (const [name, xs] of [
+      ['cnm --version', version],
+      ['cnm network ls', ls],
+      ['cnm network connect', connect],
+    ]) {
+      const r = summarize(`[cli] ${name} (N=${n})`, xs);
+      r.target = `node + ${(r.p50 - base.p50).toFixed(0)} ms (target <= node + 30)`;
+      rows.push(r);
+    }
+  } finally {
+    await ctl.close();
+    await native.netnsDeleteMany([...sandboxes, host]).catch(() => undefined);
+  }
+}
