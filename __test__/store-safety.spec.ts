@@ -71,7 +71,13 @@ test.serial('names that would escape /run/netns or the state dir are rejected', 
   const ctl = await open(host.stateDir);
   for (const name of ['../x', 'a/b', '..', '.', 'x\0y', ' x', '-x']) {
     await t.throwsAsync(ctl.createSandbox({ name }), { code: 'ERR_INVALID_ARGUMENT' } as never, JSON.stringify(name));
-    await t.throwsAsync(ctl.createNetwork({ name }), { code: 'ERR_INVALID_ARGUMENT' } as never, JSON.stringify(name));
+    // a network name is a record's field only (Docker takes any name): none of these escapes anything
+    if (name.includes('\0')) {
+      await t.throwsAsync(ctl.createNetwork({ name }), { code: 'ERR_INVALID_ARGUMENT' } as never, JSON.stringify(name));
+    } else {
+      await ctl.createNetwork({ name, internal: true });
+      await ctl.removeNetwork(name);
+    }
   }
   await t.throwsAsync(NetworkController.open({ hostNetns: '../etc', stateDir: host.stateDir }), { code: 'ERR_INVALID_ARGUMENT' } as never);
   t.false(existsSync('/run/x'));

@@ -26,8 +26,9 @@ export interface NetworkPlan {
 
 export async function planNetwork(ctx: OpContext, req: NetworkCreateOptions, predefined = false): Promise<NetworkPlan> {
   if (typeof req !== 'object' || req === null) throw invalid('network create needs options', req);
-  // Docker takes any network name that is not empty
+  // Docker takes any network name that is not empty (a NUL, which no tool can type, is refused)
   if (typeof req.name !== 'string' || req.name === '') throw invalid('network name must not be empty', req.name);
+  if (req.name.includes('\0')) throw invalid('network name must not contain a NUL character', req.name);
   const driverName = req.driver ?? 'bridge';
   if (typeof driverName !== 'string' || driverName === '') throw invalid('driver name must not be empty', driverName);
   const driver = await ctx.drivers.resolve(driverName);
