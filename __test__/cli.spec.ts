@@ -266,3 +266,22 @@ test.serial('help describes every flag of every command, and every flag it descr
   t.is(cnm([...g, 'network', 'create', 'helpnet', '--help']).code, 0);
   t.false(jsonLines(cnm([...g, 'network', 'ls', '--format', 'json']).stdout).some((n) => (n as { Name: string }).Name === 'helpnet'));
 });
+
+test.serial('a command reconciles when something asks for it: after a dead process left an operation half-done, not each time', async (t) => {
+  const { NetworkController } = await import('../ts/controller.js');
+  // a clean host: the next command has nothing to reconcile
+  t.is(cnm([...g, 'network', 'create', '--subnet', '10.88.0.0/24', 'rcn']).code, 0);
+  const probe = await NetworkController.open({ hostNetns: host.ns, stateDir: host.stateDir });
+  const { needsReconcile } = await import('../ts/reconcile-needed.js');
+  t.false(await needsReconcile(probe.ctx));
+  await probe.close();
+  // a process dies in the middle of a network create: its record is left owned by a dead pid
+  const r = cnm([...g, 'network', 'create', '--subnet', '10.88.1.0/24', 'rcn2'], { CNM_FAULT: 'network.create.kernel:crash' });
+  t.not(r.code, 0);
+  const after = await NetworkController.open({ hostNetns: host.ns, stateDir: host.stateDir });
+  t.true(await needsReconcile(after.ctx), 'the half-made network asks for a reconcile');
+  await after.close();
+  // the next command reconciles: the half-made network is rolled back
+  t.is(cnm([...g, 'network', 'rm', 'rcn']).code, 0);
+  t.false(cnm([...g, 'network', 'ls', '--format', '{{.Name}}']).stdout.includes('rcn2'));
+});

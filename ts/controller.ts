@@ -43,6 +43,7 @@ import { type ClusterHostInfo, clusterHosts, forgetClusterHost } from './ops/clu
 import { createGlobalNetwork, dropLocalCopy, findAnyNetwork, globalNetworks, removeGlobalNetwork } from './ops/global-networks.js';
 import type { StoreWatch } from './store/store.js';
 import { type ReconcileReport, reconcile } from './reconcile.js';
+import { markReconciled, needsReconcile } from './reconcile-needed.js';
 import { Sandbox } from './sandbox.js';
 import { LmdbStore } from './store/lmdb-store.js';
 import { MemoryStore } from './store/memory-store.js';
@@ -151,8 +152,9 @@ export class NetworkController {
     await this.store.replace(() => LmdbStore.open(this.hostDir));
     await prepareHost(this.ctx, this.opts.portRange !== undefined);
     if (this.opts.clusterStore !== undefined) await this.joinCluster();
-    if (this.opts.reconcileOnOpen !== false) {
+    if (this.opts.reconcileOnOpen !== false && (this.opts.reconcileOnOpen !== 'when-needed' || (await needsReconcile(this.ctx)))) {
       this.lastReconcile = await reconcile(this.ctx);
+      await markReconciled(this.ctx).catch((e: unknown) => log.warn('recording the reconcile failed', { err: e }));
       if (this.lastReconcile.errors.length) log.warn('reconcile at start-up left problems', { errors: this.lastReconcile.errors });
     }
     await ensurePredefined(this.ctx, this.opts);
@@ -506,6 +508,8 @@ export class NetworkController {
   async reconcile(opts: { dryRun?: boolean } = {}): Promise<ReconcileReport> {
     if (opts.dryRun) this.check();
     else await this.ready();
-    return reconcile(this.ctx, opts);
+    const report = await reconcile(this.ctx, opts);
+    if (!opts.dryRun) await markReconciled(this.ctx).catch((e: unknown) => log.warn('recording the reconcile failed', { err: e }));
+    return report;
   }
 }

@@ -39,9 +39,12 @@ export interface ControllerOptions {
   /**
    * reconcile store and kernel when the host is set up, on the first operation
    * that changes something (default true; `cnm system reconcile` turns it off to
-   * report what it does itself)
+   * report what it does itself). `'when-needed'` (the `cnm` command's) reconciles
+   * only when something asks for it: the host's first set-up, a kernel booted or a
+   * host netns made again since the last reconcile, or an operation a dead process
+   * left half-done; drift made by hand waits for `cnm system reconcile` or a daemon.
    */
-  reconcileOnOpen?: boolean;
+  reconcileOnOpen?: boolean | 'when-needed';
   /** where remote network driver plugins are found (<dir>/<name>.sock, .spec, .json); default /run/docker/plugins */
   pluginDir?: string;
   /**

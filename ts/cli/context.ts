@@ -47,6 +47,8 @@ export async function openFromOptions(v: Parsed['values'], extra: Partial<Contro
   const hostNetns = opts.hostNetns ?? null;
   // (its options are the command's, functions aside: JSON carries none)
   opts.dnsProcess = () => startResolverProcess({ ...opts, stateDir, hostNetns }, join(stateDir, hostNetns === null ? 'root' : `netns-${hostNetns}`));
+  // a command reconciles when something asks for it, not each time (see reconcile-needed.ts)
+  opts.reconcileOnOpen ??= 'when-needed';
   return NetworkController.open(opts);
 }
 
