@@ -106,12 +106,6 @@ fn delete_message(dst: &str) -> Result<RouteMessage> {
         .build())
 }
 
-/// Create-or-replace flags (`ip route replace`).
-const REPLACE: u16 = rtnetlink::packet_core::NLM_F_REQUEST
-    | rtnetlink::packet_core::NLM_F_ACK
-    | rtnetlink::packet_core::NLM_F_CREATE
-    | rtnetlink::packet_core::NLM_F_REPLACE;
-
 /// Removes `remove`, then adds or replaces `add`, all in flight together.
 pub async fn set_cluster_routes(ch: &ClusterRouteChanges) -> Result<()> {
     let ns = ch.netns.as_deref();
@@ -162,7 +156,7 @@ pub async fn set_cluster_routes(ch: &ClusterRouteChanges) -> Result<()> {
     }
     let added = futures::future::join_all(
         msgs.into_iter()
-            .map(|m| nl::send(&handle, RouteNetlinkMessage::NewRoute(m), REPLACE)),
+            .map(|m| nl::send(&handle, RouteNetlinkMessage::NewRoute(m), nl::REPLACE)),
     )
     .await;
     for (r, a) in added.into_iter().zip(&ch.add) {

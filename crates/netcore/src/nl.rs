@@ -7,7 +7,7 @@ use std::future::Future;
 use futures::StreamExt;
 use rtnetlink::packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL,
-    NLM_F_REQUEST,
+    NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::Handle;
@@ -19,6 +19,8 @@ pub const CREATE_ECHO: u16 = CREATE | NLM_F_ECHO;
 /// Plain flags for set and delete: current kernels reject RTM_DELLINK that
 /// carries NLM_F_CREATE|NLM_F_EXCL.
 pub const ACK: u16 = NLM_F_REQUEST | NLM_F_ACK;
+/// Create or replace (`ip route replace`, `bridge fdb replace`).
+pub const REPLACE: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
 /// Single-object get.
 pub const GET: u16 = NLM_F_REQUEST;
 /// Dump.

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST};
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
@@ -35,8 +34,6 @@ pub struct PeerChanges {
     pub add: Vec<Peer>,
     pub remove: Vec<Peer>,
 }
-
-const REPLACE: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
 
 fn neighbour_address(ip: IpAddr) -> (AddressFamily, NeighbourAddress) {
     match ip {
@@ -146,13 +143,13 @@ pub async fn set_peers(changes: &PeerChanges) -> Result<()> {
         adds.push(nl::send(
             &handle,
             RouteNetlinkMessage::NewNeighbour(fdb_message(index, &p.mac, p.vtep)),
-            REPLACE,
+            nl::REPLACE,
         ));
         for ip in &p.ips {
             adds.push(nl::send(
                 &handle,
                 RouteNetlinkMessage::NewNeighbour(neigh_message(index, *ip, &p.mac)),
-                REPLACE,
+                nl::REPLACE,
             ));
         }
     }

@@ -114,7 +114,7 @@ pub async fn set_default(
             let index = crate::link::index_of(&handle, ns, ifname)
                 .await
                 .map_err(|e| e.context(ctx("replace")))?;
-            nl::send(&handle, default_message(gw, index), REPLACE)
+            nl::send(&handle, default_message(gw, index), nl::REPLACE)
                 .await
                 .map_err(|e| {
                     Error::from_errno(e, ctx("replace"))
@@ -135,12 +135,6 @@ pub async fn set_default(
     }
     Ok(())
 }
-
-/// Create-or-replace flags (`ip route replace`).
-const REPLACE: u16 = rtnetlink::packet_core::NLM_F_REQUEST
-    | rtnetlink::packet_core::NLM_F_ACK
-    | rtnetlink::packet_core::NLM_F_CREATE
-    | rtnetlink::packet_core::NLM_F_REPLACE;
 
 /// Main-table routes of `netns`; `family` 4, 6 or None for both.
 pub async fn list(netns: Option<&str>, family: Option<u32>) -> Result<Vec<RouteDetails>> {

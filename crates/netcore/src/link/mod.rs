@@ -14,7 +14,8 @@ mod vlan;
 mod vxlan;
 
 use rtnetlink::packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, LinkAttribute, LinkFlags, LinkInfo,
+    LinkMessage,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec};
@@ -96,6 +97,17 @@ pub struct LinkDetails {
     pub mac: String,
     pub up: bool,
     pub addresses: Vec<String>,
+}
+
+/// The kind-specific attributes (IFLA_INFO_DATA) of a link, as the kernel reports them.
+pub(super) fn info_data(msg: &LinkMessage) -> Option<&InfoData> {
+    msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+            LinkInfo::Data(d) => Some(d),
+            _ => None,
+        }),
+        _ => None,
+    })
 }
 
 pub fn details(msg: &LinkMessage) -> LinkDetails {

@@ -3,11 +3,11 @@
 //! (then `created` is false and the caller leaves it in place on removal, as
 //! Docker does). A kernel without 8021q answers EOPNOTSUPP: ERR_NOT_SUPPORTED.
 
-use rtnetlink::packet_route::link::{InfoData, InfoVlan, LinkAttribute, LinkInfo, LinkMessage};
+use rtnetlink::packet_route::link::{InfoData, InfoVlan, LinkMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::LinkVlan;
 
-use super::{created_link, details, get_by_name, index_of, lookup_error};
+use super::{created_link, details, get_by_name, index_of, info_data, lookup_error};
 use super::{validate_ifname, validate_mtu, validate_netns};
 use crate::error::{ns_label, Error, ErrorCode, Result};
 use crate::{netns, nl};
@@ -41,16 +41,13 @@ pub fn check_vlan_id(id: u32) -> Result<u16> {
 
 /// The VLAN id of an existing vlan link.
 fn vlan_id_of(msg: &LinkMessage) -> Option<u16> {
-    msg.attributes.iter().find_map(|a| match a {
-        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
-            LinkInfo::Data(InfoData::Vlan(attrs)) => attrs.iter().find_map(|x| match x {
-                InfoVlan::Id(id) => Some(*id),
-                _ => None,
-            }),
+    match info_data(msg)? {
+        InfoData::Vlan(attrs) => attrs.iter().find_map(|x| match x {
+            InfoVlan::Id(id) => Some(*id),
             _ => None,
         }),
         _ => None,
-    })
+    }
 }
 
 /// The create request for `spec`: kind vlan, its id, on parent `parent` (up).
@@ -131,7 +128,7 @@ pub async fn ensure_vlan(spec: &VlanSpec) -> Result<VlanResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtnetlink::packet_route::link::InfoKind;
+    use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo};
 
     #[test]
     fn vlan_ids_as_802_1q_allows() {

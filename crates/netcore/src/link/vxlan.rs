@@ -5,11 +5,11 @@
 
 use std::net::IpAddr;
 
-use rtnetlink::packet_route::link::{InfoData, InfoVxlan, LinkAttribute, LinkInfo};
+use rtnetlink::packet_route::link::{InfoData, InfoVxlan};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVxlan};
 
-use super::{create_error, created_link, details, get_by_name, index_of, lookup_error};
+use super::{create_error, created_link, details, get_by_name, index_of, info_data, lookup_error};
 use super::{validate_ifname, validate_mtu, validate_netns};
 use crate::addr;
 use crate::error::{ns_label, Error, Result};
@@ -43,16 +43,13 @@ pub struct VxlanResult {
 
 /// The VNI of an existing vxlan link.
 fn vni_of(msg: &rtnetlink::packet_route::link::LinkMessage) -> Option<u32> {
-    msg.attributes.iter().find_map(|a| match a {
-        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
-            LinkInfo::Data(InfoData::Vxlan(attrs)) => attrs.iter().find_map(|x| match x {
-                InfoVxlan::Id(id) => Some(*id),
-                _ => None,
-            }),
+    match info_data(msg)? {
+        InfoData::Vxlan(attrs) => attrs.iter().find_map(|x| match x {
+            InfoVxlan::Id(id) => Some(*id),
             _ => None,
         }),
         _ => None,
-    })
+    }
 }
 
 /// Makes sure vxlan device `spec.name` with `spec.vni` exists, on its bridge and up.
