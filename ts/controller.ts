@@ -253,18 +253,19 @@ export class NetworkController {
 
   /** Remove the networks no endpoint uses (not the predefined ones); the names removed. Filters until, label, label!. */
   async pruneNetworks(q: PruneFilters = {}): Promise<string[]> {
+    const prunable = networkPrunable(q);
     const names = this.listNetworks()
-      .filter((n) => this.endpointsOf(n.id).length === 0 && networkPrunable(n.record, q))
+      .filter((n) => this.endpointsOf(n.id).length === 0 && prunable(n.record))
       .map((n) => n.name);
     return removeEach(names, (n) => this.removeNetwork(n));
   }
 
   /** Remove the sandboxes no process uses (their namespace is empty of processes); the names removed. Filter until. */
   async pruneSandboxes(q: PruneFilters = {}): Promise<string[]> {
-    const used = usedNetnsInodes();
+    const prunable = sandboxPrunable(usedNetnsInodes(), q);
     // a sandbox others share (container:…) goes after them: the order of creation, reversed
     const names = this.listSandboxes()
-      .filter((s) => sandboxPrunable(s.record, used, q))
+      .filter((s) => prunable(s.record))
       .map((s) => s.name)
       .reverse();
     return removeEach(names, (n) => this.removeSandbox(n));

@@ -5,6 +5,7 @@
  * a library program), into a bounded log: `cnm events`, the daemon's `/events`
  * and `ctl.events()` all see every change, the recent past included.
  */
+import { labelsMatch } from './daemon/filters.js';
 import type { Store, StoreReader, StoreTxn } from './store/store.js';
 import type { EndpointRecord, NetworkRecord } from './types.js';
 
@@ -64,10 +65,7 @@ export function eventMatches(f: EventFilters, e: CnmEvent): boolean {
   if (vals('type').length && !vals('type').includes(e.Type)) return false;
   if (vals('event').length && !vals('event').includes(e.Action)) return false;
   if (vals('scope').length && !vals('scope').includes(e.scope)) return false;
-  if (vals('label').length && !vals('label').every((l) => {
-    const [k, v] = l.split('=', 2) as [string, string | undefined];
-    return v === undefined ? k in e.Actor.Attributes : e.Actor.Attributes[k] === v;
-  })) return false;
+  if (vals('label').length && !labelsMatch(e.Actor.Attributes, vals('label'))) return false;
   const name = e.Actor.Attributes.name ?? '';
   for (const k of NAMED) {
     // a container filter matches the container of a connect or disconnect

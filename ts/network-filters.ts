@@ -4,11 +4,9 @@
  * listNetworks({ filters }) and the CLI's network ls --filter. Values of one key
  * are ORed, keys are ANDed.
  */
-import { labelsMatch } from './daemon/filters.js';
+import { type Filters, labelsMatch } from './daemon/filters.js';
 import { invalid } from './errors.js';
 import type { NetworkRecord } from './types.js';
-
-export type Filters = Map<string, string[]>;
 
 export const NETWORK_FILTERS = ['name', 'id', 'driver', 'label', 'type', 'scope', 'dangling'] as const;
 

@@ -24,14 +24,16 @@ function cutoffOf(f: Record<string, string[]>): number {
   return until.length ? parseTimestamp(until[0]!) : Infinity;
 }
 
-/** Whether a network is one prune removes (not in use is checked by the caller). */
-export function networkPrunable(r: NetworkRecord, q: PruneFilters): boolean {
+/** Which networks prune removes (not in use is checked by the caller); the filters are checked once. */
+export function networkPrunable(q: PruneFilters): (r: NetworkRecord) => boolean {
   const f = q.filters ?? {};
   const cutoff = cutoffOf(f);
-  if (r.predefined || Date.parse(r.created) >= cutoff) return false;
-  if (f.label?.length && !labelsMatch(r.labels, f.label)) return false;
-  if (f['label!']?.length && f['label!'].some((l) => labelsMatch(r.labels, [l]))) return false;
-  return true;
+  return (r) => {
+    if (r.predefined || Date.parse(r.created) >= cutoff) return false;
+    if (f.label?.length && !labelsMatch(r.labels, f.label)) return false;
+    if (f['label!']?.length && f['label!'].some((l) => labelsMatch(r.labels, [l]))) return false;
+    return true;
+  };
 }
 
 /** The inodes of the network namespaces some process is in now. */
@@ -48,18 +50,21 @@ export function usedNetnsInodes(): Set<number> {
   return out;
 }
 
-/** Whether a sandbox is one prune removes: created before the cutoff, its own namespace, no process in it. */
-export function sandboxPrunable(sb: SandboxRecord, used: Set<number>, q: PruneFilters): boolean {
+/** Which sandboxes prune removes: created before the cutoff, their own namespace, no process in it. */
+export function sandboxPrunable(used: Set<number>, q: PruneFilters): (sb: SandboxRecord) => boolean {
   const f = q.filters ?? {};
   const cutoff = cutoffOf(f);
-  if (f.label?.length || f['label!']?.length) return false;
-  if (Date.parse(sb.created) >= cutoff || sb.mode === 'host' || sb.mode === 'container') return false;
-  try {
-    return !used.has(statSync(`/run/netns/${sb.netns}`).ino);
-  } catch (e) {
-    log.debug('a sandbox without its namespace file is left to reconcile, not prune', { sandbox: sb.name, err: e });
-    return false;
-  }
+  // sandboxes carry no labels: a label filter matches none
+  const labelled = (f.label?.length ?? 0) > 0 || (f['label!']?.length ?? 0) > 0;
+  return (sb) => {
+    if (labelled || Date.parse(sb.created) >= cutoff || sb.mode === 'host' || sb.mode === 'container') return false;
+    try {
+      return !used.has(statSync(`/run/netns/${sb.netns}`).ino);
+    } catch (e) {
+      log.debug('a sandbox without its namespace file is left to reconcile, not prune', { sandbox: sb.name, err: e });
+      return false;
+    }
+  };
 }
 
 /** Run the removals one after another; one refused meanwhile (it got used) is skipped. */

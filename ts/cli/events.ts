@@ -2,7 +2,7 @@
 import { parseTimestamp } from '../daemon/filters.js';
 import type { CnmEvent, EventFilters } from '../events.js';
 import { list, parse, str, usage } from './args.js';
-import { type CliContext, withController } from './context.js';
+import { type CliContext, kvFilters, withController } from './context.js';
 export { EVENTS_USAGE } from './usage.js';
 
 /** "2026-11-30T19:40:00.123456789Z network create ID (name=x, type=bridge)", as docker prints it. */
@@ -25,12 +25,7 @@ export async function eventsCommand(ctx: CliContext, args: string[]): Promise<nu
     until: { type: 'string' },
   });
   if (positionals.length) throw usage(`cnm events takes no arguments: ${positionals.join(' ')}`, positionals[0]);
-  const filters: EventFilters = {};
-  for (const f of list(v.filter)) {
-    const eq = f.indexOf('=');
-    if (eq <= 0) throw usage(`bad format of filter (expected name=value): ${f}`, f);
-    (filters[f.slice(0, eq)] ??= []).push(f.slice(eq + 1));
-  }
+  const filters: EventFilters = kvFilters(list(v.filter));
   const format = str(v.format);
   if (format !== undefined && format !== 'json' && format.replace(/\s/g, '') !== '{{json.}}') throw usage(`--format ${format}: expected json or '{{json .}}'`, format);
   const when = (s: string | undefined) => (s === undefined ? undefined : parseTimestamp(s) / 1000);

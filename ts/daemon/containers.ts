@@ -33,9 +33,8 @@ function portList(i: SandboxInspect): Array<Record<string, unknown>> {
 
 const unix = (iso: string) => Math.floor(Date.parse(iso) / 1000);
 
-/** One entry of GET /containers/json. */
-export function containerSummary(sb: Sandbox): Record<string, unknown> {
-  const i = sb.inspect();
+/** One entry of GET /containers/json, from the sandbox's inspect. */
+export function containerSummary(i: SandboxInspect): Record<string, unknown> {
   return {
     Id: i.Id,
     Names: [`/${i.Name}`],
@@ -112,8 +111,7 @@ function sandboxOf(ctl: NetworkController, ref: string): Sandbox {
 }
 
 /** Whether a sandbox passes the list's filters (id, name, network, status, label). */
-function passes(sb: Sandbox, f: Map<string, string[]>): boolean {
-  const i = sb.inspect();
+function passes(i: SandboxInspect, f: Map<string, string[]>): boolean {
   const any = (k: string, ok: (v: string) => boolean) => !f.get(k)?.length || f.get(k)!.some(ok);
   return (
     any('id', (v) => i.Id.startsWith(v)) &&
@@ -135,7 +133,8 @@ export function handleContainers(ctl: NetworkController, req: IncomingMessage, r
       200,
       ctl
         .listSandboxes()
-        .filter((sb) => passes(sb, f))
+        .map((sb) => sb.inspect())
+        .filter((i) => passes(i, f))
         .map(containerSummary),
     );
     return true;

@@ -8,8 +8,9 @@
  * host's lease, so a host that dies drops out of everyone's tables.
  */
 import { type Cluster, type PeerRecord, clusterKeys } from '../cluster/cluster.js';
+import { PeerPublisher } from '../cluster/peer-publisher.js';
 import type { PeerSync } from '../cluster/peer-sync.js';
-import { CnmError, invalid } from '../errors.js';
+import { invalid } from '../errors.js';
 import { log } from '../log.js';
 import { native } from '../native.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
@@ -45,8 +46,12 @@ export class OverlayDriver implements Driver {
     /** this host's endpoints of a network, from the local store */
     private readonly localEndpoints: (netId: string) => EndpointRecord[],
     /** an endpoint's DNS names for the other hosts (none when its network has no DNS) */
-    private readonly namesOf: (ep: EndpointRecord) => Pick<PeerRecord, 'names' | 'ptr'> = () => ({}),
-  ) {}
+    namesOf: (ep: EndpointRecord) => Pick<PeerRecord, 'names' | 'ptr'> = () => ({}),
+  ) {
+    this.peerPub = new PeerPublisher(cluster, namesOf);
+  }
+
+  private readonly peerPub: PeerPublisher;
 
   /** The VNI option, if given, must be one VNI (Docker takes a list for its old multi-subnet form). */
   prepareNetwork(net: NetworkRecord): void {
@@ -112,7 +117,7 @@ export class OverlayDriver implements Driver {
     const have = this.cluster.store.get<PeerRecord>(clusterKeys.peer(net.id, ep.id));
     const want = this.peerRecord(ep);
     const current = have !== undefined && have.host === want.host && have.vtep === want.vtep && have.mac === want.mac && have.ips.join() === want.ips.join();
-    const published = (current ? Promise.resolve() : this.publish(net, ep)).then(
+    const published = (current ? Promise.resolve() : this.peerPub.publish(net, [ep])).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -133,7 +138,7 @@ export class OverlayDriver implements Driver {
         gateway6: null,
       });
     } catch (e) {
-      if (!current && (await published) === undefined) await this.unpublish(net, ep);
+      if (!current && (await published) === undefined) await this.peerPub.unpublish(net, ep);
       throw e;
     }
     const failed = await published;
@@ -142,35 +147,15 @@ export class OverlayDriver implements Driver {
       await this.peers.activate(net.id, overlayVxlan(net.id));
     } catch (e) {
       await native.detachVeth(this.ctx.hostNetns, ep.hostIfname).catch((u: unknown) => log.warn('removing the veth of a failed overlay join failed', { endpoint: ep.id, err: u }));
-      if (!current && failed === undefined) await this.unpublish(net, ep);
+      if (!current && failed === undefined) await this.peerPub.unpublish(net, ep);
       throw e;
     }
     return { mac: info.mac };
   }
 
-  /** Take back the peer record of a join that failed (best effort: the lease would end it too). */
-  private async unpublish(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    await this.cluster.store.txn((tx) => tx.del(clusterKeys.peer(net.id, ep.id))).catch((e: unknown) => log.warn('taking back the peer record of a failed overlay join failed', { endpoint: ep.id, err: e }));
-  }
-
   /** This endpoint as the other hosts see it. */
   peerRecord(ep: EndpointRecord): PeerRecord {
-    return {
-      host: this.cluster.hostId,
-      vtep: this.cluster.advertise,
-      mac: ep.mac,
-      ips: [ep.ipv4, ep.ipv6].filter((a) => a !== '').map((a) => a.split('/')[0]!),
-      sandbox: ep.sandboxId,
-      ...this.namesOf(ep),
-    };
-  }
-
-  private async publish(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    const rec = this.peerRecord(ep);
-    await this.cluster.store.txn((tx) => {
-      if (!tx.get(`net/${net.id}`)) throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${net.name} was removed from the cluster`, { network: net.name });
-      tx.put(clusterKeys.peer(net.id, ep.id), rec, { ephemeral: true });
-    });
+    return this.peerPub.record(ep);
   }
 
   /**

@@ -9,6 +9,7 @@
  * each other's underlay addresses directly (one L2 segment), as for host-gw.
  */
 import { type Cluster, type PeerRecord, clusterKeys } from '../cluster/cluster.js';
+import { PeerPublisher } from '../cluster/peer-publisher.js';
 import type { RouteBlocks } from '../cluster/route-blocks.js';
 import { BLOCK_OPTION, DEFAULT_BLOCK, blockGateway } from '../cluster/route-blocks.js';
 import type { RouteSync } from '../cluster/route-sync.js';
@@ -43,8 +44,13 @@ export class RoutedDriver implements Driver {
     /** this host's endpoints of a network, from the local store */
     private readonly localEndpoints: (netId: string) => EndpointRecord[],
     /** an endpoint's DNS names for the other hosts */
-    private readonly namesOf: (ep: EndpointRecord) => Pick<PeerRecord, 'names' | 'ptr'> = () => ({}),
-  ) {}
+    namesOf: (ep: EndpointRecord) => Pick<PeerRecord, 'names' | 'ptr'> = () => ({}),
+  ) {
+    this.peers = new PeerPublisher(cluster, namesOf);
+  }
+
+  /** this host's endpoints as the other hosts see them (their DNS, the network's in-use check) */
+  private readonly peers: PeerPublisher;
 
   prepareNetwork(net: NetworkRecord): void {
     net.scope = 'global';
@@ -128,22 +134,10 @@ export class RoutedDriver implements Driver {
     if (!released) await this.blocks.release(net.id).catch((e: unknown) => log.warn('giving back the block of a routed network failed (the lease ends it)', { network: net.name, err: e }));
   }
 
-  /** This endpoint as the other hosts see it (their DNS, and the network's in-use check). */
-  private peerRecord(ep: EndpointRecord): PeerRecord {
-    return { host: this.cluster.hostId, vtep: this.cluster.advertise, mac: ep.mac, ips: ep.ipv4 ? [ep.ipv4.split('/')[0]!] : [], sandbox: ep.sandboxId, ...this.namesOf(ep) };
-  }
-
-  private async publish(net: NetworkRecord, eps: EndpointRecord[]): Promise<void> {
-    await this.cluster.store.txn((tx) => {
-      if (!tx.get(`net/${net.id}`)) throw new CnmError('ERR_NETWORK_NOT_FOUND', `network ${net.name} was removed from the cluster`, { network: net.name });
-      for (const ep of eps) tx.put(clusterKeys.peer(net.id, ep.id), this.peerRecord(ep), { ephemeral: true });
-    });
-  }
-
   async join(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<{ mac?: string }> {
     if (ep.ports?.length) throw this.noPorts(net);
     await this.ensureLocal(net);
-    const published = this.publish(net, [ep]).then(
+    const published = this.peers.publish(net, [ep]).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -162,7 +156,7 @@ export class RoutedDriver implements Driver {
         gateway6: null,
       });
     } catch (e) {
-      if ((await published) === undefined) await this.unpublish(net, ep);
+      if ((await published) === undefined) await this.peers.unpublish(net, ep);
       throw e;
     }
     const failed = await published;
@@ -171,10 +165,6 @@ export class RoutedDriver implements Driver {
       throw failed;
     }
     return { mac: info.mac };
-  }
-
-  private async unpublish(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    await this.cluster.store.txn((tx) => tx.del(clusterKeys.peer(net.id, ep.id))).catch((e: unknown) => log.warn('taking back the peer record of a routed endpoint failed', { endpoint: ep.id, err: e }));
   }
 
   endpointComplete(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<boolean> {
@@ -187,7 +177,7 @@ export class RoutedDriver implements Driver {
     // the kernel deletes the veth, so that the other hosts drop the route at once
     const records = last
       ? this.blocks.release(net.id, (tx) => tx.del(clusterKeys.peer(net.id, ep.id))).catch((e: unknown) => log.warn('giving back the block of a routed network failed (the lease ends it)', { network: net.name, err: e }))
-      : this.unpublish(net, ep);
+      : this.peers.unpublish(net, ep);
     await Promise.all([records, ep.hostIfname ? native.detachVeth(this.ctx.hostNetns, ep.hostIfname) : undefined]);
     if (last) await this.teardown(net, true);
   }
@@ -212,7 +202,7 @@ export class RoutedDriver implements Driver {
       const eps = this.localEndpoints(net.id).filter((e) => e.state === 'active');
       if (eps.length === 0) continue;
       await this.blocks.claim(net, true);
-      await this.publish(net, eps);
+      await this.peers.publish(net, eps);
     }
   }
 
@@ -237,7 +227,7 @@ export class RoutedDriver implements Driver {
         await this.routes.resync(net.id);
       }
       const missing = mine.filter((e) => !this.cluster.store.get(clusterKeys.peer(net.id, e.id)));
-      if (missing.length) await input.step(missing.map((e) => `publish endpoint ${e.id.slice(0, 12)} of routed network ${net.name} again`), () => this.publish(net, missing));
+      if (missing.length) await input.step(missing.map((e) => `publish endpoint ${e.id.slice(0, 12)} of routed network ${net.name} again`), () => this.peers.publish(net, missing));
     }
     return { changed: [], lost: [] };
   }
