@@ -3,9 +3,13 @@
 // with two bridges and three sandboxes, plus an "outside" netns wired to the
 // host by a veth pair (192.0.2.1 host side, 192.0.2.2 outside). Traffic only
 // goes between namespaces this file makes.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-import { backendsHere } from './helpers/tools.js';
+import { backendsHere, skipReason } from './helpers/tools.js';
 import test, { type ExecutionContext } from 'ava';
 
 import * as native from '../index.js';
@@ -330,4 +334,56 @@ test.serial('nftables and iptables resets leave each other alone; none does noth
   t.deepEqual(leftovers(ns), []);
   await rejectsWith(t, native.firewallInit('bogus' as 'none', ns), 'ERR_INVALID_ARGUMENT');
   await rejectsWith(t, native.firewallState('nftables', `${prefix}missing`), 'ERR_NETNS_NOT_FOUND');
+});
+
+const nftSkip = skipReason(['nft', 'unshare'], 'the nftables ruleset comparison');
+(nftSkip ? test.skip : test).serial('nftables: the base ruleset is made and read over netlink alone, and is the one ruleset.nft describes', async (t) => {
+  const [viaNetlink, viaNft] = [`${prefix}nl`, `${prefix}nft`];
+  created.push(viaNetlink, viaNft);
+  await native.netnsCreate(viaNetlink);
+  await native.netnsCreate(viaNft);
+  const batch = {
+    addNetworks: [{ bridge: 'br0', subnets: ['10.77.1.0/24'], masquerade: true, icc: false, internal: false, tag: 'n' }],
+    addPorts: [{ proto: 'tcp' as const, hostPort: 8080, containerIp: '10.77.1.2', containerPort: 80, bridge: 'br0', tag: 'e' }],
+    addLinks: [{ proto: 'tcp' as const, from: '10.77.1.2', to: '10.77.1.3', port: 5432, bridge: 'br0', tag: 'l' }],
+  };
+  // In a mount namespace where nft is a trap that records any run of it: the
+  // whole default path (init, elements, state, a second init) runs no program.
+  const dir = mkdtempSync(join(tmpdir(), 'cnmt-nft-'));
+  const marker = join(dir, 'ran');
+  const trap = join(dir, 'nft');
+  writeFileSync(trap, `#!/bin/sh\necho "$@" >> ${marker}\nexit 1\n`, { mode: 0o755 });
+  const nft = execFileSync('sh', ['-c', 'command -v nft'], { encoding: 'utf8', env }).trim();
+  const code = `
+    import * as native from ${JSON.stringify(new URL('../index.js', import.meta.url).href)};
+    const ns = ${JSON.stringify(viaNetlink)};
+    await native.firewallInit('nftables', ns);
+    await native.applyFirewall({ backend: 'nftables', netns: ns, ...${JSON.stringify(batch)} });
+    await native.firewallInit('nftables', ns);
+    process.stdout.write(JSON.stringify(await native.firewallState('nftables', ns)));`;
+  const out = execFileSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" "$2" && exec "$3" --input-type=module -e "$4"', 'sh', trap, nft, process.execPath, code], {
+    encoding: 'utf8',
+    env,
+  });
+  t.false(existsSync(marker), `nft was run: ${existsSync(marker) ? readFileSync(marker, 'utf8') : ''}`);
+  rmSync(dir, { recursive: true, force: true });
+  const state = JSON.parse(out) as native.FirewallState;
+  t.deepEqual(strip(state), { networks: [{ bridge: 'br0', masquerade: true, icc: false, internal: false }], ports: ['tcp/*:8080->10.77.1.2:80'] });
+  t.deepEqual(
+    state.links.map((l) => `${l.from}>${l.to}:${l.port}`),
+    ['10.77.1.2>10.77.1.3:5432'],
+  );
+
+  // The same ruleset loaded by nft from its text, the same elements: the same
+  // bytecode, chain by chain and rule by rule.
+  inNetns(viaNft, 'nft', '-f', fileURLToPath(new URL('../crates/netcore/src/firewall/nftables/ruleset.nft', import.meta.url)));
+  await native.applyFirewall({ backend: 'nftables', netns: viaNft, ...batch });
+  const bytecode = (ns: string) => {
+    // nft prints the bytecode on stderr
+    const r = spawnSync('ip', ['netns', 'exec', ns, 'nft', '--debug=netlink', 'list', 'ruleset'], { encoding: 'utf8', env });
+    return r.stderr + r.stdout;
+  };
+  t.regex(bytecode(viaNetlink), /nat dnat ip addr_min reg 1 addr_max reg 1 proto_min reg 9/);
+  t.is(bytecode(viaNetlink), bytecode(viaNft));
+  t.is(inNetns(viaNetlink, 'nft', 'list', 'ruleset'), inNetns(viaNft, 'nft', 'list', 'ruleset'));
 });

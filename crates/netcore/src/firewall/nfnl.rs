@@ -22,6 +22,8 @@ pub const NLM_F_ACK: u16 = 0x4;
 pub const NLM_F_EXCL: u16 = 0x200;
 pub const NLM_F_CREATE: u16 = 0x400;
 const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+pub const NLM_F_DUMP: u16 = 0x300;
 const NLA_F_NESTED: u16 = 0x8000;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 pub const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -136,18 +138,28 @@ impl Writer {
 /// The attributes of an nfnetlink message payload (after nlmsghdr), as
 /// (type without flags, data).
 pub fn attrs(payload: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    let mut off = 4; // nfgenmsg
+    nested(payload.get(4..).unwrap_or(&[])) // after nfgenmsg
+}
+
+/// The attributes inside a nested attribute's data.
+pub fn nested(data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    let mut off = 0;
     std::iter::from_fn(move || {
-        let head = payload.get(off..off + 4)?;
+        let head = data.get(off..off + 4)?;
         let len = usize::from(u16::from_ne_bytes([head[0], head[1]]));
         let ty = u16::from_ne_bytes([head[2], head[3]]) & NLA_TYPE_MASK;
         if len < 4 {
             return None;
         }
-        let data = payload.get(off + 4..off + len)?;
+        let value = data.get(off + 4..off + len)?;
         off += align4(len);
-        Some((ty, data))
+        Some((ty, value))
     })
+}
+
+/// The first attribute of type `ty` in `data` (a nest's), if any.
+pub fn find(data: &[u8], ty: u16) -> Option<&[u8]> {
+    nested(data).find(|(t, _)| *t == ty).map(|(_, v)| v)
 }
 
 /// What the kernel answered to one sent buffer.
@@ -159,6 +171,8 @@ pub struct Replies {
     pub acks: Vec<u32>,
     /// (seq, type, payload after nlmsghdr) of every other message.
     pub messages: Vec<(u32, u16, Vec<u8>)>,
+    /// seqs whose dump ended (NLMSG_DONE).
+    pub dumped: Vec<u32>,
 }
 
 impl Replies {
@@ -189,6 +203,10 @@ impl Replies {
                         self.errors.push((seq, -code));
                     }
                     done |= seq == last || code != 0 && seq == *seqs.start();
+                } else if ty == NLMSG_DONE {
+                    // the end of a dump
+                    self.dumped.push(seq);
+                    done |= seq == last;
                 } else {
                     let payload = buf[off + NLMSG_HDRLEN..off + len].to_vec();
                     self.messages.push((seq, ty, payload));

@@ -7,12 +7,16 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::ruleset::{family_name, FAMILIES, NFPROTO_IPV4, NFPROTO_IPV6, TABLE};
-use crate::firewall::nfnl::{nft_type, Writer, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
+use crate::firewall::nfnl::{
+    attrs, find, nested, nft_type, Writer, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
+};
 use crate::firewall::{Batch, GatewayMode, Link, Network, Port, Proto};
 
 // nf_tables constants (linux/netfilter/nf_tables.h).
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_GETSETELEM: u16 = 13;
 const NFT_MSG_DESTROYTABLE: u16 = 26;
 const NFT_MSG_DESTROYSETELEM: u16 = 30;
 const NFTA_TABLE_NAME: u16 = 1;
@@ -412,6 +416,50 @@ pub(super) fn put_get_table(w: &mut Writer, family: u8, seq: u32) {
     );
     w.attr_str(NFTA_TABLE_NAME, TABLE);
     w.end(m);
+}
+
+/// NFT_MSG_GETSETELEM: a dump of every element of `set` in our table of `family`.
+pub(super) fn put_get_elements(w: &mut Writer, family: u8, set: &str, seq: u32) {
+    let m = w.begin(
+        nft_type(NFT_MSG_GETSETELEM),
+        NLM_F_REQUEST | NLM_F_DUMP,
+        seq,
+        family,
+        0,
+    );
+    w.attr_str(NFTA_SET_ELEM_LIST_TABLE, TABLE);
+    w.attr_str(NFTA_SET_ELEM_LIST_SET, set);
+    w.end(m);
+}
+
+/// The (key, data) of every element in the NEWSETELEM messages of a dump.
+pub(super) fn parse_elements(payloads: &[&[u8]]) -> Vec<(Vec<u8>, Data)> {
+    let mut out = Vec::new();
+    for payload in payloads {
+        let lists = attrs(payload).filter(|(t, _)| *t == NFTA_SET_ELEM_LIST_ELEMENTS);
+        for (_, list) in lists {
+            for (_, elem) in nested(list).filter(|(t, _)| *t == NFTA_LIST_ELEM) {
+                let Some(key) =
+                    find(elem, NFTA_SET_ELEM_KEY).and_then(|k| find(k, NFTA_DATA_VALUE))
+                else {
+                    continue;
+                };
+                let data = match find(elem, NFTA_SET_ELEM_DATA) {
+                    None => Data::None,
+                    Some(d) => match (find(d, NFTA_DATA_VALUE), find(d, NFTA_DATA_VERDICT)) {
+                        (Some(v), _) => Data::Value(v.to_vec()),
+                        (None, Some(v)) => match find(v, NFTA_VERDICT_CODE) {
+                            Some(&[a, b, c, d]) => Data::Verdict(u32::from_be_bytes([a, b, c, d])),
+                            _ => Data::None,
+                        },
+                        (None, None) => Data::None,
+                    },
+                };
+                out.push((key.to_vec(), data));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

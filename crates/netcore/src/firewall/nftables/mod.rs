@@ -1,21 +1,25 @@
 //! The nftables backend: `table ip cnm` and its IPv6 twin `table ip6 cnm`
 //! with a fixed base ruleset, created once per netns by `init` (one
-//! `nft -f -`), and changed afterwards only by adding and removing set/map
-//! elements in one nfnetlink transaction (spanning both tables) sent over a
-//! NETLINK_NETFILTER socket that was opened inside the netns. No spawned
-//! program and no rule is touched on the hot path, so the cost of a change
-//! does not grow with the number of networks or ports.
+//! transaction of tables, chains, sets and rules), changed afterwards only by
+//! adding and removing set/map elements in one transaction (spanning both
+//! tables), and read back by dumping the elements; all of it nfnetlink over
+//! a NETLINK_NETFILTER socket that was opened inside the netns. No program
+//! is spawned (`nft` need not be installed) and no rule is touched on the hot
+//! path, so the cost of a change does not grow with the number of networks
+//! or ports.
 //!
 //! Every network is an element of the sets of both tables, so isolation,
 //! internal networks and icc hold for IPv4 and IPv6 alike; a published port
 //! is an element of the IPv4 maps, and of the IPv6 `ports` map when it has a
 //! container IPv6 address and no specific IPv4 host address.
 //!
-//! `ruleset.rs` holds the base ruleset, `encode.rs` the element messages,
-//! `state.rs` reads the tables back; this file is the backend: the socket of
+//! `ruleset.rs` holds the base ruleset (`ruleset.nft` in nft's language),
+//! `expr.rs` its rule expressions, `encode.rs` the element messages,
+//! `state.rs` turns elements back into networks and ports; this file is the backend: the socket of
 //! each netns and the transactions sent over it.
 
 mod encode;
+mod expr;
 mod ruleset;
 mod state;
 
@@ -23,12 +27,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use super::nfnl::{self, Writer};
-use super::{exec, Batch, FirewallBackend, State};
+use super::{Batch, FirewallBackend, State};
 use crate::error::{ns_label, Error, ErrorCode, Result};
-use encode::{changes, put_destroy_table, put_element, put_get_table, Change};
-use ruleset::{family_name, FAMILIES, NFPROTO_IPV4, NFPROTO_IPV6, VERSION_TAG};
+use encode::{
+    changes, parse_elements, put_destroy_table, put_element, put_get_elements, put_get_table,
+    Change,
+};
+use ruleset::{family_name, Program, FAMILIES, NFPROTO_IPV4, NFPROTO_IPV6, SETS, VERSION_TAG};
 pub use ruleset::{RULESET, TABLE};
-pub use state::parse_state;
+use state::{merge_state, table_state, Elements, TableState};
 
 // ---------------------------------------------------------------------------
 // The socket
@@ -91,53 +98,79 @@ fn not_initialized(netns: Option<&str>, what: &str) -> Error {
     .netns(netns)
 }
 
-/// Sends `changes` (or the deletion of both tables) as one transaction, and
-/// waits for the kernel to say it committed it (see `nfnl::Replies::batch_outcome`).
-fn transaction(netns: Option<&str>, changes: &[Change], destroy_tables: bool) -> Result<()> {
-    let destroys = if destroy_tables { FAMILIES.len() } else { 0 };
-    let count = (changes.len() + destroys) as u32;
+/// How a batch went, message by message.
+enum Outcome {
+    Committed,
+    /// The kernel refused the message at this index (None: the commit).
+    Refused(Option<usize>, i32),
+    Unacknowledged,
+}
+
+/// Sends `count` messages written by `put(writer, index, seq)` as one
+/// nf_tables transaction, and waits for the kernel to say whether it
+/// committed it (see `nfnl::Replies::batch_outcome`).
+fn batch(
+    netns: Option<&str>,
+    ctx: &str,
+    count: usize,
+    put: impl Fn(&mut Writer, usize, u32) -> usize,
+) -> Result<Outcome> {
     if count == 0 {
-        return Ok(());
+        return Ok(Outcome::Committed);
     }
     let sock = socket(netns)?;
     let mut sock = lock(&sock);
-    let first = sock.next_seq(count + 2);
-    let last = first.wrapping_add(count + 1);
+    let n = count as u32;
+    let first = sock.next_seq(n + 2);
+    let last = first.wrapping_add(n + 1);
     let mut w = Writer::default();
     w.batch_begin(first);
-    let mut seq = first;
     let mut message = 0;
-    for c in changes {
-        seq = seq.wrapping_add(1);
-        message = put_element(&mut w, c, seq);
-    }
-    for family in FAMILIES.iter().take(destroys) {
-        seq = seq.wrapping_add(1);
-        message = put_destroy_table(&mut w, *family, seq);
+    for i in 0..count {
+        message = put(&mut w, i, first.wrapping_add(i as u32 + 1));
     }
     // its ack is the proof of the batch on kernels that ack no batch end
     w.request_ack(message);
     w.batch_end(last);
-    let ctx = format!("nftables transaction in netns {}", ns_label(netns));
     let replies = sock
         .exchange(w.bytes(), first..=last, last)
-        .map_err(|e| Error::from_io(&e, &ctx).netns(netns))?;
-    let (seq, errno) = match replies.batch_outcome(first, last) {
-        Ok(()) => return Ok(()),
-        Err(nfnl::BatchError::Refused { seq, errno }) => (seq, errno),
-        Err(nfnl::BatchError::Unacknowledged) => {
-            return Err(Error::new(
-                ErrorCode::Kernel,
-                format!(
-                    "{ctx}: the kernel did not acknowledge the commit of {count} changes; \
-                     whether they were applied is unknown"
-                ),
-            )
-            .netns(netns))
+        .map_err(|e| Error::from_io(&e, ctx).netns(netns))?;
+    Ok(match replies.batch_outcome(first, last) {
+        Ok(()) => Outcome::Committed,
+        Err(nfnl::BatchError::Refused { seq, errno }) => {
+            let index = seq.wrapping_sub(first).wrapping_sub(1) as usize;
+            Outcome::Refused((index < count).then_some(index), errno)
         }
+        Err(nfnl::BatchError::Unacknowledged) => Outcome::Unacknowledged,
+    })
+}
+
+fn unacknowledged(netns: Option<&str>, ctx: &str, count: usize) -> Error {
+    Error::new(
+        ErrorCode::Kernel,
+        format!(
+            "{ctx}: the kernel did not acknowledge the commit of {count} changes; \
+             whether they were applied is unknown"
+        ),
+    )
+    .netns(netns)
+}
+
+/// Sends `changes` (or the deletion of both tables) as one transaction.
+fn transaction(netns: Option<&str>, changes: &[Change], destroy_tables: bool) -> Result<()> {
+    let destroys = if destroy_tables { FAMILIES.len() } else { 0 };
+    let count = changes.len() + destroys;
+    let ctx = format!("nftables transaction in netns {}", ns_label(netns));
+    let put = |w: &mut Writer, i: usize, seq: u32| match changes.get(i) {
+        Some(c) => put_element(w, c, seq),
+        None => put_destroy_table(w, FAMILIES[i - changes.len()], seq),
     };
-    let index = seq.wrapping_sub(first).wrapping_sub(1) as usize;
-    let change = changes.get(index);
+    let (index, errno) = match batch(netns, &ctx, count, put)? {
+        Outcome::Committed => return Ok(()),
+        Outcome::Unacknowledged => return Err(unacknowledged(netns, &ctx, count)),
+        Outcome::Refused(index, errno) => (index, errno),
+    };
+    let change = index.and_then(|i| changes.get(i));
     Err(match (change, errno) {
         (Some(c), libc::EEXIST) if c.port => Error::new(
             ErrorCode::PortAllocated,
@@ -152,6 +185,41 @@ fn transaction(netns: Option<&str>, changes: &[Change], destroy_tables: bool) ->
         (Some(c), _) => kernel_error(errno, format_args!("{ctx}: {}", c.what), netns),
         (None, _) => kernel_error(errno, ctx, netns),
     })
+}
+
+/// Creates both tables with their sets, chains and rules in one transaction:
+/// all of it or nothing (a table that exists already fails it whole).
+fn create_tables(netns: Option<&str>) -> Result<Outcome> {
+    let programs = FAMILIES.map(Program::new);
+    let count = programs.iter().map(Program::len).sum();
+    let locate = |mut i: usize| {
+        for p in &programs {
+            if i < p.len() {
+                return (p, i);
+            }
+            i -= p.len();
+        }
+        (&programs[0], 0)
+    };
+    let ctx = format!(
+        "create tables ip {TABLE} and ip6 {TABLE} in netns {}",
+        ns_label(netns)
+    );
+    match batch(netns, &ctx, count, |w, i, seq| {
+        let (p, i) = locate(i);
+        p.put(w, i, seq)
+    })? {
+        Outcome::Refused(Some(i), errno) if errno != libc::EEXIST => {
+            let (p, i) = locate(i);
+            Err(kernel_error(
+                errno,
+                format_args!("{ctx}: {}", p.describe(i)),
+                netns,
+            ))
+        }
+        Outcome::Unacknowledged => Err(unacknowledged(netns, &ctx, count)),
+        outcome => Ok(outcome),
+    }
 }
 
 /// None when the table is absent, Some(true) when it carries the current ruleset.
@@ -178,30 +246,71 @@ fn table_version(netns: Option<&str>, family: u8) -> Result<Option<bool>> {
         )
         .netns(netns)),
         None => Ok(Some(replies.messages.iter().any(|(_, _, payload)| {
-            payload.windows(VERSION_TAG.len()).any(|w| w == VERSION_TAG)
+            payload
+                .windows(VERSION_TAG.len())
+                .any(|w| w == VERSION_TAG.as_bytes())
         }))),
     }
 }
 
-/// `nft -j list table <family> cnm`; None when the table is absent.
-fn list_table(netns: Option<&str>, family: u8) -> Result<Option<String>> {
-    let fam = family_name(family);
-    let out = exec::run(netns, "nft", &["-j", "list", "table", fam, TABLE], "")?;
-    if out.success {
-        return Ok(Some(out.stdout));
+/// Every element of `set` in our table of `family`; None when the table
+/// is absent.
+fn dump_set(netns: Option<&str>, family: u8, set: &str) -> Result<Option<Elements>> {
+    let sock = socket(netns)?;
+    let mut sock = lock(&sock);
+    let seq = sock.next_seq(1);
+    let mut w = Writer::default();
+    put_get_elements(&mut w, family, set, seq);
+    let ctx = format!(
+        "read set {set} of table {} {TABLE} in netns {}",
+        family_name(family),
+        ns_label(netns)
+    );
+    let replies = sock
+        .exchange(w.bytes(), seq..=seq, seq)
+        .map_err(|e| Error::from_io(&e, &ctx).netns(netns))?;
+    match replies.errors.first() {
+        Some(&(_, libc::ENOENT)) => return Ok(None),
+        Some(&(_, errno)) => return Err(kernel_error(errno, ctx, netns)),
+        None if !replies.dumped.contains(&seq) => {
+            return Err(Error::new(
+                ErrorCode::Kernel,
+                format!("{ctx}: the kernel did not finish the dump"),
+            )
+            .netns(netns))
+        }
+        None => {}
     }
-    if out.stderr.contains("No such file or directory") {
-        return Ok(None);
+    let payloads: Vec<&[u8]> = replies
+        .messages
+        .iter()
+        .map(|(_, _, p)| p.as_slice())
+        .collect();
+    Ok(Some(parse_elements(&payloads)))
+}
+
+/// What the table of `family` holds; None when it is absent.
+fn read_table(netns: Option<&str>, family: u8) -> Result<Option<TableState>> {
+    let mut sets = Vec::with_capacity(SETS.len());
+    for (name, _, _) in SETS {
+        match dump_set(netns, family, name)? {
+            Some(elements) => sets.push((name, elements)),
+            None if sets.is_empty() => return Ok(None),
+            // a set of ours missing from a table that is there: not our ruleset
+            None => {
+                return Err(Error::new(
+                    ErrorCode::Kernel,
+                    format!(
+                        "read table {} {TABLE} in netns {}: its set {name} is missing (the table was changed by hand; reconcile replaces it)",
+                        family_name(family),
+                        ns_label(netns)
+                    ),
+                )
+                .netns(netns))
+            }
+        }
     }
-    Err(Error::new(
-        ErrorCode::Kernel,
-        format!(
-            "list table {fam} {TABLE} in netns {}: {}",
-            ns_label(netns),
-            out.stderr.trim()
-        ),
-    )
-    .netns(netns))
+    Ok(Some(table_state(family == NFPROTO_IPV6, &sets)))
 }
 
 pub struct Nftables;
@@ -220,24 +329,24 @@ impl FirewallBackend for Nftables {
             // An older ruleset, or half of ours: start over with both tables.
             _ => transaction(netns, &[], true)?,
         }
-        let out = exec::run(netns, "nft", &["-f", "-"], RULESET)?;
-        if out.success {
-            return Ok(());
-        }
+        let failure = match create_tables(netns)? {
+            Outcome::Committed => return Ok(()),
+            Outcome::Refused(_, errno) => errno,
+            Outcome::Unacknowledged => libc::EIO,
+        };
         let current = |family| -> Result<bool> { Ok(table_version(netns, family)? == Some(true)) };
         if current(NFPROTO_IPV4)? && current(NFPROTO_IPV6)? {
             // Lost a race against another init: the tables are there, once.
             return Ok(());
         }
-        Err(Error::new(
-            ErrorCode::Kernel,
-            format!(
-                "create tables ip {TABLE} and ip6 {TABLE} in netns {}: nft failed: {}",
-                ns_label(netns),
-                out.stderr.trim()
+        Err(kernel_error(
+            failure,
+            format_args!(
+                "create tables ip {TABLE} and ip6 {TABLE} in netns {}",
+                ns_label(netns)
             ),
-        )
-        .netns(netns))
+            netns,
+        ))
     }
 
     fn apply(&self, netns: Option<&str>, batch: &Batch) -> Result<()> {
@@ -245,14 +354,9 @@ impl FirewallBackend for Nftables {
     }
 
     fn state(&self, netns: Option<&str>) -> Result<State> {
-        let json4 = list_table(netns, NFPROTO_IPV4)?;
-        let json6 = list_table(netns, NFPROTO_IPV6)?;
-        parse_state(json4.as_deref().unwrap_or("{}"), json6.as_deref()).map_err(|e| {
-            e.context(format!(
-                "read tables ip {TABLE} and ip6 {TABLE} in netns {}",
-                ns_label(netns)
-            ))
-        })
+        let t4 = read_table(netns, NFPROTO_IPV4)?;
+        let t6 = read_table(netns, NFPROTO_IPV6)?;
+        Ok(merge_state(t4.unwrap_or_default(), t6))
     }
 
     fn reset(&self, netns: Option<&str>) -> Result<()> {

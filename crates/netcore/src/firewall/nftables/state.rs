@@ -1,51 +1,40 @@
-//! Reading our tables back (not the hot path: one `nft -j list table` per
-//! family): the JSON nft prints, turned into networks and published ports.
+//! Reading our tables back (not the hot path: one element dump per set, over
+//! the same netlink socket): the elements, turned into networks and
+//! published ports.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use serde_json::Value;
-
-use crate::error::{Error, ErrorCode, Result};
+use super::encode::Data;
 use crate::firewall::{GatewayMode, Link, Network, Port, Proto, ReadPort, State};
 
-fn json_str(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Object(o) => o.get("elem").and_then(|e| e.get("val")).and_then(json_str),
+/// The elements of one set: (key, data) as the kernel stores them.
+pub(super) type Elements = Vec<(Vec<u8>, Data)>;
+
+fn ifname(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+fn addr(b: &[u8]) -> Option<String> {
+    match b.len() {
+        4 => Some(Ipv4Addr::from(<[u8; 4]>::try_from(b).ok()?).to_string()),
+        16 => Some(Ipv6Addr::from(<[u8; 16]>::try_from(b).ok()?).to_string()),
         _ => None,
     }
 }
 
-fn json_proto(v: &Value) -> Option<Proto> {
-    match v {
-        Value::String(s) => Proto::parse(s)
-            .ok()
-            .or_else(|| s.parse::<u8>().ok().and_then(Proto::from_number)),
-        Value::Number(n) => n
-            .as_u64()
-            .and_then(|n| u8::try_from(n).ok())
-            .and_then(Proto::from_number),
-        _ => None,
-    }
+fn port(b: &[u8]) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
 }
 
-fn json_port(v: &Value) -> Option<u16> {
-    match v {
-        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
-fn concat(v: &Value) -> Option<&Vec<Value>> {
-    let v = v.get("elem").and_then(|e| e.get("val")).unwrap_or(v);
-    v.get("concat").and_then(Value::as_array)
+fn proto(b: &[u8]) -> Option<Proto> {
+    b.first().copied().and_then(Proto::from_number)
 }
 
 /// What one of our tables holds.
 #[derive(Debug, Default)]
-struct TableState {
+pub(super) struct TableState {
     sets: BTreeMap<String, BTreeSet<String>>,
     intra: BTreeMap<String, bool>,
     /// DNAT elements: (proto, host address, host port, container address, container port).
@@ -101,106 +90,69 @@ impl TableState {
     }
 }
 
-/// Parses `nft -j list table <family> cnm`.
-fn parse_table(json: &str) -> Result<TableState> {
-    let root: Value = serde_json::from_str(json)
-        .map_err(|e| Error::new(ErrorCode::Kernel, format!("parse nft -j output: {e}")))?;
+/// What the table of a family holds, from the elements of its sets (`v6`:
+/// addresses are 16 bytes). Malformed elements (not ours) are skipped.
+pub(super) fn table_state(v6: bool, sets: &[(&str, Elements)]) -> TableState {
+    let alen = if v6 { 16 } else { 4 };
     let mut out = TableState::default();
-    let items = root
-        .get("nftables")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for item in &items {
-        let Some(obj) = item.get("set").or_else(|| item.get("map")) else {
-            continue;
-        };
-        let name = obj.get("name").and_then(Value::as_str).unwrap_or("");
-        let elems = obj
-            .get("elem")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for e in &elems {
-            match name {
+    for (name, elements) in sets {
+        for (k, data) in elements {
+            let k = k.as_slice();
+            match *name {
                 "bridges" | "masq" | "internal" | "filtered" | "routed" | "protected" => {
-                    if let Some(s) = json_str(e) {
-                        out.sets.entry(name.to_string()).or_default().insert(s);
-                    }
+                    out.sets
+                        .entry(name.to_string())
+                        .or_default()
+                        .insert(ifname(k));
                 }
                 "intra" => {
-                    let Some(pair) = e.as_array() else { continue };
-                    let (Some(k), Some(v)) = (pair.first(), pair.get(1)) else {
-                        continue;
-                    };
-                    let Some(k) = concat(k) else { continue };
-                    if let Some(br) = k.first().and_then(json_str) {
-                        out.intra.insert(br, v.get("accept").is_some());
-                    }
+                    let accept = matches!(data, Data::Verdict(code) if *code == 1);
+                    out.intra.insert(ifname(k.get(..16).unwrap_or(k)), accept);
                 }
-                "allowed" => {
-                    let Some(k) = concat(e) else { continue };
-                    if let (Some(br), Some(i)) =
-                        (k.first().and_then(json_str), k.get(1).and_then(json_str))
-                    {
-                        out.allowed.push((br, i));
-                    }
+                "allowed" if k.len() == 32 => {
+                    out.allowed.push((ifname(&k[..16]), ifname(&k[16..])));
                 }
                 "links" => {
-                    let Some(k) = concat(e) else { continue };
-                    let from = k.first().and_then(Value::as_str);
-                    let to = k.get(1).and_then(Value::as_str);
-                    let proto = k.get(2).and_then(json_proto);
-                    let port = k.get(3).and_then(json_port);
-                    if let (Some(from), Some(to), Some(proto), Some(port)) = (from, to, proto, port)
-                    {
-                        out.links
-                            .push((from.to_string(), to.to_string(), proto, port));
+                    let from = k.get(..alen).and_then(addr);
+                    let to = k.get(alen..2 * alen).and_then(addr);
+                    let rest = k.get(2 * alen..).unwrap_or(&[]);
+                    let p = rest.get(4..).and_then(port);
+                    if let (Some(from), Some(to), Some(pr), Some(p)) = (from, to, proto(rest), p) {
+                        out.links.push((from, to, pr, p));
                     }
                 }
                 "open_nat" | "open_routed" => {
-                    let Some(k) = concat(e) else { continue };
-                    let addr = k.first().and_then(Value::as_str);
-                    let proto = k.get(1).and_then(json_proto);
-                    let port = k.get(2).and_then(json_port);
-                    if let (Some(addr), Some(proto), Some(port)) = (addr, proto, port) {
-                        out.open
-                            .push((name == "open_routed", addr.to_string(), proto, port));
+                    let a = k.get(..alen).and_then(addr);
+                    let rest = k.get(alen..).unwrap_or(&[]);
+                    let p = rest.get(4..).and_then(port);
+                    if let (Some(a), Some(pr), Some(p)) = (a, proto(rest), p) {
+                        out.open.push((*name == "open_routed", a, pr, p));
                     }
                 }
                 "ports" | "ports_ip" => {
-                    let Some(pair) = e.as_array() else { continue };
-                    let (Some(k), Some(v)) = (pair.first().and_then(concat), pair.get(1)) else {
-                        continue;
-                    };
-                    let Some(v) = concat(v) else { continue };
-                    let (host_ip, rest) = if name == "ports_ip" {
-                        (
-                            k.first().and_then(Value::as_str).map(str::to_string),
-                            k.get(1..).unwrap_or(&[]),
-                        )
+                    let Data::Value(v) = data else { continue };
+                    let (host_ip, rest) = if *name == "ports_ip" {
+                        let Some(h) = k.get(..alen).and_then(addr) else {
+                            continue;
+                        };
+                        (Some(h), k.get(alen..).unwrap_or(&[]))
                     } else {
-                        (None, k.as_slice())
+                        (None, k)
                     };
-                    if name == "ports_ip" && host_ip.is_none() {
-                        continue;
-                    }
-                    let proto = rest.first().and_then(json_proto);
-                    let host_port = rest.get(1).and_then(json_port);
-                    let cip = v.first().and_then(Value::as_str);
-                    let cport = v.get(1).and_then(json_port);
-                    if let (Some(proto), Some(host_port), Some(cip), Some(cport)) =
-                        (proto, host_port, cip, cport)
+                    let host_port = rest.get(4..).and_then(port);
+                    let cip = v.get(..alen).and_then(addr);
+                    let cport = v.get(alen..).and_then(port);
+                    if let (Some(pr), Some(hp), Some(cip), Some(cp)) =
+                        (proto(rest), host_port, cip, cport)
                     {
-                        out.dnat
-                            .push((proto, host_ip, host_port, cip.to_string(), cport));
+                        out.dnat.push((pr, host_ip, hp, cip, cp));
                     }
                 }
                 _ => {}
             }
         }
     }
-    Ok(out)
+    out
 }
 
 /// The ports of one table, one Port per element family: a DNAT element (its
@@ -237,17 +189,15 @@ fn table_ports(t: &TableState, v6: bool) -> Vec<Port> {
     out
 }
 
-/// Parses `nft -j list table ip cnm` and, when present, `nft -j list table
-/// ip6 cnm`. A network is reported as the IPv4 table holds it (masquerade if
+/// The state of `table ip cnm` and, when present, `table ip6 cnm`. A network is reported as the IPv4 table holds it (masquerade if
 /// either table masquerades it), with its IPv6 gateway mode from the IPv6
 /// table (which alone reports the bridges the IPv4 one lacks); it is
 /// protected when every family in nat mode is (a half-protected one reads
 /// as unprotected, for reconcile to make whole). The tables hold no subnets:
 /// protection follows the route to the bridge. Ports come one per element
 /// family (see `table_ports`).
-pub fn parse_state(json4: &str, json6: Option<&str>) -> Result<State> {
-    let t4 = parse_table(json4)?;
-    let t6 = json6.map(parse_table).transpose()?.unwrap_or_default();
+pub(super) fn merge_state(t4: TableState, t6: Option<TableState>) -> State {
+    let t6 = t6.unwrap_or_default();
     let mut networks = t4.networks();
     for (br, n6) in t6.networks() {
         match networks.get_mut(&br) {
@@ -290,43 +240,131 @@ pub fn parse_state(json4: &str, json6: Option<&str>) -> Result<State> {
         })
         .collect();
     links.sort();
-    Ok(State {
+    State {
         networks: networks.into_values().collect(),
         ports,
         links,
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::encode::{addr6_port, addr_port, ifname_key, proto_port};
     use super::*;
 
-    // As `nft -j list table` prints them (nft 1.0.6).
-    const JSON4: &str = r#"{"nftables": [{"metainfo": {}}, {"table": {"family": "ip", "name": "cnm"}},
-      {"set": {"name": "bridges", "elem": ["br0", "br1", "br2"]}},
-      {"set": {"name": "masq", "elem": ["br0"]}},
-      {"set": {"name": "internal", "elem": ["br1"]}},
-      {"set": {"name": "filtered", "elem": ["br0", "br1", "br2"]}},
-      {"set": {"name": "routed", "elem": ["br2"]}},
-      {"set": {"name": "protected", "elem": ["br0"]}},
-      {"set": {"name": "allowed", "elem": [{"concat": ["br0", "lo"]}, {"concat": ["br0", "eth9"]}]}},
-      {"set": {"name": "open_nat", "elem": [{"concat": ["10.0.0.3", "udp", 53]}, {"concat": ["10.0.0.2", "tcp", 80]}]}},
-      {"set": {"name": "open_routed", "elem": [{"concat": ["10.2.0.2", "tcp", 443]}]}},
-      {"map": {"name": "intra", "elem": [[{"concat": ["br0", "br0"]}, {"accept": null}], [{"concat": ["br1", "br1"]}, {"drop": null}], [{"concat": ["br2", "br2"]}, {"accept": null}]]}},
-      {"map": {"name": "ports", "elem": [[{"concat": ["udp", 53]}, {"concat": ["10.0.0.3", 5353]}]]}},
-      {"map": {"name": "ports_ip", "elem": [[{"concat": ["192.0.2.1", "tcp", 8080]}, {"concat": ["10.0.0.2", 80]}]]}}]}"#;
+    fn names(list: &[&str]) -> Elements {
+        list.iter().map(|n| (ifname_key(n), Data::None)).collect()
+    }
 
-    const JSON6: &str = r#"{"nftables": [{"table": {"family": "ip6", "name": "cnm"}},
-      {"set": {"name": "bridges", "elem": ["br0", "br1", "br2", "br3"]}},
-      {"set": {"name": "filtered", "elem": ["br0", "br1", "br2"]}},
-      {"set": {"name": "protected", "elem": ["br0"]}},
-      {"set": {"name": "allowed", "elem": [{"concat": ["br0", "lo"]}]}},
-      {"map": {"name": "ports", "elem": [[{"concat": ["udp", 53]}, {"concat": ["fd00::3", 5353]}]]}},
-      {"map": {"name": "ports_ip", "elem": [[{"concat": ["::1", "tcp", 9]}, {"concat": ["fd00::9", 9]}]]}}]}"#;
+    fn pair(a: &str, b: &str) -> Vec<u8> {
+        [ifname_key(a), ifname_key(b)].concat()
+    }
+
+    /// address . proto . port as nft keys it.
+    fn app(addr: IpAddr, proto: Proto, port: u16) -> Vec<u8> {
+        let mut k = match addr {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        k.extend_from_slice(&proto_port(proto, port));
+        k
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn table4() -> TableState {
+        let verdict = |code| Data::Verdict(code);
+        table_state(
+            false,
+            &[
+                ("bridges", names(&["br0", "br1", "br2"])),
+                ("masq", names(&["br0"])),
+                ("internal", names(&["br1"])),
+                ("filtered", names(&["br0", "br1", "br2"])),
+                ("routed", names(&["br2"])),
+                ("protected", names(&["br0"])),
+                (
+                    "allowed",
+                    vec![
+                        (pair("br0", "lo"), Data::None),
+                        (pair("br0", "eth9"), Data::None),
+                    ],
+                ),
+                (
+                    "open_nat",
+                    vec![
+                        (app(ip("10.0.0.3"), Proto::Udp, 53), Data::None),
+                        (app(ip("10.0.0.2"), Proto::Tcp, 80), Data::None),
+                    ],
+                ),
+                (
+                    "open_routed",
+                    vec![(app(ip("10.2.0.2"), Proto::Tcp, 443), Data::None)],
+                ),
+                (
+                    "intra",
+                    vec![
+                        (pair("br0", "br0"), verdict(1)),
+                        (pair("br1", "br1"), verdict(0)),
+                        (pair("br2", "br2"), verdict(1)),
+                    ],
+                ),
+                (
+                    "ports",
+                    vec![(
+                        proto_port(Proto::Udp, 53).to_vec(),
+                        Data::Value(addr_port("10.0.0.3".parse().unwrap(), 5353).to_vec()),
+                    )],
+                ),
+                (
+                    "ports_ip",
+                    vec![(
+                        app(ip("192.0.2.1"), Proto::Tcp, 8080),
+                        Data::Value(addr_port("10.0.0.2".parse().unwrap(), 80).to_vec()),
+                    )],
+                ),
+                (
+                    "links",
+                    vec![(
+                        [vec![10, 0, 0, 2], app(ip("10.0.0.3"), Proto::Tcp, 5432)].concat(),
+                        Data::None,
+                    )],
+                ),
+            ],
+        )
+    }
+
+    fn table6(protected: &str) -> TableState {
+        table_state(
+            true,
+            &[
+                ("bridges", names(&["br0", "br1", "br2", "br3"])),
+                ("filtered", names(&["br0", "br1", "br2"])),
+                ("protected", names(&[protected])),
+                ("allowed", vec![(pair("br0", "lo"), Data::None)]),
+                (
+                    "ports",
+                    vec![(
+                        proto_port(Proto::Udp, 53).to_vec(),
+                        Data::Value(addr6_port("fd00::3".parse().unwrap(), 5353).to_vec()),
+                    )],
+                ),
+                (
+                    "ports_ip",
+                    vec![(
+                        app(ip("::1"), Proto::Tcp, 9),
+                        Data::Value(addr6_port("fd00::9".parse().unwrap(), 9).to_vec()),
+                    )],
+                ),
+            ],
+        )
+    }
 
     #[test]
-    fn parse_nft_json() {
-        let s = parse_state(JSON4, None).unwrap();
+    fn state_from_elements() {
+        let s = merge_state(table4(), None);
         assert_eq!(s.networks.len(), 3);
         let n0 = &s.networks[0];
         assert!(n0.masquerade && n0.icc && !n0.internal && n0.protect);
@@ -337,6 +375,12 @@ mod tests {
         assert!(!n1.masquerade && !n1.icc && n1.internal && !n1.protect);
         assert_eq!(s.networks[2].mode4, GatewayMode::Routed);
         assert_eq!(s.ports.len(), 3);
+        assert_eq!(s.links.len(), 1);
+        assert_eq!(
+            (s.links[0].from, s.links[0].to),
+            (ip("10.0.0.2"), ip("10.0.0.3"))
+        );
+        assert_eq!((s.links[0].proto, s.links[0].port), (Proto::Tcp, 5432));
         let udp = s.ports.iter().find(|p| p.proto == Proto::Udp).unwrap();
         assert_eq!((udp.host_ip, udp.host_port), (None, 53));
         assert_eq!(udp.container_ip6, None);
@@ -349,14 +393,13 @@ mod tests {
 
         // IPv6: a port per element family; the IPv6 table's own view of the
         // networks (br3 is IPv6-only, unprotected)
-        let s = parse_state(JSON4, Some(JSON6)).unwrap();
+        let s = merge_state(table4(), Some(table6("br0")));
         assert_eq!(s.networks.len(), 4);
         let n0 = &s.networks[0];
         assert!(n0.protect, "protected in both families");
         assert_eq!(n0.trusted, ["eth9"]);
         // protected in IPv4 only, while IPv6 is in nat mode too: half, so not
-        let half = JSON6.replace(r#""elem": ["br0"]"#, r#""elem": ["br9"]"#);
-        assert!(!parse_state(JSON4, Some(&half)).unwrap().networks[0].protect);
+        assert!(!merge_state(table4(), Some(table6("br9"))).networks[0].protect);
         assert_eq!(s.networks[3].mode6, GatewayMode::NatUnprotected);
         assert!(s.networks[3].subnets.is_empty());
         assert_eq!(s.ports.len(), 5);
