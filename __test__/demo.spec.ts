@@ -1,9 +1,12 @@
 // `cnm demo` runs end to end and leaves nothing behind (the README's demo command).
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test from 'ava';
 import { native } from '../ts/native.js';
-import { cnm } from './helpers/cli.js';
+import { BIN, cnm } from './helpers/cli.js';
+import { skipReason } from './helpers/tools.js';
 import { etcdBin } from './helpers/etcd.js';
 
 test.serial('cnm demo pings, exchanges TCP, prints a summary and cleans up', async (t) => {
@@ -17,6 +20,25 @@ test.serial('cnm demo pings, exchanges TCP, prints a summary and cleans up', asy
   const left = (await native.netnsList()).filter((n) => n.startsWith('cnm-demo-'));
   t.deepEqual(left, []);
   t.deepEqual(etcLeft(), [], 'no sandbox files left under /etc/netns');
+});
+
+// The README's promise: the demo needs Node, the addon and root, nothing else.
+const straceSkip = skipReason(['strace'], 'the demo runs-no-program test');
+(straceSkip ? test.serial.skip : test.serial)('cnm demo runs no program: no ip, ping, getent or nft (every execve traced)', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cnmt-demo-'));
+  const trace = join(dir, 'trace');
+  try {
+    const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=execve', '-e', 'signal=none', '-o', trace, process.execPath, BIN, 'demo'], { encoding: 'utf8', timeout: 60000 });
+    t.is(r.status, 0, r.stderr);
+    t.regex(r.stdout, /name .* \(DNS, 127\.0\.0\.11\)\s+\d+\.\d+\.\d+\.\d+/);
+    const programs = readFileSync(trace, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('execve('))
+      .map((l) => /execve\("([^"]+)"/.exec(l)?.[1]);
+    t.deepEqual([...new Set(programs)], [process.execPath], 'only node itself was executed');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 const etcLeft = () => (existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith('cnm-demo-')) : []);

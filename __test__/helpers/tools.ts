@@ -21,6 +21,7 @@ const PACKAGES: Record<string, string> = {
   docker: 'docker.io',
   unshare: 'util-linux',
   nsenter: 'util-linux',
+  strace: 'strace',
 };
 
 export function has(tool: string): boolean {

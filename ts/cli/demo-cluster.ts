@@ -6,7 +6,6 @@
  * on each host, ping and TCP across hosts through VXLAN, the peers each host
  * learnt from the store; then everything removed, also on failure or Ctrl-C.
  */
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { removeSandboxFiles } from '../dns/files.js';
 import { tmpdir } from 'node:os';
@@ -33,12 +32,10 @@ export async function clusterDemo(ctx: CliContext, count: number): Promise<numbe
   const hostNs = Array.from({ length: count }, (_, i) => `${tag}-h${i + 1}`);
   const sbName = (i: number) => `${tag}-h${i + 1}-sb`;
   const stateDir = mkdtempSync(join(tmpdir(), 'cnm-demo-'));
-  const children: ChildProcess[] = [];
   const hosts: ClusterHost[] = [];
   let etcd: LocalEtcd | undefined;
 
   const cleanup = async () => {
-    for (const c of children) c.kill('SIGKILL');
     for (const h of hosts) if (h.proc.exitCode === null && h.proc.signalCode === null) h.proc.kill('SIGKILL');
     // every device lives in namespaces we made: deleting them takes everything
     const mine = (await native.netnsList().catch(() => [] as string[])).filter((n) => n.startsWith(`${tag}-`));
@@ -92,7 +89,7 @@ export async function clusterDemo(ctx: CliContext, count: number): Promise<numbe
       checks.push([`ping h${i + 1} -> h${j + 1} ${sbs[j]!.ep.IPAddress}`, `${loss}% loss`, rtt]);
     }
     const last = count - 1;
-    const tcp = await tcpRoundTrips(sbName(0), sbName(last), sbs[last]!.ep.IPAddress, '7777', 100, children);
+    const tcp = await tcpRoundTrips(sbName(0), sbName(last), sbs[last]!.ep.IPAddress, '7777', 100);
     checks.push([`TCP h1 -> h${last + 1} ${sbs[last]!.ep.IPAddress}:7777`, `${tcp.n} round trips`, `p50 ${tcp.p50.toFixed(3)} ms, max ${tcp.max.toFixed(3)} ms`]);
     ctx.out('');
     ctx.out(table(['CHECK (through VXLAN across hosts)', 'RESULT', 'LATENCY'], checks));

@@ -1,67 +1,86 @@
 /**
- * What the demos share: their clean-up guard, and traffic between sandboxes (named netns): ping and TCP round
- * trips, each run by its program inside the sandbox (`ip netns exec`), the
- * arguments being our own names and addresses, never a shell line.
+ * What the demos share: their clean-up guard, and traffic between sandboxes
+ * (named netns): ping, TCP round trips and DNS lookups, all from this process
+ * through netcore (sockets made inside the sandboxes), no program run.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { promisify } from 'node:util';
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import { NETNS_ETC } from '../dns/files.js';
+import { native } from '../native.js';
 
-const run = promisify(execFile);
-/** TCP echo server: prints "ready" once listening, echoes every line. */
-const SERVER = `
-const net = require('node:net');
-const [host, port] = process.argv.slice(1);
-net.createServer((s) => s.pipe(s)).listen(Number(port), host, () => console.log('ready'));
-`;
-
-/** TCP client: N request/response round trips, prints JSON timings. */
-const CLIENT = `
-const net = require('node:net');
-const [host, port, n] = process.argv.slice(1);
-const s = net.connect(Number(port), host, async () => {
-  const times = [];
-  let buf = '';
-  for (let i = 0; i < Number(n); i++) {
-    const t0 = process.hrtime.bigint();
-    s.write('hello ' + i + '\\n');
-    await new Promise((res) => { const on = (d) => { buf += d; if (buf.includes('\\n')) { buf = ''; s.off('data', on); res(); } }; s.on('data', on); });
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  s.end();
-  times.sort((a, b) => a - b);
-  console.log(JSON.stringify({ n: times.length, p50: times[times.length >> 1], max: times[times.length - 1] }));
-});
-s.on('error', (e) => { console.error(e.message); process.exit(1); });
-`;
+const ms3 = (x: number) => x.toFixed(3);
 
 /** Ping results: loss in percent and the min/avg/max line, after a first reply however long it takes. */
 export async function pingStats(fromNs: string, ip: string): Promise<{ loss: string; rtt: string }> {
   // first one reply, however long a fresh link takes to pass traffic (the kernel's
   // link watcher runs at most once a second, and a new peer must reach the tables)
-  await run('ip', ['netns', 'exec', fromNs, 'ping', '-c', '1', '-i', '0.2', '-w', '5', ip]);
-  const ping = await run('ip', ['netns', 'exec', fromNs, 'ping', '-c', '5', '-i', '0.2', '-W', '1', ip]);
-  const rtt = /= ([\d.]+)\/([\d.]+)\/([\d.]+)/.exec(ping.stdout);
-  const loss = /(\d+)% packet loss/.exec(ping.stdout)?.[1] ?? '?';
-  return { loss, rtt: rtt ? `min/avg/max ${rtt[1]}/${rtt[2]}/${rtt[3]} ms` : '?' };
+  const until = Date.now() + 5000;
+  while ((await native.netnsPing(fromNs, ip, 1, 0, 200)).received === 0) {
+    if (Date.now() > until) break;
+  }
+  const r = await native.netnsPing(fromNs, ip, 5, 200, 1000);
+  const loss = String(Math.round((100 * (r.transmitted - r.received)) / Math.max(r.transmitted, 1)));
+  const ms = r.rttsMs;
+  const avg = ms.reduce((a, b) => a + b, 0) / Math.max(ms.length, 1);
+  return { loss, rtt: ms.length ? `min/avg/max ${ms3(Math.min(...ms))}/${ms3(avg)}/${ms3(Math.max(...ms))} ms` : '?' };
 }
 
 /**
- * An echo server in `serverNs` on ip:port, then `n` request/response round trips
- * from `clientNs`. The server is pushed on `children` (killed by the caller's clean-up).
+ * An echo server in `serverNs` on ip:port, then `n` request/response round
+ * trips from `clientNs`: both sockets are made inside their sandboxes and
+ * served by this process.
  */
-export async function tcpRoundTrips(clientNs: string, serverNs: string, ip: string, port: string, n: number, children: ChildProcess[]): Promise<{ n: number; p50: number; max: number }> {
-  const server = spawn('ip', ['netns', 'exec', serverNs, process.execPath, '-e', SERVER, ip, port], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(server);
+export async function tcpRoundTrips(clientNs: string, serverNs: string, ip: string, port: string, n: number): Promise<{ n: number; p50: number; max: number }> {
+  const serverFd = await native.netnsSocket(serverNs, { kind: 'tcp', address: ip, port: Number(port), backlog: 16 });
+  const server = net.createServer((s) => s.pipe(s));
   await new Promise<void>((resolve, reject) => {
-    server.stdout!.once('data', () => resolve());
-    server.once('exit', (c) => reject(new Error(`TCP server exited with ${c}`)));
+    server.once('error', reject);
+    server.listen({ fd: serverFd }, resolve);
   });
+  const client = new net.Socket({ fd: await native.netnsSocket(clientNs, { kind: 'tcp', ipv6: net.isIPv6(ip) }), readable: true, writable: true });
   try {
-    const client = await run('ip', ['netns', 'exec', clientNs, process.execPath, '-e', CLIENT, ip, port, String(n)]);
-    return JSON.parse(client.stdout) as { n: number; p50: number; max: number };
+    await new Promise<void>((resolve, reject) => {
+      client.once('error', reject);
+      client.connect(Number(port), ip, resolve);
+    });
+    const times: number[] = [];
+    let buf = '';
+    for (let i = 0; i < n; i++) {
+      const t0 = process.hrtime.bigint();
+      client.write(`hello ${i}\n`);
+      await new Promise<void>((resolve, reject) => {
+        const on = (d: Buffer) => {
+          buf += String(d);
+          if (!buf.includes('\n')) return;
+          buf = '';
+          client.off('data', on);
+          client.off('close', closed);
+          resolve();
+        };
+        const closed = () => reject(new Error('the TCP connection closed'));
+        client.on('data', on);
+        client.once('close', closed);
+      });
+      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    times.sort((a, b) => a - b);
+    return { n: times.length, p50: times[times.length >> 1]!, max: times[times.length - 1]! };
   } finally {
-    server.kill('SIGKILL');
+    client.destroy();
+    server.close();
   }
+}
+
+/**
+ * The first IPv4 address `name` has for sandbox `ns`: a DNS query sent from
+ * inside it to the first nameserver of its resolv.conf (the embedded DNS,
+ * 127.0.0.11), or "".
+ */
+export async function resolveIn(ns: string, name: string): Promise<{ server: string; address: string }> {
+  const conf = await readFile(`${NETNS_ETC}/${ns}/resolv.conf`, 'utf8');
+  const server = /^nameserver\s+(\S+)/m.exec(conf)?.[1] ?? '127.0.0.11';
+  const found = await native.netnsDnsLookup(ns, server, name, false, 3000);
+  return { server, address: found[0] ?? '' };
 }
 
 /**

@@ -3,7 +3,6 @@
  * a network, two sandboxes, ping and a TCP exchange between them, a summary —
  * and everything removed afterwards, also on failure or Ctrl-C.
  */
-import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { removeSandboxFiles } from '../dns/files.js';
 import { tmpdir } from 'node:os';
@@ -15,7 +14,7 @@ import { native } from '../native.js';
 import { parse, usage } from './args.js';
 import type { CliContext } from './context.js';
 import { clusterDemo } from './demo-cluster.js';
-import { pingStats, tcpRoundTrips, withCleanup } from './demo-traffic.js';
+import { pingStats, resolveIn, tcpRoundTrips, withCleanup } from './demo-traffic.js';
 import { table } from './format.js';
 
 /** `cnm demo [--hosts N]`: one host, or N hosts of a cluster on an etcd of its own. */
@@ -30,11 +29,9 @@ export async function demoCommand(ctx: CliContext, args: string[] = []): Promise
   const hostNs = tag;
   const stateDir = mkdtempSync(join(tmpdir(), 'cnm-demo-'));
   const names = { a: `${tag}-a`, b: `${tag}-b` };
-  const children: ChildProcess[] = [];
   let ctl: NetworkController | undefined;
 
   const cleanup = async () => {
-    for (const c of children) c.kill('SIGKILL');
     // the sandboxes and bridge live in namespaces we made: deleting them takes everything
     await native.netnsDeleteMany([names.a, names.b, hostNs]).catch((e: unknown) => log.warn('demo clean-up: deleting its namespaces failed', { err: e }));
     // and the sandboxes' /etc/netns files, when it stopped before removing them
@@ -63,10 +60,10 @@ export async function demoCommand(ctx: CliContext, args: string[] = []): Promise
 
     const { loss, rtt } = await pingStats(names.a, b.IPAddress);
     const tDns = performance.now();
-    const found = await resolveIn(names.a, names.b);
+    const { server, address: found } = await resolveIn(names.a, names.b);
     const dnsMs = performance.now() - tDns;
     const port = '7777';
-    const tcp = await tcpRoundTrips(names.a, names.b, b.IPAddress, port, 100, children);
+    const tcp = await tcpRoundTrips(names.a, names.b, b.IPAddress, port, 100);
 
     ctx.out('');
     ctx.out(
@@ -85,7 +82,7 @@ export async function demoCommand(ctx: CliContext, args: string[] = []): Promise
         [
           [`ping ${names.a} -> ${b.IPAddress}`, `${loss}% loss`, rtt],
           [`TCP ${names.a} -> ${b.IPAddress}:${port}`, `${tcp.n} round trips`, `p50 ${tcp.p50.toFixed(3)} ms, max ${tcp.max.toFixed(3)} ms`],
-          [`name ${names.b} from ${names.a} (getent, 127.0.0.11)`, found || 'not found', `${dnsMs.toFixed(1)} ms with getent's start`],
+          [`name ${names.b} from ${names.a} (DNS, ${server})`, found || 'not found', `${dnsMs.toFixed(1)} ms`],
         ],
       ),
     );
@@ -97,12 +94,5 @@ export async function demoCommand(ctx: CliContext, args: string[] = []): Promise
     await ctl.removeNetwork('demo-net');
     ctx.out('removed sandboxes and network; demo OK');
     return 0;
-  });
-}
-
-/** The IPv4 address `name` resolves to inside sandbox `ns` (getent through its resolv.conf), or "". */
-function resolveIn(ns: string, name: string): Promise<string> {
-  return new Promise((resolve) => {
-    execFile('ip', ['netns', 'exec', ns, 'getent', 'ahostsv4', name], { timeout: 5000 }, (_err, out) => resolve(String(out ?? '').split(/\s+/)[0] ?? ''));
   });
 }

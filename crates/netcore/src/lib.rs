@@ -20,6 +20,7 @@ pub mod link;
 pub mod netns;
 mod nl;
 pub mod peers;
+pub mod probe;
 pub mod route;
 mod sockopt;
 pub mod sysctl;

@@ -21,6 +21,7 @@ pub mod link;
 pub(crate) mod mirror;
 pub mod netns;
 pub mod overlay;
+pub mod probe;
 pub mod route;
 
 use std::future::Future;
