@@ -39,7 +39,7 @@ test.after.always(async () => {
 
 test('the tarball ships the code, the addon and the licence, and no source maps into sources it lacks', (t) => {
   const files = execFileSync('tar', ['tzf', packed], { encoding: 'utf8' }).split('\n');
-  for (const f of ['package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/cli/main.js', 'package/bin/cnm.js', 'package/index.js', 'package/LICENSE', 'package/package.json']) {
+  for (const f of ['package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/cli/main.js', 'package/dist/cli-bundle/main.js', 'package/bin/cnm.js', 'package/index.js', 'package/LICENSE', 'package/package.json']) {
     t.true(files.includes(f), f);
   }
   t.true(

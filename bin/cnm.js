@@ -1,4 +1,8 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/main.js';
+// Node >= 22.1 keeps compiled code between runs (a no-op before)
+import module from 'node:module';
+
+module.enableCompileCache?.();
+const { main } = await import('../dist/cli-bundle/main.js');
 
 process.exitCode = await main(process.argv.slice(2));
