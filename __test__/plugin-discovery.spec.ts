@@ -78,7 +78,7 @@ test('bad names find nothing; bad specs are ERR_PLUGIN', (t) => {
 });
 
 const minimal: NetworkDriverPlugin = { createNetwork() {}, deleteNetwork() {}, createEndpoint() {}, join: () => ({}) };
-const ctx = (pluginDir: string): DriverContext => ({ hostNetns: null, firewall: {} as DriverContext['firewall'], proxies: {} as DriverContext['proxies'], ipForward: false, pluginDir });
+const ctx = (pluginDir: string): DriverContext => ({ hostNetns: null, firewall: {} as DriverContext['firewall'], proxies: {} as DriverContext['proxies'], ipForward: false, pluginDir, reaper: {} as DriverContext['reaper'] });
 
 test('the registry finds a plugin, activates it once and keeps it', async (t) => {
   const pd = mkdtempSync(join(dir, 'reg-'));

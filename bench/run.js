@@ -6,7 +6,8 @@
 // dns (the embedded resolver beside aardvark-dns, with dnsperf; `--dns-sandboxes N`, default 1000),
 // macvlan (the macvlan endpoint beside the veth endpoint: native calls, then controller connects),
 // routed (a routed network across three hosts: attach beside a bridge attach, route convergence),
-// cli (a cnm command's cost as a process beside node -e 0).
+// cli (a cnm command's cost as a process beside node -e 0),
+// teardown (attach at scale, detach / sandbox rm / network rm and a burst's drain; `--teardown-n N`).
 // Everything runs inside a host netns of its own; the machine's network is untouched.
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,7 @@ import { dnsBench } from './dns.js';
 import { macvlanBench } from './macvlan.js';
 import { routedBench } from './routed.js';
 import { cliBench } from './cli.js';
+import { teardownBench } from './teardown.js';
 import { firewallBench } from './firewall.js';
 import { ipamBench } from './ipam.js';
 import { printTable, summarize } from './stats.js';
@@ -35,10 +37,11 @@ const { values, positionals } = parseArgs({
     'cluster-endpoints': { type: 'string', default: '1000' },
     'scale-hosts': { type: 'string', default: '3,30,100' },
     'dns-sandboxes': { type: 'string', default: '1000' },
+    'teardown-n': { type: 'string', default: '1000' },
   },
 });
 const sizes = values.sizes.split(',').map(Number);
-const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'dns', 'macvlan', 'routed', 'cli', 'cluster', 'cluster-scale', 'cluster-reference'];
+const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'dns', 'macvlan', 'routed', 'cli', 'teardown', 'cluster', 'cluster-scale', 'cluster-reference'];
 for (const p of positionals) if (!sections.includes(p)) throw new Error(`unknown section ${p}; known: ${sections.join(', ')}`);
 // cluster-reference runs only when named: see bench/cluster.js
 const want = (section) => (positionals.length === 0 && section !== 'cluster-reference') || positionals.includes(section);
@@ -154,6 +157,8 @@ try {
   if (want('routed')) await routedBench({ tag, stateDir, rows, summarize });
 
   if (want('cli')) await cliBench({ tag, stateDir, rows, summarize });
+
+  if (want('teardown')) await teardownBench({ tag, stateDir, rows, summarize, n: Number(values['teardown-n']) });
 
   if (want('dns')) await dnsBench({ tag, stateDir, rows, summarize, sandboxes: Number(values['dns-sandboxes']) });
 

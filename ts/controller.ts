@@ -21,6 +21,7 @@ import { Endpoint } from './endpoint.js';
 import { Network } from './network.js';
 import type { OpContext } from './ops/context.js';
 import { CommitMarks } from './ops/marks.js';
+import { Reaper } from './reaper.js';
 import { connect, disconnect } from './ops/endpoints.js';
 import { claimHost, prepareHost } from './ops/host.js';
 import { createNetwork, removeNetwork } from './ops/networks.js';
@@ -100,13 +101,14 @@ export class NetworkController {
     this.hostDir = join(base, this.hostNetns === null ? 'root' : `netns-${this.hostNetns}`);
     this.store = store;
     this.firewall = new Firewall(backend, this.hostNetns, opts.allowDirectRouting === true);
+    const reaper = new Reaper(this.hostNetns, (fn) => store.txn(fn));
     this.drivers = new DriverRegistry(
-      { hostNetns: this.hostNetns, firewall: this.firewall, proxies: new Proxies(this.hostNetns, this.hostDir), ipForward: settings.ipForward, pluginDir: opts.pluginDir },
+      { hostNetns: this.hostNetns, firewall: this.firewall, proxies: new Proxies(this.hostNetns, this.hostDir), ipForward: settings.ipForward, pluginDir: opts.pluginDir, reaper },
       new DefaultIpam(store, settings.pools),
     );
     const marks = new CommitMarks((fn) => store.txn(fn));
     store.prelude = (tx) => marks.applyIn(tx);
-    this.ctx = { hostNetns: this.hostNetns, store, drivers: this.drivers, firewall: this.firewall, settings, marks };
+    this.ctx = { hostNetns: this.hostNetns, store, drivers: this.drivers, firewall: this.firewall, settings, marks, reaper };
   }
 
   /**
@@ -293,6 +295,7 @@ export class NetworkController {
     this.peers?.stop();
     this.routeSync?.stop();
     await this.ctx.cluster?.close().catch((e: unknown) => log.warn('closing the cluster store failed', { err: e }));
+    await this.ctx.reaper.flush();
     if (!(await this.ctx.marks.flush())) {
       log.error(`${this.ctx.marks.size} endpoint commit mark(s) could not be written; the next reconcile finishes those endpoints`);
     }

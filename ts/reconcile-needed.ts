@@ -13,6 +13,7 @@ import { log } from './log.js';
 import { native } from './native.js';
 import type { OpContext } from './ops/context.js';
 import { isAlive } from './owner.js';
+import { GRAVE_PREFIX, type GraveRecord } from './reaper.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './types.js';
 
 const KEY = 'host/reconciled';
@@ -40,7 +41,9 @@ function halfDone(ctx: OpContext): boolean {
   return (
     ctx.store.range<NetworkRecord>('net/').some(([, r]) => unfinished(r)) ||
     ctx.store.range<SandboxRecord>('sb/').some(([, r]) => unfinished(r)) ||
-    ctx.store.range<EndpointRecord>('ep/').some(([, r]) => unfinished(r))
+    ctx.store.range<EndpointRecord>('ep/').some(([, r]) => unfinished(r)) ||
+    // retired links a dead process did not reap
+    ctx.store.range<GraveRecord>(GRAVE_PREFIX).some(([, r]) => unfinished(r))
   );
 }
 

@@ -5,6 +5,7 @@
  */
 import { Firewall } from '../firewall.js';
 import { log } from '../log.js';
+import { quiesceVeth, retireDevice, retireVeth } from './retire.js';
 import { native } from '../native.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 import { bridgeHasGateway, defaultBridgeName, hostIfnameFor, interfaceAddresses, macFor, prepareBridgeNetwork } from './bridge-options.js';
@@ -68,7 +69,7 @@ export class BridgeDriver implements Driver {
 
   async deleteNetwork(net: NetworkRecord): Promise<void> {
     await this.ctx.firewall.apply({ removeNetworks: [this.ctx.firewall.network(net)] });
-    if (net.bridgeCreated) await native.deleteLink(this.ctx.hostNetns, net.bridge!);
+    if (net.bridgeCreated) await retireDevice(this.ctx, net.bridge!);
   }
 
   /**
@@ -130,9 +131,13 @@ export class BridgeDriver implements Driver {
     return vethComplete(this.ctx.hostNetns, net, ep, sb);
   }
 
-  /** Deleting the host end takes the pair; gone already (the sandbox went first) is fine. */
-  async leave(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    if (ep.hostIfname) await native.detachVeth(this.ctx.hostNetns, ep.hostIfname);
+  /** The pair is retired (the reaper deletes it); gone already (the sandbox went first) is fine. */
+  async leave(_net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
+    await retireVeth(this.ctx, ep, sb);
+  }
+
+  async quiesce(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    await quiesceVeth(this.ctx, ep);
   }
 
   repair(input: RepairInput): Promise<RepairResult> {

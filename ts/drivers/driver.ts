@@ -4,6 +4,7 @@
  * Each method that changes the kernel undoes its own partial work when it fails.
  * Reconcile asks each driver to repair its own kernel state: it names no driver.
  */
+import type { Reaper } from '../reaper.js';
 import type { Proxies } from '../proxy/proxies.js';
 import type { Firewall } from '../firewall.js';
 import type { FirewallLink } from '../native-api.js';
@@ -19,6 +20,8 @@ export interface DriverContext {
   ipForward: boolean;
   /** where remote driver plugins are looked for; absent = Docker's dirs (/run/docker/plugins…) */
   pluginDir?: string | null;
+  /** deletes the links drivers retire (see ../reaper.ts) */
+  reaper: Reaper;
 }
 
 /** What reconcile hands a driver: its networks and their endpoints, as the store has them. */
@@ -71,6 +74,12 @@ export interface Driver {
    * while): sandbox rm takes them out before it deletes the netns.
    */
   readonly leavesBeforeNetnsDelete?: boolean;
+  /**
+   * Stop the endpoint's traffic at once, before sandbox rm deletes its netns (the
+   * kernel keeps a deleted netns's links for a while): veth drivers take the
+   * host end down and out of its bridge. `leave` follows after the netns is gone.
+   */
+  quiesce?(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void>;
   /** only one network of this driver may exist (host, null): the predefined one */
   readonly singleton?: boolean;
   /**

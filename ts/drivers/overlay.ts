@@ -12,6 +12,7 @@ import { PeerPublisher } from '../cluster/peer-publisher.js';
 import type { PeerSync } from '../cluster/peer-sync.js';
 import { invalid } from '../errors.js';
 import { log } from '../log.js';
+import { quiesceVeth, retireDevice, retireVeth } from './retire.js';
 import { native } from '../native.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 import { hostIfnameFor, interfaceAddresses, macFor } from './bridge-options.js';
@@ -105,8 +106,9 @@ export class OverlayDriver implements Driver {
   private async teardown(net: NetworkRecord): Promise<void> {
     this.peers.deactivate(net.id);
     this.made.forget(net.id);
-    await native.deleteLink(this.ctx.hostNetns, overlayVxlan(net.id));
-    await native.deleteLink(this.ctx.hostNetns, overlayBridge(net.id));
+    // the VXLAN device is deleted outright: a retired one would keep its VNI taken
+    // (the kernel refuses a second device with it, down or not) until reaped
+    await Promise.all([native.deleteLink(this.ctx.hostNetns, overlayVxlan(net.id)), retireDevice(this.ctx, overlayBridge(net.id))]);
   }
 
   async join(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<{ mac?: string }> {
@@ -180,11 +182,15 @@ export class OverlayDriver implements Driver {
     return vethComplete(this.ctx.hostNetns, net, ep, sb);
   }
 
-  async leave(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+  async leave(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
     await this.cluster.store.txn((tx) => tx.del(clusterKeys.peer(net.id, ep.id)));
-    if (ep.hostIfname) await native.detachVeth(this.ctx.hostNetns, ep.hostIfname);
+    await retireVeth(this.ctx, ep, sb);
     const others = this.localEndpoints(net.id).filter((e) => e.id !== ep.id);
     if (others.length === 0) await this.teardown(net);
+  }
+
+  async quiesce(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    await quiesceVeth(this.ctx, ep);
   }
 
   async programExternalConnectivity(net: NetworkRecord, ep: EndpointRecord): Promise<void> {

@@ -15,6 +15,7 @@ import { BLOCK_OPTION, DEFAULT_BLOCK, blockGateway } from '../cluster/route-bloc
 import type { RouteSync } from '../cluster/route-sync.js';
 import { CnmError, invalid } from '../errors.js';
 import { log } from '../log.js';
+import { quiesceVeth, retireDevice, retireVeth } from './retire.js';
 import { native } from '../native.js';
 import { blockView } from '../ipam/block-ipam.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
@@ -130,7 +131,7 @@ export class RoutedDriver implements Driver {
     const block = this.blocks.known(net.id);
     await this.routes.deactivate(net.id);
     if (this.ctx.firewall.enabled && block) await this.ctx.firewall.apply({ removeNetworks: [this.firewallNet(net, block)] });
-    await native.deleteLink(this.ctx.hostNetns, routedBridge(net.id));
+    await retireDevice(this.ctx, routedBridge(net.id));
     if (!released) await this.blocks.release(net.id).catch((e: unknown) => log.warn('giving back the block of a routed network failed (the lease ends it)', { network: net.name, err: e }));
   }
 
@@ -171,15 +172,19 @@ export class RoutedDriver implements Driver {
     return vethComplete(this.ctx.hostNetns, net, ep, sb);
   }
 
-  async leave(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+  async leave(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
     const last = this.localEndpoints(net.id).every((e) => e.id === ep.id);
     // the last endpoint here: its record and the block go in one transaction, while
     // the kernel deletes the veth, so that the other hosts drop the route at once
     const records = last
       ? this.blocks.release(net.id, (tx) => tx.del(clusterKeys.peer(net.id, ep.id))).catch((e: unknown) => log.warn('giving back the block of a routed network failed (the lease ends it)', { network: net.name, err: e }))
       : this.peers.unpublish(net, ep);
-    await Promise.all([records, ep.hostIfname ? native.detachVeth(this.ctx.hostNetns, ep.hostIfname) : undefined]);
+    await Promise.all([records, retireVeth(this.ctx, ep, sb)]);
     if (last) await this.teardown(net, true);
+  }
+
+  async quiesce(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    await quiesceVeth(this.ctx, ep);
   }
 
   private noPorts(net: NetworkRecord): CnmError {

@@ -9,6 +9,7 @@ import type { DefaultPool } from '../ipam/default-pools.js';
 import type { Store } from '../store/store.js';
 import type { Cluster } from '../cluster/cluster.js';
 import type { CommitMarks } from './marks.js';
+import type { Reaper } from '../reaper.js';
 
 /** Daemon-level settings after validation. */
 export interface Settings {
@@ -32,6 +33,8 @@ export interface OpContext {
   readonly settings: Settings;
   /** endpoint commit marks waiting for this process's next transaction */
   readonly marks: CommitMarks;
+  /** deletes retired links (see reaper.ts) off the callers' path */
+  readonly reaper: Reaper;
   /** this host's membership of a cluster (global networks), once joined */
   cluster?: Cluster;
 }

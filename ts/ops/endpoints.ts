@@ -369,6 +369,8 @@ export async function forgetEndpoint(ctx: OpContext, net: NetworkRecord | undefi
   await whileHeld(ctx, [net], async () => {
     await ctx.store.txn((tx) => {
       dropEndpointRecords(tx, ep);
+      // its links, retired by the leave, wait for the reaper
+      ctx.reaper.note(tx);
       if (heir) tx.put(keys.ep(heir.networkId, heir.id), { ...heir, defaultGateway: true });
     });
     await releaseAddresses(ctx, net, ep);

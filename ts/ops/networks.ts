@@ -117,6 +117,8 @@ async function dropNetwork(ctx: OpContext, rec: NetworkRecord, driver: Driver | 
   await fwd.step('drop its records', () =>
     ctx.store.txn((tx) => {
       unreserveNetwork(tx, rec);
+      // its devices, retired by the driver, wait for the reaper
+      ctx.reaper.note(tx);
       // a removal the user asked for (a half-made network rolled back was never reported made)
       if (removed) appendEvent(tx, 'destroy', rec.id, { name: rec.name, type: rec.driver });
     }),

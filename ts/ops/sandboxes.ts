@@ -211,9 +211,13 @@ export async function releaseSandbox(ctx: OpContext, sb: SandboxRecord): Promise
 }
 
 /**
- * The endpoints whose links live in the sandbox alone (macvlan) out before the
- * netns goes: a deleted netns lingers in the kernel for a while with its links
- * up, and such a link would keep answering for its address on the LAN.
+ * Before the netns goes: a deleted netns lingers in the kernel for a while with
+ * its links up, and they would keep answering for their addresses. The endpoints
+ * whose links live in the sandbox alone (macvlan) leave first; the veth ones are
+ * quiesced (their host end down and out of its bridge), which costs well under a
+ * millisecond where deleting the pair costs an RCU wait: the netns delete then
+ * takes the sandbox ends, the reaper what is left. A namespace the sandbox was
+ * given (a runtime's) stays: there every endpoint leaves first.
  */
 async function leaveFirst(ctx: OpContext, sb: SandboxRecord): Promise<void> {
   await Promise.all(
@@ -221,7 +225,9 @@ async function leaveFirst(ctx: OpContext, sb: SandboxRecord): Promise<void> {
       const net = ctx.store.get<NetworkRecord>(keys.net(ep.networkId));
       if (!net) return;
       const driver = await ctx.drivers.resolve(net.driver);
-      if (driver.leavesBeforeNetnsDelete) await driver.leave(net, ep, sb);
+      // a namespace someone else made outlives the sandbox: its links must go now
+      if (driver.leavesBeforeNetnsDelete || sb.external) await driver.leave(net, ep, sb);
+      else await driver.quiesce?.(net, ep, sb);
     }),
   );
 }
@@ -250,6 +256,8 @@ async function dropSandbox(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecor
       ctx.store.txn((tx) => {
         for (const ep of eps) dropEndpointRecords(tx, ep);
         dropSandboxRecords(tx, sb);
+        // its links retired on the way out wait for the reaper
+        if (eps.length > 0) ctx.reaper.note(tx);
       }),
     );
     if (dropped) await Promise.all(eps.map((ep) => releaseAddresses(ctx, nets.get(ep.id), ep)));

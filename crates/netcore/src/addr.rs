@@ -50,7 +50,20 @@ pub fn parse_ip(s: &str) -> Result<IpAddr> {
 /// RTM_NEWADDR for `cidr` on `index`. `nodad` skips IPv6 duplicate address
 /// detection (as libnetwork does for container interfaces).
 pub fn add_message(index: u32, cidr: Cidr, nodad: bool) -> RouteNetlinkMessage {
-    let mut msg = match cidr.ip {
+    let mut msg = address_message(index, cidr);
+    if nodad && cidr.ip.is_ipv6() {
+        msg.header.flags |= AddressHeaderFlags::Nodad;
+    }
+    RouteNetlinkMessage::NewAddress(msg)
+}
+
+/// RTM_DELADDR of `cidr` on `index`.
+pub fn del_message(index: u32, cidr: Cidr) -> RouteNetlinkMessage {
+    RouteNetlinkMessage::DelAddress(address_message(index, cidr))
+}
+
+fn address_message(index: u32, cidr: Cidr) -> AddressMessage {
+    match cidr.ip {
         IpAddr::V4(ip) => AddressMessageBuilder::<Ipv4Addr>::new()
             .index(index)
             .address(ip, cidr.prefix)
@@ -59,11 +72,7 @@ pub fn add_message(index: u32, cidr: Cidr, nodad: bool) -> RouteNetlinkMessage {
             .index(index)
             .address(ip, cidr.prefix)
             .build(),
-    };
-    if nodad && cidr.ip.is_ipv6() {
-        msg.header.flags |= AddressHeaderFlags::Nodad;
     }
-    RouteNetlinkMessage::NewAddress(msg)
 }
 
 /// (ifindex, "addr/prefix") of an address message.

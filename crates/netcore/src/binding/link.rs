@@ -136,6 +136,8 @@ pub struct LinkInfo {
     pub mac: String,
     pub up: bool,
     pub addresses: Vec<String>,
+    /// The link's group: retired links (see retireLink) are in group 0x636e6d67.
+    pub group: u32,
 }
 
 /// One static route for {@link AdoptSpec}: `dst` via `gateway`, or on-link without one.
@@ -280,6 +282,37 @@ pub fn detach_veth(
     promise(env, async move {
         link::detach_veth(host_netns.as_deref(), &host_ifname).await
     })
+}
+
+/// Takes link `ifname` of `netns` out of service at once, without the kernel's
+/// slow deletion: down, out of its bridge, `addresses` (CIDRs; null: every
+/// address it has) removed, renamed to `graveName` when given (its name is then
+/// free), and put in the group `reapLinks` deletes. Resolves false when there is
+/// no such link.
+#[napi(ts_return_type = "Promise<boolean>")]
+pub fn retire_link(
+    env: &Env,
+    netns: Option<String>,
+    ifname: String,
+    grave_name: Option<String>,
+    addresses: Option<Vec<String>>,
+) -> napi::Result<PromiseRaw<'_, bool>> {
+    promise(env, async move {
+        link::retire(
+            netns.as_deref(),
+            &ifname,
+            grave_name.as_deref(),
+            addresses.as_deref(),
+        )
+        .await
+    })
+}
+
+/// Deletes every retired link of `netns` (a veth pair goes whole) in one
+/// request, on a socket of its own: one wait in the kernel for all of them.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn reap_links(env: &Env, netns: Option<String>) -> napi::Result<PromiseRaw<'_, ()>> {
+    promise(env, async move { link::reap(netns.as_deref()).await })
 }
 
 #[napi(ts_return_type = "Promise<LinkInfo[]>")]

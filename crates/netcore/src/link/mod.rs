@@ -9,6 +9,7 @@
 mod adopt;
 mod bridge;
 mod macvlan;
+mod retire;
 mod veth;
 mod vlan;
 mod vxlan;
@@ -26,6 +27,7 @@ use crate::{netns, nl};
 pub use adopt::{adopt_link, AdoptResult, AdoptSpec, StaticRoute};
 pub use bridge::{ensure_bridge, BridgeResult, BridgeSpec};
 pub use macvlan::{attach_macvlan, MacvlanResult, MacvlanSpec};
+pub use retire::{reap, retire, GRAVE_GROUP};
 pub use veth::{attach_veth, detach_veth, VethResult, VethSpec};
 pub use vlan::{ensure_vlan, VlanResult, VlanSpec};
 pub use vxlan::{ensure_vxlan, VxlanResult, VxlanSpec, VXLAN_PORT};
@@ -97,6 +99,8 @@ pub struct LinkDetails {
     pub mac: String,
     pub up: bool,
     pub addresses: Vec<String>,
+    /// The link's group (retired links are in `GRAVE_GROUP`).
+    pub group: u32,
 }
 
 /// The kind-specific attributes (IFLA_INFO_DATA) of a link, as the kernel reports them.
@@ -122,6 +126,7 @@ pub fn details(msg: &LinkMessage) -> LinkDetails {
             LinkAttribute::Mtu(m) => d.mtu = *m,
             LinkAttribute::Address(a) => d.mac = format_mac(a),
             LinkAttribute::Controller(m) if *m != 0 => d.master = Some(*m),
+            LinkAttribute::Group(g) => d.group = *g,
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     if let LinkInfo::Kind(kind) = info {

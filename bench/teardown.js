@@ -1,0 +1,76 @@
+// The `teardown` section (`--teardown-n N`, default 1000): on a host netns of
+// its own, N sandboxes (each on an internal seed network, eth0) attach to one
+// network (eth1). Reported: the attach p50 of the first 10 beside the last 10
+// (flat at scale), detach / sandbox rm / network rm as the caller sees them,
+// and the burst: N detaches at once, the time until they all returned and until
+// the kernel holds no retired device (the reaper's drain).
+import { NetworkController, native } from '../dist/index.js';
+import { GRAVE_GROUP } from '../dist/reaper.js';
+
+const now = () => performance.now();
+async function time(fn) {
+  const t = now();
+  await fn();
+  return now() - t;
+}
+
+async function drain(host) {
+  for (;;) {
+    const left = (await native.listLinks(host)).filter((l) => l.group === GRAVE_GROUP).length;
+    if (left === 0) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+export async function teardownBench({ tag, stateDir, rows, summarize, n = 1000 }) {
+  const host = `${tag}-tdh`;
+  await native.netnsCreate(host);
+  const ctl = await NetworkController.open({ hostNetns: host, stateDir: `${stateDir}/teardown` });
+  const names = Array.from({ length: n }, (_, i) => `${tag}-td${i}`);
+  try {
+    await ctl.ready();
+    await ctl.createNetwork({ name: 'tdseed', internal: true, ipam: [{ subnet: '10.180.0.0/16' }] });
+    await ctl.createNetwork({ name: 'tdnet', ipam: [{ subnet: '10.181.0.0/16' }] });
+    for (const s of names) await ctl.createSandbox({ name: s, net: 'tdseed' });
+    const attach = [];
+    for (const s of names) attach.push(await time(() => ctl.connect('tdnet', s)));
+    const first = summarize(`[teardown] attach, endpoints 1-10 of ${n} on the network`, attach.slice(0, 10));
+    const last = summarize(`[teardown] attach, endpoints ${n - 9}-${n} of ${n} on the network`, attach.slice(-10));
+    last.target = `${(last.p50 / first.p50).toFixed(2)}x the first 10 (target <= 1.3x)`;
+    rows.push(first, last);
+    rows.push(summarize(`[teardown] attach, all ${n}`, attach, { target: '<= 1.5 ms p50 (masquerade on)' }));
+
+    // one at a time: what a caller waits for
+    const k = Math.min(100, n);
+    const detach = [];
+    for (const s of names.slice(0, k)) detach.push(await time(() => ctl.disconnect('tdnet', s)));
+    rows.push(summarize(`[teardown] detach (one at a time, N=${n})`, detach, { target: '<= 2 ms p50' }));
+    await drain(host);
+    // the burst: every other endpoint at once
+    const rest = names.slice(k);
+    const t0 = now();
+    await Promise.all(rest.map((s) => ctl.disconnect('tdnet', s)));
+    const returned = now() - t0;
+    await drain(host);
+    const drained = now() - t0;
+    rows.push({ name: `[teardown] burst of ${rest.length} detaches at once: all returned`, n: 1, p50: returned, p90: returned, p99: returned, max: returned });
+    rows.push({ name: `[teardown] burst of ${rest.length} detaches: no retired device left`, n: 1, p50: drained, p90: drained, p99: drained, max: drained, target: 'bounded (report)' });
+
+    const sbRm = [];
+    for (const s of names.slice(0, k)) sbRm.push(await time(() => ctl.removeSandbox(s)));
+    rows.push(summarize(`[teardown] sandbox rm (one endpoint, N=${n})`, sbRm, { target: '<= 2 ms p50' }));
+    for (const s of names.slice(k)) await ctl.removeSandbox(s);
+
+    const netRm = [];
+    for (let i = 0; i < 30; i++) await ctl.createNetwork({ name: `tdrm${i}`, ipam: [{ subnet: `10.182.${i}.0/24` }] });
+    for (let i = 0; i < 30; i++) netRm.push(await time(() => ctl.removeNetwork(`tdrm${i}`)));
+    rows.push(summarize('[teardown] network rm', netRm, { target: '<= 3 ms p50' }));
+    const t1 = now();
+    await drain(host);
+    await drain(host);
+    rows.push({ name: '[teardown] after the last rm: no retired device left', n: 1, p50: now() - t1, p90: now() - t1, p99: now() - t1, max: now() - t1 });
+  } finally {
+    await ctl.close();
+    await native.netnsDeleteMany([...names, host]).catch(() => undefined);
+  }
+}

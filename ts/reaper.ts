@@ -1,0 +1,112 @@
+/**
+ * Retired links, deleted in bulk off the caller's path.
+ *
+ * Deleting a veth pair or a bridge makes the kernel wait for RCU (16–25 ms each,
+ * one after the other). A detach, sandbox rm or network rm instead retires the
+ * links (netcore `retireLink`: down, out of their bridge, addresses removed,
+ * renamed off their names, in the grave group) in well under a millisecond, and
+ * this reaper deletes every retired link of the host netns in one request a
+ * moment later, on a socket of its own (`reapLinks`: one wait for all of them),
+ * so a burst of removals costs one wait.
+ *
+ * The commit of each removal writes this process's grave key; the reaper deletes
+ * it once it has reaped. A process that dies in between leaves the key with a
+ * dead owner, which makes the next command reconcile, and reconcile reaps.
+ */
+import { log } from './log.js';
+import { native } from './native.js';
+import { type Owner, currentOwner } from './owner.js';
+import type { StoreTxn } from './store/store.js';
+
+/** How long retires gather before a reap (a burst goes as one). */
+const GATHER_MS = 5;
+/** The group netcore puts retired links in ("cnmg"). */
+export const GRAVE_GROUP = 0x636e6d67;
+export const GRAVE_PREFIX = 'grave/';
+
+export interface GraveRecord {
+  owner: Owner;
+}
+
+export class Reaper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private noted = false;
+
+  /** @param write runs a transaction of this process's store */
+  constructor(
+    private readonly hostNetns: string | null,
+    private readonly write: (fn: (tx: StoreTxn) => void) => Promise<void>,
+  ) {}
+
+  /** This process's grave key. */
+  static key(owner: Owner = currentOwner()): string {
+    return `${GRAVE_PREFIX}${owner.pid}-${owner.start}`;
+  }
+
+  /**
+   * Inside the commit of an operation that retired links: they wait for this
+   * process's reap, which runs a moment after (the commit is synchronous).
+   */
+  note(tx: StoreTxn): void {
+    tx.put(Reaper.key(), { owner: currentOwner() } satisfies GraveRecord);
+    this.noted = true;
+    this.schedule();
+  }
+
+  /** Reap soon: retires of a burst go together. */
+  schedule(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.timer ??= setTimeout(() => void this.start(), GATHER_MS).unref();
+  }
+
+  private start(): Promise<void> {
+    this.timer = undefined;
+    this.running ??= this.run().finally(() => {
+      this.running = undefined;
+      if (this.again) this.schedule();
+    });
+    return this.running;
+  }
+
+  private async run(): Promise<void> {
+    this.again = false;
+    const noted = this.noted;
+    this.noted = false;
+    try {
+      await native.reapLinks(this.hostNetns);
+    } catch (e) {
+      // left in the grave group, with the key: the next reap or reconcile deletes them
+      log.warn('deleting retired links failed; they stay down and out of use until the next reap', { netns: this.hostNetns, err: e });
+      this.noted ||= noted;
+      return;
+    }
+    // links retired meanwhile keep the key for the next round
+    if (noted && !this.again && !this.noted) {
+      await this.write((tx) => tx.del(Reaper.key())).catch((e: unknown) => log.warn('clearing the grave key failed; the next reconcile does', { err: e }));
+    }
+  }
+
+  /** Reap now what waits (close): resolves once done. */
+  async flush(): Promise<void> {
+    while (this.timer || this.running) {
+      if (this.running) {
+        await this.running;
+      } else {
+        clearTimeout(this.timer);
+        await this.start();
+      }
+    }
+  }
+}
+
+/** A name for a retired link: unique in its netns, 15 bytes at most. */
+export function graveName(): string {
+  return `cnmg${Math.floor(Math.random() * 0xffffffffff)
+    .toString(16)
+    .padStart(10, '0')}`;
+}
