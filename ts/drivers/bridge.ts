@@ -136,8 +136,8 @@ export class BridgeDriver implements Driver {
     await retireVeth(this.ctx, ep, sb);
   }
 
-  async quiesce(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    await quiesceVeth(this.ctx, ep);
+  async quiesce(_net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
+    await quiesceVeth(this.ctx, ep, sb);
   }
 
   repair(input: RepairInput): Promise<RepairResult> {

@@ -189,8 +189,8 @@ export class OverlayDriver implements Driver {
     if (others.length === 0) await this.teardown(net);
   }
 
-  async quiesce(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    await quiesceVeth(this.ctx, ep);
+  async quiesce(_net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
+    await quiesceVeth(this.ctx, ep, sb);
   }
 
   async programExternalConnectivity(net: NetworkRecord, ep: EndpointRecord): Promise<void> {

@@ -18,34 +18,44 @@ function sandboxGone(e: unknown): boolean {
 }
 
 /**
- * An endpoint's veth pair out of service: the host end down and out of its
- * bridge (no frame passes), the sandbox end down with its addresses removed and
- * renamed, so that its name and addresses are free for the next attach at once.
+ * An endpoint's veth pair out of service. The sandbox end goes down (nothing
+ * passes either way: a veth whose peer is down drops what it is sent), loses
+ * its addresses and is renamed, so that its name and addresses are free for the
+ * next attach at once. The host end only joins the grave group: it stays a port
+ * of its bridge, without carrier, until the reap, because taking a port out of
+ * a bridge (or setting it down) costs as much as the bridge has ports.
  */
 export async function retireVeth(ctx: Ctx, ep: EndpointRecord, sb: Pick<SandboxRecord, 'netns'>): Promise<void> {
   try {
     await Promise.all([
-      ep.hostIfname ? native.retireLink(ctx.hostNetns, ep.hostIfname, null, []) : undefined,
-      sb.netns && ep.ifname ? native.retireLink(sb.netns, ep.ifname, graveName(), interfaceAddresses(ep)).catch(sandboxGone) : undefined,
+      ep.hostIfname ? native.retireLink(ctx.hostNetns, ep.hostIfname, { down: false }) : undefined,
+      sb.netns && ep.ifname ? native.retireLink(sb.netns, ep.ifname, { graveName: graveName(), addresses: interfaceAddresses(ep), grave: false }).catch(sandboxGone) : undefined,
     ]);
   } finally {
     ctx.reaper.schedule();
   }
 }
 
-/** Only the host end (sandbox rm, before its netns is deleted): no frame passes from the dying netns. */
-export async function quiesceVeth(ctx: Ctx, ep: EndpointRecord): Promise<void> {
+/**
+ * Before sandbox rm deletes the netns: its end down (a deleted netns lingers in
+ * the kernel a while, and would answer for its addresses), the host end in the
+ * grave group; the netns delete takes the rest.
+ */
+export async function quiesceVeth(ctx: Ctx, ep: EndpointRecord, sb: Pick<SandboxRecord, 'netns'>): Promise<void> {
   try {
-    if (ep.hostIfname) await native.retireLink(ctx.hostNetns, ep.hostIfname, null, []);
+    await Promise.all([
+      ep.hostIfname ? native.retireLink(ctx.hostNetns, ep.hostIfname, { down: false }) : undefined,
+      sb.netns && ep.ifname ? native.retireLink(sb.netns, ep.ifname, { grave: false }).catch(sandboxGone) : undefined,
+    ]);
   } finally {
     ctx.reaper.schedule();
   }
 }
 
-/** A device of the host (a bridge, a VXLAN device) out of service: down, no address, renamed. */
+/** A device of the host (a bridge with no port left) out of service: down, no address, renamed. */
 export async function retireDevice(ctx: Ctx, name: string): Promise<void> {
   try {
-    await native.retireLink(ctx.hostNetns, name, graveName(), null);
+    await native.retireLink(ctx.hostNetns, name, { graveName: graveName(), allAddresses: true });
   } finally {
     ctx.reaper.schedule();
   }

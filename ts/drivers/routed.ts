@@ -183,8 +183,8 @@ export class RoutedDriver implements Driver {
     if (last) await this.teardown(net, true);
   }
 
-  async quiesce(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    await quiesceVeth(this.ctx, ep);
+  async quiesce(_net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
+    await quiesceVeth(this.ctx, ep, sb);
   }
 
   private noPorts(net: NetworkRecord): CnmError {

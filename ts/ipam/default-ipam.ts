@@ -4,6 +4,7 @@
  * addresses come from the bitmap allocator, which keeps one store record per
  * address and binds it inside the transaction that records the endpoint.
  */
+import type { StoreTxn } from '../store/store.js';
 import { CnmError } from '../errors.js';
 import type { Store, StoreReader } from '../store/store.js';
 import type { NetworkRecord } from '../types.js';
@@ -51,7 +52,11 @@ export class DefaultIpam implements Ipam {
 
   async releaseAddress(net: NetworkRecord, address: string): Promise<void> {
     if (!address) return;
-    await this.store.txn((tx) => this.allocator.release(tx, net, address));
+    await this.store.txn((tx) => this.releaseAddressIn(tx, net, address));
+  }
+
+  releaseAddressIn(tx: StoreTxn, net: NetworkRecord, address: string): void {
+    if (address) this.allocator.release(tx, net, address);
   }
 
   /**

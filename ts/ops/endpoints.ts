@@ -365,6 +365,7 @@ export function dropEndpointRecords(tx: StoreTxn, ep: EndpointRecord): void {
  * give its addresses back to the network's IPAM.
  */
 export async function forgetEndpoint(ctx: OpContext, net: NetworkRecord | undefined, ep: EndpointRecord, heir?: EndpointRecord): Promise<void> {
+  const inTxn = await releaserIn(ctx, net);
   // this host's last endpoint on a global network: its copy goes after
   await whileHeld(ctx, [net], async () => {
     await ctx.store.txn((tx) => {
@@ -372,9 +373,32 @@ export async function forgetEndpoint(ctx: OpContext, net: NetworkRecord | undefi
       // its links, retired by the leave, wait for the reaper
       ctx.reaper.note(tx);
       if (heir) tx.put(keys.ep(heir.networkId, heir.id), { ...heir, defaultGateway: true });
+      inTxn?.(tx, ep);
     });
-    await releaseAddresses(ctx, net, ep);
+    if (!inTxn) await releaseAddresses(ctx, net, ep);
   });
+}
+
+/**
+ * Where the network's IPAM keeps its allocations in the local store, the release
+ * of an endpoint's addresses to run inside the transaction that drops it.
+ */
+export async function releaserIn(ctx: OpContext, net: NetworkRecord | undefined): Promise<((tx: StoreTxn, ep: Pick<EndpointRecord, 'ipv4' | 'ipv6'>) => void) | undefined> {
+  if (!net || !(await ctx.drivers.resolve(net.driver)).usesIpam) return undefined;
+  const ipam = await ctx.drivers.ipamOf(net).catch(() => undefined);
+  const release = ipam?.releaseAddressIn?.bind(ipam);
+  if (!release) return undefined;
+  return (tx, ep) => {
+    for (const address of [ep.ipv4, ep.ipv6]) {
+      if (!address) continue;
+      try {
+        release(tx, net, address);
+      } catch (e) {
+        // best effort, as after the commit: reconcile frees what is left
+        log.warn('giving an address back to IPAM failed', { network: net.name, address, err: e });
+      }
+    }
+  };
 }
 
 /**

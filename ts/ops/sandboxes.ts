@@ -19,7 +19,7 @@ import type { StoreTxn } from '../store/store.js';
 import type { EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord } from '../types.js';
 import { checkName, newId } from '../validate.js';
 import type { OpContext } from './context.js';
-import { type InternalConnect, dropEndpointRecords, forgetEndpoint, markActive, planEndpoint, programEndpoint, releaseAddresses } from './endpoints.js';
+import { type InternalConnect, dropEndpointRecords, forgetEndpoint, markActive, planEndpoint, programEndpoint, releaseAddresses, releaserIn } from './endpoints.js';
 import { Forward, Undo } from './undo.js';
 import { checkSandboxDns } from '../dns/settings.js';
 import { removeFilesOf, writeFilesOf } from './sandbox-files.js';
@@ -214,7 +214,7 @@ export async function releaseSandbox(ctx: OpContext, sb: SandboxRecord): Promise
  * Before the netns goes: a deleted netns lingers in the kernel for a while with
  * its links up, and they would keep answering for their addresses. The endpoints
  * whose links live in the sandbox alone (macvlan) leave first; the veth ones are
- * quiesced (their host end down and out of its bridge), which costs well under a
+ * quiesced (their sandbox end down), which costs well under a
  * millisecond where deleting the pair costs an RCU wait: the netns delete then
  * takes the sandbox ends, the reaper what is left. A namespace the sandbox was
  * given (a runtime's) stays: there every endpoint leaves first.
@@ -250,17 +250,22 @@ async function leaveAll(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecord[]
 /** The records of the sandbox and its endpoints in one transaction, then the addresses go back. */
 async function dropSandbox(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecord[], fwd: Forward): Promise<void> {
   const nets = new Map(eps.map((ep) => [ep.id, ctx.store.get<NetworkRecord>(keys.net(ep.networkId))]));
+  // addresses kept in the local store go back in the commit that drops the records
+  const inTxn = new Map(await Promise.all(eps.map(async (ep) => [ep.id, await releaserIn(ctx, nets.get(ep.id))] as const)));
   // this host's last endpoint on a global network: its copy goes after, and the host stops following it
   await whileHeld(ctx, [...nets.values()], async () => {
     const dropped = await fwd.step('drop the records', () =>
       ctx.store.txn((tx) => {
-        for (const ep of eps) dropEndpointRecords(tx, ep);
+        for (const ep of eps) {
+          dropEndpointRecords(tx, ep);
+          inTxn.get(ep.id)?.(tx, ep);
+        }
         dropSandboxRecords(tx, sb);
         // its links retired on the way out wait for the reaper
         if (eps.length > 0) ctx.reaper.note(tx);
       }),
     );
-    if (dropped) await Promise.all(eps.map((ep) => releaseAddresses(ctx, nets.get(ep.id), ep)));
+    if (dropped) await Promise.all(eps.filter((ep) => !inTxn.get(ep.id)).map((ep) => releaseAddresses(ctx, nets.get(ep.id), ep)));
   });
 }
 

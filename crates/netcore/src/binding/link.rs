@@ -284,27 +284,46 @@ pub fn detach_veth(
     })
 }
 
+/// How {@link retireLink} takes a link out of service.
+#[napi(object)]
+pub struct RetireSpec {
+    /// rename it to this: its name is free at once
+    pub grave_name: Option<String>,
+    /// addresses (CIDR) to remove
+    pub addresses: Option<Vec<String>>,
+    /// remove every address it has (a dump first)
+    pub all_addresses: Option<bool>,
+    /// set it down (default true)
+    pub down: Option<bool>,
+    /// take it out of its bridge (default false: that costs as much as the bridge has ports)
+    pub nomaster: Option<bool>,
+    /// put it in the group reapLinks deletes (default true)
+    pub grave: Option<bool>,
+}
+
 /// Takes link `ifname` of `netns` out of service at once, without the kernel's
-/// slow deletion: down, out of its bridge, `addresses` (CIDRs; null: every
-/// address it has) removed, renamed to `graveName` when given (its name is then
-/// free), and put in the group `reapLinks` deletes. Resolves false when there is
-/// no such link.
+/// slow deletion, as `how` says; by default down and in the group `reapLinks`
+/// deletes. Resolves false when there is no such link.
 #[napi(ts_return_type = "Promise<boolean>")]
 pub fn retire_link(
     env: &Env,
     netns: Option<String>,
     ifname: String,
-    grave_name: Option<String>,
-    addresses: Option<Vec<String>>,
+    how: RetireSpec,
 ) -> napi::Result<PromiseRaw<'_, bool>> {
     promise(env, async move {
-        link::retire(
-            netns.as_deref(),
-            &ifname,
-            grave_name.as_deref(),
-            addresses.as_deref(),
-        )
-        .await
+        let how = link::Retire {
+            grave_name: how.grave_name,
+            addresses: if how.all_addresses == Some(true) {
+                None
+            } else {
+                Some(how.addresses.unwrap_or_default())
+            },
+            down: how.down.unwrap_or(true),
+            nomaster: how.nomaster.unwrap_or(false),
+            grave: how.grave.unwrap_or(true),
+        };
+        link::retire(netns.as_deref(), &ifname, &how).await
     })
 }
 

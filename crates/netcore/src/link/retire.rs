@@ -3,11 +3,11 @@
 //! Deleting a veth pair or a bridge waits for RCU in the kernel: about
 //! 16–25 ms each, one after the other, during which the netns's netlink
 //! socket answers nothing else. A link is retired instead, in well under a
-//! millisecond: set down (no traffic, its routes gone), taken out of its
-//! bridge, its addresses removed, renamed off its name when that name must be
-//! free at once, and put in the grave group. `reap` later deletes every link
-//! of the grave group of a netns in one request, on a socket and thread of
-//! its own: one wait for all of them.
+//! millisecond: set down (no traffic, its routes gone), its addresses
+//! removed, renamed off its name when that name must be free at once, and put
+//! in the grave group. `reap` later deletes every link of the grave group of
+//! a netns in one request, on a socket and thread of its own: one wait for
+//! all of them.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -25,24 +25,34 @@ use crate::{netns, nl};
 /// links are in group 0 unless someone sets one.
 pub const GRAVE_GROUP: u32 = 0x636e_6d67;
 
-/// Retires link `ifname` of `netns`: down, out of its bridge, `addresses`
-/// removed (None: every address it has), in the grave group, and renamed to
-/// `grave_name` when given. Ok(false) when there is no such link (gone
-/// already).
-pub async fn retire(
-    netns: Option<&str>,
-    ifname: &str,
-    grave_name: Option<&str>,
-    addresses: Option<&[String]>,
-) -> Result<bool> {
+/// What retiring a link does to it.
+#[derive(Debug, Clone, Default)]
+pub struct Retire {
+    /// Rename it to this, so that its name is free at once.
+    pub grave_name: Option<String>,
+    /// Addresses to remove (None: every address it has).
+    pub addresses: Option<Vec<String>>,
+    /// Set it down: nothing passes through it (nor through its veth peer).
+    pub down: bool,
+    /// Take it out of its bridge. Costs grow with the bridge's ports (the
+    /// bridge walks them and its forwarding table), so the host end of a
+    /// veth stays a port, its peer down, until the reap removes it.
+    pub nomaster: bool,
+    /// Put it in the grave group, which `reap` deletes.
+    pub grave: bool,
+}
+
+/// Retires link `ifname` of `netns` as `how` says. Ok(false) when there is no
+/// such link (gone already).
+pub async fn retire(netns: Option<&str>, ifname: &str, how: &Retire) -> Result<bool> {
     let ctx = || format!("retire link {ifname} in netns {}", ns_label(netns));
     let cidrs = (|| {
         validate_netns(netns)?;
         validate_ifname(ifname)?;
-        if let Some(g) = grave_name {
+        if let Some(g) = &how.grave_name {
             validate_ifname(g)?;
         }
-        addresses.map(addr::parse_all).transpose()
+        how.addresses.as_deref().map(addr::parse_all).transpose()
     })()
     .map_err(|e| e.context(ctx()).netns(netns))?;
     let handle = netns::handle(netns).await?;
@@ -72,27 +82,36 @@ pub async fn retire(
     // sent back to back on one socket, so they run in this order: down (a link
     // renamed must be down) and out of its bridge, renamed, its addresses
     // removed, and only then in the grave group, where a reap may take it
-    let mut down = LinkUnspec::new_with_index(index).down().build();
-    down.attributes.push(LinkAttribute::Controller(0));
-    let down = nl::send(&handle, RouteNetlinkMessage::SetLink(down), nl::ACK);
-    let rename = grave_name.map(|g| {
-        let msg = LinkUnspec::new_with_index(index)
-            .name(g.to_string())
-            .build();
+    let mut first = LinkUnspec::new_with_index(index);
+    if how.down {
+        first = first.down();
+    }
+    let mut first = first.build();
+    if how.nomaster {
+        first.attributes.push(LinkAttribute::Controller(0));
+    }
+    let first = (how.down || how.nomaster)
+        .then(|| nl::send(&handle, RouteNetlinkMessage::SetLink(first), nl::ACK));
+    let rename = how.grave_name.as_ref().map(|g| {
+        let msg = LinkUnspec::new_with_index(index).name(g.clone()).build();
         nl::send(&handle, RouteNetlinkMessage::SetLink(msg), nl::ACK)
     });
     let dels: Vec<_> = cidrs
         .iter()
         .map(|c| nl::send(&handle, addr::del_message(index, *c), nl::ACK))
         .collect();
-    let mut grave = LinkUnspec::new_with_index(index).build();
-    grave.attributes.push(LinkAttribute::Group(GRAVE_GROUP));
-    let grave = nl::send(&handle, RouteNetlinkMessage::SetLink(grave), nl::ACK);
+    let grave = how.grave.then(|| {
+        let mut msg = LinkUnspec::new_with_index(index).build();
+        msg.attributes.push(LinkAttribute::Group(GRAVE_GROUP));
+        nl::send(&handle, RouteNetlinkMessage::SetLink(msg), nl::ACK)
+    });
     // ENODEV from here on: someone deleted it meanwhile, which is what retiring is for
-    match down.await {
-        Ok(_) => {}
-        Err(libc::ENODEV) => return Ok(false),
-        Err(e) => return Err(fail(e, "set it down")),
+    if let Some(f) = first {
+        match f.await {
+            Ok(_) => {}
+            Err(libc::ENODEV) => return Ok(false),
+            Err(e) => return Err(fail(e, "set it down")),
+        }
     }
     if let Some(r) = rename {
         match r.await {
@@ -107,9 +126,11 @@ pub async fn retire(
             Err(e) => return Err(fail(e, &format!("remove address {cidr}"))),
         }
     }
-    match grave.await {
-        Ok(_) | Err(libc::ENODEV) => {}
-        Err(e) => return Err(fail(e, "put it in the grave group")),
+    if let Some(g) = grave {
+        match g.await {
+            Ok(_) | Err(libc::ENODEV) => {}
+            Err(e) => return Err(fail(e, "put it in the grave group")),
+        }
     }
     Ok(true)
 }
