@@ -29,7 +29,7 @@ import { checkOptions } from './ops/options.js';
 import { DEFAULT_BRIDGE_DEVICE, ensurePredefined } from './ops/predefined.js';
 import { createSandbox, removeSandbox } from './ops/sandboxes.js';
 import type { ConnectOptions, ControllerOptions, NetworkCreateOptions, SandboxCreateOptions } from './options.js';
-import { allNetworks, allSandboxes, endpointsOfNetwork, endpointsOfSandbox, findSandbox } from './records.js';
+import { allNetworks, allSandboxes, endpointsOfNetwork, endpointsOfSandbox, findSandbox, indexSandboxUsers, keys } from './records.js';
 import { Cluster, type PeerRecord, clusterKeys } from './cluster/cluster.js';
 import { PeerRecordHooks } from './cluster/peer-hooks.js';
 import { PeerSync, kernelPeers } from './cluster/peer-sync.js';
@@ -156,6 +156,7 @@ export class NetworkController {
       throw e;
     }
     await this.store.replace(() => LmdbStore.open(this.hostDir));
+    if (this.store.get(keys.sbUserIndex) === undefined) await this.store.txn((tx) => indexSandboxUsers(tx));
     await prepareHost(this.ctx, this.opts.portRange !== undefined);
     if (this.opts.clusterStore !== undefined) await this.joinCluster();
     if (this.opts.reconcileOnOpen !== false && (this.opts.reconcileOnOpen !== 'when-needed' || (await needsReconcile(this.ctx)))) {

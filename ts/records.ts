@@ -15,6 +15,11 @@ export const keys = {
   netEps: (netId: string) => `ep/${netId}/`,
   sbEp: (sbId: string, epId: string) => `sbep/${sbId}/${epId}`,
   sbEps: (sbId: string) => `sbep/${sbId}/`,
+  /** a sandbox sharing another's netns (container:X), under the one it shares */
+  sbUser: (targetId: string, userId: string) => `sbuser/${targetId}/${userId}`,
+  sbUsers: (targetId: string) => `sbuser/${targetId}/`,
+  /** set once the sbuser/ index covers every sandbox (stores made before it had none) */
+  sbUserIndex: 'meta/sbuser-index',
 };
 
 type Reader = Pick<StoreTxn, 'get' | 'range'>;
@@ -25,6 +30,26 @@ export function allNetworks(r: Reader): NetworkRecord[] {
 
 export function allSandboxes(r: Reader): SandboxRecord[] {
   return r.range<SandboxRecord>('sb/').map(([, v]) => v);
+}
+
+/**
+ * The sandboxes sharing `sb`'s netns (container:NAME), from their index: a
+ * removal then reads a few keys, not every sandbox. A store made before the
+ * index existed is read in full until its first set-up builds it.
+ */
+export function sandboxUsers(r: Reader, sbId: string): SandboxRecord[] {
+  if (r.get(keys.sbUserIndex) === undefined) return allSandboxes(r).filter((s) => s.sharedWith === sbId);
+  return r
+    .range<string>(keys.sbUsers(sbId))
+    .map(([, id]) => r.get<SandboxRecord>(keys.sb(id)))
+    .filter((s): s is SandboxRecord => s !== undefined);
+}
+
+/** Build the sbuser/ index of a store made before it (once; inside the caller's transaction). */
+export function indexSandboxUsers(tx: StoreTxn): void {
+  if (tx.get(keys.sbUserIndex) !== undefined) return;
+  for (const s of allSandboxes(tx)) if (s.sharedWith) tx.put(keys.sbUser(s.sharedWith, s.id), s.id);
+  tx.put(keys.sbUserIndex, 1);
 }
 
 export function endpointsOfNetwork(r: Reader, netId: string): EndpointRecord[] {

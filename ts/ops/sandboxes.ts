@@ -12,7 +12,7 @@ import { log } from '../log.js';
 import { native } from '../native.js';
 import type { SandboxCreateOptions } from '../options.js';
 import { currentOwner } from '../owner.js';
-import { allSandboxes, endpointsOfSandbox, findSandbox, keys } from '../records.js';
+import { endpointsOfSandbox, findSandbox, keys, sandboxUsers } from '../records.js';
 import { needsGatewayBridge, attachGatewayBridge } from './gateway-bridge.js';
 import { ensureLocalCopy, findAnyNetwork, whileHeld } from './global-networks.js';
 import type { StoreTxn } from '../store/store.js';
@@ -87,6 +87,7 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
         }
         tx.put(keys.sb(sb.id), sb);
         tx.put(keys.sbName(sb.name), sb.id);
+        if (sb.sharedWith) tx.put(keys.sbUser(sb.sharedWith, sb.id), sb.id);
         reserveLinks(tx, sb.id, links);
         plan?.reserve(tx);
       });
@@ -161,7 +162,7 @@ async function makeNetns(ctx: OpContext, sb: SandboxRecord, shared: SandboxRecor
 /** Remove a sandbox: its netns, its endpoints and their addresses. */
 export async function removeSandbox(ctx: OpContext, ref: string): Promise<void> {
   const sb = findSandbox(ctx.store, ref);
-  const users = allSandboxes(ctx.store).filter((s) => s.sharedWith === sb.id);
+  const users = sandboxUsers(ctx.store, sb.id);
   if (users.length > 0) {
     throw new CnmError('ERR_SANDBOX_IN_USE', `sandbox ${sb.name} is shared by ${users.map((u) => u.name).join(', ')} (container:${sb.name}); remove those first`, {
       sandbox: sb.name,
@@ -273,6 +274,7 @@ function dropSandboxRecords(tx: StoreTxn, sb: SandboxRecord): void {
   unreserveLinks(tx, sb.id, sb.links ?? []);
   tx.del(keys.sb(sb.id));
   if (tx.get(keys.sbName(sb.name)) === sb.id) tx.del(keys.sbName(sb.name));
+  if (sb.sharedWith) tx.del(keys.sbUser(sb.sharedWith, sb.id));
 }
 
 /** A half-made endpoint of a dead process: out of the kernel (best effort), then forgotten. */
