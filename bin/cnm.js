@@ -5,4 +5,7 @@ import module from 'node:module';
 module.enableCompileCache?.();
 const { main } = await import('../dist/cli-bundle/main.js');
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// the command is done (stdout and stderr are written synchronously to files and
+// pipes on Linux): nothing left in flight may keep the process alive
+process.exit(code);

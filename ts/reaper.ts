@@ -20,6 +20,8 @@ import type { StoreTxn } from './store/store.js';
 
 /** How long retires gather before a reap (a burst goes as one). */
 const GATHER_MS = 5;
+/** How long close() waits for the last reap. */
+const FLUSH_LIMIT_MS = 10_000;
 /** The group netcore puts retired links in ("cnmg"). */
 export const GRAVE_GROUP = 0x636e6d67;
 export const GRAVE_PREFIX = 'grave/';
@@ -91,15 +93,31 @@ export class Reaper {
     }
   }
 
-  /** Reap now what waits (close): resolves once done. */
-  async flush(): Promise<void> {
-    while (this.timer || this.running) {
-      if (this.running) {
-        await this.running;
-      } else {
-        clearTimeout(this.timer);
-        await this.start();
+  /**
+   * Reap now what waits (close): resolves once done, or after `limitMs` with a
+   * warning (the grave key stays: the next reconcile deletes what is left).
+   */
+  async flush(limitMs = FLUSH_LIMIT_MS): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), limitMs).unref();
+    });
+    const drained = (async () => {
+      while (this.timer || this.running) {
+        if (this.running) {
+          await this.running;
+        } else {
+          clearTimeout(this.timer);
+          await this.start();
+        }
       }
+    })();
+    try {
+      if ((await Promise.race([drained, limit])) === 'late') {
+        log.warn(`retired links not deleted after ${limitMs} ms; the next reconcile deletes them`, { netns: this.hostNetns });
+      }
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
