@@ -7,7 +7,8 @@
 // macvlan (the macvlan endpoint beside the veth endpoint: native calls, then controller connects),
 // routed (a routed network across three hosts: attach beside a bridge attach, route convergence),
 // cli (a cnm command's cost as a process beside node -e 0),
-// teardown (attach at scale, detach / sandbox rm / network rm and a burst's drain; `--teardown-n N`).
+// teardown (attach at scale, detach / sandbox rm / network rm and a burst's drain; `--teardown-n N`),
+// peers (the same container sequence through cnm, the CNI plugins and netavark; `--peers-sizes 50,200`).
 // Everything runs inside a host netns of its own; the machine's network is untouched.
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +25,7 @@ import { macvlanBench } from './macvlan.js';
 import { routedBench } from './routed.js';
 import { cliBench } from './cli.js';
 import { teardownBench } from './teardown.js';
+import { peersBench } from './peers.js';
 import { firewallBench } from './firewall.js';
 import { ipamBench } from './ipam.js';
 import { printTable, summarize } from './stats.js';
@@ -38,10 +40,11 @@ const { values, positionals } = parseArgs({
     'scale-hosts': { type: 'string', default: '3,30,100' },
     'dns-sandboxes': { type: 'string', default: '1000' },
     'teardown-n': { type: 'string', default: '1000' },
+    'peers-sizes': { type: 'string', default: '50,200' },
   },
 });
 const sizes = values.sizes.split(',').map(Number);
-const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'dns', 'macvlan', 'routed', 'cli', 'teardown', 'cluster', 'cluster-scale', 'cluster-reference'];
+const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'dns', 'macvlan', 'routed', 'cli', 'teardown', 'peers', 'cluster', 'cluster-scale', 'cluster-reference'];
 for (const p of positionals) if (!sections.includes(p)) throw new Error(`unknown section ${p}; known: ${sections.join(', ')}`);
 // cluster-reference runs only when named: see bench/cluster.js
 const want = (section) => (positionals.length === 0 && section !== 'cluster-reference') || positionals.includes(section);
@@ -159,6 +162,8 @@ try {
   if (want('cli')) await cliBench({ tag, stateDir, rows, summarize });
 
   if (want('teardown')) await teardownBench({ tag, stateDir, rows, summarize, n: Number(values['teardown-n']) });
+
+  if (want('peers')) await peersBench({ tag, stateDir, rows, summarize, sizes: values['peers-sizes'].split(',').map(Number) });
 
   if (want('dns')) await dnsBench({ tag, stateDir, rows, summarize, sandboxes: Number(values['dns-sandboxes']) });
 
