@@ -18,8 +18,14 @@ import { native } from './native.js';
 import { type Owner, currentOwner } from './owner.js';
 import type { StoreTxn } from './store/store.js';
 
-/** How long retires gather before a reap (a burst goes as one). */
-const GATHER_MS = 5;
+/**
+ * A reap waits for this long a quiet spell (no retire), at most MAX_WAIT_MS after
+ * the first retire it covers: deleting a bridge holds the kernel's rtnl lock for
+ * part of its ~40 ms, which the operations of a burst would otherwise queue
+ * behind, one reap after another.
+ */
+const GATHER_MS = 50;
+const MAX_WAIT_MS = 500;
 /** How long close() waits for the last reap. */
 const FLUSH_LIMIT_MS = 10_000;
 /** The group netcore puts retired links in ("cnmg"). */
@@ -32,6 +38,8 @@ export interface GraveRecord {
 
 export class Reaper {
   private timer: NodeJS.Timeout | undefined;
+  /** when the first retire the next reap covers came */
+  private since = 0;
   private running: Promise<void> | undefined;
   private again = false;
   private noted = false;
@@ -63,7 +71,11 @@ export class Reaper {
       this.again = true;
       return;
     }
-    this.timer ??= setTimeout(() => void this.start(), GATHER_MS).unref();
+    const now = Date.now();
+    if (this.timer === undefined) this.since = now;
+    clearTimeout(this.timer);
+    const wait = Math.max(0, Math.min(GATHER_MS, this.since + MAX_WAIT_MS - now));
+    this.timer = setTimeout(() => void this.start(), wait).unref();
   }
 
   private start(): Promise<void> {

@@ -15,6 +15,11 @@ import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.
 
 export { BridgeOptions } from './bridge-options.js';
 
+/** The bridge's own addresses: a gateway per subnet (an isolated family, or IPv4 with inhibit_ipv4, has none). */
+function gatewayAddresses(net: NetworkRecord): string[] {
+  return net.ipam.config.filter((c) => bridgeHasGateway(net, c.subnet.includes(':') ? 6 : 4)).map((c) => `${c.gateway}/${c.subnet.split('/')[1]}`);
+}
+
 export class BridgeDriver implements Driver {
   readonly name = 'bridge';
   readonly usesIpam = true;
@@ -27,7 +32,7 @@ export class BridgeDriver implements Driver {
 
   async createNetwork(net: NetworkRecord): Promise<void> {
     // an isolated family, or IPv4 with inhibit_ipv4, has no address on the bridge
-    const addresses = net.ipam.config.filter((c) => bridgeHasGateway(net, c.subnet.includes(':') ? 6 : 4)).map((c) => `${c.gateway}/${c.subnet.split('/')[1]}`);
+    const addresses = gatewayAddresses(net);
     const gateway4 = net.ipam.config.find((c) => c.subnet.includes('.'))?.gateway ?? '';
     const info = await native.ensureBridge({
       netns: this.ctx.hostNetns,
@@ -69,7 +74,7 @@ export class BridgeDriver implements Driver {
 
   async deleteNetwork(net: NetworkRecord): Promise<void> {
     await this.ctx.firewall.apply({ removeNetworks: [this.ctx.firewall.network(net)] });
-    if (net.bridgeCreated) await retireDevice(this.ctx, net.bridge!);
+    if (net.bridgeCreated) await retireDevice(this.ctx, net.bridge!, gatewayAddresses(net));
   }
 
   /**

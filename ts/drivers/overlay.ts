@@ -108,7 +108,7 @@ export class OverlayDriver implements Driver {
     this.made.forget(net.id);
     // the VXLAN device is deleted outright: a retired one would keep its VNI taken
     // (the kernel refuses a second device with it, down or not) until reaped
-    await Promise.all([native.deleteLink(this.ctx.hostNetns, overlayVxlan(net.id)), retireDevice(this.ctx, overlayBridge(net.id))]);
+    await Promise.all([native.deleteLink(this.ctx.hostNetns, overlayVxlan(net.id)), retireDevice(this.ctx, overlayBridge(net.id), [])]);
   }
 
   async join(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<{ mac?: string }> {

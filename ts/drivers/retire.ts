@@ -52,10 +52,13 @@ export async function quiesceVeth(ctx: Ctx, ep: EndpointRecord, sb: Pick<Sandbox
   }
 }
 
-/** A device of the host (a bridge with no port left) out of service: down, no address, renamed. */
-export async function retireDevice(ctx: Ctx, name: string): Promise<void> {
+/**
+ * A device of the host (a bridge with no port left) out of service: down, its
+ * `addresses` removed (undefined: whatever it has, which costs a dump), renamed.
+ */
+export async function retireDevice(ctx: Ctx, name: string, addresses?: string[]): Promise<void> {
   try {
-    await native.retireLink(ctx.hostNetns, name, { graveName: graveName(), allAddresses: true });
+    await native.retireLink(ctx.hostNetns, name, { graveName: graveName(), addresses, allAddresses: addresses === undefined });
   } finally {
     ctx.reaper.schedule();
   }
