@@ -49,32 +49,62 @@ function check(r, what) {
 
 const ipOf = (base, i) => `${base}.${(i + 2) >> 8}.${(i + 2) & 255}`;
 
+/** The CNI environment of one call. */
+const cniEnv = (cmd, c) => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: `c${c.key}`, CNI_NETNS: `/run/netns/${c.netns}`, CNI_IFNAME: 'eth0', CNI_PATH: CNI });
+
+/** The portmap plugin's configuration for container `c`, chained after the bridge's result. */
+const portmapConf = (c, prevResult) => ({
+  cniVersion: '1.0.0',
+  name: 'pn',
+  type: 'portmap',
+  capabilities: { portMappings: true },
+  runtimeConfig: { portMappings: [{ hostPort: c.port, containerPort: 80, protocol: 'tcp' }] },
+  prevResult,
+});
+
+/** netavark's network options for container `c`. */
+const netavarkOptions = (c) => ({
+  container_id: String(c.key).padStart(64, '0'),
+  container_name: `c${c.key}`,
+  networks: { pn: { interface_name: 'eth0', static_ips: [ipOf('10.235', c.i)] } },
+  network_info: {
+    pn: {
+      name: 'pn',
+      id: 'ab'.repeat(32),
+      driver: 'bridge',
+      network_interface: 'podman9',
+      subnets: [{ subnet: '10.235.0.0/16', gateway: '10.235.0.1' }],
+      ipv6_enabled: false,
+      internal: false,
+      dns_enabled: false,
+    },
+  },
+  port_mappings: c.port ? [{ host_ip: '', container_port: 80, host_port: c.port, range: 1, protocol: 'tcp' }] : [],
+});
+
+async function time(fn) {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
 function cniPeer(worker, dir) {
   const bridge = { cniVersion: '1.0.0', name: 'pn', type: 'bridge', bridge: 'cni0', isGateway: true, ipMasq: true, ipam: { type: 'host-local', subnet: '10.234.0.0/16', dataDir: join(dir, 'ipam') } };
   const results = new Map();
-  const env = (cmd, c) => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: `c${c.key}`, CNI_NETNS: `/run/netns/${c.netns}`, CNI_IFNAME: 'eth0', CNI_PATH: CNI });
-  const portmap = (c, prevResult) => ({
-    cniVersion: '1.0.0',
-    name: 'pn',
-    type: 'portmap',
-    capabilities: { portMappings: true },
-    runtimeConfig: { portMappings: [{ hostPort: c.port, containerPort: 80, protocol: 'tcp' }] },
-    prevResult,
-  });
   const del = async (c) => {
     let ms = 0;
-    if (c.port) ms += check(await worker.run({ program: `${CNI}/portmap`, env: env('DEL', c), stdin: JSON.stringify(portmap(c, results.get(c.key))) }), 'portmap DEL').ms;
-    ms += check(await worker.run({ program: `${CNI}/bridge`, env: env('DEL', c), stdin: JSON.stringify(bridge) }), 'bridge DEL').ms;
+    if (c.port) ms += check(await worker.run({ program: `${CNI}/portmap`, env: cniEnv('DEL', c), stdin: JSON.stringify(portmapConf(c, results.get(c.key))) }), 'portmap DEL').ms;
+    ms += check(await worker.run({ program: `${CNI}/bridge`, env: cniEnv('DEL', c), stdin: JSON.stringify(bridge) }), 'bridge DEL').ms;
     results.delete(c.key);
     return ms;
   };
   return {
     name: 'CNI bridge',
     async attach(c) {
-      const r = check(await worker.run({ program: `${CNI}/bridge`, env: env('ADD', c), stdin: JSON.stringify(bridge) }), 'bridge ADD');
+      const r = check(await worker.run({ program: `${CNI}/bridge`, env: cniEnv('ADD', c), stdin: JSON.stringify(bridge) }), 'bridge ADD');
       results.set(c.key, JSON.parse(r.out));
       let ms = r.ms;
-      if (c.port) ms += check(await worker.run({ program: `${CNI}/portmap`, env: env('ADD', c), stdin: JSON.stringify(portmap(c, results.get(c.key))) }), 'portmap ADD').ms;
+      if (c.port) ms += check(await worker.run({ program: `${CNI}/portmap`, env: cniEnv('ADD', c), stdin: JSON.stringify(portmapConf(c, results.get(c.key))) }), 'portmap ADD').ms;
       return ms;
     },
     detach: del,
@@ -83,25 +113,7 @@ function cniPeer(worker, dir) {
 }
 
 function netavarkPeer(worker, dir) {
-  const options = (c) => ({
-    container_id: String(c.key).padStart(64, '0'),
-    container_name: `c${c.key}`,
-    networks: { pn: { interface_name: 'eth0', static_ips: [ipOf('10.235', c.i)] } },
-    network_info: {
-      pn: {
-        name: 'pn',
-        id: 'ab'.repeat(32),
-        driver: 'bridge',
-        network_interface: 'podman9',
-        subnets: [{ subnet: '10.235.0.0/16', gateway: '10.235.0.1' }],
-        ipv6_enabled: false,
-        internal: false,
-        dns_enabled: false,
-      },
-    },
-    port_mappings: c.port ? [{ host_ip: '', container_port: 80, host_port: c.port, range: 1, protocol: 'tcp' }] : [],
-  });
-  const run = async (cmd, c) => check(await worker.run({ program: NETAVARK, args: ['--config', dir, cmd, `/run/netns/${c.netns}`], stdin: JSON.stringify(options(c)) }), `netavark ${cmd}`).ms;
+  const run = async (cmd, c) => check(await worker.run({ program: NETAVARK, args: ['--config', dir, cmd, `/run/netns/${c.netns}`], stdin: JSON.stringify(netavarkOptions(c)) }), `netavark ${cmd}`).ms;
   return { name: 'netavark', attach: (c) => run('setup', c), detach: (c) => run('teardown', c), remove: (c) => run('teardown', c) };
 }
 
@@ -109,11 +121,6 @@ async function cnmPeer(hostNs, stateDir) {
   const ctl = await NetworkController.open({ hostNetns: hostNs, stateDir });
   await ctl.ready();
   await ctl.createNetwork({ name: 'pn', ipam: [{ subnet: '10.233.0.0/16' }] });
-  const time = async (fn) => {
-    const t = performance.now();
-    await fn();
-    return performance.now() - t;
-  };
   return {
     name: 'cnm',
     ctl,
