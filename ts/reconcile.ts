@@ -17,7 +17,7 @@ import { rollbackNetwork } from './ops/networks.js';
 import { releaseSandbox, rollbackEndpoint } from './ops/sandboxes.js';
 import { linkEntries } from './ops/links.js';
 import { isAlive } from './owner.js';
-import { GRAVE_GROUP, GRAVE_PREFIX, type GraveRecord } from './reaper.js';
+import { GRAVE_GROUP, GRAVE_PREFIX, type GraveRecord, Reaper } from './reaper.js';
 import { allNetworks, allSandboxes, endpointsOfNetwork, endpointsOfSandbox, keys } from './records.js';
 import type { NetworkRecord, SandboxRecord } from './types.js';
 
@@ -148,18 +148,20 @@ export async function reconcile(ctx: OpContext, opts: { dryRun?: boolean } = {})
 }
 
 /**
- * Retired links nobody will reap (their process died before its reap; see
- * reaper.ts): deleted, and the dead processes' grave keys with them. Those of a
- * live process are its own to reap, a moment from now.
+ * Retired links nobody else will reap (their process died before its reap, or
+ * this reconcile's own rollbacks retired them; see reaper.ts): deleted, and the
+ * dead processes' grave keys with them. Those of another live process are its
+ * own to reap, a moment from now.
  */
 async function reapOrphanGraves(ctx: OpContext, step: (what: string, fn: () => Promise<unknown>) => Promise<boolean>, fail: (what: string, e: unknown) => void): Promise<void> {
   try {
     const keysOf = ctx.store.range<GraveRecord>(GRAVE_PREFIX);
     const dead = keysOf.filter(([, r]) => !isAlive(r.owner)).map(([k]) => k);
-    const live = keysOf.length - dead.length;
+    // this process's own retired links (the rollbacks above make some) go now too
+    const live = keysOf.filter(([k, r]) => isAlive(r.owner) && k !== Reaper.key()).length;
     const graves = (await native.listLinks(ctx.hostNetns)).filter((l) => l.group === GRAVE_GROUP);
     if (dead.length === 0 && (graves.length === 0 || live > 0)) return;
-    await step(`delete ${graves.length} retired link(s) a dead process left (${graves.map((l) => l.name).join(', ') || 'none left'})`, async () => {
+    await step(`delete ${graves.length} retired link(s) no live process will reap (${graves.map((l) => l.name).join(', ') || 'none left'})`, async () => {
       await native.reapLinks(ctx.hostNetns);
       await ctx.store.txn((tx) => {
         for (const k of dead) tx.del(k);
