@@ -25,7 +25,7 @@
 
 pub mod exec;
 pub mod iptables;
-mod nfnl;
+pub(crate) mod nfnl;
 pub mod nftables;
 pub mod none;
 

@@ -78,6 +78,11 @@ impl Writer {
         self.buf.resize(align4(self.buf.len()), 0);
     }
 
+    /// A u32 in network order, as nf_tables attributes carry them.
+    pub fn attr_be32(&mut self, ty: u16, v: u32) {
+        self.attr(ty, &v.to_be_bytes());
+    }
+
     pub fn attr_str(&mut self, ty: u16, s: &str) {
         let mut data = s.as_bytes().to_vec();
         data.push(0);
@@ -259,8 +264,9 @@ pub enum BatchError {
     Unacknowledged,
 }
 
-/// A NETLINK_NETFILTER socket created inside one netns (it keeps that netns
-/// for its whole life, and keeps the netns alive while open).
+/// A NETLINK_NETFILTER socket (or, from `open_route`, a NETLINK_ROUTE one)
+/// created inside one netns (it keeps that netns for its whole life, and keeps
+/// the netns alive while open): blocking requests, sent raw.
 pub struct Socket {
     fd: OwnedFd,
     seq: u32,
@@ -270,11 +276,21 @@ impl Socket {
     /// Opens a socket inside `netns` (None: the process netns), on a
     /// short-lived thread that entered it when a name is given.
     pub fn open(netns: Option<&str>) -> Result<Socket> {
-        let ctx = format!("open netfilter netlink socket in netns {}", ns_label(netns));
+        Socket::open_protocol(netns, libc::NETLINK_NETFILTER, "netfilter")
+    }
+
+    /// The same on NETLINK_ROUTE, for a request rtnetlink's cached connection
+    /// must not wait behind (a bulk link deletion: see `link::reap`).
+    pub fn open_route(netns: Option<&str>) -> Result<Socket> {
+        Socket::open_protocol(netns, libc::NETLINK_ROUTE, "route")
+    }
+
+    fn open_protocol(netns: Option<&str>, protocol: libc::c_int, what: &str) -> Result<Socket> {
+        let ctx = format!("open {what} netlink socket in netns {}", ns_label(netns));
         let fd = match netns {
-            None => open_here().map_err(|e| Error::from_io(&e, ctx)),
+            None => open_here(protocol).map_err(|e| Error::from_io(&e, ctx)),
             Some(_) => crate::netns::on_thread_blocking(netns, move || {
-                open_here().map_err(|e| Error::from_io(&e, ctx))
+                open_here(protocol).map_err(|e| Error::from_io(&e, ctx))
             }),
         };
         Ok(Socket {
@@ -369,14 +385,14 @@ impl Socket {
     }
 }
 
-/// A bound NETLINK_NETFILTER socket in the calling thread's netns.
-fn open_here() -> io::Result<OwnedFd> {
+/// A bound netlink socket of `protocol` in the calling thread's netns.
+fn open_here(protocol: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2); the fd is owned right away.
     let raw = unsafe {
         libc::socket(
             libc::AF_NETLINK,
             libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_NETFILTER,
+            protocol,
         )
     };
     if raw < 0 {

@@ -9,16 +9,14 @@
 //! a netns in one request, on a socket and thread of its own: one wait for
 //! all of them.
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::LinkUnspec;
 
 use super::{get_by_name, lookup_error, validate_ifname, validate_netns};
 use crate::addr;
-use crate::error::{ns_label, Error, Result};
+use crate::error::{ns_label, Error, ErrorCode, Result};
+use crate::firewall::nfnl::Socket;
 use crate::{netns, nl};
 
 /// The group of retired links ("cnmg"): nothing else of ours uses groups, and
@@ -137,7 +135,6 @@ pub async fn retire(netns: Option<&str>, ifname: &str, how: &Retire) -> Result<b
 
 // RTM_DELLINK of a group: ifinfomsg with index 0 and IFLA_GROUP.
 const RTM_DELLINK: u16 = 17;
-const NLMSG_ERROR: u16 = 2;
 const IFLA_GROUP: u16 = 27;
 
 fn group_delete_message(group: u32, seq: u32) -> Vec<u8> {
@@ -155,82 +152,33 @@ fn group_delete_message(group: u32, seq: u32) -> Vec<u8> {
     m
 }
 
-/// Sends one request on a fresh NETLINK_ROUTE socket of the calling thread's
-/// netns and waits for its acknowledgement; the errno it carries, 0 for none.
-fn request_here(msg: &[u8], seq: u32) -> io::Result<i32> {
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: raw is a fresh fd nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: sockaddr_nl is plain data; zero is a valid value.
-    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    // SAFETY: msg and kernel are valid for the given sizes.
-    let sent = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            msg.as_ptr().cast(),
-            msg.len(),
-            0,
-            (&kernel as *const libc::sockaddr_nl).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut buf = [0u8; 8192];
-    loop {
-        // SAFETY: buf is valid for writes of its length.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut off = 0;
-        let n = n as usize;
-        while off + 20 <= n {
-            let word =
-                |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-            let len = word(off) as usize;
-            let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-            if ty == NLMSG_ERROR && word(off + 8) == seq {
-                return Ok(-(word(off + 16) as i32));
-            }
-            if len < 16 {
-                break;
-            }
-            off += (len + 3) & !3;
-        }
-    }
-}
-
 /// Deletes every retired link of `netns` in one request (one RCU wait for
-/// all), on a thread and socket of its own so that nothing else waits.
+/// all), on a socket of its own and a blocking thread, so that nothing else
+/// waits: the kernel does the work inside the send.
 pub async fn reap(netns: Option<&str>) -> Result<()> {
     validate_netns(netns)?;
-    let label = ns_label(netns).to_string();
-    netns::on_thread(netns, move || {
-        let seq = 1;
-        let msg = group_delete_message(GRAVE_GROUP, seq);
-        let ctx = format!("delete the retired links of netns {label}");
-        match request_here(&msg, seq) {
+    let owned = netns.map(str::to_string);
+    let ctx = format!("delete the retired links of netns {}", ns_label(netns));
+    netns::blocking(ctx.clone(), move || {
+        let netns = owned.as_deref();
+        let mut sock = Socket::open_route(netns)?;
+        let seq = sock.next_seq(1);
+        let replies = sock
+            .exchange(&group_delete_message(GRAVE_GROUP, seq), seq..=seq, seq)
+            .map_err(|e| Error::from_io(&e, &ctx).netns(netns))?;
+        match replies.errors.first() {
             // ENODEV: the group is empty (nothing retired, or reaped already)
-            Ok(0 | libc::ENODEV) => Ok(()),
-            Ok(errno) => Err(Error::from_errno(errno, ctx)),
-            Err(e) => Err(Error::from_io(&e, ctx)),
+            Some(&(_, libc::ENODEV)) => Ok(()),
+            Some(&(_, errno)) => Err(Error::from_errno(errno, ctx).netns(netns)),
+            None if replies.acked(seq) => Ok(()),
+            None => Err(Error::new(
+                ErrorCode::Kernel,
+                format!("{ctx}: the kernel did not answer"),
+            )
+            .netns(netns)),
         }
     })
     .await
-    .map_err(|e| e.netns(netns))
 }
 
 #[cfg(test)]

@@ -23,14 +23,15 @@ const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
-const NFTA_LIST_ELEM: u16 = 1;
+pub(super) const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
-const NFTA_DATA_VALUE: u16 = 1;
+pub(super) const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
-const NF_DROP: u32 = 0;
-const NF_ACCEPT: u32 = 1;
+const NFTA_VERDICT_CHAIN: u16 = 2;
+pub(super) const NF_DROP: u32 = 0;
+pub(super) const NF_ACCEPT: u32 = 1;
 const IFNAMSIZ: usize = 16;
 
 /// Data of a map element.
@@ -85,19 +86,26 @@ pub(super) fn put_element(w: &mut Writer, c: &Change, seq: u32) -> usize {
                 w.attr(NFTA_DATA_VALUE, v);
                 w.nest_end(d);
             }
-            Data::Verdict(code) => {
-                let d = w.nest(NFTA_SET_ELEM_DATA);
-                let v = w.nest(NFTA_DATA_VERDICT);
-                w.attr(NFTA_VERDICT_CODE, &code.to_be_bytes());
-                w.nest_end(v);
-                w.nest_end(d);
-            }
+            Data::Verdict(code) => put_verdict(w, NFTA_SET_ELEM_DATA, *code, None),
         }
     }
     w.nest_end(elem);
     w.nest_end(elements);
     w.end(m);
     m
+}
+
+/// A verdict (`code`, and the chain of a jump) as nested attribute `ty`: a
+/// map element's data, an immediate expression's.
+pub(super) fn put_verdict(w: &mut Writer, ty: u16, code: u32, chain: Option<&str>) {
+    let d = w.nest(ty);
+    let v = w.nest(NFTA_DATA_VERDICT);
+    w.attr_be32(NFTA_VERDICT_CODE, code);
+    if let Some(c) = chain {
+        w.attr_str(NFTA_VERDICT_CHAIN, c);
+    }
+    w.nest_end(v);
+    w.nest_end(d);
 }
 
 pub(super) fn ifname_key(name: &str) -> Vec<u8> {

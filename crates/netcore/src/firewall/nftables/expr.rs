@@ -2,16 +2,12 @@
 //! few kinds our base ruleset uses (the same bytecode `nft` compiles it to:
 //! `nft --debug=netlink` prints it).
 
+use super::encode::{put_verdict, NFTA_DATA_VALUE, NFTA_LIST_ELEM};
 use crate::firewall::nfnl::Writer;
 
 // linux/netfilter/nf_tables.h
-const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
-const NFTA_DATA_VALUE: u16 = 1;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_VERDICT_CHAIN: u16 = 2;
 
 /// Registers: NFT_REG_VERDICT, the 16-byte NFT_REG_1..4 and the 4-byte
 /// NFT_REG32_00..15 (which alias them).
@@ -49,11 +45,9 @@ pub(super) const TRANSPORT_HEADER: u32 = 2;
 // ct keys
 pub(super) const CT_STATE: u32 = 0;
 pub(super) const CT_STATUS: u32 = 2;
-// verdicts
-pub(super) const NF_DROP: i32 = 0;
-pub(super) const NF_ACCEPT: i32 = 1;
-const NFT_JUMP: i32 = -3;
-const NFT_RETURN: i32 = -5;
+// verdicts beside NF_DROP and NF_ACCEPT (encode.rs): negative codes, as u32
+const NFT_JUMP: u32 = -3i32 as u32;
+const NFT_RETURN: u32 = -5i32 as u32;
 // cmp operators
 const CMP_EQ: u32 = 0;
 const CMP_NEQ: u32 = 1;
@@ -107,7 +101,7 @@ pub(super) enum Expr {
         invert: bool,
     },
     Immediate {
-        code: i32,
+        code: u32,
         chain: Option<&'static str>,
     },
     Dnat {
@@ -189,7 +183,7 @@ pub(super) fn fib_daddr_type(dreg: u32) -> Expr {
         dreg,
     }
 }
-pub(super) fn verdict(code: i32) -> Expr {
+pub(super) fn verdict(code: u32) -> Expr {
     Expr::Immediate { code, chain: None }
 }
 pub(super) fn ret() -> Expr {
@@ -200,10 +194,6 @@ pub(super) fn jump(chain: &'static str) -> Expr {
         code: NFT_JUMP,
         chain: Some(chain),
     }
-}
-
-fn u32_attr(w: &mut Writer, ty: u16, v: u32) {
-    w.attr(ty, &v.to_be_bytes());
 }
 
 fn data_value(w: &mut Writer, ty: u16, bytes: &[u8]) {
@@ -236,12 +226,12 @@ impl Expr {
         match self {
             // NFTA_META_DREG 1, KEY 2, SREG 3
             Expr::Meta { key, dreg } => {
-                u32_attr(w, 1, *dreg);
-                u32_attr(w, 2, *key);
+                w.attr_be32(1, *dreg);
+                w.attr_be32(2, *key);
             }
             Expr::MetaSet { key, sreg } => {
-                u32_attr(w, 2, *key);
-                u32_attr(w, 3, *sreg);
+                w.attr_be32(2, *key);
+                w.attr_be32(3, *sreg);
             }
             // NFTA_PAYLOAD_DREG 1, BASE 2, OFFSET 3, LEN 4
             Expr::Payload {
@@ -250,29 +240,29 @@ impl Expr {
                 len,
                 dreg,
             } => {
-                u32_attr(w, 1, *dreg);
-                u32_attr(w, 2, *base);
-                u32_attr(w, 3, *offset);
-                u32_attr(w, 4, *len);
+                w.attr_be32(1, *dreg);
+                w.attr_be32(2, *base);
+                w.attr_be32(3, *offset);
+                w.attr_be32(4, *len);
             }
             // NFTA_CMP_SREG 1, OP 2, DATA 3
             Expr::Cmp { sreg, op, data } => {
-                u32_attr(w, 1, *sreg);
-                u32_attr(w, 2, *op);
+                w.attr_be32(1, *sreg);
+                w.attr_be32(2, *op);
                 data_value(w, 3, data);
             }
             // NFTA_BITWISE_SREG 1, DREG 2, LEN 3, MASK 4, XOR 5
             Expr::Bitwise { reg, mask, xor } => {
-                u32_attr(w, 1, *reg);
-                u32_attr(w, 2, *reg);
-                u32_attr(w, 3, mask.len() as u32);
+                w.attr_be32(1, *reg);
+                w.attr_be32(2, *reg);
+                w.attr_be32(3, mask.len() as u32);
                 data_value(w, 4, mask);
                 data_value(w, 5, xor);
             }
             // NFTA_CT_DREG 1, KEY 2
             Expr::Ct { key, dreg } => {
-                u32_attr(w, 1, *dreg);
-                u32_attr(w, 2, *key);
+                w.attr_be32(1, *dreg);
+                w.attr_be32(2, *key);
             }
             // NFTA_FIB_DREG 1, RESULT 2, FLAGS 3
             Expr::Fib {
@@ -280,9 +270,9 @@ impl Expr {
                 flags,
                 dreg,
             } => {
-                u32_attr(w, 1, *dreg);
-                u32_attr(w, 2, *result);
-                u32_attr(w, 3, *flags);
+                w.attr_be32(1, *dreg);
+                w.attr_be32(2, *result);
+                w.attr_be32(3, *flags);
             }
             // NFTA_LOOKUP_SET 1, SREG 2, DREG 3, FLAGS 5
             Expr::Lookup {
@@ -292,25 +282,18 @@ impl Expr {
                 invert,
             } => {
                 w.attr_str(1, set);
-                u32_attr(w, 2, *sreg);
+                w.attr_be32(2, *sreg);
                 if let Some(d) = dreg {
-                    u32_attr(w, 3, *d);
+                    w.attr_be32(3, *d);
                 }
                 if *invert {
-                    u32_attr(w, 5, NFT_LOOKUP_F_INV);
+                    w.attr_be32(5, NFT_LOOKUP_F_INV);
                 }
             }
             // NFTA_IMMEDIATE_DREG 1, DATA 2
             Expr::Immediate { code, chain } => {
-                u32_attr(w, 1, REG_VERDICT);
-                let d = w.nest(2);
-                let v = w.nest(NFTA_DATA_VERDICT);
-                w.attr(NFTA_VERDICT_CODE, &code.to_be_bytes());
-                if let Some(c) = chain {
-                    w.attr_str(NFTA_VERDICT_CHAIN, c);
-                }
-                w.nest_end(v);
-                w.nest_end(d);
+                w.attr_be32(1, REG_VERDICT);
+                put_verdict(w, 2, *code, *chain);
             }
             // NFTA_NAT_TYPE 1, FAMILY 2, REG_ADDR_MIN 3, REG_PROTO_MIN 5
             Expr::Dnat {
@@ -318,10 +301,10 @@ impl Expr {
                 addr,
                 proto,
             } => {
-                u32_attr(w, 1, NAT_DNAT);
-                u32_attr(w, 2, u32::from(*family));
-                u32_attr(w, 3, *addr);
-                u32_attr(w, 5, *proto);
+                w.attr_be32(1, NAT_DNAT);
+                w.attr_be32(2, u32::from(*family));
+                w.attr_be32(3, *addr);
+                w.attr_be32(5, *proto);
             }
             Expr::Masq => {}
         }

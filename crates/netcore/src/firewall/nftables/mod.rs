@@ -222,21 +222,32 @@ fn create_tables(netns: Option<&str>) -> Result<Outcome> {
     }
 }
 
-/// None when the table is absent, Some(true) when it carries the current ruleset.
-fn table_version(netns: Option<&str>, family: u8) -> Result<Option<bool>> {
+/// Sends the one request `put` writes (with the seq it is given) and collects
+/// what the kernel answered; `ctx` names it for errors.
+fn request(
+    netns: Option<&str>,
+    ctx: &str,
+    put: impl FnOnce(&mut Writer, u32),
+) -> Result<(u32, nfnl::Replies)> {
     let sock = socket(netns)?;
     let mut sock = lock(&sock);
     let seq = sock.next_seq(1);
     let mut w = Writer::default();
-    put_get_table(&mut w, family, seq);
+    put(&mut w, seq);
+    let replies = sock
+        .exchange(w.bytes(), seq..=seq, seq)
+        .map_err(|e| Error::from_io(&e, ctx).netns(netns))?;
+    Ok((seq, replies))
+}
+
+/// None when the table is absent, Some(true) when it carries the current ruleset.
+fn table_version(netns: Option<&str>, family: u8) -> Result<Option<bool>> {
     let ctx = format!(
         "look up table {} {TABLE} in netns {}",
         family_name(family),
         ns_label(netns)
     );
-    let replies = sock
-        .exchange(w.bytes(), seq..=seq, seq)
-        .map_err(|e| Error::from_io(&e, &ctx).netns(netns))?;
+    let (seq, replies) = request(netns, &ctx, |w, seq| put_get_table(w, family, seq))?;
     match replies.errors.first() {
         Some(&(_, libc::ENOENT)) => Ok(None),
         Some(&(_, errno)) => Err(kernel_error(errno, ctx, netns)),
@@ -256,19 +267,12 @@ fn table_version(netns: Option<&str>, family: u8) -> Result<Option<bool>> {
 /// Every element of `set` in our table of `family`; None when the table
 /// is absent.
 fn dump_set(netns: Option<&str>, family: u8, set: &str) -> Result<Option<Elements>> {
-    let sock = socket(netns)?;
-    let mut sock = lock(&sock);
-    let seq = sock.next_seq(1);
-    let mut w = Writer::default();
-    put_get_elements(&mut w, family, set, seq);
     let ctx = format!(
         "read set {set} of table {} {TABLE} in netns {}",
         family_name(family),
         ns_label(netns)
     );
-    let replies = sock
-        .exchange(w.bytes(), seq..=seq, seq)
-        .map_err(|e| Error::from_io(&e, &ctx).netns(netns))?;
+    let (seq, replies) = request(netns, &ctx, |w, seq| put_get_elements(w, family, set, seq))?;
     match replies.errors.first() {
         Some(&(_, libc::ENOENT)) => return Ok(None),
         Some(&(_, errno)) => return Err(kernel_error(errno, ctx, netns)),

@@ -4,10 +4,11 @@
 //! ruleset in nft's language: what `nft list table ip cnm` shows of it, and
 //! what a test checks this program against.
 
+use super::encode::{NF_ACCEPT, NF_DROP};
 use super::expr::{
     and, concat_regs, ct, eq, fib_daddr_type, jump, lookup, lookup_not, map, meta, neq, payload,
     ret, verdict, Expr, CT_STATE, CT_STATUS, META_IIFNAME, META_L4PROTO, META_MARK, META_OIFNAME,
-    META_RTCLASSID, NETWORK_HEADER, NF_ACCEPT, NF_DROP, REG_1, REG_VERDICT, TRANSPORT_HEADER,
+    META_RTCLASSID, NETWORK_HEADER, REG_1, REG_VERDICT, TRANSPORT_HEADER,
 };
 use crate::firewall::nfnl::{nft_type, Writer, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
 
@@ -442,10 +443,6 @@ fn udata(out: &mut Vec<u8>, ty: u8, value: &[u8]) {
     out.extend_from_slice(value);
 }
 
-fn be32(w: &mut Writer, ty: u16, v: u32) {
-    w.attr(ty, &v.to_be_bytes());
-}
-
 /// One message of the base ruleset of a family.
 enum Message {
     Table,
@@ -525,10 +522,10 @@ impl Program {
                 w.attr_str(NFTA_CHAIN_NAME, chain.name);
                 if let Some((ty, hook, prio)) = chain.hook {
                     let h = w.nest(NFTA_CHAIN_HOOK);
-                    be32(w, NFTA_HOOK_HOOKNUM, hook);
+                    w.attr_be32(NFTA_HOOK_HOOKNUM, hook);
                     w.attr(NFTA_HOOK_PRIORITY, &prio.to_be_bytes());
                     w.nest_end(h);
-                    be32(w, NFTA_CHAIN_POLICY, NF_ACCEPT as u32);
+                    w.attr_be32(NFTA_CHAIN_POLICY, NF_ACCEPT);
                     w.attr_str(NFTA_CHAIN_TYPE, ty);
                 }
                 m
@@ -538,14 +535,13 @@ impl Program {
                 let m = begin(w, NFT_MSG_NEWSET, NLM_F_CREATE);
                 w.attr_str(NFTA_SET_TABLE, TABLE);
                 w.attr_str(NFTA_SET_NAME, name);
-                be32(
-                    w,
+                w.attr_be32(
                     NFTA_SET_FLAGS,
                     if data.is_empty() { 0 } else { NFT_SET_MAP },
                 );
                 let (key_id, key_len) = type_of(key, family);
-                be32(w, NFTA_SET_KEY_TYPE, key_id);
-                be32(w, NFTA_SET_KEY_LEN, key_len);
+                w.attr_be32(NFTA_SET_KEY_TYPE, key_id);
+                w.attr_be32(NFTA_SET_KEY_LEN, key_len);
                 let mut ud = Vec::new();
                 let order = if key == IF {
                     BYTEORDER_HOST
@@ -559,15 +555,15 @@ impl Program {
                     } else {
                         type_of(data, family)
                     };
-                    be32(w, NFTA_SET_DATA_TYPE, data_id);
-                    be32(w, NFTA_SET_DATA_LEN, data_len);
+                    w.attr_be32(NFTA_SET_DATA_TYPE, data_id);
+                    w.attr_be32(NFTA_SET_DATA_LEN, data_len);
                     udata(
                         &mut ud,
                         UDATA_SET_DATABYTEORDER,
                         &BYTEORDER_INVALID.to_ne_bytes(),
                     );
                 }
-                be32(w, NFTA_SET_ID, *s as u32 + 1);
+                w.attr_be32(NFTA_SET_ID, *s as u32 + 1);
                 w.attr(NFTA_SET_USERDATA, &ud);
                 m
             }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::encode::Data;
+use super::encode::{Data, NF_ACCEPT};
 use crate::firewall::{GatewayMode, Link, Network, Port, Proto, ReadPort, State};
 
 /// The elements of one set: (key, data) as the kernel stores them.
@@ -106,7 +106,7 @@ pub(super) fn table_state(v6: bool, sets: &[(&str, Elements)]) -> TableState {
                         .insert(ifname(k));
                 }
                 "intra" => {
-                    let accept = matches!(data, Data::Verdict(code) if *code == 1);
+                    let accept = matches!(data, Data::Verdict(code) if *code == NF_ACCEPT);
                     out.intra.insert(ifname(k.get(..16).unwrap_or(k)), accept);
                 }
                 "allowed" if k.len() == 32 => {
