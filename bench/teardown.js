@@ -53,8 +53,8 @@ export async function teardownBench({ tag, stateDir, rows, summarize, n = 1000 }
     const returned = now() - t0;
     await drain(host);
     const drained = now() - t0;
-    rows.push({ name: `[teardown] burst of ${rest.length} detaches at once: all returned`, n: 1, p50: returned, p90: returned, p99: returned, max: returned });
-    rows.push({ name: `[teardown] burst of ${rest.length} detaches: no retired device left`, n: 1, p50: drained, p90: drained, p99: drained, max: drained, target: 'bounded (report)' });
+    rows.push(summarize(`[teardown] burst of ${rest.length} detaches at once: all returned`, [returned]));
+    rows.push(summarize(`[teardown] burst of ${rest.length} detaches: no retired device left`, [drained], { target: 'bounded (report)' }));
 
     const sbRm = [];
     for (const s of names.slice(0, k)) sbRm.push(await time(() => ctl.removeSandbox(s)));
@@ -68,7 +68,7 @@ export async function teardownBench({ tag, stateDir, rows, summarize, n = 1000 }
     const t1 = now();
     await drain(host);
     await drain(host);
-    rows.push({ name: '[teardown] after the last rm: no retired device left', n: 1, p50: now() - t1, p90: now() - t1, p99: now() - t1, max: now() - t1 });
+    rows.push(summarize('[teardown] after the last rm: no retired device left', [now() - t1]));
   } finally {
     await ctl.close();
     await native.netnsDeleteMany([...names, host]).catch(() => undefined);

@@ -31,6 +31,7 @@ export type {
   Peer,
   PeerChanges,
   PortMapping,
+  RetireSpec,
   RouteInfo,
   StaticRoute,
   VethInfo,

@@ -6,6 +6,7 @@
  */
 import { CnmError } from '../errors.js';
 import { native } from '../native.js';
+import type { RetireSpec } from '../native-api.js';
 import { graveName } from '../reaper.js';
 import type { EndpointRecord, SandboxRecord } from '../types.js';
 import type { DriverContext } from './driver.js';
@@ -17,51 +18,51 @@ function sandboxGone(e: unknown): boolean {
   throw e;
 }
 
-/**
- * An endpoint's veth pair out of service. The sandbox end goes down (nothing
- * passes either way: a veth whose peer is down drops what it is sent), loses
- * its addresses and is renamed, so that its name and addresses are free for the
- * next attach at once. The host end only joins the grave group: it stays a port
- * of its bridge, without carrier, until the reap, because taking a port out of
- * a bridge (or setting it down) costs as much as the bridge has ports.
- */
-export async function retireVeth(ctx: Ctx, ep: EndpointRecord, sb: Pick<SandboxRecord, 'netns'>): Promise<void> {
+/** Runs `work` (retires), then asks the reaper to delete what it retired, whether it all went through or not. */
+async function retiring(ctx: Ctx, work: () => Promise<unknown>): Promise<void> {
   try {
-    await Promise.all([
-      ep.hostIfname ? native.retireLink(ctx.hostNetns, ep.hostIfname, { down: false }) : undefined,
-      sb.netns && ep.ifname ? native.retireLink(sb.netns, ep.ifname, { graveName: graveName(), addresses: interfaceAddresses(ep), grave: false }).catch(sandboxGone) : undefined,
-    ]);
+    await work();
   } finally {
     ctx.reaper.schedule();
   }
 }
 
 /**
- * Before sandbox rm deletes the netns: its end down (a deleted netns lingers in
- * the kernel a while, and would answer for its addresses), the host end in the
- * grave group; the netns delete takes the rest.
+ * A veth pair out of service: the host end only joins the grave group (it stays
+ * a port of its bridge, without carrier, until the reap, because taking a port
+ * out of a bridge, or setting it down, costs as much as the bridge has ports);
+ * the sandbox end goes down (nothing passes either way: a veth whose peer is down
+ * drops what it is sent) and gets `sandboxEnd` besides.
  */
-export async function quiesceVeth(ctx: Ctx, ep: EndpointRecord, sb: Pick<SandboxRecord, 'netns'>): Promise<void> {
-  try {
-    await Promise.all([
+function retirePair(ctx: Ctx, ep: EndpointRecord, sb: Pick<SandboxRecord, 'netns'>, sandboxEnd: RetireSpec): Promise<void> {
+  return retiring(ctx, () =>
+    Promise.all([
       ep.hostIfname ? native.retireLink(ctx.hostNetns, ep.hostIfname, { down: false }) : undefined,
-      sb.netns && ep.ifname ? native.retireLink(sb.netns, ep.ifname, { grave: false }).catch(sandboxGone) : undefined,
-    ]);
-  } finally {
-    ctx.reaper.schedule();
-  }
+      sb.netns && ep.ifname ? native.retireLink(sb.netns, ep.ifname, { ...sandboxEnd, grave: false }).catch(sandboxGone) : undefined,
+    ]),
+  );
+}
+
+/** An endpoint's pair on leave: its sandbox end also loses its addresses and is renamed, so that its name and addresses are free for the next attach at once. */
+export function retireVeth(ctx: Ctx, ep: EndpointRecord, sb: Pick<SandboxRecord, 'netns'>): Promise<void> {
+  return retirePair(ctx, ep, sb, { graveName: graveName(), addresses: interfaceAddresses(ep) });
+}
+
+/**
+ * Before sandbox rm deletes the netns: its end down (a deleted netns lingers in
+ * the kernel a while, and would answer for its addresses); the netns delete
+ * takes the rest.
+ */
+export function quiesceVeth(ctx: Ctx, ep: EndpointRecord, sb: Pick<SandboxRecord, 'netns'>): Promise<void> {
+  return retirePair(ctx, ep, sb, {});
 }
 
 /**
  * A device of the host (a bridge with no port left) out of service: down, its
  * `addresses` removed (undefined: whatever it has, which costs a dump), renamed.
  */
-export async function retireDevice(ctx: Ctx, name: string, addresses?: string[]): Promise<void> {
-  try {
-    await native.retireLink(ctx.hostNetns, name, { graveName: graveName(), addresses, allAddresses: addresses === undefined });
-  } finally {
-    ctx.reaper.schedule();
-  }
+export function retireDevice(ctx: Ctx, name: string, addresses?: string[]): Promise<void> {
+  return retiring(ctx, () => native.retireLink(ctx.hostNetns, name, { graveName: graveName(), addresses, allAddresses: addresses === undefined }));
 }
 
 type Ctx = Pick<DriverContext, 'hostNetns' | 'reaper'>;
