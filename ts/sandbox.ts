@@ -8,6 +8,7 @@ import { type PortMappingRecord, dockerPorts } from './ports.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './types.js';
 import { hasDns } from './dns/names.js';
 import { inspectLinks, linkEnv } from './ops/links.js';
+import { natural } from './compare.js';
 
 /** Per-network settings, as in Docker's NetworkSettings.Networks. */
 export interface SandboxNetwork {
@@ -87,7 +88,7 @@ export class Sandbox {
   endpoints(): Endpoint[] {
     return this.ctl
       .sandboxEndpoints(this.record.id)
-      .sort((a, b) => a.ifname.localeCompare(b.ifname, 'en', { numeric: true }))
+      .sort((a, b) => natural(a.ifname, b.ifname))
       .map((r) => new Endpoint(this.ctl, r));
   }
 

@@ -3,6 +3,7 @@ import { parseTimestamp } from '../daemon/filters.js';
 import type { CnmEvent, EventFilters } from '../events.js';
 import { list, parse, str, usage } from './args.js';
 import { type CliContext, kvFilters, withController } from './context.js';
+import { byText } from '../compare.js';
 export { EVENTS_USAGE } from './usage.js';
 
 /** "2026-11-30T19:40:00.123456789Z network create ID (name=x, type=bridge)", as docker prints it. */
@@ -11,7 +12,7 @@ export function eventLine(e: CnmEvent): string {
   const ms = Math.round(e.timeNano / 1e6);
   const when = `${new Date(ms).toISOString().slice(0, 19)}.${String(ms % 1000).padStart(3, '0')}000000Z`;
   const attrs = Object.entries(e.Actor.Attributes)
-    .sort(([a], [b]) => a.localeCompare(b))
+    .sort(([a], [b]) => byText(a, b))
     .map(([k, v]) => `${k}=${v}`)
     .join(', ');
   return `${when} ${e.Type} ${e.Action} ${e.Actor.ID}${attrs ? ` (${attrs})` : ''}`;

@@ -8,6 +8,7 @@
  * a usage error.
  */
 import { usage } from './args.js';
+import { byText } from '../compare.js';
 
 type Node = { text: string } | { expr: string[] } | { range: string[]; body: Node[] } | { cond: string[]; yes: Node[]; no: Node[] };
 
@@ -62,7 +63,7 @@ export function goString(v: unknown): string {
   if (v === undefined || v === null) return '<no value>';
   if (Array.isArray(v)) return `[${v.map(goString).join(' ')}]`;
   if (typeof v === 'object') {
-    const entries = Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b));
+    const entries = Object.entries(v as Record<string, unknown>).sort(([a], [b]) => byText(a, b));
     return `map[${entries.map(([k, x]) => `${k}:${goString(x)}`).join(' ')}]`;
   }
   return String(v);
@@ -121,7 +122,7 @@ function render(nodes: Node[], dot: unknown): string {
     else if ('expr' in n) out += goString(evaluate(dot, n.expr));
     else if ('range' in n) {
       const v = evaluate(dot, n.range);
-      const items = Array.isArray(v) ? v : v && typeof v === 'object' ? Object.entries(v).sort(([a], [b]) => a.localeCompare(b)).map(([, x]) => x) : [];
+      const items = Array.isArray(v) ? v : v && typeof v === 'object' ? Object.entries(v).sort(([a], [b]) => byText(a, b)).map(([, x]) => x) : [];
       for (const item of items) out += render(n.body, item);
     } else out += render(truthy(evaluate(dot, n.cond)) ? n.yes : n.no, dot);
   }

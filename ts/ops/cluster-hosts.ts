@@ -8,6 +8,7 @@ import { CnmError } from '../errors.js';
 import { allNetworks } from '../records.js';
 import type { NetworkRecord } from '../types.js';
 import type { OpContext } from './context.js';
+import { byText } from '../compare.js';
 
 /** One host of the cluster. */
 export interface ClusterHostInfo {
@@ -52,7 +53,7 @@ export async function clusterHosts(ctx: OpContext): Promise<ClusterHostInfo[]> {
       out.set(rec.host, h);
     }
   });
-  return [...out.values()].sort((a, b) => Number(b.alive) - Number(a.alive) || a.id.localeCompare(b.id));
+  return [...out.values()].sort((a, b) => Number(b.alive) - Number(a.alive) || byText(a.id, b.id));
 }
 
 /**

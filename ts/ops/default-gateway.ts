@@ -8,6 +8,7 @@ import { contains, parseIp, parseSubnet } from '../net/ip.js';
 import { endpointsOfSandbox, keys } from '../records.js';
 import type { StoreReader } from '../store/store.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
+import { natural } from '../compare.js';
 
 /** Whether a new endpoint on `net` gives the default route, beside the sandbox's others. */
 export function givesDefaultRoute(net: NetworkRecord, others: readonly EndpointRecord[]): boolean {
@@ -30,7 +31,7 @@ export function gatewayHeir(r: StoreReader, sb: SandboxRecord, leaving: Endpoint
       const n = r.get<NetworkRecord>(keys.net(e.networkId));
       return !n?.internal && n?.scope !== 'global';
     })
-    .sort((a, b) => a.ifname.localeCompare(b.ifname, 'en', { numeric: true }))[0];
+    .sort((a, b) => natural(a.ifname, b.ifname))[0];
 }
 
 /** Give the sandbox its default routes through the heir (its record is updated by the caller). */

@@ -16,6 +16,7 @@ import type { NetworkRecord, SandboxLink, SandboxRecord } from '../types.js';
 import { checkHostname } from '../dns/settings.js';
 import type { OpContext } from './context.js';
 import { ipv4On, refreshFilesOf } from './sandbox-files.js';
+import { byText } from '../compare.js';
 
 const linkKey = (target: string, linker: string) => `sblink/${target}/${linker}`;
 const linksTo = (target: string) => `sblink/${target}/`;
@@ -94,7 +95,7 @@ export function linkedPorts(ctx: OpContext, target: SandboxRecord): Array<{ port
   for (const ep of endpointsOfSandbox(ctx.store, target.id)) {
     for (const m of ep.ports ?? []) seen.set(`${m.containerPort}/${m.proto}`, { port: m.containerPort, proto: m.proto as Proto });
   }
-  return [...seen.values()].sort((a, b) => a.port - b.port || a.proto.localeCompare(b.proto));
+  return [...seen.values()].sort((a, b) => a.port - b.port || byText(a.proto, b.proto));
 }
 
 /** The firewall entries of `linker`'s links: only on networks without icc, IPv4 as Docker's. */

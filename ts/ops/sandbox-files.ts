@@ -10,6 +10,7 @@ import { log } from '../log.js';
 import { endpointsOfSandbox, keys } from '../records.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
 import type { OpContext } from './context.js';
+import { natural } from '../compare.js';
 
 const bare = (cidr: string) => cidr.split('/')[0]!;
 
@@ -28,7 +29,7 @@ const hasFiles = (sb: SandboxRecord) => sb.mode === 'network' || sb.mode === 'no
  */
 export async function writeFilesOf(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecord[] = endpointsOfSandbox(ctx.store, sb.id), which?: FilesToWrite): Promise<void> {
   if (!hasFiles(sb)) return;
-  const ordered = [...eps].sort((a, b) => a.ifname.localeCompare(b.ifname, 'en', { numeric: true }));
+  const ordered = [...eps].sort((a, b) => natural(a.ifname, b.ifname));
   const nets = ordered.map((ep) => ctx.store.get<NetworkRecord>(keys.net(ep.networkId)));
   const links = (sb.links ?? []).flatMap((l) => {
     const other = ctx.store.get<SandboxRecord>(keys.sb(l.sandbox));
