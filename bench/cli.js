@@ -1,8 +1,10 @@
 // The `cli` section: what a `cnm` command costs as a process, beside Node's own
 // start-up (`node -e 0`), in one interleaved run: `cnm --version`, `cnm network ls`
-// (read-only: no host set-up, no addon), and `cnm network connect` (a sandbox made
-// before, disconnected after; the connect alone is timed), on a host netns of its
-// own; beside them the floors: loading lmdb-js, and lmdb-js with the addon.
+// (read-only: no host set-up, no addon) right after a change (it reads the store)
+// and again with nothing changed since (it reads the listing file kept beside the
+// store), and `cnm network connect` (a sandbox made before; the connect alone is
+// timed), on a host netns of its own; beside them the floors: loading lmdb-js,
+// and lmdb-js with the addon.
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { NetworkController, native } from '../dist/index.js';
@@ -32,6 +34,7 @@ export async function cliBench({ tag, stateDir, rows, summarize, n = 30 }) {
     const lmdbAddon = [];
     const version = [];
     const ls = [];
+    const lsAgain = [];
     const connect = [];
     for (let i = 0; i < n; i++) {
       node.push(timed(['-e', '0']));
@@ -39,6 +42,7 @@ export async function cliBench({ tag, stateDir, rows, summarize, n = 30 }) {
       lmdbAddon.push(timed(['-e', "require('lmdb'); require('./index.js')"]));
       version.push(timed([BIN, '--version']));
       ls.push(timed([BIN, ...g, 'network', 'ls']));
+      lsAgain.push(timed([BIN, ...g, 'network', 'ls']));
       const sb = `${tag}-cli${i}`;
       await ctl.createSandbox({ name: sb, net: 'cliseed' });
       sandboxes.push(sb);
@@ -50,7 +54,8 @@ export async function cliBench({ tag, stateDir, rows, summarize, n = 30 }) {
       ["node -e \"require('lmdb')\" (the store's load: a floor)", lmdb],
       ["node -e \"require('lmdb'); require('./index.js')\" (store + addon: a floor)", lmdbAddon],
       ['cnm --version', version],
-      ['cnm network ls', ls],
+      ['cnm network ls (after a change: reads the store)', ls],
+      ['cnm network ls (nothing changed since the last ls)', lsAgain],
       ['cnm network connect', connect],
     ]) {
       const r = summarize(`[cli] ${name} (N=${n})`, xs);

@@ -9,8 +9,7 @@
  * loads the firewall's base rules, turns on forwarding, reconciles store and
  * kernel and makes the predefined networks.
  */
-import { existsSync, lstatSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, rmSync } from 'node:fs';
 import { DriverRegistry } from './drivers/registry.js';
 import { CnmError } from './errors.js';
 import { Firewall } from './firewall.js';
@@ -25,7 +24,6 @@ import { Reaper } from './reaper.js';
 import { connect, disconnect } from './ops/endpoints.js';
 import { claimHost, prepareHost } from './ops/host.js';
 import { createNetwork, removeNetwork } from './ops/networks.js';
-import { checkOptions } from './ops/options.js';
 import { DEFAULT_BRIDGE_DEVICE, ensurePredefined } from './ops/predefined.js';
 import { createSandbox, removeSandbox } from './ops/sandboxes.js';
 import type { ConnectOptions, ControllerOptions, NetworkCreateOptions, SandboxCreateOptions } from './options.js';
@@ -46,25 +44,23 @@ import { type ReconcileReport, reconcile } from './reconcile.js';
 import { markReconciled, needsReconcile } from './reconcile-needed.js';
 import { Sandbox } from './sandbox.js';
 import { LmdbStore } from './store/lmdb-store.js';
-import { MemoryStore } from './store/memory-store.js';
-import { checkStateDir, ensureStateDir } from './store/state-dir.js';
+import { ensureStateDir } from './store/state-dir.js';
+import { type StoreView, openStoreView } from './store-view.js';
 import { StoreHandle } from './store/store-handle.js';
 import type { EndpointRecord, NetworkRecord } from './types.js';
 import { type CnmEvent, type EventQuery, watchEvents } from './events.js';
-import { networkFilters, networkMatches } from './network-filters.js';
+import { filterListing, networkListing, storeInUse } from './network-filters.js';
 import { type PruneFilters, networkPrunable, removeEach, sandboxPrunable, usedNetnsInodes } from './prune.js';
 import { HostResolver } from './dns/host-resolver.js';
 import { namesChanged } from './dns/notify.js';
 import { peerNames } from './dns/names.js';
 import type { DnsStats } from './native-api.js';
-
-/** Where named network namespaces live (ip netns, netcore). */
-const NETNS_RUN_DIR = '/run/netns';
+import { byText } from './compare.js';
 
 export type { ConnectOptions, ControllerOptions, IpamPoolRequest, NetworkCreateOptions, SandboxCreateOptions } from './options.js';
 export { DEFAULT_BRIDGE_DEVICE };
 
-export const DEFAULT_STATE_DIR = '/var/lib/cnm';
+export { DEFAULT_STATE_DIR } from './store-view.js';
 
 export class NetworkController {
   readonly hostNetns: string | null;
@@ -93,12 +89,12 @@ export class NetworkController {
   private netWatch: StoreWatch | undefined;
   private rejoin: NodeJS.Timeout | undefined;
 
-  private constructor(opts: ControllerOptions, store: StoreHandle, base: string) {
-    const { backend, settings } = checkOptions(opts);
+  private constructor(opts: ControllerOptions, store: StoreHandle, { checked, base, hostDir }: StoreView) {
+    const { backend, settings } = checked;
     this.opts = opts;
     this.hostNetns = opts.hostNetns ?? null;
     this.stateDir = base;
-    this.hostDir = join(base, this.hostNetns === null ? 'root' : `netns-${this.hostNetns}`);
+    this.hostDir = hostDir;
     this.store = store;
     this.firewall = new Firewall(backend, this.hostNetns, opts.allowDirectRouting === true);
     const reaper = new Reaper(this.hostNetns, (fn) => store.txn(fn));
@@ -117,19 +113,8 @@ export class NetworkController {
    * (or by {@link ready}).
    */
   static async open(opts: ControllerOptions = {}): Promise<NetworkController> {
-    checkOptions(opts);
-    const host = opts.hostNetns ?? null;
-    // a plain lstat, as netcore's netnsExists does (the name is checked above):
-    // a read-only command then never loads the native addon
-    if (host !== null && lstatSync(join(NETNS_RUN_DIR, host), { throwIfNoEntry: false }) === undefined) {
-      throw new CnmError('ERR_NETNS_NOT_FOUND', `host netns ${host} does not exist (create it with "ip netns add ${host}")`, { netns: host });
-    }
-    const base = opts.stateDir ?? DEFAULT_STATE_DIR;
-    // the base dir is checked too: it holds every host's state
-    checkStateDir(base);
-    const hostDir = join(base, host === null ? 'root' : `netns-${host}`);
-    const view = LmdbStore.openReadOnly(hostDir) ?? new MemoryStore();
-    return new NetworkController(opts, new StoreHandle(view), base);
+    const sv = openStoreView(opts);
+    return new NetworkController(opts, new StoreHandle(sv.view), sv);
   }
 
   /** Set the host up now (the daemon does at start); idempotent. */
@@ -320,13 +305,8 @@ export class NetworkController {
    */
   listNetworks(opts: { filters?: Record<string, string[] | string> } = {}): Network[] {
     this.check();
-    const f = networkFilters(opts.filters);
     const global = this.ctx.cluster ? globalNetworks(this.ctx.cluster.store) : [];
-    return [...allNetworks(this.store).filter((n) => n.scope !== 'global'), ...global]
-      .filter((n) => n.state === 'ready')
-      .filter((n) => f.size === 0 || networkMatches(n, f, endpointsOfNetwork(this.store, n.id).length > 0))
-      .sort((a, b) => a.created.localeCompare(b.created))
-      .map((n) => new Network(this, n));
+    return filterListing(networkListing(this.store, global), opts.filters, storeInUse(this.store)).map((n) => new Network(this, n));
   }
 
   /** A network by id, name or unique id prefix; ERR_NETWORK_NOT_FOUND otherwise. */
@@ -360,7 +340,7 @@ export class NetworkController {
     this.check();
     return allSandboxes(this.store)
       .filter((s) => s.state === 'ready')
-      .sort((a, b) => a.created.localeCompare(b.created))
+      .sort((a, b) => byText(a.created, b.created))
       .map((s) => new Sandbox(this, s));
   }
 
@@ -441,7 +421,7 @@ export class NetworkController {
     for (const [, p] of cluster.store.range<PeerRecord>(clusterKeys.peers(netId))) {
       if (!seen.has(p.host)) seen.set(p.host, { Name: hosts.get(p.host)?.hostname ?? p.host.slice(0, 12), IP: p.vtep });
     }
-    return [...seen.values()].sort((a, b) => a.IP.localeCompare(b.IP));
+    return [...seen.values()].sort((a, b) => byText(a.IP, b.IP));
   }
 
   /**

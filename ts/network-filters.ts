@@ -5,7 +5,10 @@
  * are ORed, keys are ANDed.
  */
 import { type Filters, labelsMatch } from './daemon/filters.js';
+import { byText } from './compare.js';
 import { invalid } from './errors.js';
+import { allNetworks, endpointsOfNetwork } from './records.js';
+import type { StoreTxn } from './store/store.js';
 import type { NetworkRecord } from './types.js';
 
 export const NETWORK_FILTERS = ['name', 'id', 'driver', 'label', 'type', 'scope', 'dangling'] as const;
@@ -22,7 +25,7 @@ export function networkFilters(f: Record<string, string[] | string> | undefined)
   return out;
 }
 
-export function networkMatches(r: NetworkRecord, f: Filters, inUse: boolean): boolean {
+export function networkMatches(r: NetworkRecord, f: Filters, inUse: (n: NetworkRecord) => boolean): boolean {
   for (const [k, vals] of f) {
     if (vals.length === 0) continue;
     switch (k) {
@@ -49,10 +52,28 @@ export function networkMatches(r: NetworkRecord, f: Filters, inUse: boolean): bo
         break;
       case 'dangling': {
         const want = vals.some((v) => v === 'true' || v === '1');
-        if ((!inUse && !r.predefined) !== want) return false;
+        if ((!r.predefined && !inUse(r)) !== want) return false;
         break;
       }
     }
   }
   return true;
+}
+
+/** This host's networks and the cluster's (`global`, when in one) that are ready, in creation order. */
+export function networkListing(store: Pick<StoreTxn, 'get' | 'range'>, global: NetworkRecord[]): NetworkRecord[] {
+  return [...allNetworks(store).filter((n) => n.scope !== 'global'), ...global]
+    .filter((n) => n.state === 'ready')
+    .sort((a, b) => byText(a.created, b.created));
+}
+
+/** The listed networks that match Docker's `network ls` filters; `inUse` is asked only by `dangling`. */
+export function filterListing(listed: NetworkRecord[], filters: Record<string, string[] | string> | undefined, inUse: (n: NetworkRecord) => boolean): NetworkRecord[] {
+  const f = networkFilters(filters);
+  return f.size === 0 ? listed : listed.filter((n) => networkMatches(n, f, inUse));
+}
+
+/** Whether an endpoint is on the network, read from the store. */
+export function storeInUse(store: Pick<StoreTxn, 'get' | 'range'>): (n: NetworkRecord) => boolean {
+  return (n) => endpointsOfNetwork(store, n.id).length > 0;
 }

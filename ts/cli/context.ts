@@ -1,8 +1,9 @@
-/** What every CLI command gets: the parsed global options and a controller opener. */
-import { join } from 'node:path';
-import { agentLease } from '../cluster/agent-file.js';
-import { startResolverProcess } from '../dns/process.js';
-import { type ControllerOptions, DEFAULT_STATE_DIR, NetworkController } from '../controller.js';
+/**
+ * What every CLI command gets (the parsed global options and a controller
+ * opener) and the shapes commands share. Nothing here loads the controller:
+ * `open` does, when a command calls it (see open.ts).
+ */
+import type { ControllerOptions, NetworkController } from '../controller.js';
 import { CnmError, invalid, toCnmError } from '../errors.js';
 import { log } from '../log.js';
 import { checkBackend } from '../firewall.js';
@@ -34,22 +35,6 @@ export function parsePoolFlag(s: string): DefaultPool {
 function flag(v: Parsed['values'], name: string): boolean | undefined {
   const s = str(v[name]);
   return s === undefined ? undefined : parseBool(`--${name}`, s);
-}
-
-export async function openFromOptions(v: Parsed['values'], extra: Partial<ControllerOptions> = {}): Promise<NetworkController> {
-  const opts = controllerOptions(v, extra);
-  // a command exits, a host's lease must not: a background agent holds it (and keeps the
-  // peer tables). Asked for once etcd has answered this command, so an etcd that is away
-  // costs no more time than before.
-  if (opts.clusterStore !== undefined && opts.clusterLeaseId === undefined) opts.clusterLease = () => agentLease(opts, DEFAULT_STATE_DIR);
-  // names must resolve after the command exits: a background resolver serves them when no daemon does
-  const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
-  const hostNetns = opts.hostNetns ?? null;
-  // (its options are the command's, functions aside: JSON carries none)
-  opts.dnsProcess = () => startResolverProcess({ ...opts, stateDir, hostNetns }, join(stateDir, hostNetns === null ? 'root' : `netns-${hostNetns}`));
-  // a command reconciles when something asks for it, not each time (see reconcile-needed.ts)
-  opts.reconcileOnOpen ??= 'when-needed';
-  return NetworkController.open(opts);
 }
 
 export function controllerOptions(v: Parsed['values'], extra: Partial<ControllerOptions> = {}): ControllerOptions {
@@ -183,26 +168,29 @@ export interface ListView<T> {
 
 /**
  * `ls [-q] [--format table|json] [--no-trunc] [-f k=v]...`: the items `get`
- * returns (with the filters, for a command that takes them), shown as `view`
- * says; `full` ids with --no-trunc.
+ * returns (given the command's options and the filters), shown as `view` says;
+ * `full` ids with --no-trunc.
  */
-export async function listCommand<T>(ctx: CliContext, args: string[], get: (ctl: NetworkController, filters: Record<string, string[]> | undefined) => T[], view: ListView<T>): Promise<number> {
+export async function listCommand<T>(
+  ctx: CliContext,
+  args: string[],
+  get: (v: Parsed['values'], filters: Record<string, string[]> | undefined) => Promise<T[]>,
+  view: ListView<T>,
+): Promise<number> {
   const { values: v } = parse(args, { format: { type: 'string' }, quiet: { type: 'boolean', short: 'q' }, 'no-trunc': { type: 'boolean' }, filter: { type: 'string', short: 'f', multiple: true } });
   const filters = list(v.filter).length ? kvFilters(list(v.filter)) : undefined;
   const full = v['no-trunc'] === true;
   const fmt = str(v.format) ?? 'table';
-  return withController(ctx, v, async (ctl) => {
-    const items = get(ctl, filters);
-    if (v.quiet) {
-      for (const item of items) ctx.out(view.quiet(item, full));
-    } else if (fmt === 'table') {
-      ctx.out(table(view.headers, items.map((i) => view.row(i, full))));
-    } else {
-      // json: one object per line, as docker; else a Go template over each item's JSON view
-      for (const line of formatItems(fmt, items.map(view.json), view.titles)) ctx.out(line);
-    }
-    return 0;
-  });
+  const items = await get(v, filters);
+  if (v.quiet) {
+    for (const item of items) ctx.out(view.quiet(item, full));
+  } else if (fmt === 'table') {
+    ctx.out(table(view.headers, items.map((i) => view.row(i, full))));
+  } else {
+    // json: one object per line, as docker; else a Go template over each item's JSON view
+    for (const line of formatItems(fmt, items.map(view.json), view.titles)) ctx.out(line);
+  }
+  return 0;
 }
 
 /** `-f key=value` flags as filters (values of one key gathered), as docker takes them. */

@@ -108,10 +108,14 @@ export async function main(argv: string[], ctx: Omit<CliContext, 'open' | 'optio
       ctx.out(USAGE);
       return cmd === undefined && !g.help ? 1 : 0;
     }
-    const { controllerOptions, openFromOptions } = await import('./context.js');
+    const { controllerOptions } = await import('./context.js');
     const full: CliContext = {
       ...ctx,
-      open: (v, extra) => openFromOptions(merged(v), extra),
+      // the controller (and what it loads) only for a command that opens it
+      open: async (v, extra) => {
+        const opts = controllerOptions(merged(v), extra);
+        return (await import('./open.js')).openFromOptions(opts);
+      },
       options: (v, extra) => controllerOptions(merged(v), extra),
     };
     // each command's code is loaded when it runs: a command pays only for what it uses

@@ -4,7 +4,8 @@ import { invalid } from '../errors.js';
 import { parsePublish } from '../ports.js';
 import { contains, parseCidr, parseIp, parseSubnet } from '../net/ip.js';
 import { parseKv } from '../validate.js';
-import { list, parse, str, takeBool, didYouMean, usage } from './args.js';
+import { type Parsed, list, parse, str, takeBool, didYouMean, usage } from './args.js';
+import type { NetworkRecord } from '../types.js';
 import { type CliContext, inspectCommand, listCommand, removeCommand, withController } from './context.js';
 import { NETWORK_USAGE } from './usage.js';
 
@@ -33,6 +34,16 @@ export function ipamFromFlags(subnets: string[], gateways: string[], ranges: str
     p.auxAddresses = { ...p.auxAddresses, [name]: ip };
   }
   return pools;
+}
+
+/**
+ * The networks `ls` shows: read from the store alone (see network-ls.ts) unless
+ * a cluster store is given, whose global networks come from etcd.
+ */
+async function readNetworks(ctx: CliContext, v: Parsed['values'], filters: Record<string, string[]> | undefined): Promise<NetworkRecord[]> {
+  const opts = ctx.options(v);
+  if (opts.clusterStore !== undefined) return withController(ctx, v, async (ctl) => ctl.listNetworks({ filters }).map((n) => n.record));
+  return (await import('./network-ls.js')).readNetworks(opts, filters);
 }
 
 export async function networkCommand(ctx: CliContext, argv: string[]): Promise<number> {
@@ -84,23 +95,23 @@ export async function networkCommand(ctx: CliContext, argv: string[]): Promise<n
     }
     case 'ls':
     case 'list': {
-      return listCommand(ctx, args, (ctl, filters) => ctl.listNetworks({ filters }), {
+      return listCommand(ctx, args, (v, filters) => readNetworks(ctx, v, filters), {
         quiet: (n, full) => (full ? n.id : n.id.slice(0, 12)),
         json: (n) => ({
           ID: n.id.slice(0, 12),
           Name: n.name,
           Driver: n.driver,
-          Scope: n.record.scope,
-          IPv4: String(n.record.enableIPv4 !== false),
-          IPv6: String(n.record.enableIPv6),
-          Internal: String(n.record.internal),
-          Subnets: n.subnets,
-          Labels: Object.entries(n.record.labels).map(([k, val]) => `${k}=${val}`).join(','),
-          CreatedAt: n.record.created,
+          Scope: n.scope,
+          IPv4: String(n.enableIPv4 !== false),
+          IPv6: String(n.enableIPv6),
+          Internal: String(n.internal),
+          Subnets: n.ipam.config.map((c) => c.subnet),
+          Labels: Object.entries(n.labels).map(([k, val]) => `${k}=${val}`).join(','),
+          CreatedAt: n.created,
         }),
         headers: ['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'],
         titles: { ID: 'NETWORK ID', CreatedAt: 'CREATED AT', IPv6: 'IPV6' },
-        row: (n, full) => [full ? n.id : n.id.slice(0, 12), n.name, n.driver, n.record.scope],
+        row: (n, full) => [full ? n.id : n.id.slice(0, 12), n.name, n.driver, n.scope],
       });
     }
     case 'inspect':

@@ -78,7 +78,7 @@ export async function sandboxCommand(ctx: CliContext, argv: string[]): Promise<n
       return (await import('./prune.js')).pruneCommand(ctx, args, 'sandbox');
     case 'ls':
     case 'list': {
-      return listCommand(ctx, args, (ctl, filters) => sandboxesMatching(ctl.listSandboxes().map((s) => s.inspect()), filters), {
+      return listCommand(ctx, args, (v, filters) => withController(ctx, v, async (ctl) => sandboxesMatching(ctl.listSandboxes().map((s) => s.inspect()), filters)), {
         quiet: (s) => s.Name,
         json: (s) => s,
         headers: ['SANDBOX ID', 'NAME', 'MODE', 'NETWORKS', 'ADDRESSES'],

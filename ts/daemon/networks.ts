@@ -80,7 +80,7 @@ function list(ctl: NetworkController, url: URL): NetworkInspect[] {
   const f = parseFilters(url.searchParams.get('filters'), NETWORK_FILTERS);
   return ctl
     .listNetworks()
-    .filter((n) => networkMatches(n.record, f, ctl.endpointsOf(n.id).length > 0))
+    .filter((n) => networkMatches(n.record, f, () => ctl.endpointsOf(n.id).length > 0))
     .map((n) => ({ ...n.inspect(), Containers: {} }));
 }
 

@@ -5,7 +5,6 @@
  * netns, or a nameserver of the host's resolv.conf (Docker's CheckRouteOverlaps /
  * CheckNameserverOverlaps).
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { CnmError, invalid } from '../errors.js';
@@ -104,7 +103,8 @@ export function ulaPrefix(): string {
     id = '';
   }
   if (id === '') id = hostname();
-  const h = createHash('sha256').update(id).digest();
+  // crypto is loaded here, not with the module: the options check every command makes imports this file
+  const h = process.getBuiltinModule('node:crypto').createHash('sha256').update(id).digest();
   const g = (i: number) => ((h[i]! << 8) | h[i + 1]!).toString(16);
   return `fd${h[0]!.toString(16).padStart(2, '0')}:${g(1)}:${g(3)}::/48`;
 }

@@ -10,7 +10,7 @@
  * blocking when it is free and off the event loop when another process holds it,
  * so LMDB's lock is never waited for on the JS thread.
  */
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { RootDatabase } from 'lmdb';
@@ -18,6 +18,7 @@ import { CnmError } from '../errors.js';
 import { LOG_PREFIX, Watchers, appendRevision, logKey, revisionOfKey } from './changelog.js';
 import type { Store, StoreEvent, StoreTxn, StoreWatch } from './store.js';
 import { ensureStateDir } from './state-dir.js';
+import { MAGIC, META_MAGIC_AT, PAGE_SIZES, STORE_FILE, readHead } from './lmdb-meta.js';
 import { type WriterLock, writerLock } from './writer-lock.js';
 
 // lmdb-js's CommonJS build: one bundled file, loaded in about half the time of
@@ -25,12 +26,7 @@ import { type WriterLock, writerLock } from './writer-lock.js';
 // native addon is the same; only this module opens databases.
 const { open } = createRequire(import.meta.url)('lmdb') as typeof import('lmdb');
 
-/** File name of the database inside a host's state directory. */
-export const STORE_FILE = 'cnm.mdb';
-
-/** LMDB's meta page magic (0xBEEFC0DE), at byte 24 of each of the two meta pages. */
-const MAGIC = 0xbeefc0de;
-const META_MAGIC_AT = 24;
+export { STORE_FILE } from './lmdb-meta.js';
 
 /**
  * Look at the two meta pages before LMDB maps the file: a file cut short or
@@ -46,11 +42,10 @@ function checkHeader(path: string): void {
     });
   const fd = openSync(path, 'r');
   try {
-    const head = Buffer.alloc(Math.min(size, 64 * 1024 + 64));
-    readSync(fd, head, 0, head.length, 0);
+    const head = readHead(fd, size);
     const magicAt = (off: number) => off + META_MAGIC_AT + 4 <= head.length && head.readUInt32LE(off + META_MAGIC_AT) === MAGIC;
     if (!magicAt(0)) throw fail('no LMDB header');
-    const second = [4096, 8192, 16384, 32768, 65536].find((ps) => magicAt(ps));
+    const second = PAGE_SIZES.find((ps) => magicAt(ps));
     if (second === undefined) throw fail(`truncated to ${size} bytes, or its second meta page is overwritten`);
   } finally {
     closeSync(fd);
