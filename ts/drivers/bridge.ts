@@ -137,8 +137,8 @@ export class BridgeDriver implements Driver {
   }
 
   /** The pair is retired (the reaper deletes it); gone already (the sandbox went first) is fine. */
-  async leave(_net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
-    await retireVeth(this.ctx, ep, sb);
+  async leave(_net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord, quiesced?: boolean): Promise<void> {
+    if (!quiesced) await retireVeth(this.ctx, ep, sb);
   }
 
   async quiesce(_net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {

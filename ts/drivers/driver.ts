@@ -111,8 +111,12 @@ export interface Driver {
    * been reported done) instead of rolling it back. False when it cannot tell.
    */
   endpointComplete(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<boolean>;
-  /** take the endpoint out of the sandbox; fine when the sandbox or the link is gone already */
-  leave(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void>;
+  /**
+   * Take the endpoint out of the sandbox; fine when the sandbox or the link is
+   * gone already. `quiesced`: {@link quiesce} ran and the netns is deleted, so
+   * the links are dealt with; only the rest of the leave remains.
+   */
+  leave(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord, quiesced?: boolean): Promise<void>;
   /** publish the endpoint's ports (ep.ports) */
   programExternalConnectivity(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
   /** withdraw the endpoint's published ports */

@@ -182,9 +182,9 @@ export class OverlayDriver implements Driver {
     return vethComplete(this.ctx.hostNetns, net, ep, sb);
   }
 
-  async leave(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
+  async leave(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord, quiesced?: boolean): Promise<void> {
     await this.cluster.store.txn((tx) => tx.del(clusterKeys.peer(net.id, ep.id)));
-    await retireVeth(this.ctx, ep, sb);
+    if (!quiesced) await retireVeth(this.ctx, ep, sb);
     const others = this.localEndpoints(net.id).filter((e) => e.id !== ep.id);
     if (others.length === 0) await this.teardown(net);
   }

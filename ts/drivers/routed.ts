@@ -172,14 +172,14 @@ export class RoutedDriver implements Driver {
     return vethComplete(this.ctx.hostNetns, net, ep, sb);
   }
 
-  async leave(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
+  async leave(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord, quiesced?: boolean): Promise<void> {
     const last = this.localEndpoints(net.id).every((e) => e.id === ep.id);
     // the last endpoint here: its record and the block go in one transaction, while
     // the kernel deletes the veth, so that the other hosts drop the route at once
     const records = last
       ? this.blocks.release(net.id, (tx) => tx.del(clusterKeys.peer(net.id, ep.id))).catch((e: unknown) => log.warn('giving back the block of a routed network failed (the lease ends it)', { network: net.name, err: e }))
       : this.peers.unpublish(net, ep);
-    await Promise.all([records, retireVeth(this.ctx, ep, sb)]);
+    await Promise.all([records, quiesced ? undefined : retireVeth(this.ctx, ep, sb)]);
     if (last) await this.teardown(net, true);
   }
 

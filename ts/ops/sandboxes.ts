@@ -19,6 +19,7 @@ import type { StoreTxn } from '../store/store.js';
 import type { EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord } from '../types.js';
 import { checkName, newId } from '../validate.js';
 import type { OpContext } from './context.js';
+import type { Driver } from '../drivers/driver.js';
 import { type InternalConnect, dropEndpointRecords, forgetEndpoint, markActive, planEndpoint, programEndpoint, releaseAddresses, releaserIn } from './endpoints.js';
 import { Forward, Undo } from './undo.js';
 import { checkSandboxDns } from '../dns/settings.js';
@@ -187,7 +188,7 @@ export async function removeSandbox(ctx: OpContext, ref: string): Promise<void> 
   await fwd.step('the step after the netns delete', () => fault('sandbox.rm.netns'));
   await fwd.step('take its links out', () => dropLinks(ctx, sb));
   const eps = endpointsOfSandbox(ctx.store, sb.id);
-  await leaveAll(ctx, sb, eps, fwd);
+  await leaveAll(ctx, sb, eps, fwd, true);
   await fwd.step('the step after the leaves', () => fault('sandbox.rm.leave'));
   // gone before the records are: a crash in between leaves a sandbox that reconcile
   // finishes, never files that belong to no sandbox
@@ -220,6 +221,11 @@ export async function releaseSandbox(ctx: OpContext, sb: SandboxRecord): Promise
  * takes the sandbox ends, the reaper what is left. A namespace the sandbox was
  * given (a runtime's) stays: there every endpoint leaves first.
  */
+/** Whether leaveFirst quiesces the endpoint (else it leaves in full). */
+function quiescedBy(driver: Driver, sb: SandboxRecord): boolean {
+  return driver.quiesce !== undefined && !driver.leavesBeforeNetnsDelete && !sb.external;
+}
+
 async function leaveFirst(ctx: OpContext, sb: SandboxRecord): Promise<void> {
   await Promise.all(
     endpointsOfSandbox(ctx.store, sb.id).map(async (ep) => {
@@ -233,8 +239,12 @@ async function leaveFirst(ctx: OpContext, sb: SandboxRecord): Promise<void> {
   );
 }
 
-/** Each endpoint out of the sandbox (ports withdrawn, link gone), all in flight together. */
-async function leaveAll(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecord[], fwd: Forward): Promise<void> {
+/**
+ * Each endpoint out of the sandbox (ports withdrawn, link gone), all in flight
+ * together. `afterQuiesce`: leaveFirst quiesced the links and the netns is
+ * deleted, so a quiesced endpoint's links need nothing more.
+ */
+async function leaveAll(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecord[], fwd: Forward, afterQuiesce = false): Promise<void> {
   await Promise.all(
     eps.map((ep) =>
       fwd.step(`take endpoint ${ep.id.slice(0, 12)} out`, async () => {
@@ -242,7 +252,7 @@ async function leaveAll(ctx: OpContext, sb: SandboxRecord, eps: EndpointRecord[]
         if (!net) return;
         const driver = await ctx.drivers.resolve(net.driver);
         if (ep.ports?.length) await driver.revokeExternalConnectivity(net, ep);
-        await driver.leave(net, ep, sb);
+        await driver.leave(net, ep, sb, afterQuiesce && quiescedBy(driver, sb));
       }),
     ),
   );
