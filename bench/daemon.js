@@ -15,6 +15,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { native } from '../dist/index.js';
 import { startDaemon } from '../dist/daemon/server.js';
@@ -133,6 +134,38 @@ async function measure({ docker, targets, n }) {
 }
 
 /**
+ * What HTTP adds: the same create and rm through the daemon's socket (a fresh
+ * connection each, from a client on a thread of its own, as a real client is a
+ * process of its own) and straight on the daemon's controller, taking turns.
+ */
+async function httpOverhead(d, n) {
+  const worker = new Worker(new URL('./http-worker.js', import.meta.url));
+  const call = (method, path, body) =>
+    new Promise((resolve, reject) => {
+      worker.once('message', (r) => (r.status >= 200 && r.status < 300 ? resolve(r.ms) : reject(new Error(`${method} ${path}: ${r.status} ${r.body}`))));
+      worker.postMessage({ socket: d.socket, method, path: `${API}${path}`, body });
+    });
+  const out = { httpCreate: [], directCreate: [], httpRm: [], directRm: [], ping: [] };
+  try {
+    await call('GET', '/_ping');
+    for (let i = 0; i < n; i++) {
+      out.ping.push(await call('GET', '/_ping'));
+      out.httpCreate.push(await call('POST', '/networks/create', cliBody(`dh${i}`, `10.223.${i}.0/24`)));
+      let t = performance.now();
+      await d.controller.createNetwork({ name: `dy${i}`, ipam: [{ subnet: `10.224.${i}.0/24` }] });
+      out.directCreate.push(performance.now() - t);
+      out.httpRm.push(await call('DELETE', `/networks/dh${i}`));
+      t = performance.now();
+      await d.controller.removeNetwork(`dy${i}`);
+      out.directRm.push(performance.now() - t);
+    }
+  } finally {
+    await worker.terminate();
+  }
+  return out;
+}
+
+/**
  * Start a real Docker engine in a netns of its own (its docker0 and iptables rules stay
  * there) and call fn(socket); fn(undefined, why) when there is none or it does not start.
  */
@@ -197,6 +230,7 @@ export async function daemonBench({ tag, stateDir, rows, summarize, n = 30 }) {
   let engine;
   let noEngine;
   let direct;
+  let overhead;
   try {
     d = await startDaemon({ socket: join(sockDir, 'cnm.sock'), controller: { stateDir: `${stateDir}/daemon`, hostNetns: hostNs } });
     // the create without HTTP at all: what the controller itself costs (before the engine runs)
@@ -211,6 +245,7 @@ export async function daemonBench({ tag, stateDir, rows, summarize, n = 30 }) {
       noEngine = why;
       return measure({ docker, n, targets: sock ? [mine, { sock, net: 222, prefix: 'en' }] : [mine] });
     });
+    overhead = await httpOverhead(d, n);
   } finally {
     await d?.close().catch(() => undefined);
     await native.netnsDelete(hostNs);
@@ -257,6 +292,15 @@ export async function daemonBench({ tag, stateDir, rows, summarize, n = 30 }) {
   apiRows(`POST ${API}/networks/create`, 'keepAlive', 'create', false);
   apiRows(`DELETE ${API}/networks/{id}`, 'keepAlive', 'rm', false);
   rows.push(summarize('network create behind the daemon (controller call, no HTTP)', direct));
+  rows.push(summarize('GET /_ping through the daemon socket (fresh connection, client on its own thread): the transport floor', overhead.ping));
+  for (const [what, http, lib] of [
+    ['create', overhead.httpCreate, overhead.directCreate],
+    ['rm', overhead.httpRm, overhead.directRm],
+  ]) {
+    rows.push(summarize(`network ${what} through the daemon socket (fresh connection, client on its own thread), taking turns with the controller call`, http));
+    rows.push(summarize(`network ${what} on the daemon's controller (no HTTP), taking turns with the request`, lib));
+    rows.push({ name: `what HTTP adds to network ${what} (p50 difference)`, n: http.length, p50: p50(http) - p50(lib), target: 'target < 0.5 ms' });
+  }
 
   if (noEngine) rows.push({ name: `Docker engine: ${noEngine}`, n: 0 });
 }
