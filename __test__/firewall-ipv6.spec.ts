@@ -182,7 +182,7 @@ function ipv6Suite(backend: Exclude<FirewallBackendName, 'none'>, n: number): vo
     if (backend === 'iptables') {
       const net = st.networks.find((x) => x.bridge === ctl.getNetwork('a').bridge)!;
       t.deepEqual(net.subnets6, [v6(1)]);
-      t.regex(inNs(host.ns, sysbin('ip6tables-save')), /CNM-PREROUTING .*--to-destination \[/);
+      t.regex(inNs(host.ns, sysbin('ip6tables-save')), /-A CNM-DNAT-TCP-\d+ .*--to-destination \[/);
     } else {
       t.regex(inNs(host.ns, sysbin('nft'), 'list', 'tables'), /table ip6 cnm/);
     }

@@ -13,7 +13,9 @@
 //!   does not masquerade stays reachable for them), and published host
 //!   ports, whose destination is still the host's address, are not touched.
 //! - nat `CNM-PREROUTING` (from PREROUTING and OUTPUT, for local
-//!   destinations): one DNAT rule per published port and family.
+//!   destinations): a jump per shard of published ports, by protocol and
+//!   host port range, into `CNM-DNAT-<PROTO>-<n>`, which hold one DNAT rule
+//!   per published port and family (see `ruleset.rs` for why shards).
 //! - nat `CNM-POSTROUTING` (from POSTROUTING): masquerade of each subnet
 //!   leaving through anything but its bridge, of localhost (IPv4) and of
 //!   hairpin DNAT; none for a `routed` family.
@@ -34,9 +36,10 @@
 //! - filter `CNM-ISOLATION` / `CNM-ISOLATION-2`: Docker's two-stage
 //!   isolation, a drop of traffic between two of our bridges.
 //! - filter `CNM-INBOUND` (after isolation, so not from other networks):
-//!   the accepts of published container ports of `nat` families (inserted,
-//!   so first), then per filtered network `! -i BR -o BR -j DROP`
-//!   (appended). A `nat-unprotected` family has no rule here nor in
+//!   the jumps into `CNM-ACCEPT-<n>` (inserted, so first), which hold the
+//!   accepts of published container ports of `nat` families by the low bits
+//!   of the container address, then per filtered network
+//!   `! -i BR -o BR -j DROP` (appended). A `nat-unprotected` family has no rule here nor in
 //!   CNM-OPEN / CNM-DIRECT: nothing to it is filtered.
 //!
 //! Every rule of a network carries the comment `cnm:net:<tag>` (those of

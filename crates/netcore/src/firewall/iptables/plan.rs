@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::links::{link_rules, saved_link_bridge};
 use super::network::network_rules;
-use super::ports::{port_keys, port_rules, PortKey, Role};
+use super::ports::{legacy_port_rules, port_keys, port_rules, PortKey, Role};
 use super::rule::{Pos, Rule, RuleKey, Table};
-use super::ruleset::managed_chains;
+use super::ruleset::{managed_chains, shard_for, INBOUND, PREROUTING};
 use super::saved::{saved_network_id, saved_port_key, Saved};
 use crate::error::{ns_label, Error, ErrorCode, Result};
 use crate::firewall::Batch;
@@ -23,6 +23,14 @@ pub(super) struct Script {
 impl Script {
     pub(super) fn push(&mut self, table: Table, line: String) {
         self.lines.entry(table).or_default().push(line);
+    }
+
+    /// A chain made by this script: declared before any rule of its table.
+    fn declare(&mut self, table: Table, chain: &str) {
+        self.lines
+            .entry(table)
+            .or_default()
+            .insert(0, format!(":{chain} - [0:0]"));
     }
 
     /// The lines of one table.
@@ -128,10 +136,13 @@ pub(super) struct Plan {
     pub(super) script: Script,
     pub(super) deleted: Vec<u64>,
     pub(super) added: Vec<Rule>,
+    /// chains the script makes (shards of published ports)
+    pub(super) chains: Vec<(Table, String)>,
 }
 
 impl Plan {
     pub(super) fn commit_to(self, model: &mut Model) {
+        model.chains.extend(self.chains);
         for id in self.deleted {
             model.remove(id);
         }
@@ -169,6 +180,28 @@ impl Plan {
         let verb = if pos == Pos::Insert { "-I" } else { "-A" };
         self.script.push(rule.table, rule.line(verb));
         self.added.push(rule);
+    }
+
+    /// A rule of a published port, in its shard: the shard is made first,
+    /// with its jump, when neither the tables nor this plan have it.
+    fn add_port_rule(&mut self, model: &Model, rule: Rule, pos: Pos, role: Role) {
+        let role_chain = match role {
+            Role::Dnat => PREROUTING,
+            Role::Accept => INBOUND,
+            Role::Routed => "",
+        };
+        if let Some((shard, jump, jump_pos)) = shard_for(&rule, role_chain) {
+            let made = self
+                .chains
+                .iter()
+                .any(|(t, c)| *t == rule.table && *c == shard);
+            if !made && !model.has_chain(rule.table, &shard) {
+                self.script.declare(rule.table, &shard);
+                self.chains.push((rule.table, shard));
+                self.add(jump, jump_pos);
+            }
+        }
+        self.add(rule, pos);
     }
 }
 
@@ -235,14 +268,19 @@ pub(super) fn plan(model: &Model, batch: &Batch, netns: Option<&str>) -> Result<
     // A port's rules, family by family: the accept of a DNAT family goes
     // with its DNAT rule, so that removing a mapping that is not there does
     // not take the accept of another mapping to the same container port.
+    // (In its shard, or where an older cnm put it.)
     for p in &batch.remove_ports {
         let mut dnat_gone = false;
-        for (rule, _, role) in port_rules(p) {
+        for ((rule, _, role), (legacy, _, _)) in port_rules(p).into_iter().zip(legacy_port_rules(p))
+        {
+            let mut delete = |out: &mut Plan| {
+                out.delete_one(model, &rule, &mut gone) || out.delete_one(model, &legacy, &mut gone)
+            };
             match role {
-                Role::Dnat => dnat_gone = out.delete_one(model, &rule, &mut gone),
+                Role::Dnat => dnat_gone = delete(&mut out),
                 Role::Accept if !dnat_gone => {}
                 Role::Accept | Role::Routed => {
-                    out.delete_one(model, &rule, &mut gone);
+                    delete(&mut out);
                 }
             }
         }
@@ -292,8 +330,8 @@ pub(super) fn plan(model: &Model, batch: &Batch, netns: Option<&str>) -> Result<
                 ));
             }
         }
-        for (rule, pos, _) in port_rules(p) {
-            out.add(rule, pos);
+        for (rule, pos, role) in port_rules(p) {
+            out.add_port_rule(model, rule, pos, role);
         }
     }
     Ok(out)
@@ -303,7 +341,8 @@ pub(super) fn plan(model: &Model, batch: &Batch, netns: Option<&str>) -> Result<
 mod tests {
     use super::*;
     use crate::firewall::iptables::fixtures::*;
-    use crate::firewall::iptables::ruleset::{DIRECT, INBOUND, OPEN};
+    use crate::firewall::iptables::rule::opt;
+    use crate::firewall::iptables::ruleset::{DIRECT, OPEN};
     use crate::firewall::iptables::state::parse_state;
     use crate::firewall::{GatewayMode, Network, Port};
 
@@ -501,9 +540,39 @@ mod tests {
         let mut want = ports_new();
         crate::firewall::sort_ports(&mut want);
         assert_eq!(s.ports, want);
-        // the same rules as the saved fixtures hold (iptables-save's order aside)
+        // the same rules as the saved fixtures hold (iptables-save's order
+        // aside), those of ports in their shards where the fixtures (written
+        // by an older cnm) have them in CNM-PREROUTING and CNM-INBOUND
         let fixture = model_new();
-        let mut ours: Vec<_> = model.by_key.keys().cloned().collect();
+        let shards: Vec<_> = model
+            .chains
+            .iter()
+            .filter(|(_, c)| c.starts_with("CNM-DNAT-") || c.starts_with("CNM-ACCEPT-"))
+            .cloned()
+            .collect();
+        assert!(!shards.is_empty());
+        for (t, c) in &shards {
+            let jumps = model
+                .rules
+                .values()
+                .filter(|r| r.table == *t && r.args.last() == Some(c))
+                .count();
+            assert_eq!(jumps, 1, "one jump into {c}");
+        }
+        let mut ours: Vec<_> = model
+            .by_key
+            .keys()
+            .filter(|k| !matches!(opt(&k.opts, "-j"), Some((_, j)) if j.starts_with("CNM-DNAT-") || j.starts_with("CNM-ACCEPT-")))
+            .cloned()
+            .map(|mut k| {
+                if k.chain.starts_with("CNM-DNAT-") {
+                    k.chain = PREROUTING.to_string();
+                } else if k.chain.starts_with("CNM-ACCEPT-") {
+                    k.chain = INBOUND.to_string();
+                }
+                k
+            })
+            .collect();
         let mut theirs: Vec<_> = fixture.by_key.keys().cloned().collect();
         ours.retain(|k| !k.chain.starts_with("CNM-USER"));
         theirs.retain(|k| !k.chain.starts_with("CNM-USER"));
@@ -549,7 +618,17 @@ mod tests {
         let ep5 = ports_new()[4].clone();
         let p = plan(&model, &batch(vec![v6.clone()], vec![ep5.clone()]), None).unwrap();
         assert_eq!(p.script.lines(Table::Nat).len(), 0);
-        assert_eq!(p.script.lines(Table::Nat6).len(), 2);
+        // the old rule deleted where an older cnm put it; the new one in its
+        // shard, made first with its jump
+        assert_eq!(
+            p.script.lines(Table::Nat6),
+            [
+                ":CNM-DNAT-TCP-31 - [0:0]",
+                "-D CNM-PREROUTING -p tcp -m tcp --dport 8080 -m comment --comment cnm:ep:ep5/br1 -j DNAT --to-destination [fd00:10::5]:80",
+                "-A CNM-PREROUTING -p tcp -m tcp --dport 7936:8191 -j CNM-DNAT-TCP-31",
+                "-A CNM-DNAT-TCP-31 -p tcp -m tcp --dport 8080 -m comment --comment cnm:ep:x/br0 -j DNAT --to-destination [fd00:9::7]:80",
+            ]
+        );
         let err = plan(&model, &batch(vec![v4.clone()], vec![ep5]), None).unwrap_err();
         assert_eq!(err.code, ErrorCode::PortAllocated);
         // both families of a new key in one batch, as two ports: no conflict
@@ -573,7 +652,7 @@ mod tests {
             ..v6
         };
         let p = plan(&model, &batch(vec![local], vec![]), None).unwrap();
-        assert!(p.script.lines(Table::Nat6)[0].starts_with("-A CNM-PREROUTING -d fd00::1 "));
+        assert!(p.script.lines(Table::Nat6)[2].starts_with("-A CNM-DNAT-TCP-31 -d fd00::1 "));
         // routed ports hold no key
         let routed = Port {
             routed4: true,
@@ -602,7 +681,10 @@ mod tests {
         let accept = |m: &Model| {
             m.rules
                 .values()
-                .filter(|r| r.chain == INBOUND && r.args.iter().any(|a| a == "cnm:ep:ep2/br0"))
+                .filter(|r| {
+                    (r.chain == INBOUND || r.chain.starts_with("CNM-ACCEPT-"))
+                        && r.args.iter().any(|a| a == "cnm:ep:ep2/br0")
+                })
                 .count()
         };
         assert_eq!(accept(&model), 2);
@@ -721,8 +803,9 @@ mod tests {
         };
         assert!(plan(&model4, &batch(vec![v4only], vec![]), None).is_ok());
         let p = plan(&model_new(), &batch(vec![v6], vec![]), None).unwrap();
-        assert_eq!(p.script.lines(Table::Nat).len(), 1);
-        assert_eq!(p.script.lines(Table::Nat6).len(), 1);
+        // each family: the shard, the jump into it, the rule
+        assert_eq!(p.script.lines(Table::Nat).len(), 3);
+        assert_eq!(p.script.lines(Table::Nat6).len(), 3);
         assert!(p.script.text(true).unwrap().contains("[fd00:9::2]:80"));
         assert_eq!(p.script.commits(), 4);
     }

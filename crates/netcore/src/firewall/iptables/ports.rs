@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use super::rule::{Pos, Rule, Table};
-use super::ruleset::{ep_comment, INBOUND, OPEN, PREROUTING};
+use super::ruleset::{ep_comment, shard_for, INBOUND, OPEN, PREROUTING};
 use crate::firewall::{Port, Proto};
 
 /// A published key of one family (true: IPv6): two DNAT rules with the same
@@ -35,10 +35,29 @@ pub(super) fn port_keys(p: &Port) -> Vec<PortKey> {
     out
 }
 
-/// The rules of a port, IPv4 first, each with its role and where it goes.
+/// The rules of a port, IPv4 first, each with its role and where it goes:
+/// DNAT rules and their accepts in their shards (see `ruleset.rs`), appended.
 /// The accepts name the bridge: a port without one gets only its DNAT rules
 /// (the planner refuses to add such a port).
 pub(super) fn port_rules(p: &Port) -> Vec<(Rule, Pos, Role)> {
+    legacy_port_rules(p)
+        .into_iter()
+        .map(
+            |(mut rule, pos, role)| match shard_for(&rule, &rule.chain) {
+                Some((shard, _, _)) => {
+                    rule.chain = shard;
+                    (rule, Pos::Append, role)
+                }
+                None => (rule, pos, role),
+            },
+        )
+        .collect()
+}
+
+/// The rules of a port as cnm wrote them before the shards: DNAT rules
+/// appended to CNM-PREROUTING, accepts inserted in CNM-INBOUND (a netns set
+/// up by an older cnm may still hold them; removals look there too).
+pub(super) fn legacy_port_rules(p: &Port) -> Vec<(Rule, Pos, Role)> {
     let mut out = Vec::new();
     let v4 = p.v4_target().map(|ip| {
         (
@@ -124,10 +143,10 @@ mod tests {
         assert_eq!(
             lines(&port6()),
             [
-                "iptables -A CNM-PREROUTING -p tcp -m tcp --dport 8080 -m comment --comment cnm:ep:ep2/br0 -j DNAT --to-destination 10.9.0.2:80",
-                "iptables -I CNM-INBOUND 1 -d 10.9.0.2 -o br0 -p tcp -m tcp --dport 80 -m comment --comment cnm:ep:ep2/br0 -j ACCEPT",
-                "ip6tables -A CNM-PREROUTING -p tcp -m tcp --dport 8080 -m comment --comment cnm:ep:ep2/br0 -j DNAT --to-destination [fd00:9::2]:80",
-                "ip6tables -I CNM-INBOUND 1 -d fd00:9::2 -o br0 -p tcp -m tcp --dport 80 -m comment --comment cnm:ep:ep2/br0 -j ACCEPT",
+                "iptables -A CNM-DNAT-TCP-31 -p tcp -m tcp --dport 8080 -m comment --comment cnm:ep:ep2/br0 -j DNAT --to-destination 10.9.0.2:80",
+                "iptables -A CNM-ACCEPT-2 -d 10.9.0.2 -o br0 -p tcp -m tcp --dport 80 -m comment --comment cnm:ep:ep2/br0 -j ACCEPT",
+                "ip6tables -A CNM-DNAT-TCP-31 -p tcp -m tcp --dport 8080 -m comment --comment cnm:ep:ep2/br0 -j DNAT --to-destination [fd00:9::2]:80",
+                "ip6tables -A CNM-ACCEPT-2 -d fd00:9::2 -o br0 -p tcp -m tcp --dport 80 -m comment --comment cnm:ep:ep2/br0 -j ACCEPT",
             ]
         );
         assert_eq!(
@@ -144,7 +163,7 @@ mod tests {
         };
         let l = lines(&local);
         assert_eq!(l.len(), 2);
-        assert!(l[0].starts_with("ip6tables -A CNM-PREROUTING -d ::1 -p tcp"));
+        assert!(l[0].starts_with("ip6tables -A CNM-DNAT-TCP-31 -d ::1 -p tcp"));
         assert_eq!(
             port_keys(&local),
             [(true, Proto::Tcp, Some("::1".parse().unwrap()), 8080)]

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::ports::PortKey;
 use super::rule::{comment, opt, options, Rule, Table};
-use super::ruleset::{EP_TAG, NET_TAG, OPEN, PREROUTING};
+use super::ruleset::{DNAT_SHARD, EP_TAG, NET_TAG, OPEN, PREROUTING};
 use crate::firewall::{Port, Proto, ReadPort};
 
 /// Splits an iptables-save line into words, honouring double quotes.
@@ -114,7 +114,10 @@ fn endpoint(opts: &[super::rule::Opt]) -> Option<(&str, &str)> {
 /// The port of a saved DNAT rule of ours: an IPv4 rule gives a port with
 /// only its `container_ip`, an IPv6 one with only its `container_ip6`.
 pub(super) fn saved_port(rule: &Rule) -> Option<Port> {
-    if rule.table.name() != "nat" || rule.chain != PREROUTING {
+    // in its shard, or in CNM-PREROUTING where an older cnm put it
+    if rule.table.name() != "nat"
+        || !(rule.chain == PREROUTING || rule.chain.starts_with(DNAT_SHARD))
+    {
         return None;
     }
     let v6 = rule.table.v6();

@@ -4,7 +4,7 @@
 
 use super::plan::Script;
 use super::rule::{opt, options, Pos, Table};
-use super::ruleset::{chains, fixed_rules, is_ours, managed_chains, Ordered, USER};
+use super::ruleset::{chains, fixed_rules, is_ours, is_shard, managed_chains, Ordered, USER};
 use super::saved::Saved;
 
 /// What `init` adds to the tables `saved` shows, in the families `families`.
@@ -73,7 +73,20 @@ pub(super) fn reset_script(saved: &Saved, families: &[bool]) -> Script {
             script.push(r.table, r.line("-D"));
         }
     }
-    let managed: Vec<_> = families.iter().flat_map(|v6| managed_chains(*v6)).collect();
+    let mut managed: Vec<(Table, String)> = families
+        .iter()
+        .flat_map(|v6| managed_chains(*v6))
+        .map(|(t, c)| (t, c.to_string()))
+        .collect();
+    // the shards of published ports (sorted: the script reads the same each time)
+    let mut shards: Vec<(Table, String)> = saved
+        .chains
+        .iter()
+        .filter(|(t, c)| families.contains(&t.v6()) && is_shard(c))
+        .cloned()
+        .collect();
+    shards.sort();
+    managed.extend(shards);
     for (t, c) in &managed {
         if saved.has_chain(*t, c) {
             script.push(*t, format!("-F {c}"));
@@ -232,6 +245,18 @@ mod tests {
         assert_eq!(
             reset_script(&Saved::parse(empty, false), &[false]).lines(Table::Filter),
             ["-D FORWARD -j CNM-USER", "-X CNM-USER"]
+        );
+        // the shards of published ports go with the chains that jump into them
+        let sharded = "*nat\n:PREROUTING ACCEPT [0:0]\n:CNM-PREROUTING - [0:0]\n:CNM-DNAT-TCP-31 - [0:0]\n-A PREROUTING -j CNM-PREROUTING\n-A CNM-PREROUTING -p tcp -m tcp --dport 7936:8191 -j CNM-DNAT-TCP-31\nCOMMIT\n";
+        assert_eq!(
+            reset_script(&Saved::parse(sharded, false), &[false]).lines(Table::Nat),
+            [
+                "-D PREROUTING -j CNM-PREROUTING",
+                "-F CNM-PREROUTING",
+                "-F CNM-DNAT-TCP-31",
+                "-X CNM-PREROUTING",
+                "-X CNM-DNAT-TCP-31"
+            ]
         );
         // nothing of ours but the operator's rules: nothing to do
         let user_only =
