@@ -143,7 +143,7 @@ async function httpOverhead(d, n) {
   const call = (method, path, body) =>
     new Promise((resolve, reject) => {
       worker.once('message', (r) => (r.status >= 200 && r.status < 300 ? resolve(r.ms) : reject(new Error(`${method} ${path}: ${r.status} ${r.body}`))));
-      worker.postMessage({ socket: d.socket, method, path: `${API}${path}`, body });
+      worker.postMessage({ socket: d.socket, method, path: `${API}${path}`, body }, []);
     });
   const out = { httpCreate: [], directCreate: [], httpRm: [], directRm: [], ping: [] };
   try {

@@ -13,8 +13,8 @@ parentPort.on('message', ({ socket, method, path, body }) => {
     let out = '';
     res.setEncoding('utf8');
     res.on('data', (c) => (out += c));
-    res.on('end', () => parentPort.postMessage({ ms: performance.now() - t, status: res.statusCode, body: out }));
+    res.on('end', () => parentPort.postMessage({ ms: performance.now() - t, status: res.statusCode, body: out }, []));
   });
-  req.on('error', (e) => parentPort.postMessage({ ms: performance.now() - t, status: 0, body: String(e) }));
+  req.on('error', (e) => parentPort.postMessage({ ms: performance.now() - t, status: 0, body: String(e) }, []));
   req.end(data);
 });
