@@ -33,6 +33,7 @@ const long = 'n'.repeat(65);
 const cases = (): Case[] => [
   // network names
   ['ERR_INVALID_ARGUMENT', 'empty network name', () => ctl.createNetwork({ name: '' }), ['network', 'create', '']],
+  ['ERR_INVALID_ARGUMENT', 'network name over 1 024 bytes (the store keys by name)', () => ctl.createNetwork({ name: 'n'.repeat(1025) }), ['network', 'create', 'n'.repeat(1025)]],
   ['ERR_NAME_CONFLICT', 'reserved name bridge', () => ctl.createNetwork({ name: 'bridge' }), ['network', 'create', 'bridge']],
   ['ERR_NAME_CONFLICT', 'reserved name host', () => ctl.createNetwork({ name: 'host' }), ['network', 'create', 'host']],
   ['ERR_NAME_CONFLICT', 'reserved name none', () => ctl.createNetwork({ name: 'none' }), ['network', 'create', 'none']],

@@ -14,6 +14,9 @@ import type { NetworkRecord } from '../types.js';
 import { newId, parseMtu } from '../validate.js';
 import type { OpContext } from './context.js';
 
+/** The longest network name taken, in UTF-8 bytes (Docker sets none; the store's keys do). */
+export const MAX_NETWORK_NAME = 1024;
+
 /** Docker's generic MTU option, which `mtu` stands for. */
 export const MTU_OPTION = 'com.docker.network.driver.mtu';
 
@@ -29,6 +32,10 @@ export async function planNetwork(ctx: OpContext, req: NetworkCreateOptions, pre
   // Docker takes any network name that is not empty (a NUL, which no tool can type, is refused)
   if (typeof req.name !== 'string' || req.name === '') throw invalid('network name must not be empty', req.name);
   if (req.name.includes('\0')) throw invalid('network name must not contain a NUL character', req.name);
+  // the store keys records by name: LMDB takes keys of up to 1 978 bytes
+  if (Buffer.byteLength(req.name) > MAX_NETWORK_NAME) {
+    throw invalid(`network name "${req.name.slice(0, 20)}…" is too long: at most ${MAX_NETWORK_NAME} bytes`, req.name.slice(0, 100));
+  }
   const driverName = req.driver ?? 'bridge';
   if (typeof driverName !== 'string' || driverName === '') throw invalid('driver name must not be empty', driverName);
   const driver = await ctx.drivers.resolve(driverName);

@@ -14,7 +14,7 @@ import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { RootDatabase } from 'lmdb';
-import { CnmError } from '../errors.js';
+import { CnmError, invalid } from '../errors.js';
 import { LOG_PREFIX, Watchers, appendRevision, logKey, revisionOfKey } from './changelog.js';
 import type { Store, StoreEvent, StoreTxn, StoreWatch } from './store.js';
 import { ensureStateDir } from './state-dir.js';
@@ -60,6 +60,18 @@ function prefixEnd(prefix: string): string {
   const last = prefix.codePointAt(prefix.length - 1)!;
   const cut = last > 0xffff ? 2 : 1;
   return prefix.slice(0, prefix.length - cut) + String.fromCodePoint(last + 1);
+}
+
+/** LMDB's largest key (lmdb-js builds with 1 978 bytes), less room for the key's encoding. */
+const MAX_KEY_BYTES = 1900;
+
+function fits(key: string): boolean {
+  return key.length <= MAX_KEY_BYTES / 3 || Buffer.byteLength(key) <= MAX_KEY_BYTES;
+}
+
+/** A record under a key LMDB cannot take: the name in it was not checked for length (a bug), refused as bad input. */
+function fitOrRefuse(key: string): void {
+  if (!fits(key)) throw invalid(`a name is too long to be stored (${Buffer.byteLength(key)} bytes in its key; at most ${MAX_KEY_BYTES})`, key.slice(0, 100));
 }
 
 /** Marks an error thrown by a transaction's own callback, as opposed to LMDB's. */
@@ -126,12 +138,15 @@ export class LmdbStore implements Store {
 
   get<T>(key: string): T | undefined {
     this.check();
+    // nothing is stored under a key LMDB cannot take (a lookup of a user's very long name)
+    if (!fits(key)) return undefined;
     return this.db.get(key) as T | undefined;
   }
 
   range<T>(prefix: string): Array<[string, T]> {
     this.check();
     const out: Array<[string, T]> = [];
+    if (!fits(prefix)) return out;
     for (const { key, value } of this.db.getRange(prefix === '' ? {} : { start: prefix, end: prefixEnd(prefix) })) {
       out.push([key as string, value as T]);
     }
@@ -192,13 +207,15 @@ export class LmdbStore implements Store {
       if (!existed.has(key)) existed.set(key, db.doesExist(key));
     };
     const tx: StoreTxn = {
-      get: <V>(key: string) => db.get(key) as V | undefined,
+      get: <V>(key: string) => (fits(key) ? (db.get(key) as V | undefined) : undefined),
       range: <V>(prefix: string) => this.range<V>(prefix),
       put: (key, value) => {
+        fitOrRefuse(key);
         touch(key);
         db.putSync(key, value as never);
       },
       del: (key) => {
+        if (!fits(key)) return;
         touch(key);
         db.removeSync(key);
       },
