@@ -41,6 +41,10 @@ export const ErrorCodes = {
   ERR_CLUSTER_UNAVAILABLE: 503,
   /** the controller (or its store) was closed */
   ERR_CLOSED: 500,
+  /** a request body over the daemon's limit (1 MiB) */
+  ERR_TOO_LARGE: 413,
+  /** the daemon is shutting down: the request was not started */
+  ERR_SHUTTING_DOWN: 503,
   /** a bug in cnm: the cause says what went wrong */
   ERR_INTERNAL: 500,
 } as const;

@@ -107,7 +107,14 @@ export const HELP: Record<string, CommandHelp> = {
   'system reconcile': { usage: 'cnm system reconcile [OPTIONS]', summary: 'Bring the store and the kernel into agreement', flags: [['', 'dry-run', '', 'Only say what would be done']] },
   'system hosts': { usage: 'cnm system hosts', summary: "The cluster's hosts, live or gone, and the addresses they hold", flags: [] },
   'system forget-host': { usage: 'cnm system forget-host ID', summary: 'Give back the addresses of a host gone for good', flags: [] },
-  daemon: { usage: 'cnm daemon [OPTIONS]', summary: 'Serve the network part of the Docker Engine API', flags: [['', 'socket', 'string', 'Unix socket to listen on (default "/run/cnm.sock")']] },
+  daemon: {
+    usage: 'cnm daemon [OPTIONS]',
+    summary: 'Serve the network part of the Docker Engine API (SIGTERM/SIGINT: finish the requests in flight, then stop; SIGHUP: reopen the log file)',
+    flags: [
+      ['', 'socket', 'string', 'Unix socket to listen on (default "/run/cnm.sock")'],
+      ['', 'log-file', 'string', 'Append the log lines to this file instead of stderr; SIGHUP reopens it (for log rotation)'],
+    ],
+  },
   events: {
     usage: 'cnm events [OPTIONS]',
     summary: "Get real time events from the host's networks (made by any cnm process)",

@@ -9,7 +9,7 @@ import type { NetworkController } from '../controller.js';
 import { CnmError } from '../errors.js';
 import type { Sandbox, SandboxInspect, SandboxNetwork } from '../sandbox.js';
 import { parseFilters } from './filters.js';
-import { sendJson } from './http.js';
+import { decodeSegment, sendJson } from './http.js';
 
 /** Docker's EndpointSettings of one network (without cnm's InterfaceName). */
 function endpointSettings(n: SandboxNetwork): Record<string, unknown> {
@@ -141,13 +141,7 @@ export function handleContainers(ctl: NetworkController, req: IncomingMessage, r
   }
   const m = /^\/containers\/([^/]+)\/json$/.exec(path);
   if (m && method === 'GET') {
-    let ref: string;
-    try {
-      ref = decodeURIComponent(m[1]!);
-    } catch {
-      throw new CnmError('ERR_INVALID_ARGUMENT', `invalid container reference ${m[1]}: bad percent escape`, { value: m[1] });
-    }
-    sendJson(res, 200, containerInspect(sandboxOf(ctl, ref)));
+    sendJson(res, 200, containerInspect(sandboxOf(ctl, decodeSegment(m[1]!))));
     return true;
   }
   return false;

@@ -7,7 +7,7 @@ import type { NetworkInspect } from '../network.js';
 import type { Sandbox } from '../sandbox.js';
 import { parseFilters } from './filters.js';
 import { NETWORK_FILTERS, networkMatches } from '../network-filters.js';
-import { readJson, sendEmpty, sendJson } from './http.js';
+import { decodeSegment, readJson, sendEmpty, sendJson } from './http.js';
 
 import { PRUNE_FILTERS } from '../prune.js';
 /** names Docker keeps for itself (daemon/network.IsPredefined) */
@@ -157,7 +157,7 @@ export async function handleNetworks(ctl: NetworkController, req: IncomingMessag
   if (!m) return false;
   const [, ref, action] = m;
   const method = req.method ?? 'GET';
-  const id = ref === undefined ? undefined : decodeURIComponent(ref);
+  const id = ref === undefined ? undefined : decodeSegment(ref);
   if (id === undefined && method === 'GET') {
     sendJson(res, 200, list(ctl, url));
   } else if (id === 'create' && method === 'POST' && !action) {

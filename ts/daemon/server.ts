@@ -12,7 +12,8 @@ import { log } from '../log.js';
 import { CnmError, invalid } from '../errors.js';
 import { type EventFilters } from '../events.js';
 import { parseFilters, parseTimestamp } from './filters.js';
-import { sendError, sendJson } from './http.js';
+import { decodeSegment, sendError, sendJson } from './http.js';
+import { type DaemonLimits, Guard, serverOptions } from './guard.js';
 import { handleNetworks } from './networks.js';
 import { handleContainers } from './containers.js';
 import { native } from '../native.js';
@@ -27,11 +28,18 @@ export interface DaemonOptions {
   /** unix socket path; default /run/cnm.sock */
   socket?: string;
   controller?: ControllerOptions;
+  /** time limits on clients and the shutdown drain (defaults: see guard.ts) */
+  limits?: DaemonLimits;
 }
 
 export interface Daemon {
   socket: string;
   controller: NetworkController;
+  /**
+   * Stop: no new connection or request is taken (a request on an open
+   * connection gets 503), event streams end, requests in flight finish, then
+   * the socket is removed and the controller closed.
+   */
   close(): Promise<void>;
 }
 
@@ -147,7 +155,7 @@ function eventTime(v: string | null): number | undefined {
 }
 
 /** GET /events: the host's event log since ?since=, then live events (any process's) until ?until= or the client goes. */
-function events(ctl: NetworkController, req: IncomingMessage, res: ServerResponse, url: URL): void {
+function events(ctl: NetworkController, guard: Guard, req: IncomingMessage, res: ServerResponse, url: URL): void {
   // unknown filter keys are ignored, as dockerd does for /events
   const f = parseFilters(url.searchParams.get('filters'), null);
   const filters: EventFilters = Object.fromEntries(f);
@@ -157,11 +165,16 @@ function events(ctl: NetworkController, req: IncomingMessage, res: ServerRespons
   res.flushHeaders();
   const stop = new AbortController();
   req.on('close', () => stop.abort());
+  // a shutdown ends the stream, as dockerd's does
+  const forget = guard.stream(() => stop.abort());
   void (async () => {
     for await (const e of ctl.events({ since, until, filters }, stop.signal)) res.write(`${JSON.stringify(e)}\n`);
   })()
     .catch((e: unknown) => log.warn('the events stream of a client ended on an error', { err: e }))
-    .finally(() => res.end());
+    .finally(() => {
+      forget();
+      res.end();
+    });
 }
 
 /** Compare API versions part by part, as Docker does: 1.9 is older than 1.24. */
@@ -175,9 +188,18 @@ export function compareVersions(a: string, b: string): number {
   return 0;
 }
 
-async function route(ctl: NetworkController, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function route(ctl: NetworkController, guard: Guard, req: IncomingMessage, res: ServerResponse): Promise<void> {
   headers(res);
-  const url = new URL(req.url ?? '/', 'http://cnm');
+  // the target as a path on our origin: "//x" is a path here, not another host
+  const target = req.url ?? '/';
+  let url: URL;
+  try {
+    url = new URL(`http://cnm${target.startsWith('/') ? '' : '/'}${target}`);
+  } catch {
+    throw invalid(`invalid request target ${JSON.stringify(target.slice(0, 200))}`, target);
+  }
+  // a bad escape anywhere in the path is refused before routing, as Go's server does
+  decodeSegment(url.pathname);
   const versioned = /^\/v(\d+\.\d+)(\/.*)$/.exec(url.pathname);
   if (versioned && compareVersions(versioned[1]!, MIN_API_VERSION) < 0) {
     throw invalid(`client version ${versioned[1]} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
@@ -199,7 +221,7 @@ async function route(ctl: NetworkController, req: IncomingMessage, res: ServerRe
     throw new CnmError('ERR_CLUSTER_UNAVAILABLE', 'This node is not part of a swarm');
   }
   if (handleContainers(ctl, req, res, path, url)) return;
-  if (path === '/events' && method === 'GET') return events(ctl, req, res, url);
+  if (path === '/events' && method === 'GET') return events(ctl, guard, req, res, url);
   if (await handleNetworks(ctl, req, res, path, url)) return;
   throw new CnmError('ERR_NETWORK_NOT_FOUND', `page not found: ${method} ${path} (cnm serves the network part of the Docker API only)`);
 }
@@ -247,13 +269,16 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     throw e;
   }
   let requests = 0;
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer(serverOptions(opts.limits));
+  const guard = new Guard(server, opts.limits);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     // every request is logged when answered: method, path, status, duration and an id
     // (the client's X-Request-Id, or one of ours) that its error line carries too
     const id = (req.headers['x-request-id'] as string | undefined) ?? `r${(++requests).toString(36)}`;
     const start = performance.now();
     res.once('finish', () => log.info('request', { id, method: req.method, path: req.url, status: res.statusCode, ms: Number((performance.now() - start).toFixed(2)) }));
-    route(ctl, req, res).catch((e: unknown) => sendError(res, e, req, id));
+    if (!guard.admit(req, res)) return;
+    route(ctl, guard, req, res).catch((e: unknown) => sendError(res, e, req, id));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -264,8 +289,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     socket,
     controller: ctl,
     async close() {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
+      await guard.drain();
       if (existsSync(socket)) unlinkSync(socket);
       await ctl.close();
     },
