@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { AddressAllocator } from '../dist/ipam/allocator.js';
 import { Pool } from '../dist/ipam/pool.js';
 import { LmdbStore } from '../dist/store/lmdb-store.js';
+import { rng } from '../dist/sim/rng.js';
 
 const now = () => performance.now();
 const BATCH = 100;
@@ -19,17 +20,6 @@ function offsets(pool) {
   return { off: big ? (n) => BigInt(n) : (n) => n, num: big ? (o) => Number(o) : (o) => o, none: big ? -1n : -1 };
 }
 
-/** deterministic pseudo-random numbers in [0, 1) */
-function rng(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Take `fill` of the usable offsets (spread at random, so free addresses are

@@ -1,5 +1,10 @@
 // One Engine API request to a daemon's unix socket, for the daemon tests.
 import { request } from 'node:http';
+import { join } from 'node:path';
+import test from 'ava';
+import type { DaemonLimits } from '../../ts/daemon/guard.js';
+import { type Daemon, startDaemon } from '../../ts/daemon/server.js';
+import { type IsolatedHost, isolatedHost } from './host.js';
 
 export interface ApiReply {
   status: number;
@@ -31,4 +36,27 @@ export function apiCall(socket: string, method: string, path: string, body?: unk
     req.on('error', reject);
     req.end(data);
   });
+}
+
+function started<T>(v: T | undefined, what: string): T {
+  if (v === undefined) throw new Error(`${what} is not started yet`);
+  return v;
+}
+
+/**
+ * A daemon on an isolated host of this test file: started before its tests,
+ * stopped (and the host removed) after them.
+ */
+export function daemonOnHost(tag: string, limits?: DaemonLimits): { host: () => IsolatedHost; daemon: () => Daemon } {
+  let host: IsolatedHost | undefined;
+  let d: Daemon | undefined;
+  test.before(async () => {
+    host = await isolatedHost(tag);
+    d = await startDaemon({ socket: join(host.tmp(tag), 'cnm.sock'), controller: { hostNetns: host.ns, stateDir: host.stateDir }, limits });
+  });
+  test.after.always(async () => {
+    await d?.close();
+    await host?.cleanup();
+  });
+  return { host: () => started(host, 'the host'), daemon: () => started(d, 'the daemon') };
 }
