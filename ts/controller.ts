@@ -99,7 +99,7 @@ export class NetworkController {
     this.firewall = new Firewall(backend, this.hostNetns, opts.allowDirectRouting === true);
     const reaper = new Reaper(this.hostNetns, (fn) => store.txn(fn));
     this.drivers = new DriverRegistry(
-      { hostNetns: this.hostNetns, firewall: this.firewall, proxies: new Proxies(this.hostNetns, this.hostDir), ipForward: settings.ipForward, pluginDir: opts.pluginDir, reaper },
+      { hostNetns: this.hostNetns, firewall: this.firewall, proxies: new Proxies(this.hostNetns, this.hostDir), ipForward: settings.ipForward, pluginDir: opts.pluginDir, pluginTimeoutMs: opts.pluginTimeoutMs, reaper },
       new DefaultIpam(store, settings.pools),
     );
     const marks = new CommitMarks((fn) => store.txn(fn));

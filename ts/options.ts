@@ -48,6 +48,12 @@ export interface ControllerOptions {
   /** where remote network driver plugins are found (<dir>/<name>.sock, .spec, .json); default /run/docker/plugins */
   pluginDir?: string;
   /**
+   * time limit of one call to a remote driver or IPAM plugin, in ms (default
+   * 10 000): a plugin that hangs, or answers a byte at a time, fails the
+   * operation with ERR_PLUGIN then
+   */
+  pluginTimeoutMs?: number;
+  /**
    * the cluster store: `etcd://HOST:PORT[,HOST:PORT…]` (Docker's --cluster-store).
    * With it, global-scope networks (the overlay driver) are shared by every host
    * of the cluster. A host's endpoints on them stay visible to the others while a

@@ -20,6 +20,8 @@ export interface DriverContext {
   ipForward: boolean;
   /** where remote driver plugins are looked for; absent = Docker's dirs (/run/docker/plugins…) */
   pluginDir?: string | null;
+  /** time limit of one plugin call, ms (see ControllerOptions.pluginTimeoutMs) */
+  pluginTimeoutMs?: number;
   /** deletes the links drivers retire (see ../reaper.ts) */
   reaper: Reaper;
 }

@@ -110,7 +110,7 @@ export class DriverRegistry {
   private async loadIpam(name: string): Promise<RemoteIpam> {
     const found = validPluginName(name) ? await this.discover(name) : null;
     if (!found) throw this.unknownIpam(name);
-    const client = new PluginClient(found.address, { name });
+    const client = new PluginClient(found.address, { name, timeoutMs: this.context.pluginTimeoutMs });
     const impl = await client.activate();
     if (!impl.includes('IpamDriver')) {
       throw new CnmError('ERR_UNKNOWN_DRIVER', `plugin ${name} (${found.source}) does not implement IpamDriver (it implements ${impl.join(', ') || 'nothing'})`, {
@@ -139,7 +139,7 @@ export class DriverRegistry {
     if (!validPluginName(name)) throw this.unknown(name);
     const found = await this.discover(name);
     if (!found) throw this.unknown(name);
-    const client = new PluginClient(found.address, { name });
+    const client = new PluginClient(found.address, { name, timeoutMs: this.context.pluginTimeoutMs });
     const impl = await client.activate();
     if (!impl.includes('NetworkDriver')) {
       throw new CnmError('ERR_UNKNOWN_DRIVER', `plugin ${name} (${found.source}) does not implement NetworkDriver (it implements ${impl.join(', ') || 'nothing'})`, {

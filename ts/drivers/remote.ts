@@ -65,12 +65,19 @@ export class RemoteDriver implements Driver {
       [PluginOptions.enableIPv6]: net.enableIPv6,
     };
     if (net.internal) options[PluginOptions.internal] = true;
-    await this.client.call('NetworkDriver.CreateNetwork', {
-      NetworkID: net.id,
-      Options: options,
-      IPv4Data: ipamData(net, 4),
-      IPv6Data: ipamData(net, 6),
-    });
+    try {
+      await this.client.call('NetworkDriver.CreateNetwork', {
+        NetworkID: net.id,
+        Options: options,
+        IPv4Data: ipamData(net, 4),
+        IPv6Data: ipamData(net, 6),
+      });
+    } catch (e) {
+      // an answer that never came whole may hide a network the plugin made: it is
+      // told to delete it (a plugin that refused, or is gone, says so: logged)
+      await this.deleteNetwork(net).catch((err: unknown) => log.info('telling a plugin to delete a network it may not have made failed', { network: net.name, err }));
+      throw e;
+    }
   }
 
   async deleteNetwork(net: NetworkRecord): Promise<void> {

@@ -30,6 +30,8 @@ export function checkOptions(opts: ControllerOptions): Checked {
   }
   if (opts.ip !== undefined && parseIp(opts.ip, 'ip').family !== 4) throw invalid(`--ip ${opts.ip} must be an IPv4 address`, opts.ip);
   if (opts.portRange !== undefined) checkPortRange(opts.portRange);
+  const pt = opts.pluginTimeoutMs;
+  if (pt !== undefined && (!Number.isInteger(pt) || pt < 1 || pt > 600_000)) throw invalid(`pluginTimeoutMs ${String(pt)} must be 1 to 600 000 ms`, pt);
   if (opts.allowDirectRouting !== undefined && typeof opts.allowDirectRouting !== 'boolean') throw invalid('allowDirectRouting must be a boolean', opts.allowDirectRouting);
   if (opts.hostNetns !== undefined && opts.hostNetns !== null) checkName('host netns', opts.hostNetns, 200);
   checkClusterOptions(opts);

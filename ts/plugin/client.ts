@@ -110,6 +110,9 @@ export interface CallOptions {
   optional?: boolean;
 }
 
+/** The largest answer read from a plugin; a longer one fails the call (a plugin gone wrong must not fill our memory). */
+export const MAX_ANSWER = 16 << 20;
+
 /** Connection errors that mean "not up yet": worth a retry. */
 const RETRY = new Set(['ENOENT', 'ECONNREFUSED', 'EAGAIN', 'ECONNRESET']);
 
@@ -137,9 +140,19 @@ export class PluginClient {
     return new CnmError('ERR_PLUGIN', `plugin ${this.name}: ${method}: ${message}`, { value: this.name });
   }
 
+  /**
+   * One request. The time limit is the whole call's (a plugin that answers a
+   * byte at a time does not stretch it), and an answer is read up to MAX_ANSWER.
+   */
   private once(method: string, payload: string): Promise<RawAnswer> {
     const a = this.address;
     return new Promise((resolve, reject) => {
+      const abort = (message: string, code: string) => req.destroy(Object.assign(new Error(message), { code }));
+      const deadline = setTimeout(() => abort(`no answer within ${this.timeoutMs} ms (whole)`, 'ETIMEDOUT'), this.timeoutMs);
+      const done = <T>(f: (v: T) => void) => (v: T) => {
+        clearTimeout(deadline);
+        f(v);
+      };
       const req = request(
         {
           ...(a.kind === 'unix' ? { socketPath: a.path } : { host: a.host, port: a.port }),
@@ -154,13 +167,20 @@ export class PluginClient {
         },
         (res) => {
           const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
+          let size = 0;
+          const tooLong = () => abort(`answer over ${MAX_ANSWER} bytes`, 'E2BIG');
+          if (Number(res.headers['content-length'] ?? 0) > MAX_ANSWER) return tooLong();
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_ANSWER) tooLong();
+            else chunks.push(c);
+          });
+          res.on('end', done(() => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') })));
+          // cut in the middle of its answer: the plugin had the request, so no retry
+          res.on('error', done((e: Error) => reject(Object.assign(new Error(`the answer was cut: ${e.message}`), { code: 'ECUT' }))));
         },
       );
-      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
-      req.on('error', reject);
+      req.on('error', done(reject));
       req.end(payload);
     });
   }
