@@ -7,7 +7,7 @@
 // networks, sandboxes, links and firewall entries are those of the start.
 import test from 'ava';
 import { native } from '../ts/native.js';
-import { GRAVE_GROUP } from '../ts/reaper.js';
+import { isGrave } from '../ts/reaper.js';
 import { daemonOnHost } from './helpers/daemon-http.js';
 import { fuzzRequests } from './helpers/fuzz-requests.js';
 import { eventually } from './helpers/host.js';
@@ -22,7 +22,7 @@ async function snapshot() {
   return {
     networks: ctl.listNetworks().map((n) => `${n.name}:${n.id}`).sort(),
     sandboxes: ctl.listSandboxes().map((s) => `${s.name}:${s.inspect().Networks ? Object.keys(s.inspect().Networks).sort().join(',') : ''}`).sort(),
-    links: (await native.listLinks(host().ns)).filter((l) => l.group !== GRAVE_GROUP).map((l) => l.name).sort(),
+    links: (await native.listLinks(host().ns)).filter((l) => !isGrave(l.group)).map((l) => l.name).sort(),
     firewall: JSON.stringify(await native.firewallState('nftables', host().ns)),
   };
 }

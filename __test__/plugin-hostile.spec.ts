@@ -12,7 +12,7 @@ import test from 'ava';
 import type { NetworkController } from '../ts/controller.js';
 import type { CnmError } from '../ts/errors.js';
 import { native } from '../ts/native.js';
-import { GRAVE_GROUP } from '../ts/reaper.js';
+import { isGrave } from '../ts/reaper.js';
 import { type IsolatedHost, isolatedHost } from './helpers/host.js';
 
 type Mode = 'ok' | 'garbage' | 'shape' | 'hang' | 'cut' | 'huge';
@@ -130,7 +130,7 @@ test.after.always(async () => {
 });
 
 // (retired links, which the reaper deletes a moment later, aside)
-const links = async () => (await native.listLinks(host.ns)).filter((l) => l.group !== GRAVE_GROUP).map((l) => l.name).sort();
+const links = async () => (await native.listLinks(host.ns)).filter((l) => !isGrave(l.group)).map((l) => l.name).sort();
 
 /** Runs `op` against a plugin in `mode`; checks the failure, its time, that others are served meanwhile, and that nothing is left. */
 async function expectPluginFailure(t: import('ava').ExecutionContext, what: string, op: () => Promise<unknown>): Promise<number> {

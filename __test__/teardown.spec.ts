@@ -9,7 +9,7 @@ import test from 'ava';
 import { type IsolatedHost, isolatedHost } from './helpers/host.js';
 import { BIN, cnm } from './helpers/cli.js';
 import { native } from '../ts/native.js';
-import { GRAVE_GROUP } from '../ts/reaper.js';
+import { isGrave } from '../ts/reaper.js';
 import type { NetworkController } from '../ts/controller.js';
 
 let host: IsolatedHost;
@@ -22,7 +22,7 @@ test.after.always(async () => {
 
 /** Links of `netns` in the grave group. */
 async function graves(netns: string | null): Promise<string[]> {
-  return (await native.listLinks(netns)).filter((l) => l.group === GRAVE_GROUP).map((l) => l.name);
+  return (await native.listLinks(netns)).filter((l) => isGrave(l.group)).map((l) => l.name);
 }
 
 /** Waits up to `ms` for `netns` to hold no retired link; the names left otherwise. */

@@ -5,7 +5,7 @@
 // and the burst: N detaches at once, the time until they all returned and until
 // the kernel holds no retired device (the reaper's drain).
 import { NetworkController, native } from '../dist/index.js';
-import { GRAVE_GROUP } from '../dist/reaper.js';
+import { isGrave } from '../dist/reaper.js';
 
 const now = () => performance.now();
 async function time(fn) {
@@ -16,7 +16,7 @@ async function time(fn) {
 
 async function drain(host) {
   for (;;) {
-    const left = (await native.listLinks(host)).filter((l) => l.group === GRAVE_GROUP).length;
+    const left = (await native.listLinks(host)).filter((l) => isGrave(l.group)).length;
     if (left === 0) return;
     await new Promise((r) => setTimeout(r, 5));
   }

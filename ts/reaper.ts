@@ -30,6 +30,13 @@ const MAX_WAIT_MS = 500;
 const FLUSH_LIMIT_MS = 10_000;
 /** The group netcore puts retired links in ("cnmg"). */
 export const GRAVE_GROUP = 0x636e6d67;
+/** The group of retired links deleted one at a time ("cnmh": bridges, see netcore's retire.rs). */
+export const GRAVE_ALONE_GROUP = 0x636e6d68;
+
+/** Whether a link's group says it is retired (the reaper deletes it). */
+export function isGrave(group: number | null | undefined): boolean {
+  return group === GRAVE_GROUP || group === GRAVE_ALONE_GROUP;
+}
 export const GRAVE_PREFIX = 'grave/';
 
 export interface GraveRecord {

@@ -17,7 +17,7 @@ import { rollbackNetwork } from './ops/networks.js';
 import { releaseSandbox, rollbackEndpoint } from './ops/sandboxes.js';
 import { linkEntries } from './ops/links.js';
 import { isAlive } from './owner.js';
-import { GRAVE_GROUP, GRAVE_PREFIX, type GraveRecord, Reaper } from './reaper.js';
+import { GRAVE_PREFIX, type GraveRecord, Reaper, isGrave } from './reaper.js';
 import { allNetworks, allSandboxes, endpointsOfNetwork, endpointsOfSandbox, keys } from './records.js';
 import type { NetworkRecord, SandboxRecord } from './types.js';
 
@@ -159,7 +159,7 @@ async function reapOrphanGraves(ctx: OpContext, step: (what: string, fn: () => P
     const dead = keysOf.filter(([, r]) => !isAlive(r.owner)).map(([k]) => k);
     // this process's own retired links (the rollbacks above make some) go now too
     const live = keysOf.filter(([k, r]) => isAlive(r.owner) && k !== Reaper.key()).length;
-    const graves = (await native.listLinks(ctx.hostNetns)).filter((l) => l.group === GRAVE_GROUP);
+    const graves = (await native.listLinks(ctx.hostNetns)).filter((l) => isGrave(l.group));
     if (dead.length === 0 && (graves.length === 0 || live > 0)) return;
     await step(`delete ${graves.length} retired link(s) no live process will reap (${graves.map((l) => l.name).join(', ') || 'none left'})`, async () => {
       await native.reapLinks(ctx.hostNetns);

@@ -5,7 +5,7 @@
  * entries of the networks and published ports (missing ones restored, stale or
  * outdated ones removed), as do the userland proxies of ports on [::1].
  */
-import { GRAVE_GROUP } from '../reaper.js';
+import { isGrave } from '../reaper.js';
 import { Firewall } from '../firewall.js';
 import { native } from '../native.js';
 import type { FirewallLink, FirewallNetwork, LinkInfo, PortMapping } from '../native-api.js';
@@ -61,7 +61,7 @@ async function removeOrphans(input: RepairInput, host: string | null, links: Lin
   const known = new Set(input.endpoints().map((e) => e.hostIfname));
   for (const l of links) {
     // a retired one (in the grave group) is the reaper's, a moment from now
-    if (l.kind === 'veth' && l.master != null && ours.has(l.master) && !known.has(l.name) && l.group !== GRAVE_GROUP) {
+    if (l.kind === 'veth' && l.master != null && ours.has(l.master) && !known.has(l.name) && !isGrave(l.group)) {
       await input.step(`remove orphan veth ${l.name} on bridge ${ours.get(l.master)!.bridge}`, () => native.deleteLink(host, l.name));
     }
   }

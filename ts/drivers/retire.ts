@@ -62,7 +62,8 @@ export function quiesceVeth(ctx: Ctx, ep: EndpointRecord, sb: Pick<SandboxRecord
  * `addresses` removed (undefined: whatever it has, which costs a dump), renamed.
  */
 export function retireDevice(ctx: Ctx, name: string, addresses?: string[]): Promise<void> {
-  return retiring(ctx, () => native.retireLink(ctx.hostNetns, name, { graveName: graveName(), addresses, allAddresses: addresses === undefined }));
+  // deleted on its own: a bridge holds the kernel's lock ~20 ms while it goes
+  return retiring(ctx, () => native.retireLink(ctx.hostNetns, name, { graveName: graveName(), addresses, allAddresses: addresses === undefined, graveAlone: true }));
 }
 
 type Ctx = Pick<DriverContext, 'hostNetns' | 'reaper'>;

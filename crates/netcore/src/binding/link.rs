@@ -299,6 +299,9 @@ pub struct RetireSpec {
     pub nomaster: Option<bool>,
     /// put it in the group reapLinks deletes (default true)
     pub grave: Option<bool>,
+    /// reapLinks deletes it on its own, not in the batch (a bridge: its deletion
+    /// holds the kernel's lock about 20 ms, batch or not)
+    pub grave_alone: Option<bool>,
 }
 
 /// Takes link `ifname` of `netns` out of service at once, without the kernel's
@@ -322,6 +325,7 @@ pub fn retire_link(
             down: how.down.unwrap_or(true),
             nomaster: how.nomaster.unwrap_or(false),
             grave: how.grave.unwrap_or(true),
+            alone: how.grave_alone.unwrap_or(false),
         };
         link::retire(netns.as_deref(), &ifname, &how).await
     })

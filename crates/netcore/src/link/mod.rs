@@ -27,7 +27,7 @@ use crate::{netns, nl};
 pub use adopt::{adopt_link, AdoptResult, AdoptSpec, StaticRoute};
 pub use bridge::{ensure_bridge, BridgeResult, BridgeSpec};
 pub use macvlan::{attach_macvlan, MacvlanResult, MacvlanSpec};
-pub use retire::{reap, retire, Retire, GRAVE_GROUP};
+pub use retire::{reap, retire, Retire, GRAVE_ALONE_GROUP, GRAVE_GROUP};
 pub use veth::{attach_veth, detach_veth, VethResult, VethSpec};
 pub use vlan::{ensure_vlan, VlanResult, VlanSpec};
 pub use vxlan::{ensure_vxlan, VxlanResult, VxlanSpec, VXLAN_PORT};

@@ -23,6 +23,12 @@ use crate::{netns, nl};
 /// links are in group 0 unless someone sets one.
 pub const GRAVE_GROUP: u32 = 0x636e_6d67;
 
+/// The group of retired links deleted one at a time ("cnmh"): a bridge's
+/// deletion waits for the kernel about 20 ms of its own, batch or not, with the
+/// kernel's lock held, so fifty at once would stop every other link change on
+/// the host for a second; one by one, others go in between.
+pub const GRAVE_ALONE_GROUP: u32 = 0x636e_6d68;
+
 /// What retiring a link does to it.
 #[derive(Debug, Clone, Default)]
 pub struct Retire {
@@ -38,6 +44,8 @@ pub struct Retire {
     pub nomaster: bool,
     /// Put it in the grave group, which `reap` deletes.
     pub grave: bool,
+    /// ... in the group of those `reap` deletes one at a time (bridges).
+    pub alone: bool,
 }
 
 /// Retires link `ifname` of `netns` as `how` says. Ok(false) when there is no
@@ -100,7 +108,12 @@ pub async fn retire(netns: Option<&str>, ifname: &str, how: &Retire) -> Result<b
         .collect();
     let grave = how.grave.then(|| {
         let mut msg = LinkUnspec::new_with_index(index).build();
-        msg.attributes.push(LinkAttribute::Group(GRAVE_GROUP));
+        let group = if how.alone {
+            GRAVE_ALONE_GROUP
+        } else {
+            GRAVE_GROUP
+        };
+        msg.attributes.push(LinkAttribute::Group(group));
         nl::send(&handle, RouteNetlinkMessage::SetLink(msg), nl::ACK)
     });
     // ENODEV from here on: someone deleted it meanwhile, which is what retiring is for
@@ -137,46 +150,90 @@ pub async fn retire(netns: Option<&str>, ifname: &str, how: &Retire) -> Result<b
 const RTM_DELLINK: u16 = 17;
 const IFLA_GROUP: u16 = 27;
 
-fn group_delete_message(group: u32, seq: u32) -> Vec<u8> {
-    let mut m = Vec::with_capacity(40);
-    m.extend_from_slice(&40u32.to_ne_bytes());
+/// RTM_DELLINK of link `index`, or with index 0 of every link in `group`.
+fn delete_message(index: u32, group: Option<u32>, seq: u32) -> Vec<u8> {
+    let len: u32 = if group.is_some() { 40 } else { 32 };
+    let mut m = Vec::with_capacity(len as usize);
+    m.extend_from_slice(&len.to_ne_bytes());
     m.extend_from_slice(&RTM_DELLINK.to_ne_bytes());
     m.extend_from_slice(&(nl::ACK).to_ne_bytes());
     m.extend_from_slice(&seq.to_ne_bytes());
     m.extend_from_slice(&0u32.to_ne_bytes());
     // ifinfomsg: family, pad, type, index, flags, change
-    m.extend_from_slice(&[0u8; 16]);
-    m.extend_from_slice(&8u16.to_ne_bytes());
-    m.extend_from_slice(&IFLA_GROUP.to_ne_bytes());
-    m.extend_from_slice(&group.to_ne_bytes());
+    m.extend_from_slice(&[0u8; 4]);
+    m.extend_from_slice(&index.to_ne_bytes());
+    m.extend_from_slice(&[0u8; 8]);
+    if let Some(g) = group {
+        m.extend_from_slice(&8u16.to_ne_bytes());
+        m.extend_from_slice(&IFLA_GROUP.to_ne_bytes());
+        m.extend_from_slice(&g.to_ne_bytes());
+    }
     m
 }
 
-/// Deletes every retired link of `netns` in one request (one RCU wait for
-/// all), on a socket of its own and a blocking thread, so that nothing else
-/// waits: the kernel does the work inside the send.
+fn group_delete_message(group: u32, seq: u32) -> Vec<u8> {
+    delete_message(0, Some(group), seq)
+}
+
+/// Sends one delete and reads its answer; ENODEV (gone, or an empty group) is fine.
+fn delete_one(
+    sock: &mut Socket,
+    msg: impl FnOnce(u32) -> Vec<u8>,
+    ctx: &str,
+    netns: Option<&str>,
+) -> Result<()> {
+    let seq = sock.next_seq(1);
+    let replies = sock
+        .exchange(&msg(seq), seq..=seq, seq)
+        .map_err(|e| Error::from_io(&e, ctx).netns(netns))?;
+    match replies.errors.first() {
+        Some(&(_, libc::ENODEV)) => Ok(()),
+        Some(&(_, errno)) => Err(Error::from_errno(errno, ctx).netns(netns)),
+        None if replies.acked(seq) => Ok(()),
+        None => Err(Error::new(
+            ErrorCode::Kernel,
+            format!("{ctx}: the kernel did not answer"),
+        )
+        .netns(netns)),
+    }
+}
+
+/// Deletes the retired links of `netns`: those of the grave group in one
+/// request (one RCU wait for all), then those to go alone one request each, so
+/// that other link changes get the kernel's lock in between; on a socket of
+/// its own and a blocking thread, so that nothing else of ours waits.
 pub async fn reap(netns: Option<&str>) -> Result<()> {
     validate_netns(netns)?;
+    let alone: Vec<u32> = super::list(netns)
+        .await?
+        .into_iter()
+        .filter(|l| l.group == GRAVE_ALONE_GROUP)
+        .map(|l| l.index)
+        .collect();
     let owned = netns.map(str::to_string);
     let ctx = format!("delete the retired links of netns {}", ns_label(netns));
     netns::blocking(ctx.clone(), move || {
         let netns = owned.as_deref();
         let mut sock = Socket::open_route(netns)?;
-        let seq = sock.next_seq(1);
-        let replies = sock
-            .exchange(&group_delete_message(GRAVE_GROUP, seq), seq..=seq, seq)
-            .map_err(|e| Error::from_io(&e, &ctx).netns(netns))?;
-        match replies.errors.first() {
-            // ENODEV: the group is empty (nothing retired, or reaped already)
-            Some(&(_, libc::ENODEV)) => Ok(()),
-            Some(&(_, errno)) => Err(Error::from_errno(errno, ctx).netns(netns)),
-            None if replies.acked(seq) => Ok(()),
-            None => Err(Error::new(
-                ErrorCode::Kernel,
-                format!("{ctx}: the kernel did not answer"),
-            )
-            .netns(netns)),
+        let batch = delete_one(
+            &mut sock,
+            |seq| group_delete_message(GRAVE_GROUP, seq),
+            &ctx,
+            netns,
+        );
+        // each alone, whatever happened to the batch: the first failure is the answer
+        let mut first = batch.err();
+        for index in alone {
+            if let Err(e) = delete_one(
+                &mut sock,
+                |seq| delete_message(index, None, seq),
+                &ctx,
+                netns,
+            ) {
+                first.get_or_insert(e);
+            }
         }
+        first.map_or(Ok(()), Err)
     })
     .await
 }
@@ -184,6 +241,14 @@ pub async fn reap(netns: Option<&str>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delete_by_index_is_a_bare_ifinfomsg() {
+        let m = delete_message(42, None, 9);
+        assert_eq!(m.len(), 32);
+        assert_eq!(u32::from_ne_bytes([m[0], m[1], m[2], m[3]]), 32);
+        assert_eq!(u32::from_ne_bytes([m[20], m[21], m[22], m[23]]), 42);
+    }
 
     #[test]
     fn group_delete_is_an_ifinfomsg_with_index_zero_and_the_group() {
