@@ -52,11 +52,14 @@ export class CommitMarks {
     if (this.queued.size === 0) return;
     const batch = [...this.queued];
     this.queued.clear();
-    const requeue = (items: Array<[string, EndpointRecord]>) => {
+    // `failed`: writing a mark failed, so wait more each time; else the carrying
+    // transaction was refused for its own reasons (a conflict): the marks go in the
+    // next one, soon, whatever happened to earlier ones
+    const requeue = (items: Array<[string, EndpointRecord]>, failed: boolean) => {
       for (const [k, ep] of items) if (!this.queued.has(k)) this.queued.set(k, ep);
-      this.schedule(RETRY_MS[Math.min(this.retries++, RETRY_MS.length - 1)]!);
+      this.schedule(failed ? RETRY_MS[Math.min(this.retries++, RETRY_MS.length - 1)]! : 0);
     };
-    tx.onAbort(() => requeue(batch));
+    tx.onAbort(() => requeue(batch, false));
     for (let i = 0; i < batch.length; i++) {
       const [key, ep] = batch[i]!;
       try {
@@ -70,7 +73,7 @@ export class CommitMarks {
       } catch (e) {
         // a mark that cannot be written must not sink the transaction carrying it
         log.warn('writing an endpoint commit mark failed; it stays queued', { endpoint: ep.id, err: e });
-        requeue(batch.slice(i));
+        requeue(batch.slice(i), true);
         return;
       }
     }
