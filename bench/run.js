@@ -8,7 +8,9 @@
 // routed (a routed network across three hosts: attach beside a bridge attach, route convergence),
 // cli (a cnm command's cost as a process beside node -e 0),
 // teardown (attach at scale, detach / sandbox rm / network rm and a burst's drain; `--teardown-n N`),
-// peers (the same container sequence through cnm, the CNI plugins and netavark; `--peers-sizes 50,200`).
+// peers (the same container sequence through cnm, the CNI plugins and netavark; `--peers-sizes 50,200`),
+// load (a cnm daemon under `--load-clients 64` API clients and `--load-requests 20000`, its memory,
+// then 1 000 sandboxes with 10 000 published ports: ls, inspect and reconcile at that scale).
 // Everything runs inside a host netns of its own; the machine's network is untouched.
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +28,7 @@ import { routedBench } from './routed.js';
 import { cliBench } from './cli.js';
 import { teardownBench } from './teardown.js';
 import { peersBench } from './peers.js';
+import { loadBench } from './load.js';
 import { firewallBench } from './firewall.js';
 import { ipamBench } from './ipam.js';
 import { printTable, summarize } from './stats.js';
@@ -41,10 +44,12 @@ const { values, positionals } = parseArgs({
     'dns-sandboxes': { type: 'string', default: '1000' },
     'teardown-n': { type: 'string', default: '1000' },
     'peers-sizes': { type: 'string', default: '50,200' },
+    'load-clients': { type: 'string', default: '64' },
+    'load-requests': { type: 'string', default: '20000' },
   },
 });
 const sizes = values.sizes.split(',').map(Number);
-const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'dns', 'macvlan', 'routed', 'cli', 'teardown', 'peers', 'cluster', 'cluster-scale', 'cluster-reference'];
+const sections = ['controller', 'reconcile', 'daemon', 'firewall', 'dns', 'macvlan', 'routed', 'cli', 'teardown', 'peers', 'load', 'cluster', 'cluster-scale', 'cluster-reference'];
 for (const p of positionals) if (!sections.includes(p)) throw new Error(`unknown section ${p}; known: ${sections.join(', ')}`);
 // cluster-reference runs only when named: see bench/cluster.js
 const want = (section) => (positionals.length === 0 && section !== 'cluster-reference') || positionals.includes(section);
@@ -164,6 +169,8 @@ try {
   if (want('teardown')) await teardownBench({ tag, stateDir, rows, summarize, n: Number(values['teardown-n']) });
 
   if (want('peers')) await peersBench({ tag, stateDir, rows, summarize, sizes: values['peers-sizes'].split(',').map(Number) });
+
+  if (want('load')) await loadBench({ tag, stateDir, rows, summarize, clients: Number(values['load-clients']), requests: Number(values['load-requests']) });
 
   if (want('dns')) await dnsBench({ tag, stateDir, rows, summarize, sandboxes: Number(values['dns-sandboxes']) });
 

@@ -1,5 +1,5 @@
 /** Run the real `cnm` binary (bin/cnm.js over dist/) in a child process. */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../../bin/cnm.js', import.meta.url));
@@ -34,4 +34,14 @@ export function cliErrorCode(r: CliResult): string | undefined {
     }
   }
   return undefined;
+}
+
+/** {@link cnm} without blocking this process (for a CLI loop beside other work in it). */
+export function cnmAsync(args: string[]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
