@@ -114,7 +114,7 @@ export async function* watchEvents(store: Store, q: EventQuery = {}, signal?: Ab
       wake?.();
     },
   );
-  const timer = q.until === undefined ? undefined : setTimeout(() => wake?.(), Math.max(0, q.until * 1000 - Date.now()));
+  let timer: NodeJS.Timeout | undefined;
   const onAbort = () => wake?.();
   signal?.addEventListener('abort', onAbort);
   // an open stream keeps the process alive, as a server does (the store's watch alone may not)
@@ -125,6 +125,12 @@ export async function* watchEvents(store: Store, q: EventQuery = {}, signal?: Ab
       while (queue.length) yield queue.shift()!;
       if (failed) throw failed;
       if (signal?.aborted || (q.until !== undefined && Date.now() >= q.until * 1000)) return;
+      // armed again at each wait: a timer may fire a moment before the wall clock
+      // reaches `until` (it runs on another clock), and the stream must still end
+      if (q.until !== undefined) {
+        clearTimeout(timer);
+        timer = setTimeout(() => wake?.(), q.until * 1000 - Date.now() + 1);
+      }
       await new Promise<void>((r) => (wake = r));
       wake = undefined;
     }
