@@ -8,7 +8,7 @@
  * record it owns is not final). Drift made by hand is found by `cnm system
  * reconcile`, a daemon's start, or the next reconcile that is needed.
  */
-import { readFileSync } from 'node:fs';
+import { bootId } from './boot-id.js';
 import { log } from './log.js';
 import { native } from './native.js';
 import type { OpContext } from './ops/context.js';
@@ -26,12 +26,8 @@ interface Reconciled {
 }
 
 async function stamp(ctx: OpContext): Promise<Reconciled> {
-  let boot = '';
-  try {
-    boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch (e) {
-    log.debug('no boot id: every command reconciles', { err: e });
-  }
+  const boot = bootId();
+  if (boot === '') log.debug('no boot id: every command reconciles');
   return { boot, netns: String(await native.netnsCookie(ctx.hostNetns)) };
 }
 

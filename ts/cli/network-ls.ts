@@ -11,6 +11,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ControllerOptions } from '../controller.js';
+import { bootId } from '../boot-id.js';
 import { log } from '../log.js';
 import { filterListing, networkListing, storeInUse } from '../network-filters.js';
 import { STORE_FILE, committedStamp } from '../store/lmdb-meta.js';
@@ -24,10 +25,6 @@ export const LISTING_FILE = 'network-ls.json';
 interface Listing {
   stamp: string;
   networks: NetworkRecord[];
-}
-
-function bootId(): string {
-  return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
 }
 
 function cached(file: string, stamp: string): NetworkRecord[] | undefined {
@@ -61,7 +58,9 @@ export async function readNetworks(opts: ControllerOptions, filters: Record<stri
   const { hostDir } = locateStore(opts);
   const file = join(hostDir, LISTING_FILE);
   const committed = committedStamp(join(hostDir, STORE_FILE));
-  const stamp = committed === undefined ? undefined : `${VERSION}|${bootId()}|${committed}`;
+  // without a boot id a listing could outlive commits a crash took back: no listing then
+  const boot = bootId();
+  const stamp = committed === undefined || boot === '' ? undefined : `${VERSION}|${boot}|${committed}`;
   // `dangling` asks about endpoints, which the listing leaves out
   const listed = stamp === undefined || filters?.dangling !== undefined ? undefined : cached(file, stamp);
   if (listed !== undefined) return filterListing(listed, filters, () => false);
