@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CnmError } from '../errors.js';
 import { log } from '../log.js';
+import { sendError } from './http.js';
 
 /** Time limits of the daemon's HTTP server, in milliseconds. */
 export interface DaemonLimits {
@@ -70,7 +71,7 @@ export class Guard {
     // Node's headers limit counts from a request's first byte: a connection that
     // sends nothing at all would keep its slot for ever. It has the same time
     // to begin its first request (then Node's own limits take over).
-    const first = serverOptions(limits).headersTimeout ?? DEFAULTS.headersTimeoutMs;
+    const first = limits.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs;
     const begun = new WeakSet<Socket>();
     server.on('request', (req: IncomingMessage) => {
       if (!begun.has(req.socket)) {
@@ -93,9 +94,7 @@ export class Guard {
   admit(req: IncomingMessage, res: ServerResponse): boolean {
     if (this.draining) {
       res.setHeader('Connection', 'close');
-      const body = JSON.stringify({ message: 'the daemon is shutting down: the request was not started' });
-      res.writeHead(503, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
-      res.end(body);
+      sendError(res, new CnmError('ERR_SHUTTING_DOWN', 'the daemon is shutting down: the request was not started'), req);
       return false;
     }
     this.inFlight++;
@@ -103,7 +102,6 @@ export class Guard {
       this.inFlight--;
       if (this.inFlight === 0) this.idle?.();
     });
-    void req;
     return true;
   }
 
