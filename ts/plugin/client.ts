@@ -163,7 +163,6 @@ export class PluginClient {
             Accept: PLUGIN_CONTENT_TYPE,
             'Content-Length': Buffer.byteLength(payload),
           },
-          timeout: this.timeoutMs,
         },
         (res) => {
           const chunks: Buffer[] = [];
