@@ -51,7 +51,7 @@ test.serial('16 clients, 2 000 mixed requests, a CLI loop beside: no 5xx, right 
   const sandboxes = Array.from({ length: clients }, (_, c) => host.name(`ld${c}`));
   t.is(cnm([...g, 'network', 'create', '--internal', '--subnet', '10.119.0.0/24', 'ldseed']).code, 0);
   for (const sb of sandboxes) t.is(cnm([...g, 'sandbox', 'create', '--net', 'ldseed', sb]).code, 0);
-  const rss0 = await rssMiB(daemon.pid!);
+  const rss0 = rssMiB(daemon.pid!);
   // the CLI loop on the same state dir, meanwhile: each of its operations, timed
   const cliMs: number[] = [];
   let cliSeen = 0;
@@ -72,9 +72,9 @@ test.serial('16 clients, 2 000 mixed requests, a CLI loop beside: no 5xx, right 
     }
   })();
   const first = await runApiLoad({ socket, sandboxes, total: 2000, prefix: 'lda', subnetBase: 120 });
-  const rss1 = await rssMiB(daemon.pid!);
+  const rss1 = rssMiB(daemon.pid!);
   const second = await runApiLoad({ socket, sandboxes, total: 2000, prefix: 'ldb', subnetBase: 120 });
-  const rss2 = await rssMiB(daemon.pid!);
+  const rss2 = rssMiB(daemon.pid!);
   state.loading = false;
   await cliLoop;
   t.log(`run 1: ${first.requests} requests in ${first.wallMs.toFixed(0)} ms: ${summary(first)}`);

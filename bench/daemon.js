@@ -36,7 +36,7 @@ function run(bin, args, env) {
 }
 
 /** One Engine API request over the unix socket; resolves to { ms, body }. */
-function api(socketPath, agent, method, path, body) {
+export function api(socketPath, agent, method, path, body) {
   const data = body === undefined ? undefined : JSON.stringify(body);
   const headers = data === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) };
   return new Promise((resolve, reject) => {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native } from '../dist/index.js';
 import { rssMiB, runApiLoad } from '../dist/sim/api-load.js';
+import { api } from './daemon.js';
 
 const BIN = fileURLToPath(new URL('../bin/cnm.js', import.meta.url));
 
@@ -19,22 +20,6 @@ function cnm(args) {
   return new Promise((resolve, reject) => {
     const t = performance.now();
     execFile(process.execPath, [BIN, ...args], { maxBuffer: 64 << 20 }, (err, stdout, stderr) => (err ? reject(new Error(`cnm ${args.join(' ')}: ${stderr}`)) : resolve({ ms: performance.now() - t, stdout })));
-  });
-}
-
-function api(socket, method, path, body) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    import('node:http').then(({ request }) => {
-      const t = performance.now();
-      const req = request({ socketPath: socket, method, path, agent: false, headers: data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {} }, (res) => {
-        let out = '';
-        res.on('data', (c) => (out += c));
-        res.on('end', () => (res.statusCode >= 300 ? reject(new Error(`${method} ${path}: ${res.statusCode} ${out.slice(0, 200)}`)) : resolve({ ms: performance.now() - t, body: out })));
-      });
-      req.on('error', reject);
-      req.end(data);
-    });
   });
 }
 
@@ -58,13 +43,13 @@ export async function loadBench({ tag, stateDir, rows, summarize, clients = 64, 
     });
     await cnm([...g, 'network', 'create', '--internal', '--subnet', '10.119.0.0/16', 'ldseed']);
     for (const sb of sandboxes) await cnm([...g, 'sandbox', 'create', '--net', 'ldseed', sb]);
-    const rss = [await rssMiB(daemon.pid)];
+    const rss = [rssMiB(daemon.pid)];
     for (const [run, prefix] of [
       [1, 'lda'],
       [2, 'ldb'],
     ]) {
       const r = await runApiLoad({ socket, sandboxes, total: requests, prefix, subnetBase: 120 });
-      rss.push(await rssMiB(daemon.pid));
+      rss.push(rssMiB(daemon.pid));
       const bad = r.unexpected.length;
       rows.push({ name: `[load] run ${run}: ${r.requests} requests from ${clients} clients (wall ms; req/s in target)`, n: r.requests, p50: r.wallMs, target: `${((r.requests / r.wallMs) * 1000).toFixed(0)} req/s, ${bad} unexpected answer(s) (target 0)` });
       if (run === 1) {
@@ -80,7 +65,7 @@ export async function loadBench({ tag, stateDir, rows, summarize, clients = 64, 
     for (const sb of sandboxes) await cnm([...g, 'sandbox', 'rm', sb]);
 
     // one host at scale: 1 000 sandboxes with 10 published ports each
-    await api(socket, 'POST', '/networks/create', { Name: 'ldpub', IPAM: { Config: [{ Subnet: '10.200.0.0/16' }] } });
+    await api(socket, false, 'POST', '/networks/create', { Name: 'ldpub', IPAM: { Config: [{ Subnet: '10.200.0.0/16' }] } });
     const t0 = performance.now();
     const ctlOpts = { hostNetns: host, stateDir: dir };
     const { NetworkController } = await import('../dist/index.js');
@@ -96,14 +81,14 @@ export async function loadBench({ tag, stateDir, rows, summarize, clients = 64, 
       await ctl.close();
     }
     const built = performance.now() - t0;
-    const rssScale = await rssMiB(daemon.pid);
+    const rssScale = rssMiB(daemon.pid);
     const ls = [];
     const inspect = [];
     const apiList = [];
     for (let i = 0; i < 10; i++) {
       ls.push((await cnm([...g, 'network', 'ls'])).ms);
-      inspect.push((await api(socket, 'GET', '/networks/ldpub')).ms);
-      apiList.push((await api(socket, 'GET', '/networks')).ms);
+      inspect.push((await api(socket, false, 'GET', '/networks/ldpub')).ms);
+      apiList.push((await api(socket, false, 'GET', '/networks')).ms);
     }
     const rec = [];
     for (let i = 0; i < 3; i++) rec.push((await cnm([...g, 'system', 'reconcile', '--dry-run'])).ms);

@@ -6,6 +6,7 @@
  * name another client holds, a second connect, a prune that takes other
  * clients' fresh networks). Every answer's status is counted per request kind, with its time.
  */
+import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 
 /** One request kind's answers: status counts and latencies (ms). */
@@ -123,8 +124,7 @@ export function percentiles(ms: number[]): { p50: number; p99: number } {
 }
 
 /** The resident memory of a process (VmRSS of /proc/PID/status), in MiB. */
-export async function rssMiB(pid: number): Promise<number> {
-  const { readFileSync } = await import('node:fs');
+export function rssMiB(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : 0;
 }
