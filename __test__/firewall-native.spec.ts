@@ -200,8 +200,8 @@ for (const backend of backendsHere()) {
     const { host, outside, s1, s2, s3, net0, net1, tcp, udp } = topo;
     const be: Backend = backend;
 
-    await native.firewallInit(be, host);
-    await native.firewallInit(be, host); // idempotent
+    t.true(await native.firewallInit(be, host), 'a fresh netns: the base ruleset is made');
+    t.false(await native.firewallInit(be, host), 'idempotent: nothing to make again');
     await native.applyFirewall({ backend: be, netns: host, addNetworks: [net0, net1], addPorts: [tcp, udp] });
 
     const state = await native.firewallState(be, host);
@@ -296,7 +296,7 @@ for (const backend of backendsHere()) {
     });
     // removing what is absent is no error
     await native.applyFirewall({ backend: be, netns: host, removeNetworks: [net0NoIcc], removePorts: [tcp] });
-    t.deepEqual(await native.firewallState(be, host), { networks: [], ports: [], links: [] });
+    t.deepEqual(await native.firewallState(be, host), { networks: [], ports: [], links: [], baseIntact: true });
     t.throws(() => tcpExchange(outside, '192.0.2.1', 8080, 'gone'));
     t.throws(() => udpExchange(outside, '192.0.2.1', 5353, 'gone'));
     // without masquerade the outside has no route back to 10.77.1.0/24
@@ -305,7 +305,7 @@ for (const backend of backendsHere()) {
     await native.firewallReset(be, host);
     await native.firewallReset(be, host); // nothing left: still fine
     t.deepEqual(leftovers(host), []);
-    t.deepEqual(await native.firewallState(be, host), { networks: [], ports: [], links: [] });
+    t.deepEqual(await native.firewallState(be, host), { networks: [], ports: [], links: [], baseIntact: false }, 'nothing left: no base ruleset either');
   });
 }
 
@@ -330,7 +330,7 @@ test.serial('nftables and iptables resets leave each other alone; none does noth
     netns: ns,
     addNetworks: [{ bridge: 'br0', masquerade: true, icc: true, internal: false, tag: '' }],
   });
-  t.deepEqual(await native.firewallState('none', ns), { networks: [], ports: [], links: [] });
+  t.deepEqual(await native.firewallState('none', ns), { networks: [], ports: [], links: [], baseIntact: true });
   t.deepEqual(leftovers(ns), []);
   await rejectsWith(t, native.firewallInit('bogus' as 'none', ns), 'ERR_INVALID_ARGUMENT');
   await rejectsWith(t, native.firewallState('nftables', `${prefix}missing`), 'ERR_NETNS_NOT_FOUND');

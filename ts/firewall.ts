@@ -34,8 +34,9 @@ export class Firewall {
     return this.backend !== 'none';
   }
 
-  async init(): Promise<void> {
-    if (this.enabled) await native.firewallInit(this.backend, this.netns);
+  /** Make the base ruleset, or put it back; true when it had to (what it held is to be restored by reconcile). */
+  async init(): Promise<boolean> {
+    return this.enabled ? native.firewallInit(this.backend, this.netns) : false;
   }
 
   async apply(batch: Omit<FirewallBatch, 'backend' | 'netns'>): Promise<void> {
@@ -46,7 +47,7 @@ export class Firewall {
   }
 
   async state(): Promise<FirewallState> {
-    if (!this.enabled) return { networks: [], ports: [], links: [] };
+    if (!this.enabled) return { networks: [], ports: [], links: [], baseIntact: true };
     return native.firewallState(this.backend, this.netns);
   }
 

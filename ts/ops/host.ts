@@ -91,9 +91,13 @@ async function dropStaleClaims(claimDir: string, keep: string): Promise<void> {
   }
 }
 
-/** Firewall base rules, IP forwarding and the ephemeral port range of the host netns. */
-export async function prepareHost(ctx: OpContext, portRangeGiven: boolean): Promise<void> {
-  await ctx.firewall.init();
+/**
+ * Firewall base rules, IP forwarding and the ephemeral port range of the host
+ * netns. True when the firewall's base ruleset had to be made or put back (a
+ * flush or a delete by hand takes the entries with it: reconcile restores them).
+ */
+export async function prepareHost(ctx: OpContext, portRangeGiven: boolean): Promise<boolean> {
+  const remade = await ctx.firewall.init();
   if (ctx.settings.ipForward && (await native.sysctlGet(ctx.hostNetns, 'net.ipv4.ip_forward')).trim() !== '1') {
     await native.sysctlSet(ctx.hostNetns, 'net.ipv4.ip_forward', '1');
   }
@@ -101,4 +105,5 @@ export async function prepareHost(ctx: OpContext, portRangeGiven: boolean): Prom
     const [lo, hi] = (await native.sysctlGet(ctx.hostNetns, 'net.ipv4.ip_local_port_range')).trim().split(/\s+/).map(Number);
     if (lo && hi && lo <= hi) ctx.settings.portRange = [lo, hi];
   }
+  return remade;
 }

@@ -104,6 +104,8 @@ pub struct FirewallState {
     pub networks: Vec<FirewallNetwork>,
     pub ports: Vec<PortMapping>,
     pub links: Vec<FirewallLink>,
+    /// whether the fixed part (tables, chains and their rules) is all there, as init makes it
+    pub base_intact: bool,
 }
 
 // Not the mirror of one domain type: the backend and netns are arguments of
@@ -143,13 +145,15 @@ impl FirewallBatch {
     }
 }
 
-/// Creates our table (nftables) or chains (iptables) if missing; idempotent.
-#[napi(ts_return_type = "Promise<void>")]
+/// Creates our table (nftables) or chains (iptables) if missing, and puts
+/// back a fixed part changed by hand; idempotent. True when it had to: what
+/// they held may be gone, reconcile restores it.
+#[napi(ts_return_type = "Promise<boolean>")]
 pub fn firewall_init(
     env: &Env,
     #[napi(ts_arg_type = "'nftables' | 'iptables' | 'none'")] backend: String,
     #[napi(ts_arg_type = "string | undefined | null")] netns: Option<String>,
-) -> napi::Result<PromiseRaw<'_, ()>> {
+) -> napi::Result<PromiseRaw<'_, bool>> {
     promise(env, async move {
         firewall::init(BackendName::parse(&backend)?, netns).await
     })

@@ -482,6 +482,10 @@ pub struct State {
     pub networks: Vec<Network>,
     pub ports: Vec<Port>,
     pub links: Vec<Link>,
+    /// Whether the fixed part (tables, chains and their rules) is all there,
+    /// as `init` makes it: false after a flush by hand, which may leave every
+    /// network and port listed while no rule looks at them.
+    pub base_intact: bool,
 }
 
 /// Interface names as the kernel takes them: 1..15 bytes, no '/', ':' or
@@ -595,8 +599,10 @@ impl BackendName {
 /// with ERR_PORT_ALLOCATED and changes nothing.
 pub trait FirewallBackend: Send + Sync {
     fn name(&self) -> &'static str;
-    /// Creates our table or chains if missing.
-    fn init(&self, netns: Option<&str>) -> Result<()>;
+    /// Creates our table or chains if missing, and puts back a fixed part
+    /// changed by hand. True when it had to (what they held may be gone:
+    /// the caller reconciles).
+    fn init(&self, netns: Option<&str>) -> Result<bool>;
     /// Applies a whole batch or nothing of it.
     fn apply(&self, netns: Option<&str>, batch: &Batch) -> Result<()>;
     /// Reads back what we made.
@@ -641,7 +647,7 @@ where
     .await
 }
 
-pub async fn init(name: BackendName, netns: Option<String>) -> Result<()> {
+pub async fn init(name: BackendName, netns: Option<String>) -> Result<bool> {
     run("init the firewall", name, netns, |b, ns| b.init(ns)).await
 }
 

@@ -10,8 +10,8 @@ impl FirewallBackend for NoFirewall {
         "none"
     }
 
-    fn init(&self, _netns: Option<&str>) -> Result<()> {
-        Ok(())
+    fn init(&self, _netns: Option<&str>) -> Result<bool> {
+        Ok(false)
     }
 
     fn apply(&self, _netns: Option<&str>, _batch: &Batch) -> Result<()> {
@@ -19,7 +19,10 @@ impl FirewallBackend for NoFirewall {
     }
 
     fn state(&self, _netns: Option<&str>) -> Result<State> {
-        Ok(State::default())
+        Ok(State {
+            base_intact: true,
+            ..State::default()
+        })
     }
 
     fn reset(&self, _netns: Option<&str>) -> Result<()> {

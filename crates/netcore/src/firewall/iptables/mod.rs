@@ -301,11 +301,14 @@ impl FirewallBackend for Iptables {
         "iptables"
     }
 
-    fn init(&self, netns: Option<&str>) -> Result<()> {
+    fn init(&self, netns: Option<&str>) -> Result<bool> {
         let mut cache = lock();
         cache.remove(&netns.map(str::to_string));
         let saved = save(netns)?;
-        restore(netns, &init_script(&saved, &families()))
+        let script = init_script(&saved, &families());
+        let made = script.commits() > 0;
+        restore(netns, &script)?;
+        Ok(made)
     }
 
     fn apply(&self, netns: Option<&str>, batch: &Batch) -> Result<()> {
@@ -314,7 +317,10 @@ impl FirewallBackend for Iptables {
     }
 
     fn state(&self, netns: Option<&str>) -> Result<State> {
-        Ok(parse_state(&save(netns)?))
+        let saved = save(netns)?;
+        let mut state = parse_state(&saved);
+        state.base_intact = init_script(&saved, &families()).commits() == 0;
+        Ok(state)
     }
 
     fn reset(&self, netns: Option<&str>) -> Result<()> {

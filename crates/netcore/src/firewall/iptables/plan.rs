@@ -138,6 +138,8 @@ pub(super) struct Plan {
     pub(super) added: Vec<Rule>,
     /// chains the script makes (shards of published ports)
     pub(super) chains: Vec<(Table, String)>,
+    /// shards there already whose missing jump the script adds back
+    pub(super) rejumped: HashSet<(Table, String)>,
 }
 
 impl Plan {
@@ -198,6 +200,12 @@ impl Plan {
             if !made && !model.has_chain(rule.table, &shard) {
                 self.script.declare(rule.table, &shard);
                 self.chains.push((rule.table, shard));
+                self.add(jump, jump_pos);
+            } else if !made
+                && !model.by_key.contains_key(&jump.key())
+                && self.rejumped.insert((rule.table, shard))
+            {
+                // the shard is there without its jump (a chain flushed by hand)
                 self.add(jump, jump_pos);
             }
         }

@@ -160,6 +160,7 @@ pub(super) fn parse_state(saved: &Saved) -> State {
         networks,
         ports,
         links,
+        base_intact: false,
     }
 }
 

@@ -15,11 +15,13 @@ use crate::firewall::{Batch, GatewayMode, Link, Network, Port, Proto};
 
 // nf_tables constants (linux/netfilter/nf_tables.h).
 const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_GETRULE: u16 = 7;
 const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_GETSETELEM: u16 = 13;
 const NFT_MSG_DESTROYTABLE: u16 = 26;
 const NFT_MSG_DESTROYSETELEM: u16 = 30;
 const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
@@ -423,6 +425,19 @@ pub(super) fn put_get_table(w: &mut Writer, family: u8, seq: u32) {
         0,
     );
     w.attr_str(NFTA_TABLE_NAME, TABLE);
+    w.end(m);
+}
+
+/// NFT_MSG_GETRULE: a dump of every rule of our table of `family`.
+pub(super) fn put_get_rules(w: &mut Writer, family: u8, seq: u32) {
+    let m = w.begin(
+        nft_type(NFT_MSG_GETRULE),
+        NLM_F_REQUEST | NLM_F_DUMP,
+        seq,
+        family,
+        0,
+    );
+    w.attr_str(NFTA_RULE_TABLE, TABLE);
     w.end(m);
 }
 

@@ -30,8 +30,8 @@ use super::nfnl::{self, Writer};
 use super::{Batch, FirewallBackend, State};
 use crate::error::{ns_label, Error, ErrorCode, Result};
 use encode::{
-    changes, parse_elements, put_destroy_table, put_element, put_get_elements, put_get_table,
-    Change,
+    changes, parse_elements, put_destroy_table, put_element, put_get_elements, put_get_rules,
+    put_get_table, Change,
 };
 use ruleset::{family_name, Program, FAMILIES, NFPROTO_IPV4, NFPROTO_IPV6, SETS, VERSION_TAG};
 pub use ruleset::{RULESET, TABLE};
@@ -264,6 +264,41 @@ fn table_version(netns: Option<&str>, family: u8) -> Result<Option<bool>> {
     }
 }
 
+/// How many rules our table of `family` holds; None when it is absent.
+fn rule_count(netns: Option<&str>, family: u8) -> Result<Option<usize>> {
+    let ctx = format!(
+        "read the rules of table {} {TABLE} in netns {}",
+        family_name(family),
+        ns_label(netns)
+    );
+    let (seq, replies) = request(netns, &ctx, |w, seq| put_get_rules(w, family, seq))?;
+    match replies.errors.first() {
+        Some(&(_, libc::ENOENT)) => Ok(None),
+        Some(&(_, errno)) => Err(kernel_error(errno, ctx, netns)),
+        None if !replies.dumped.contains(&seq) => Err(Error::new(
+            ErrorCode::Kernel,
+            format!("{ctx}: the kernel did not finish the dump"),
+        )
+        .netns(netns)),
+        None => Ok(Some(replies.messages.len())),
+    }
+}
+
+/// Whether both tables are this version's with every rule of the base
+/// ruleset: rules are never added or removed after `init`, so a count
+/// that differs means someone flushed or edited a chain (the sets may
+/// still hold every element, which the rules no longer look at).
+fn base_intact(netns: Option<&str>) -> Result<bool> {
+    for family in FAMILIES {
+        if table_version(netns, family)? != Some(true)
+            || rule_count(netns, family)? != Some(Program::new(family).rules())
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Every element of `set` in our table of `family`; None when the table
 /// is absent.
 fn dump_set(netns: Option<&str>, family: u8, set: &str) -> Result<Option<Elements>> {
@@ -324,24 +359,27 @@ impl FirewallBackend for Nftables {
         "nftables"
     }
 
-    fn init(&self, netns: Option<&str>) -> Result<()> {
+    fn init(&self, netns: Option<&str>) -> Result<bool> {
         let v4 = table_version(netns, NFPROTO_IPV4)?;
         let v6 = table_version(netns, NFPROTO_IPV6)?;
         match (v4, v6) {
-            (Some(true), Some(true)) => return Ok(()),
+            (Some(true), Some(true)) if base_intact(netns)? => return Ok(false),
             (None, None) => {}
-            // An older ruleset, or half of ours: start over with both tables.
+            // An older ruleset, half of ours, or rules flushed by hand: start
+            // over with both tables (their elements go too: reconcile puts
+            // them back, which the caller is told to run).
             _ => transaction(netns, &[], true)?,
         }
         let failure = match create_tables(netns)? {
-            Outcome::Committed => return Ok(()),
+            Outcome::Committed => return Ok(true),
             Outcome::Refused(_, errno) => errno,
             Outcome::Unacknowledged => libc::EIO,
         };
         let current = |family| -> Result<bool> { Ok(table_version(netns, family)? == Some(true)) };
         if current(NFPROTO_IPV4)? && current(NFPROTO_IPV6)? {
-            // Lost a race against another init: the tables are there, once.
-            return Ok(());
+            // Lost a race against another init: the tables are there, once
+            // (and as new as ours: what they should hold is still to restore).
+            return Ok(true);
         }
         Err(kernel_error(
             failure,
@@ -360,7 +398,9 @@ impl FirewallBackend for Nftables {
     fn state(&self, netns: Option<&str>) -> Result<State> {
         let t4 = read_table(netns, NFPROTO_IPV4)?;
         let t6 = read_table(netns, NFPROTO_IPV6)?;
-        Ok(merge_state(t4.unwrap_or_default(), t6))
+        let mut state = merge_state(t4.unwrap_or_default(), t6);
+        state.base_intact = base_intact(netns)?;
+        Ok(state)
     }
 
     fn reset(&self, netns: Option<&str>) -> Result<()> {

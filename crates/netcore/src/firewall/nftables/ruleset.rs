@@ -479,6 +479,11 @@ impl Program {
         self.messages.len()
     }
 
+    /// How many rules the base ruleset of this family has.
+    pub(super) fn rules(&self) -> usize {
+        self.chains.iter().map(|c| c.rules.len()).sum()
+    }
+
     /// What message `index` makes, for an error.
     pub(super) fn describe(&self, index: usize) -> String {
         let fam = family_name(self.family);

@@ -244,6 +244,7 @@ pub(super) fn merge_state(t4: TableState, t6: Option<TableState>) -> State {
         networks: networks.into_values().collect(),
         ports,
         links,
+        base_intact: false,
     }
 }
 
