@@ -20,6 +20,10 @@ export const ErrorCodes = {
   ERR_UNKNOWN_DRIVER: 404,
   ERR_PERMISSION: 403,
   ERR_STORE: 500,
+  /** a record of the store failed its checksum (the file named was damaged on disk) */
+  ERR_STORE_DAMAGED: 500,
+  /** the state dir's file system is full: the operation changed nothing */
+  ERR_NO_SPACE: 507,
   ERR_KERNEL: 500,
   ERR_NETNS_NOT_FOUND: 404,
   ERR_NETNS_EXISTS: 409,
@@ -64,6 +68,8 @@ export interface ErrorDetails {
   subnet?: string;
   network?: string;
   sandbox?: string;
+  /** the store key of a damaged record */
+  key?: string;
   /** errors of undo or clean-up steps of the same operation that also failed */
   undoErrors?: Error[];
   /** the `cnm` command was used wrongly (unknown command or flag, missing argument): it exits 125, as docker */

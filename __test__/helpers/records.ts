@@ -9,5 +9,5 @@
 import type { NetworkController } from '../../ts/controller.js';
 
 export function storeRecords(ctl: NetworkController): Array<[string, unknown]> {
-  return ctl.store.range<unknown>('').filter(([k]) => k !== 'meta/rev' && !k.startsWith('rev/') && k !== 'evtseq' && !k.startsWith('evt/') && k !== 'host/reconciled' && !k.startsWith('grave/'));
+  return ctl.store.range<unknown>('').filter(([k]) => k !== 'meta/rev' && k !== 'meta/format' && !k.startsWith('rev/') && k !== 'evtseq' && !k.startsWith('evt/') && k !== 'host/reconciled' && !k.startsWith('grave/'));
 }

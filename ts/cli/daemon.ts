@@ -19,7 +19,18 @@ function fileSink(path: string): { reopen: () => void; close: () => void } {
     }
   };
   let fd = open();
-  setLogSink((line) => writeSync(fd, `${line}\n`));
+  let failing = false;
+  setLogSink((line) => {
+    try {
+      writeSync(fd, `${line}\n`);
+      failing = false;
+    } catch (e) {
+      // a full disk must not fail the operation that logs: the line goes to stderr
+      if (!failing) process.stderr.write(`cnm: writing the log file failed (${(e as Error).message}); lines go to stderr until it works again\n`);
+      failing = true;
+      process.stderr.write(`${line}\n`);
+    }
+  });
   return {
     reopen: () => {
       const next = open();

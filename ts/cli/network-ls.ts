@@ -8,7 +8,7 @@
  * than what it shows; the boot id is in it too, as a machine crash may take back
  * commits whose meta pages were not yet on disk.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ControllerOptions } from '../controller.js';
 import { bootId } from '../boot-id.js';
@@ -50,6 +50,7 @@ function keep(file: string, stamp: string, networks: NetworkRecord[]): void {
     renameSync(tmp, file);
   } catch (err) {
     log.info('keeping the network listing failed (the next ls reads the store)', { file, err });
+    rmSync(tmp, { force: true });
   }
 }
 

@@ -12,13 +12,16 @@
  */
 import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { RootDatabase } from 'lmdb';
 import { CnmError, invalid } from '../errors.js';
+import { log } from '../log.js';
 import { LOG_PREFIX, Watchers, appendRevision, logKey, revisionOfKey } from './changelog.js';
-import type { Store, StoreEvent, StoreTxn, StoreWatch } from './store.js';
+import type { Store, StoreEvent, StoreTxn, StoreVerdict, StoreWatch } from './store.js';
 import { ensureStateDir } from './state-dir.js';
 import { MAGIC, META_MAGIC_AT, PAGE_SIZES, STORE_FILE, readHead } from './lmdb-meta.js';
+import { ensureRoom, isNoSpace } from './free-space.js';
+import { CHECKSUMMED, FORMAT_KEY, RecordCodec, RecordDamage, type Stored } from './record-codec.js';
 import { type WriterLock, writerLock } from './writer-lock.js';
 
 // lmdb-js's CommonJS build: one bundled file, loaded in about half the time of
@@ -85,19 +88,30 @@ export class LmdbStore implements Store {
   private closed = false;
   private readonly watchers = new Watchers(() => this.reader());
 
+  private readonly db: RootDatabase;
+
   private constructor(
-    private readonly db: RootDatabase,
     path: string,
+    readOnly: boolean,
     private readonly lock: WriterLock | null,
   ) {
     this.path = path;
+    this.codec = new RecordCodec(path);
+    this.db = LmdbStore.openDb(path, readOnly, this.codec);
+    try {
+      this.codec.strict = this.read(FORMAT_KEY) === CHECKSUMMED;
+    } catch (e) {
+      void this.db.close();
+      throw e;
+    }
   }
+
+  private readonly codec: RecordCodec;
 
   /** Open (creating it and its directory if needed) the store of a host's state dir. */
   static open(dir: string): LmdbStore {
     ensureStateDir(dir);
-    const path = join(dir, STORE_FILE);
-    return new LmdbStore(LmdbStore.openDb(path, false), path, writerLock(join(dir, 'writer.lock')));
+    return new LmdbStore(join(dir, STORE_FILE), false, writerLock(join(dir, 'writer.lock')));
   }
 
   /**
@@ -107,13 +121,13 @@ export class LmdbStore implements Store {
   static openReadOnly(dir: string): LmdbStore | undefined {
     const path = join(dir, STORE_FILE);
     if (!existsSync(path) || !existsSync(`${path}-lock`)) return undefined;
-    return new LmdbStore(LmdbStore.openDb(path, true), path, null);
+    return new LmdbStore(path, true, null);
   }
 
-  private static openDb(path: string, readOnly: boolean): RootDatabase {
+  private static openDb(path: string, readOnly: boolean, encoder: RecordCodec): RootDatabase {
     if (existsSync(path)) checkHeader(path);
     try {
-      const db = open({ path, compression: false, noSubdir: true, maxReaders: 256, noMetaSync: true, readOnly } as Parameters<typeof open>[0]);
+      const db = open({ path, compression: false, noSubdir: true, maxReaders: 256, noMetaSync: true, readOnly, encoder } as Parameters<typeof open>[0]);
       // touch it once so that corruption shows here, not in the middle of an operation
       db.getKeysCount({ limit: 1 } as never);
       return db;
@@ -140,17 +154,69 @@ export class LmdbStore implements Store {
     this.check();
     // nothing is stored under a key LMDB cannot take (a lookup of a user's very long name)
     if (!fits(key)) return undefined;
-    return this.db.get(key) as T | undefined;
+    return this.read(key) as T | undefined;
+  }
+
+  /** The record under a key, its checksum and the key inside it checked. */
+  private read(key: string): unknown {
+    let s: Stored | undefined;
+    try {
+      s = this.db.get(key) as Stored | undefined;
+    } catch (e) {
+      throw this.damage(e, `the record of key ${JSON.stringify(key)}`, key);
+    }
+    return this.unwrap(key, s);
+  }
+
+  private unwrap(key: string, s: Stored | undefined): unknown {
+    if (s === undefined) return undefined;
+    if (s.key !== undefined && s.key !== key) throw this.codec.damaged(`it holds the record of key ${JSON.stringify(s.key)}`, `the record of key ${JSON.stringify(key)}`, key);
+    return s.value;
+  }
+
+  /** A decoder's RecordDamage as ERR_STORE_DAMAGED; anything else as it is. */
+  private damage(e: unknown, where: string, key?: string): unknown {
+    return e instanceof RecordDamage ? this.codec.damaged(e.why, where, key, e.cause) : e;
   }
 
   range<T>(prefix: string): Array<[string, T]> {
     this.check();
     const out: Array<[string, T]> = [];
     if (!fits(prefix)) return out;
-    for (const { key, value } of this.db.getRange(prefix === '' ? {} : { start: prefix, end: prefixEnd(prefix) })) {
-      out.push([key as string, value as T]);
+    try {
+      for (const { key, value } of this.db.getRange(prefix === '' ? {} : { start: prefix, end: prefixEnd(prefix) })) {
+        out.push([key as string, this.unwrap(key as string, value as Stored) as T]);
+      }
+    } catch (e) {
+      // lmdb-js decodes before it yields: the damaged record is the one after the last good key
+      const after = out.length ? `the record after key ${JSON.stringify(out[out.length - 1]![0])}` : `the first record`;
+      throw this.damage(e, `${after} under prefix ${JSON.stringify(prefix)}`);
     }
     return out;
+  }
+
+  /**
+   * Read every record and check it (checksum, decoding, the key inside it),
+   * changing nothing: what `cnm system check` reports. A damaged B-tree (LMDB
+   * cannot walk its pages) is reported as one more damaged entry.
+   */
+  verify(): StoreVerdict {
+    this.check();
+    const verdict: StoreVerdict = { file: this.path, records: 0, damaged: [] };
+    let last = '';
+    try {
+      for (const key of this.db.getKeys({})) {
+        const k = typeof key === 'string' ? key : String(key);
+        last = k;
+        verdict.records++;
+        const bytes = this.db.getBinary(key);
+        const why = bytes === undefined ? 'its key is listed but its value cannot be read' : this.codec.check(k, bytes);
+        if (why !== undefined) verdict.damaged.push({ key: k, why });
+      }
+    } catch (e) {
+      verdict.damaged.push({ key: last, why: `LMDB cannot walk its pages past this key (${(e as Error).message})` });
+    }
+    return verdict;
   }
 
   revision(): number {
@@ -192,6 +258,7 @@ export class LmdbStore implements Store {
     if (!this.lock.tryAcquire()) await this.lock.acquire();
     try {
       this.check();
+      this.ensureRoom();
       return this.run(fn);
     } finally {
       this.lock.release();
@@ -207,12 +274,12 @@ export class LmdbStore implements Store {
       if (!existed.has(key)) existed.set(key, db.doesExist(key));
     };
     const tx: StoreTxn = {
-      get: <V>(key: string) => (fits(key) ? (db.get(key) as V | undefined) : undefined),
+      get: <V>(key: string) => (fits(key) ? (this.read(key) as V | undefined) : undefined),
       range: <V>(prefix: string) => this.range<V>(prefix),
       put: (key, value) => {
         fitOrRefuse(key);
         touch(key);
-        db.putSync(key, value as never);
+        db.putSync(key, [key, value] as never);
       },
       del: (key) => {
         if (!fits(key)) return;
@@ -221,12 +288,14 @@ export class LmdbStore implements Store {
       },
       onAbort: (a) => void aborts.push(a),
     };
-    const raw = { put: (k: string, v: unknown) => void db.putSync(k, v as never), del: (k: string) => void db.removeSync(k) };
+    const raw = { put: (k: string, v: unknown) => void db.putSync(k, [k, v] as never), del: (k: string) => void db.removeSync(k) };
     const changes = new Map<string, boolean>();
     let committed: number | undefined;
+    let upgraded = false;
     let result: T;
     try {
       result = db.transactionSync(() => {
+        if (!this.codec.strict) upgraded = this.addChecksums();
         let r: T;
         try {
           r = fn(tx);
@@ -244,13 +313,45 @@ export class LmdbStore implements Store {
     } catch (e) {
       for (const a of aborts) a();
       if (e instanceof FromCallback) throw e.error;
+      if (e instanceof RecordDamage) throw this.damage(e, 'a record read while adding checksums');
+      if (isNoSpace(e) || isNoSpace((e as Error).cause)) {
+        throw new CnmError('ERR_NO_SPACE', `store ${this.path}: the file system is full; free some space and try again (the transaction was not committed)`, { value: this.path }, { cause: e });
+      }
       throw new CnmError('ERR_STORE', `store ${this.path}: ${(e as Error).message}`, { value: this.path }, { cause: e });
     }
+    if (upgraded) this.codec.strict = true;
     if (committed !== undefined) {
       this.known = committed;
       queueMicrotask(() => this.watchers.deliver());
     }
     return result;
+  }
+
+  /** ERR_NO_SPACE unless the file system has room for a transaction (see free-space.ts). */
+  ensureRoom(): void {
+    if (this.lock === null) return;
+    // the rewrite that adds checksums writes the whole store once more
+    ensureRoom(dirname(this.path), this.codec.strict ? 0 : statSync(this.path).size);
+  }
+
+  /**
+   * Inside the first write transaction on a store from before checksums: every
+   * record written again with its checksum, and the format key that makes a
+   * value without one count as damage from then on. True once the store is so.
+   */
+  private addChecksums(): boolean {
+    if (this.read(FORMAT_KEY) === CHECKSUMMED) return true;
+    const db = this.db;
+    const all: Array<[string, unknown]> = [];
+    for (const { key, value } of db.getRange({})) {
+      if (typeof key === 'string') all.push([key, this.unwrap(key, value as Stored)]);
+      else log.warn(`store ${this.path}: dropping an entry under a key that is not a string (not cnm's)`, { key: String(key) });
+    }
+    for (const { key } of db.getRange({})) if (typeof key !== 'string') db.removeSync(key);
+    for (const [key, value] of all) db.putSync(key, [key, value] as never);
+    db.putSync(FORMAT_KEY, [FORMAT_KEY, CHECKSUMMED] as never);
+    if (all.length) log.info(`store ${this.path}: ${all.length} record(s) rewritten with checksums`);
+    return true;
   }
 
   async close(): Promise<void> {

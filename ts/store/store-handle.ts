@@ -7,7 +7,7 @@
 import { MemoryStore } from './memory-store.js';
 import { CnmError } from '../errors.js';
 import { log } from '../log.js';
-import type { Store, StoreEvent, StoreScope, StoreTxn, StoreWatch } from './store.js';
+import type { Store, StoreEvent, StoreScope, StoreTxn, StoreVerdict, StoreWatch } from './store.js';
 
 interface HandleWatch {
   prefix: string;
@@ -56,6 +56,14 @@ export class StoreHandle implements Store {
 
   range<T>(prefix: string): Array<[string, T]> {
     return this.live().range<T>(prefix);
+  }
+
+  ensureRoom(): void {
+    this.live().ensureRoom?.();
+  }
+
+  verify(): StoreVerdict | undefined {
+    return this.live().verify?.();
   }
 
   txn<T>(fn: (tx: StoreTxn) => T): Promise<T> {

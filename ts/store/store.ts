@@ -85,5 +85,17 @@ export interface Store extends StoreReader {
    * the next poll (a process told that a commit happened elsewhere).
    */
   catchUp?(): void;
+  /** Throw ERR_NO_SPACE when a write transaction would find no room (stores on a local file system). */
+  ensureRoom?(): void;
+  /** Read every record and check it, changing nothing (undefined from a store that keeps no checksums). */
+  verify?(): StoreVerdict | undefined;
   close(): Promise<void>;
+}
+
+/** What a store's `verify` found: how many records it read and which are damaged. */
+export interface StoreVerdict {
+  /** the file checked */
+  file: string;
+  records: number;
+  damaged: Array<{ key: string; why: string }>;
 }
