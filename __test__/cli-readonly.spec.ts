@@ -68,7 +68,7 @@ test.serial('--help after `--` belongs to the command cnm run runs', (t) => {
   t.is(r.stdout.trim(), '--help');
 });
 
-test.serial('ls, inspect, port and reconcile --dry-run on a host never set up change nothing', async (t) => {
+test.serial('ls, inspect, port, reconcile --dry-run and system check on a host never set up change nothing', async (t) => {
   const fresh = join(host.tmp('ro'), 'state');
   const g = ['--state-dir', fresh, '--host-netns', host.ns];
   const before = await snapshot(host.ns, fresh);
@@ -80,6 +80,7 @@ test.serial('ls, inspect, port and reconcile --dry-run on a host never set up ch
     [['sandbox', 'inspect', 'x'], 1],
     [['port', 'x'], 1],
     [['system', 'reconcile', '--dry-run'], 0],
+    [['system', 'check'], 0],
   ];
   for (const [args, code] of runs) {
     const r = cnm([...g, ...args]);
@@ -95,14 +96,18 @@ test.serial('on a host already set up, ls and inspect run no reconcile: what it 
   // a veth on our bridge that no endpoint accounts for: reconcile would remove it
   execFileSync('ip', ['-n', host.ns, 'link', 'add', 'orph0', 'type', 'veth', 'peer', 'name', 'orph1']);
   execFileSync('ip', ['-n', host.ns, 'link', 'set', 'orph0', 'master', bridge]);
-  for (const args of [['network', 'ls'], ['network', 'inspect', 'ronet'], ['sandbox', 'ls'], ['system', 'reconcile', '--dry-run']]) {
+  for (const args of [['network', 'ls'], ['network', 'inspect', 'ronet'], ['sandbox', 'ls'], ['system', 'reconcile', '--dry-run'], ['system', 'check']]) {
     const r = cnm([...g, ...args]);
-    t.is(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    t.is(r.code, args[1] === 'check' ? 1 : 0, `${args.join(' ')}: ${r.stderr}`);
     t.is(ipj(host.ns, 'link', 'show', 'dev', 'orph0').length, 1, `${args.join(' ')} left the orphan veth alone`);
   }
   t.regex(cnm([...g, 'system', 'reconcile', '--dry-run']).stdout, /would remove orphan veth orph0/);
+  t.regex(cnm([...g, 'system', 'check']).stdout, /kernel: reconcile would remove orphan veth orph0/);
   // a command that changes something reconciles first (or reconcile itself)
   t.is(cnm([...g, 'system', 'reconcile']).code, 0);
   t.is(ipj(host.ns, 'link', 'show').filter((l) => (l as { ifname: string }).ifname === 'orph0').length, 0, 'reconcile removed it');
+  const clean = cnm([...g, 'system', 'check']);
+  t.is(clean.code, 0, clean.stdout);
+  t.regex(clean.stdout, /every checksum sound[\s\S]*no problem found/);
   t.is(cnm([...g, 'network', 'rm', 'ronet']).code, 0);
 });

@@ -39,7 +39,8 @@ import { RouteSync } from './cluster/route-sync.js';
 import { RoutedDriver } from './drivers/routed.js';
 import { type ClusterHostInfo, clusterHosts, forgetClusterHost } from './ops/cluster-hosts.js';
 import { createGlobalNetwork, dropLocalCopy, findAnyNetwork, globalNetworks, removeGlobalNetwork } from './ops/global-networks.js';
-import type { StoreWatch } from './store/store.js';
+import type { StoreVerdict, StoreWatch } from './store/store.js';
+import { checkRecords } from './store-check.js';
 import { type ReconcileReport, reconcile } from './reconcile.js';
 import { markReconciled, needsReconcile } from './reconcile-needed.js';
 import { Sandbox } from './sandbox.js';
@@ -61,6 +62,22 @@ export type { ConnectOptions, ControllerOptions, IpamPoolRequest, NetworkCreateO
 export { DEFAULT_BRIDGE_DEVICE };
 
 export { DEFAULT_STATE_DIR } from './store-view.js';
+
+/** What {@link NetworkController.checkState} found. */
+export interface CheckReport {
+  /** every record read and checked (undefined for a host never set up: nothing stored) */
+  store: StoreVerdict | undefined;
+  /** records that disagree with each other */
+  records: string[];
+  /** what a reconcile would do to bring the kernel and the store into agreement */
+  kernel: string[];
+  /** what a reconcile would find and leave as it is (an address added by hand) */
+  notices: string[];
+  /** what could not be checked, and why */
+  errors: string[];
+  /** nothing found */
+  clean: boolean;
+}
 
 export class NetworkController {
   readonly hostNetns: string | null;
@@ -127,6 +144,16 @@ export class NetworkController {
     return this.setup;
   }
 
+  /**
+   * Set up, then make sure the store has room: an operation that changes
+   * something is refused with ERR_NO_SPACE before its kernel work, not after
+   * (a removal commits only once its links are gone).
+   */
+  private async writable(): Promise<void> {
+    await this.ready();
+    this.store.ensureRoom();
+  }
+
   private async setUp(): Promise<void> {
     // a wrong advertise address is bad input: refused before anything changes
     if (this.opts.clusterStore !== undefined) await Cluster.checkAdvertise(this.opts, this.hostNetns);
@@ -142,9 +169,12 @@ export class NetworkController {
     }
     await this.store.replace(() => LmdbStore.open(this.hostDir));
     if (this.store.get(keys.sbUserIndex) === undefined) await this.store.txn((tx) => indexSandboxUsers(tx));
-    await prepareHost(this.ctx, this.opts.portRange !== undefined);
+    const remade = await prepareHost(this.ctx, this.opts.portRange !== undefined);
     if (this.opts.clusterStore !== undefined) await this.joinCluster();
-    if (this.opts.reconcileOnOpen !== false && (this.opts.reconcileOnOpen !== 'when-needed' || (await needsReconcile(this.ctx)))) {
+    // a firewall made again holds none of the stored networks' entries: those are put back now
+    const lostEntries = remade && allNetworks(this.store).length > 0;
+    if (lostEntries) log.warn('the firewall base ruleset was missing or changed by hand and has been made again: reconciling to restore its entries');
+    if (this.opts.reconcileOnOpen !== false && (lostEntries || this.opts.reconcileOnOpen !== 'when-needed' || (await needsReconcile(this.ctx)))) {
       this.lastReconcile = await reconcile(this.ctx);
       await markReconciled(this.ctx).catch((e: unknown) => log.warn('recording the reconcile failed', { err: e }));
       if (this.lastReconcile.errors.length) log.warn('reconcile at start-up left problems', { errors: this.lastReconcile.errors });
@@ -292,7 +322,7 @@ export class NetworkController {
 
   /** Create a network. Nothing is left behind when it fails. */
   async createNetwork(req: NetworkCreateOptions): Promise<Network> {
-    await this.ready();
+    await this.writable();
     // the overlay driver's networks are the cluster's
     if (req?.driver === 'overlay' || req?.driver === 'routed') return new Network(this, await createGlobalNetwork(this.ctx, req));
     return new Network(this, await createNetwork(this.ctx, req));
@@ -317,7 +347,7 @@ export class NetworkController {
 
   /** Remove a network; refused while endpoints exist or for predefined networks. */
   async removeNetwork(ref: string): Promise<void> {
-    await this.ready();
+    await this.writable();
     const net = findAnyNetwork(this.ctx, ref);
     if (net.scope === 'global') await removeGlobalNetwork(this.ctx, net);
     else await removeNetwork(this.ctx, ref);
@@ -330,7 +360,7 @@ export class NetworkController {
    * joined to one network, or sharing the host's or another sandbox's netns.
    */
   async createSandbox(req: SandboxCreateOptions): Promise<Sandbox> {
-    await this.ready();
+    await this.writable();
     const sb = await createSandbox(this.ctx, req);
     await this.namesChanged();
     return new Sandbox(this, sb);
@@ -351,7 +381,7 @@ export class NetworkController {
 
   /** Remove a sandbox: its endpoints, their addresses and its netns. */
   async removeSandbox(ref: string): Promise<void> {
-    await this.ready();
+    await this.writable();
     await removeSandbox(this.ctx, ref);
     await this.namesChanged();
   }
@@ -360,7 +390,7 @@ export class NetworkController {
 
   /** Connect a sandbox to a network (Docker's `network connect`). */
   async connect(netRef: string, sbRef: string, opts: ConnectOptions = {}): Promise<Endpoint> {
-    await this.ready();
+    await this.writable();
     const ep = await connect(this.ctx, netRef, sbRef, opts);
     await this.namesChanged();
     return new Endpoint(this, ep);
@@ -368,7 +398,7 @@ export class NetworkController {
 
   /** Disconnect a sandbox from a network and release its address. */
   async disconnect(netRef: string, sbRef: string): Promise<void> {
-    await this.ready();
+    await this.writable();
     await disconnect(this.ctx, netRef, sbRef);
     await this.namesChanged();
   }
@@ -480,7 +510,7 @@ export class NetworkController {
    * addresses went back.
    */
   async forgetClusterHost(ref: string): Promise<number> {
-    await this.ready();
+    await this.writable();
     return forgetClusterHost(this.ctx, ref);
   }
 
@@ -488,6 +518,37 @@ export class NetworkController {
   sandboxEndpoints(sbId: string): EndpointRecord[] {
     this.check();
     return endpointsOfSandbox(this.store, sbId);
+  }
+
+  /**
+   * Check everything, changing nothing: every record of the store (its checksum,
+   * its key), the records against each other, and the kernel against them (what
+   * a reconcile would do, and what it would only report). What cannot be read is
+   * reported in `errors`; the check carries on past it.
+   */
+  async checkState(): Promise<CheckReport> {
+    this.check();
+    const report: CheckReport = { store: undefined, records: [], kernel: [], notices: [], errors: [], clean: false };
+    try {
+      report.store = this.store.verify();
+    } catch (e) {
+      report.errors.push(`the store cannot be read: ${(e as Error).message}`);
+    }
+    try {
+      report.records = checkRecords(this.store);
+    } catch (e) {
+      report.errors.push(`the records cannot be compared: ${(e as Error).message}`);
+    }
+    try {
+      const r = await reconcile(this.ctx, { dryRun: true });
+      report.kernel = r.actions;
+      report.notices = r.notices;
+      report.errors.push(...r.errors);
+    } catch (e) {
+      report.errors.push(`the kernel cannot be compared with the store: ${(e as Error).message}`);
+    }
+    report.clean = !report.store?.damaged.length && !report.records.length && !report.kernel.length && !report.notices.length && !report.errors.length;
+    return report;
   }
 
   /**

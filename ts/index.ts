@@ -9,6 +9,7 @@
  * ```
  */
 export { NetworkController, DEFAULT_STATE_DIR, DEFAULT_BRIDGE_DEVICE } from './controller.js';
+export type { CheckReport } from './controller.js';
 export type { ControllerOptions, NetworkCreateOptions, IpamPoolRequest, ConnectOptions, SandboxCreateOptions } from './controller.js';
 export { Network } from './network.js';
 export type { NetworkInspect, NetworkContainer } from './network.js';
@@ -21,6 +22,7 @@ export type { ErrorCode, ErrorDetails } from './errors.js';
 export type { ClusterHostInfo } from './ops/cluster-hosts.js';
 export type { EndpointRecord, NetworkRecord, SandboxRecord } from './types.js';
 export type { ReconcileReport } from './reconcile.js';
+export type { StoreVerdict } from './store/store.js';
 export type { CnmEvent, EventFilters, EventQuery } from './events.js';
 export { setLogLevel, setLogSink } from './log.js';
 export type { LogLevel, LogSink } from './log.js';

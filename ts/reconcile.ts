@@ -24,6 +24,8 @@ import type { NetworkRecord, SandboxRecord } from './types.js';
 export interface ReconcileReport {
   /** what was done (or, in a dry run, would be done) */
   actions: string[];
+  /** what was found and left as it is (an address someone added by hand) */
+  notices: string[];
   /** steps that failed, each as "what: why"; reconcile carries on past them */
   errors: string[];
   /** the same failures with their errors (code, message, cause) */
@@ -31,7 +33,7 @@ export interface ReconcileReport {
 }
 
 export async function reconcile(ctx: OpContext, opts: { dryRun?: boolean } = {}): Promise<ReconcileReport> {
-  const report: ReconcileReport = { actions: [], errors: [], failures: [] };
+  const report: ReconcileReport = { actions: [], notices: [], errors: [], failures: [] };
   const dryRun = opts.dryRun === true;
   const store = ctx.store;
 
@@ -115,6 +117,10 @@ export async function reconcile(ctx: OpContext, opts: { dryRun?: boolean } = {})
         links: () => allSandboxes(store).flatMap((sb) => linkEntries(ctx, sb).filter((l) => networks.some((n) => n.bridge === l.bridge))),
         dryRun,
         step,
+        notice: (what) => {
+          report.notices.push(what);
+          if (!dryRun) log.warn(`reconcile: ${what}`);
+        },
       };
       const { changed, lost } = await driver.repair(input);
       for (const net of changed) await store.txn((tx) => tx.put(keys.net(net.id), net)).catch((e: unknown) => fail(`record network ${net.name} as made again`, e));
@@ -143,7 +149,7 @@ export async function reconcile(ctx: OpContext, opts: { dryRun?: boolean } = {})
       if (!dryRun) await dropLocalCopy(ctx, net.id).catch((e: unknown) => fail(`drop this host's copy of global network ${net.name}`, e));
     }
   }
-  await reapOrphanGraves(ctx, step, fail);
+  await reapOrphanGraves(ctx, step, fail, dryRun);
   return report;
 }
 
@@ -153,12 +159,13 @@ export async function reconcile(ctx: OpContext, opts: { dryRun?: boolean } = {})
  * dead processes' grave keys with them. Those of another live process are its
  * own to reap, a moment from now.
  */
-async function reapOrphanGraves(ctx: OpContext, step: (what: string, fn: () => Promise<unknown>) => Promise<boolean>, fail: (what: string, e: unknown) => void): Promise<void> {
+async function reapOrphanGraves(ctx: OpContext, step: (what: string, fn: () => Promise<unknown>) => Promise<boolean>, fail: (what: string, e: unknown) => void, dryRun: boolean): Promise<void> {
   try {
     const keysOf = ctx.store.range<GraveRecord>(GRAVE_PREFIX);
     const dead = keysOf.filter(([, r]) => !isAlive(r.owner)).map(([k]) => k);
-    // this process's own retired links (the rollbacks above make some) go now too
-    const live = keysOf.filter(([k, r]) => isAlive(r.owner) && k !== Reaper.key()).length;
+    // this process's own retired links (the rollbacks above make some) go now too;
+    // a dry run (a check) leaves them to this process's reaper, a moment from now
+    const live = keysOf.filter(([k, r]) => isAlive(r.owner) && (dryRun || k !== Reaper.key())).length;
     const graves = (await native.listLinks(ctx.hostNetns)).filter((l) => isGrave(l.group));
     if (dead.length === 0 && (graves.length === 0 || live > 0)) return;
     await step(`delete ${graves.length} retired link(s) no live process will reap (${graves.map((l) => l.name).join(', ') || 'none left'})`, async () => {

@@ -105,6 +105,7 @@ export const HELP: Record<string, CommandHelp> = {
   },
   port: { usage: 'cnm port SANDBOX [PORT[/PROTO]]', summary: 'List port mappings or a specific mapping for the sandbox', flags: [] },
   'system reconcile': { usage: 'cnm system reconcile [OPTIONS]', summary: 'Bring the store and the kernel into agreement', flags: [['', 'dry-run', '', 'Only say what would be done']] },
+  'system check': { usage: 'cnm system check', summary: 'Check every stored record and the kernel against the store, changing nothing (exit 1 when something is wrong)', flags: [] },
   'system hosts': { usage: 'cnm system hosts', summary: "The cluster's hosts, live or gone, and the addresses they hold", flags: [] },
   'system forget-host': { usage: 'cnm system forget-host ID', summary: 'Give back the addresses of a host gone for good', flags: [] },
   daemon: {

@@ -47,7 +47,7 @@ Commands:
   sandbox   create, ls, inspect, rm sandboxes (named network namespaces)
   run       run a command in a new sandbox: cnm run [--name N] [--rm] [-p SPEC]... --net NET -- CMD ARGS...
   port      list published ports: cnm port SANDBOX [PORT[/PROTO]]
-  system    reconcile [--dry-run]: bring store and kernel into agreement;
+  system    reconcile [--dry-run]: bring store and kernel into agreement; check: verify both, changing nothing;
             hosts: the cluster's hosts; forget-host ID: give back a gone host's addresses
   daemon    serve the Docker Engine network API: cnm daemon [--socket PATH] (default /run/cnm.sock)
   completion  a completion script: cnm completion bash|zsh|fish (e.g. source <(cnm completion bash))
@@ -63,7 +63,7 @@ const COMMAND_USAGE: Record<string, string> = {
   sandbox: SANDBOX_USAGE,
   run: 'Usage: cnm run [--name NAME] [--rm] [--net NETWORK] [--ip IP] [--ip6 IP] [--alias A]... [-p SPEC]... [--dns IP]... [--dns-search D]... [--dns-option O]... [--add-host NAME:IP]... [--hostname H] [--link NAME[:ALIAS]]... [--expose PORT]... -- CMD ARGS...',
   port: 'Usage: cnm port SANDBOX [PORT[/PROTO]]',
-  system: 'Usage: cnm system reconcile [--dry-run] | cnm system hosts | cnm system forget-host ID',
+  system: 'Usage: cnm system reconcile [--dry-run] | cnm system check | cnm system hosts | cnm system forget-host ID',
   daemon: 'Usage: cnm daemon [--socket PATH]   (default /run/cnm.sock; serves the Docker Engine network API)',
   events: EVENTS_USAGE,
   demo: 'Usage: cnm demo [--hosts N]   (a walk-through in an isolated namespace of its own; with --hosts, N hosts of a cluster on an etcd of its own)',

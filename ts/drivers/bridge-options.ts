@@ -112,6 +112,11 @@ export function bridgeHasGateway(net: NetworkRecord, family: 4 | 6): boolean {
   return !(family === 4 && inhibit !== undefined && parseBool(BridgeOptions.inhibitIPv4, inhibit));
 }
 
+/** The bridge's own addresses: a gateway per subnet (an isolated family, or IPv4 with inhibit_ipv4, has none). */
+export function gatewayAddresses(net: NetworkRecord): string[] {
+  return net.ipam.config.filter((c) => bridgeHasGateway(net, c.subnet.includes(':') ? 6 : 4)).map((c) => `${c.gateway}/${c.subnet.split('/')[1]}`);
+}
+
 /** Host interfaces through which direct routing to the network may come in. */
 export function trustedInterfaces(net: NetworkRecord): string[] {
   const v = net.options[BridgeOptions.trustedHostInterfaces];

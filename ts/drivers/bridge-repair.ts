@@ -1,6 +1,8 @@
 /**
  * The bridge driver's part of reconcile: bridges missing after a reboot are made
- * again, endpoints whose veth is gone are reported lost, veths on our bridges
+ * again, bridges and endpoint pairs changed by someone else are put back as
+ * their records say (addresses added by hand are reported), endpoints with
+ * nothing left of their pair are reported lost, veths on our bridges
  * that no endpoint accounts for are removed, and the firewall holds exactly the
  * entries of the networks and published ports (missing ones restored, stale or
  * outdated ones removed), as do the userland proxies of ports on [::1].
@@ -9,8 +11,10 @@ import { isGrave } from '../reaper.js';
 import { Firewall } from '../firewall.js';
 import { native } from '../native.js';
 import type { FirewallLink, FirewallNetwork, LinkInfo, PortMapping } from '../native-api.js';
-import { formatIfAddr, parseCidr, parseIp } from '../net/ip.js';
+import { CnmError } from '../errors.js';
+import { contains, formatIfAddr, parseCidr, parseIp } from '../net/ip.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
+import { gatewayAddresses, interfaceAddresses } from './bridge-options.js';
 import { syncProxies } from './bridge-proxies.js';
 import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.js';
 import { isRoutedBridge } from './routed.js';
@@ -21,33 +25,163 @@ export async function repairBridges(driver: Driver, ctx: DriverContext, input: R
   const changed: NetworkRecord[] = [];
   // read before the links: an endpoint recorded by now has its link in the listing
   const before = input.endpoints();
-  const links = await native.listLinks(host);
-  const byName = new Map(links.map((l) => [l.name, l]));
+  let links = await native.listLinks(host);
+  const present = new Set(links.map((l) => l.name));
 
   for (const net of networks) {
-    if (net.bridge && !byName.has(net.bridge)) {
+    if (net.bridge && !present.has(net.bridge)) {
       if (await step(`recreate missing bridge ${net.bridge} of network ${net.name}`, () => driver.createNetwork(net))) changed.push(net);
     }
   }
-
-  const lost = await lostEndpoints(host, before, links);
-  await removeOrphans(input, host, links, byName);
+  if (changed.length) links = await native.listLinks(host);
+  await repairBridgeDevices(input, host, links, changed);
+  const lost = await repairEndpoints(driver, input, host, before, links);
+  // listed again: the endpoints restored above have new links
+  const after = await native.listLinks(host);
+  await removeOrphans(input, host, after, new Map(after.map((l) => [l.name, l])));
   if (ctx.firewall.enabled) await syncFirewall(ctx.firewall, input, lost);
   await syncProxies(ctx.proxies, input, lost);
   return { changed, lost };
 }
 
+/** Kernel-made IPv6 link-local addresses (fe80::/10) are nobody's drift. */
+const kernelMade = (cidr: string) => /^fe[89ab][0-9a-f]:/i.test(cidr);
+
 /**
- * Active endpoints whose veth is gone (a crash between a disconnect's kernel work
- * and its commit, or a link deleted by hand): the records follow the kernel.
+ * Bridges that are there but not as cnm left them: down, or without a gateway
+ * address (put back); an address someone added by hand is reported, not
+ * removed (it may be theirs on purpose), with a warning when it lies inside the
+ * network's subnets, where IPAM may give it to an endpoint.
  */
-async function lostEndpoints(host: string | null, eps: EndpointRecord[], links: LinkInfo[]): Promise<EndpointRecord[]> {
-  const active = eps.filter((ep) => ep.state === 'active' && ep.hostIfname !== '');
-  const listed = new Set(links.map((l) => l.name));
-  if (!active.some((ep) => !listed.has(ep.hostIfname))) return [];
-  // the listing may be older than an attach that finished since: look again
-  const fresh = new Set((await native.listLinks(host)).map((l) => l.name));
-  return active.filter((ep) => !fresh.has(ep.hostIfname));
+async function repairBridgeDevices(input: RepairInput, host: string | null, links: LinkInfo[], recreated: NetworkRecord[]): Promise<void> {
+  const byName = new Map(links.map((l) => [l.name, l]));
+  for (const net of input.networks) {
+    const br = net.bridge ? byName.get(net.bridge) : undefined;
+    if (!br || recreated.includes(net)) continue;
+    const want = gatewayAddresses(net);
+    const have = new Set(br.addresses.map(canon));
+    const missing = want.filter((a) => !have.has(canon(a)));
+    if (!br.up || missing.length) {
+      const what = [...(br.up ? [] : ['bring it up']), ...(missing.length ? [`put back its address${missing.length > 1 ? 'es' : ''} ${missing.join(', ')}`] : [])].join(' and ');
+      await input.step(`bridge ${br.name} of network ${net.name}: ${what}`, () => native.ensureBridge({ netns: host, name: br.name, addresses: want, up: true }));
+    }
+    if (!net.bridgeCreated) continue; // a bridge of the user's: its other addresses are theirs
+    const wanted = new Set(want.map(canon));
+    for (const a of br.addresses.filter((x) => !wanted.has(canon(x)) && !kernelMade(x))) {
+      input.notice?.(`address ${a} on bridge ${br.name} of network ${net.name} was not made by cnm; left as it is${inSubnets(net, a)}`);
+    }
+  }
+}
+
+/** The warning for an address inside one of the network's subnets. */
+function inSubnets(net: NetworkRecord, cidr: string): string {
+  const ip = parseIp(cidr.split('/')[0]!);
+  const sub = net.ipam.config.find((c) => {
+    const s = parseCidr(c.subnet);
+    return s.family === ip.family && contains(s, ip);
+  });
+  return sub ? ` (it lies inside subnet ${sub.subnet}, where cnm may give it to an endpoint: remove it, or reserve it with an aux address)` : '';
+}
+
+interface EndpointState {
+  ep: EndpointRecord;
+  net: NetworkRecord;
+  sb: SandboxRecord | undefined;
+  hostLink: LinkInfo | undefined;
+  /** the sandbox's links; undefined when its netns is gone */
+  sbLinks: LinkInfo[] | undefined;
+}
+
+/**
+ * Each active endpoint's pair against its record. A pair someone changed (its
+ * host end off the bridge or down, an end moved to another netns or deleted,
+ * the sandbox end down or without an address or its default route) is made
+ * again from the record, with the same names, MAC and addresses. An endpoint
+ * with neither end left is lost (a crash between a disconnect's kernel work and
+ * its commit, or links deleted by hand): its records follow the kernel.
+ * Addresses added by hand inside a sandbox are reported.
+ */
+async function repairEndpoints(driver: Driver, input: RepairInput, host: string | null, eps: EndpointRecord[], links: LinkInfo[]): Promise<EndpointRecord[]> {
+  const nets = new Map(input.networks.map((n) => [n.id, n]));
+  const sandboxes = new Map((input.sandboxes?.() ?? []).map((s) => [s.sandbox.id, s.sandbox]));
+  const sbLinks = new Map<string, Promise<LinkInfo[] | undefined>>();
+  const linksOf = (netns: string) => {
+    let p = sbLinks.get(netns);
+    if (!p) {
+      p = native.listLinks(netns).catch((e: unknown) => {
+        if (e instanceof CnmError && e.code === 'ERR_NETNS_NOT_FOUND') return undefined;
+        throw e;
+      });
+      sbLinks.set(netns, p);
+    }
+    return p;
+  };
+  const read = async (ep: EndpointRecord, hostLinks: LinkInfo[]): Promise<EndpointState> => {
+    const sb = sandboxes.get(ep.sandboxId);
+    return { ep, net: nets.get(ep.networkId)!, sb, hostLink: hostLinks.find((l) => l.name === ep.hostIfname), sbLinks: sb ? await linksOf(sb.netns) : undefined };
+  };
+  const active = eps.filter((ep) => ep.state === 'active' && ep.hostIfname !== '' && nets.get(ep.networkId)?.bridge);
+  const lost: EndpointRecord[] = [];
+  for (const ep of active) {
+    let st = await read(ep, links);
+    let why = await drift(st, links);
+    if (why === undefined) {
+      noticeExtras(input, st);
+      continue;
+    }
+    // the listings may be older than work finished since (an attach, a disconnect's retire): look again
+    const fresh = await native.listLinks(host);
+    sbLinks.clear();
+    st = await read(ep, fresh);
+    why = await drift(st, fresh);
+    if (why === undefined) continue;
+    if (why === LOST) {
+      lost.push(ep);
+      continue;
+    }
+    const { net, sb, hostLink } = st;
+    const peer = st.sbLinks?.find((l) => l.name === ep.ifname);
+    await input.step(`restore the link of endpoint ${ep.id.slice(0, 12)} on ${net.name} in sandbox ${sb!.name} (${why})`, async () => {
+      // what is left of the pair goes (deleting one end takes the other, wherever it was moved)
+      if (hostLink) await native.deleteLink(host, ep.hostIfname);
+      if (peer) await native.deleteLink(sb!.netns, ep.ifname);
+      await driver.join(net, ep, sb!);
+    });
+  }
+  return lost;
+}
+
+const LOST = Symbol('lost');
+
+/** Why an endpoint's pair is not what its record says; LOST when nothing of it is left; undefined when it is sound. */
+async function drift(st: EndpointState, hostLinks: LinkInfo[]): Promise<string | typeof LOST | undefined> {
+  const { ep, net, sb, hostLink, sbLinks } = st;
+  // a retired pair (a disconnect under way, or done and not yet committed) is the reaper's
+  if (hostLink && isGrave(hostLink.group)) return undefined;
+  const peer = sbLinks?.find((l) => l.name === ep.ifname);
+  if (!hostLink) return peer ? `its host end ${ep.hostIfname} is gone from the host` : LOST;
+  // a sandbox whose netns is gone is released by reconcile's sandbox pass
+  if (!sb || !sbLinks) return undefined;
+  const bridge = hostLinks.find((l) => l.name === net.bridge);
+  if (!bridge || hostLink.master !== bridge.index) return `its host end ${ep.hostIfname} is not on bridge ${net.bridge}`;
+  if (!hostLink.up) return `its host end ${ep.hostIfname} is down`;
+  if (!peer) return `${ep.ifname} is gone from the sandbox`;
+  if (!peer.up) return `${ep.ifname} is down`;
+  const have = new Set(peer.addresses.map(canon));
+  const missing = interfaceAddresses(ep).filter((a) => !have.has(canon(a)));
+  if (missing.length) return `${ep.ifname} lacks ${missing.join(', ')}`;
+  if (ep.defaultGateway && !(await hasDefaultRoutes(sb.netns, ep, peer.index))) return `the default route through ${ep.gateway || ep.gateway6} is gone`;
+  return undefined;
+}
+
+/** Addresses on a sound endpoint's interface that cnm did not put there. */
+function noticeExtras(input: RepairInput, { ep, sb, sbLinks }: EndpointState): void {
+  const peer = sbLinks?.find((l) => l.name === ep.ifname);
+  if (!peer || !sb) return;
+  const want = new Set(interfaceAddresses(ep).map(canon));
+  for (const a of peer.addresses.filter((x) => !want.has(canon(x)) && !kernelMade(x))) {
+    input.notice?.(`address ${a} on ${ep.ifname} of sandbox ${sb.name} was not made by cnm; left as it is`);
+  }
 }
 
 /** veths on our bridges that belong to no endpoint. */
@@ -117,7 +251,12 @@ const linkKey = (l: FirewallLink) => `${l.proto}|${l.from}|${l.to}|${l.port}`;
 
 /** Firewall entries: every ready bridge network and published port present, nothing else. */
 async function syncFirewall(firewall: Firewall, input: RepairInput, lost: EndpointRecord[]): Promise<void> {
-  const state = await firewall.state();
+  let state = await firewall.state();
+  // rules flushed by hand may leave every entry listed while no rule looks at them
+  if (!state.baseIntact && input.networks.some((n) => n.bridge)) {
+    const what = `put back the firewall's base ruleset (${firewall.backend}), changed by someone else`;
+    if (await input.step(what, () => firewall.init())) state = await firewall.state();
+  }
   const gone = new Set(lost.map((e) => e.id));
   const netById = new Map(input.networks.map((n) => [n.id, n]));
   const wantNets = input.networks.filter((n) => n.bridge).map((n) => firewall.network(n));
@@ -194,15 +333,19 @@ export async function sandboxSideComplete(netns: string, ep: EndpointRecord, kin
   if (!peer || !peer.up || (kind !== undefined && peer.kind !== kind)) return false;
   const have = new Set(peer.addresses.map(canon));
   if ([ep.ipv4, ep.ipv6].some((a) => a !== '' && !have.has(canon(a)))) return false;
-  if (!ep.defaultGateway) return true;
+  return !ep.defaultGateway || hasDefaultRoutes(netns, ep, peer.index);
+}
+
+/** Whether the sandbox has the endpoint's default routes (each family it has a gateway in) through link `oif`. */
+async function hasDefaultRoutes(netns: string, ep: EndpointRecord, oif: number): Promise<boolean> {
   for (const [family, gw] of [
     [4, ep.gateway],
     [6, ep.gateway6 ?? ''],
   ] as const) {
-    if (gw === '' || (family === 6 && ep.ipv6 === '')) continue;
+    if (gw === '' || (family === 6 && ep.ipv6 === '') || (family === 4 && ep.ipv4 === '')) continue;
     const want = parseIp(gw).value;
     const routes = await native.listRoutes(netns, family);
-    if (!routes.some((r) => r.gateway && parseIp(r.gateway).value === want && r.oif === peer.index && isDefault(r.dst))) return false;
+    if (!routes.some((r) => r.gateway && parseIp(r.gateway).value === want && r.oif === oif && isDefault(r.dst))) return false;
   }
   return true;
 }

@@ -8,17 +8,12 @@ import { log } from '../log.js';
 import { quiesceVeth, retireDevice, retireVeth } from './retire.js';
 import { native } from '../native.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../types.js';
-import { bridgeHasGateway, defaultBridgeName, hostIfnameFor, interfaceAddresses, macFor, prepareBridgeNetwork } from './bridge-options.js';
+import { defaultBridgeName, gatewayAddresses, hostIfnameFor, interfaceAddresses, macFor, prepareBridgeNetwork } from './bridge-options.js';
 import { proxySpecs, startProxies } from './bridge-proxies.js';
 import { repairBridges, vethComplete } from './bridge-repair.js';
 import type { Driver, DriverContext, RepairInput, RepairResult } from './driver.js';
 
 export { BridgeOptions } from './bridge-options.js';
-
-/** The bridge's own addresses: a gateway per subnet (an isolated family, or IPv4 with inhibit_ipv4, has none). */
-function gatewayAddresses(net: NetworkRecord): string[] {
-  return net.ipam.config.filter((c) => bridgeHasGateway(net, c.subnet.includes(':') ? 6 : 4)).map((c) => `${c.gateway}/${c.subnet.split('/')[1]}`);
-}
 
 export class BridgeDriver implements Driver {
   readonly name = 'bridge';

@@ -52,6 +52,8 @@ export interface RepairInput {
    * carries on. True when `fn` ran and succeeded.
    */
   step(what: string | string[], fn: () => Promise<unknown>): Promise<boolean>;
+  /** Report something found that reconcile leaves as it is (an address added by hand). */
+  notice?(what: string): void;
 }
 
 /** What a driver's repair asks the controller to record. */
