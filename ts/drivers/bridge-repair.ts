@@ -121,19 +121,20 @@ async function repairEndpoints(driver: Driver, input: RepairInput, host: string 
     return { ep, net: nets.get(ep.networkId)!, sb, hostLink: hostLinks.find((l) => l.name === ep.hostIfname), sbLinks: sb ? await linksOf(sb.netns) : undefined };
   };
   const active = eps.filter((ep) => ep.state === 'active' && ep.hostIfname !== '' && nets.get(ep.networkId)?.bridge);
+  // each sandbox's links (and routes) are read several at a time: one netlink dump each, on threads of their own
+  const suspects: EndpointRecord[] = [];
+  await eachAtMost(READ_AT_ONCE, active, async (ep) => {
+    const st = await read(ep, links);
+    if ((await drift(st, links)) === undefined) noticeExtras(input, st);
+    else suspects.push(ep);
+  });
   const lost: EndpointRecord[] = [];
-  for (const ep of active) {
-    let st = await read(ep, links);
-    let why = await drift(st, links);
-    if (why === undefined) {
-      noticeExtras(input, st);
-      continue;
-    }
+  for (const ep of suspects) {
     // the listings may be older than work finished since (an attach, a disconnect's retire): look again
     const fresh = await native.listLinks(host);
     sbLinks.clear();
-    st = await read(ep, fresh);
-    why = await drift(st, fresh);
+    const st = await read(ep, fresh);
+    const why = await drift(st, fresh);
     if (why === undefined) continue;
     if (why === LOST) {
       lost.push(ep);
@@ -152,6 +153,18 @@ async function repairEndpoints(driver: Driver, input: RepairInput, host: string 
 }
 
 const LOST = Symbol('lost');
+
+/** How many sandboxes are read at once. */
+const READ_AT_ONCE = 8;
+
+/** Run `fn` on every item, at most `limit` at a time. */
+async function eachAtMost<T>(limit: number, items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
 
 /** Why an endpoint's pair is not what its record says; LOST when nothing of it is left; undefined when it is sound. */
 async function drift(st: EndpointState, hostLinks: LinkInfo[]): Promise<string | typeof LOST | undefined> {
