@@ -170,3 +170,30 @@ test.serial('through the CLI: a damaged network record fails inspect with ERR_ST
   t.regex(c.stdout, new RegExp(`damaged: record "net/${id}": its checksum does not match its contents`));
   t.regex(c.stdout, /problems found/);
 });
+
+test('a key holding a lone surrogate reads back as written (LMDB keeps it as U+FFFD; so does the copy inside)', async (t) => {
+  const dir = tmp();
+  const s = LmdbStore.open(dir);
+  await s.txn((tx) => tx.put('netname/\ud800x', 'id1'));
+  t.is(s.get('netname/\ud800x'), 'id1');
+  t.deepEqual(
+    s.range('netname/').map(([, v]) => v),
+    ['id1'],
+  );
+  t.deepEqual(s.verify().damaged, []);
+  await s.close();
+});
+
+test.serial('a network name holding a lone surrogate is refused as bad input, and nothing is made', async (t) => {
+  const own = await isolatedHost('sur');
+  const ctl = await own.open();
+  try {
+    const before = ctl.listNetworks().length;
+    const e = await t.throwsAsync(ctl.createNetwork({ name: 'bad\ud800' }));
+    t.is((e as CnmError).code, 'ERR_INVALID_ARGUMENT');
+    t.regex(e!.message, /not valid Unicode/);
+    t.is(ctl.listNetworks().length, before);
+  } finally {
+    await own.cleanup();
+  }
+});

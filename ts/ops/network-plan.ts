@@ -32,6 +32,10 @@ export async function planNetwork(ctx: OpContext, req: NetworkCreateOptions, pre
   // Docker takes any network name that is not empty (a NUL, which no tool can type, is refused)
   if (typeof req.name !== 'string' || req.name === '') throw invalid('network name must not be empty', req.name);
   if (req.name.includes('\0')) throw invalid('network name must not contain a NUL character', req.name);
+  // a lone UTF-16 surrogate (JSON's "\ud800") has no UTF-8 form: stored, it would come back as another name
+  if (!(req.name as string & { isWellFormed(): boolean }).isWellFormed()) {
+    throw invalid('network name is not valid Unicode (it holds a lone surrogate such as \\ud800): use characters, not halves of one', req.name);
+  }
   // the store keys records by name: LMDB takes keys of up to 1 978 bytes
   if (Buffer.byteLength(req.name) > MAX_NETWORK_NAME) {
     throw invalid(`network name "${req.name.slice(0, 20)}…" is too long: at most ${MAX_NETWORK_NAME} bytes`, req.name.slice(0, 100));

@@ -29,6 +29,17 @@ export const FORMAT_KEY = 'meta/format';
 /** Its value: format 2, records with checksums (format 1 had none and no key). */
 export const CHECKSUMMED = 2;
 
+/**
+ * The copy of a key kept inside its value. MessagePack has no form for a lone
+ * UTF-16 surrogate (a name such as "\ud800" in JSON): it would read back as
+ * other characters. Such a surrogate is kept as U+FFFD, and keys compare in
+ * that form.
+ */
+export const asStored = (key: string): string => (key as string & { toWellFormed(): string }).toWellFormed();
+
+/** Whether the key found inside a value is the one it is stored under. */
+export const sameKey = (inner: string, key: string): boolean => inner === key || inner === asStored(key);
+
 /** What is wrong with one stored value, or undefined when it is sound. */
 export type Damage = string | undefined;
 
@@ -83,7 +94,7 @@ export class RecordCodec {
   check(key: string, buf: Buffer): Damage {
     try {
       const s = this.decode(buf);
-      return s.key !== undefined && s.key !== key ? `it holds the record of key ${JSON.stringify(s.key)}` : undefined;
+      return s.key !== undefined && !sameKey(s.key, key) ? `it holds the record of key ${JSON.stringify(s.key)}` : undefined;
     } catch (e) {
       if (e instanceof RecordDamage) return e.why;
       throw e;
