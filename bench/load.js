@@ -50,8 +50,9 @@ export async function loadBench({ tag, stateDir, rows, summarize, clients = 64, 
       [3, 'ldc'],
     ]) {
       const r = await runApiLoad({ socket, sandboxes, total: requests, prefix, subnetBase: 120 });
-      // after the daemon's own background work (reaping, commit marks) has settled
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      // after the daemon's own background work (reaping, commit marks) has settled, and
+      // it has been quiet long enough (2 s) to give the burst's heap back
+      await new Promise((resolve) => setTimeout(resolve, 3000));
       rss.push(rssMiB(daemon.pid));
       const bad = r.unexpected.length;
       rows.push({ name: `[load] run ${run}: ${r.requests} requests from ${clients} clients (wall ms; req/s in target)`, n: r.requests, p50: r.wallMs, target: `${((r.requests / r.wallMs) * 1000).toFixed(0)} req/s, ${bad} unexpected answer(s) (target 0)` });

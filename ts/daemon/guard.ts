@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CnmError } from '../errors.js';
 import { log } from '../log.js';
+import { native } from '../native.js';
 import { sendError } from './http.js';
 
 /** Time limits of the daemon's HTTP server, in milliseconds. */
@@ -52,6 +53,9 @@ export function serverOptions(l: DaemonLimits = {}): ServerOptions {
   };
 }
 
+/** How long the daemon must have answered everything before it trims its heap. */
+const QUIET_MS = 2000;
+
 const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Payload Too Large', 431: 'Request Header Fields Too Large' };
 
 /** The in-flight count, the drain, and the hooks that keep a server within its limits. */
@@ -60,6 +64,13 @@ export class Guard {
   private draining = false;
   private idle: (() => void) | undefined;
   private readonly streams = new Set<() => void>();
+  /**
+   * Armed when the last request in flight is answered: after a burst (many
+   * clients answered at once) the C heap keeps what it freed, so the daemon's
+   * RSS would stay at the burst's high-water mark; once quiet, it is given back.
+   */
+  private readonly quiet = setTimeout(() => this.trim(), QUIET_MS).unref();
+  private trimmed = true;
 
   constructor(
     private readonly server: Server,
@@ -98,11 +109,22 @@ export class Guard {
       return false;
     }
     this.inFlight++;
+    this.trimmed = false;
     res.once('close', () => {
       this.inFlight--;
-      if (this.inFlight === 0) this.idle?.();
+      if (this.inFlight === 0) {
+        this.quiet.refresh();
+        this.idle?.();
+      }
     });
     return true;
+  }
+
+  private trim(): void {
+    if (this.inFlight > 0 || this.trimmed || this.draining) return;
+    this.trimmed = true;
+    const before = process.memoryUsage.rss();
+    if (native.trimMemory()) log.debug('quiet: the C heap gave its free memory back', { rssMiB: Math.round(before / 1048576), nowMiB: Math.round(process.memoryUsage.rss() / 1048576) });
   }
 
   /** A long answer (an events stream) that shutdown ends; returns the call that forgets it. */
@@ -117,6 +139,7 @@ export class Guard {
    */
   async drain(): Promise<void> {
     this.draining = true;
+    clearTimeout(this.quiet);
     const closed = new Promise<void>((r) => this.server.close(() => r()));
     this.server.closeIdleConnections();
     for (const end of this.streams) end();
