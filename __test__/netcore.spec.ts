@@ -356,7 +356,6 @@ test('trimMemory gives the C heap free memory back on glibc (what the daemon cal
   }
   v8.setFlagsFromString('--expose-gc');
   const gc = vm.runInNewContext('gc') as () => void;
-  const rss = () => process.memoryUsage.rss() / 1048576;
   // a burst of freed heap: ~120 MiB in blocks under glibc's mmap threshold, as answers to many clients leave it
   let blocks: Buffer[] | null = Array.from({ length: 2000 }, () => Buffer.alloc(60 * 1024, 1));
   t.is(blocks.length, 2000);
@@ -364,8 +363,8 @@ test('trimMemory gives the C heap free memory back on glibc (what the daemon cal
   gc();
   await new Promise((r) => setTimeout(r, 100));
   gc();
-  const freed = rss();
+  const freed = process.memoryUsage.rss() / 1048576;
   t.true(native.trimMemory());
-  const trimmed = rss();
+  const trimmed = process.memoryUsage.rss() / 1048576;
   t.true(freed - trimmed > 20, `RSS ${freed.toFixed(0)} -> ${trimmed.toFixed(0)} MiB: the freed heap went back`);
 });
