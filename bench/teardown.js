@@ -3,9 +3,11 @@
 // network (eth1). Reported: the attach p50 of the first 10 beside the last 10
 // (flat at scale), detach / sandbox rm / network rm as the caller sees them,
 // and the burst: N detaches at once, the time until they all returned and until
-// the kernel holds no retired device (the reaper's drain).
+// the kernel holds no retired device (the reaper's drain). Then the same attaches
+// made by the kernel alone (kernel-attach.js): how much of the growth is the kernel's.
 import { NetworkController, native } from '../dist/index.js';
 import { isGrave } from '../dist/reaper.js';
+import { kernelAttach } from './kernel-attach.js';
 
 const now = () => performance.now();
 async function time(fn) {
@@ -73,4 +75,10 @@ export async function teardownBench({ tag, stateDir, rows, summarize, n = 1000 }
     await ctl.close();
     await native.netnsDeleteMany([...names, host]).catch(() => undefined);
   }
+  // the same growth in the kernel alone: the floor of the flat-at-scale target
+  const raw = await kernelAttach({ tag, n, time });
+  const kFirst = summarize(`[teardown] kernel alone (attachVeth), endpoints 1-10 of ${n}`, raw.slice(0, 10));
+  const kLast = summarize(`[teardown] kernel alone (attachVeth), endpoints ${n - 9}-${n} of ${n}`, raw.slice(-10));
+  kLast.target = `${(kLast.p50 / kFirst.p50).toFixed(2)}x the first 10 (cnm's own part is the difference to the rows above)`;
+  rows.push(kFirst, kLast);
 }
