@@ -1,6 +1,7 @@
 // Network create / inspect / rm against the real kernel, checked with `ip -j`.
 import { execFileSync } from 'node:child_process';
 import test from 'ava';
+import { isGrave } from '../ts/reaper.js';
 import type { NetworkController } from '../ts/controller.js';
 import { CnmError } from '../ts/errors.js';
 import { type IsolatedHost, inNs, ipj, isolatedHost, pings } from './helpers/host.js';
@@ -128,7 +129,9 @@ test.serial('a network name may be anything not empty, as in Docker', async (t) 
 
 test.serial('bad names, CIDRs, drivers and options get coded errors and change nothing', async (t) => {
   const before = JSON.stringify(storeRecords(ctl));
-  const linksBefore = ipj(host.ns, 'link', 'show').length;
+  // retired links of the test before are reaped meanwhile (a bridge at a time): they do not count
+  const live = () => ipj<Array<{ group?: string }>>(host.ns, 'link', 'show').filter((l) => !isGrave(Number(l.group))).length;
+  const linksBefore = live();
   const cases: Array<[string, Parameters<NetworkController['createNetwork']>[0]]> = [
     ['ERR_INVALID_ARGUMENT', { name: '' }],
     ['ERR_NAME_CONFLICT', { name: 'bridge' }],
@@ -155,7 +158,7 @@ test.serial('bad names, CIDRs, drivers and options get coded errors and change n
     t.true((e as CnmError).message.length > 10);
   }
   t.is(JSON.stringify(storeRecords(ctl)), before, 'store unchanged');
-  t.is(ipj(host.ns, 'link', 'show').length, linksBefore, 'no link was made');
+  t.is(live(), linksBefore, 'no link was made');
 });
 
 test.serial('predefined networks cannot be removed; unknown networks are not found', async (t) => {
