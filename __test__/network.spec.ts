@@ -127,10 +127,13 @@ test.serial('a network name may be anything not empty, as in Docker', async (t) 
   }
 });
 
+/** Links of the host netns; retired ones, reaped meanwhile (a bridge at a time), do not count. */
+function live(): number {
+  return ipj<Array<{ group?: string }>>(host.ns, 'link', 'show').filter((l) => !isGrave(Number(l.group))).length;
+}
+
 test.serial('bad names, CIDRs, drivers and options get coded errors and change nothing', async (t) => {
   const before = JSON.stringify(storeRecords(ctl));
-  // retired links of the test before are reaped meanwhile (a bridge at a time): they do not count
-  const live = () => ipj<Array<{ group?: string }>>(host.ns, 'link', 'show').filter((l) => !isGrave(Number(l.group))).length;
   const linksBefore = live();
   const cases: Array<[string, Parameters<NetworkController['createNetwork']>[0]]> = [
     ['ERR_INVALID_ARGUMENT', { name: '' }],
