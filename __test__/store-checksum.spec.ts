@@ -119,6 +119,8 @@ test('a store written before checksums is read as it is, rewritten with them by 
   const old = lmdbOpen({ path, compression: false, noSubdir: true }) as RootDatabase;
   old.putSync('net/old', { id: 'old', name: 'legacy', options: { a: 1 } });
   old.putSync('netname/legacy', 'old');
+  // a name with a lone surrogate, which an older cnm took
+  old.putSync('netname/\ud800x', 'odd');
   await old.close();
 
   const s = LmdbStore.open(dir);
@@ -127,6 +129,8 @@ test('a store written before checksums is read as it is, rewritten with them by 
   await s.txn((tx) => tx.put('net/new', { id: 'new' }));
   t.deepEqual(s.get('net/old'), { id: 'old', name: 'legacy', options: { a: 1 } }, 'the old record survives the rewrite');
   t.is(s.get('netname/legacy'), 'old');
+  t.is(s.get('netname/\ud800x'), 'odd', 'a key with a lone surrogate survives the rewrite');
+  t.deepEqual(s.verify().damaged, [], 'and the rewritten store is sound');
   await s.close();
 
   const raw = lmdbOpen({ path, compression: false, noSubdir: true, encoding: 'binary' }) as RootDatabase;

@@ -21,7 +21,7 @@ import type { Store, StoreEvent, StoreTxn, StoreVerdict, StoreWatch } from './st
 import { ensureStateDir } from './state-dir.js';
 import { MAGIC, META_MAGIC_AT, PAGE_SIZES, STORE_FILE, readHead } from './lmdb-meta.js';
 import { ensureRoom, isNoSpace } from './free-space.js';
-import { CHECKSUMMED, FORMAT_KEY, RecordCodec, RecordDamage, type Stored, asStored, sameKey } from './record-codec.js';
+import { CHECKSUMMED, FORMAT_KEY, RecordCodec, RecordDamage, type Stored, sameKey } from './record-codec.js';
 import { type WriterLock, writerLock } from './writer-lock.js';
 
 // lmdb-js's CommonJS build: one bundled file, loaded in about half the time of
@@ -279,7 +279,7 @@ export class LmdbStore implements Store {
       put: (key, value) => {
         fitOrRefuse(key);
         touch(key);
-        db.putSync(key, [asStored(key), value] as never);
+        db.putSync(key, [key, value] as never);
       },
       del: (key) => {
         if (!fits(key)) return;
@@ -288,7 +288,7 @@ export class LmdbStore implements Store {
       },
       onAbort: (a) => void aborts.push(a),
     };
-    const raw = { put: (k: string, v: unknown) => void db.putSync(k, [asStored(k), v] as never), del: (k: string) => void db.removeSync(k) };
+    const raw = { put: (k: string, v: unknown) => void db.putSync(k, [k, v] as never), del: (k: string) => void db.removeSync(k) };
     const changes = new Map<string, boolean>();
     let committed: number | undefined;
     let upgraded = false;

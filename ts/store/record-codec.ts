@@ -63,8 +63,8 @@ export class RecordCodec {
   }
 
   /** lmdb-js's encoder hook: the store puts [key, record] pairs. */
-  encode(entry: readonly [string, unknown]): Buffer {
-    const body = this.packr.pack(entry);
+  encode([key, value]: readonly [string, unknown]): Buffer {
+    const body = this.packr.pack([asStored(key), value]);
     const out = Buffer.allocUnsafe(HEAD + body.length);
     out[0] = MARK;
     out.writeUInt32LE(crc32(body), 1);
