@@ -268,6 +268,7 @@ export class LmdbStore implements Store {
   private run<T>(fn: (tx: StoreTxn) => T): T {
     const db = this.db;
     const aborts: Array<() => void> = [];
+    const early: Array<() => void> = [];
     // whether each key touched existed before the transaction: what it leaves is logged
     const existed = new Map<string, boolean>();
     const touch = (key: string) => {
@@ -287,6 +288,7 @@ export class LmdbStore implements Store {
         db.removeSync(key);
       },
       onAbort: (a) => void aborts.push(a),
+      beforeCommit: (b) => void early.push(b),
     };
     const raw = { put: (k: string, v: unknown) => void db.putSync(k, [k, v] as never), del: (k: string) => void db.removeSync(k) };
     const changes = new Map<string, boolean>();
@@ -308,6 +310,11 @@ export class LmdbStore implements Store {
           if (now || before) changes.set(key, !now);
         }
         committed = appendRevision(raw, this.lastRevision(), changes);
+        try {
+          for (const b of early) b();
+        } catch (e) {
+          throw new FromCallback(e);
+        }
         return r;
       });
     } catch (e) {

@@ -18,10 +18,15 @@ export const byKey = ([a]: [string, unknown], [b]: [string, unknown]) => Buffer.
 class View implements StoreTxn {
   readonly writes = new Map<string, Slot>();
   readonly aborts: Array<() => void> = [];
+  readonly before: Array<() => void> = [];
   constructor(private readonly base: StoreReader) {}
 
   onAbort(fn: () => void): void {
     this.aborts.push(fn);
+  }
+
+  beforeCommit(fn: () => void): void {
+    this.before.push(fn);
   }
 
   get<T>(key: string): T | undefined {
@@ -101,6 +106,7 @@ export class MemoryStore implements Store {
     let result: T;
     try {
       result = fn(view);
+      for (const b of view.before) b();
     } catch (e) {
       for (const a of view.aborts) a();
       throw e;

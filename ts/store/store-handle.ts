@@ -22,6 +22,8 @@ export class StoreHandle implements Store {
   private readonly watches = new Set<HandleWatch>();
   /** runs first in every transaction made through this handle (the queued commit marks) */
   prelude: ((tx: StoreTxn) => void) | undefined;
+  /** runs after every transaction made through this handle has committed */
+  postlude: (() => void) | undefined;
 
   constructor(private inner: Store) {}
 
@@ -66,13 +68,16 @@ export class StoreHandle implements Store {
     return this.live().verify?.();
   }
 
-  txn<T>(fn: (tx: StoreTxn) => T): Promise<T> {
+  async txn<T>(fn: (tx: StoreTxn) => T): Promise<T> {
     const prelude = this.prelude;
-    if (prelude === undefined) return this.live().txn(fn);
-    return this.live().txn((tx) => {
-      prelude(tx);
-      return fn(tx);
-    });
+    const r = await (prelude === undefined
+      ? this.live().txn(fn)
+      : this.live().txn((tx) => {
+          prelude(tx);
+          return fn(tx);
+        }));
+    this.postlude?.();
+    return r;
   }
 
   revision(): number {

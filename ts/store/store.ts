@@ -47,6 +47,14 @@ export interface StoreTxn extends StoreReader {
    * (the IPAM bitmaps) can be dropped.
    */
   onAbort(fn: () => void): void;
+  /**
+   * Run fn once the transaction's writes are final, just before its commit, so
+   * that work outside the store (the kernel's) overlaps the commit's disk flush.
+   * The commit may still fail after it: the `onAbort` hooks then run as usual,
+   * and undoing what fn started is the caller's. Only backends that run the
+   * callback once offer it (not one that may run it again at commit).
+   */
+  beforeCommit?(fn: () => void): void;
 }
 
 /** One key changed by a transaction. */
