@@ -20,6 +20,7 @@ import { Endpoint } from './endpoint.js';
 import { Network } from './network.js';
 import type { OpContext } from './ops/context.js';
 import { CommitMarks } from './ops/marks.js';
+import { ProcessLease } from './ops/process-lease.js';
 import { Reaper } from './reaper.js';
 import { connect, disconnect } from './ops/endpoints.js';
 import { claimHost, prepareHost } from './ops/host.js';
@@ -120,8 +121,13 @@ export class NetworkController {
       new DefaultIpam(store, settings.pools),
     );
     const marks = new CommitMarks((fn) => store.txn(fn));
-    store.prelude = (tx) => marks.applyIn(tx);
-    this.ctx = { hostNetns: this.hostNetns, store, drivers: this.drivers, firewall: this.firewall, settings, marks, reaper };
+    const lease = new ProcessLease();
+    store.prelude = (tx) => {
+      lease.applyIn(tx);
+      marks.applyIn(tx);
+    };
+    store.postlude = () => lease.committed();
+    this.ctx = { hostNetns: this.hostNetns, store, drivers: this.drivers, firewall: this.firewall, settings, marks, reaper, lease };
   }
 
   /**
@@ -314,6 +320,9 @@ export class NetworkController {
     await this.ctx.reaper.flush();
     if (!(await this.ctx.marks.flush())) {
       log.error(`${this.ctx.marks.size} endpoint commit mark(s) could not be written; the next reconcile finishes those endpoints`);
+    } else {
+      // with every mark written, no kernel work of this process is ahead of its records
+      await this.ctx.lease.release((fn) => this.store.txn(fn)).catch((e: unknown) => log.warn('dropping the process lease failed; the next command reconciles', { err: e }));
     }
     await this.store.close();
   }

@@ -37,7 +37,14 @@ export const FAULT_POINTS = [
   'sandbox.rm.commit',
 ] as const;
 
-export type FaultPoint = (typeof FAULT_POINTS)[number];
+/**
+ * Points that only a process's later operations reach (a connect whose join runs
+ * ahead of its record needs the process lease, written by an earlier one), so
+ * not through a one-command `cnm` process.
+ */
+export const LATER_FAULT_POINTS = ['connect.ahead'] as const;
+
+export type FaultPoint = (typeof FAULT_POINTS)[number] | (typeof LATER_FAULT_POINTS)[number];
 
 /** The step boundaries inside netcore (crates/netcore/src/fault.rs). */
 export const NETCORE_FAULT_POINTS = ['netcore.netns.created', 'netcore.bridge.created', 'netcore.veth.created'] as const;

@@ -5,7 +5,7 @@
  * when the kernel state may differ from the records for a reason no process
  * reported: this host was never reconciled, the machine booted (or the host netns
  * was made again) since, or a process died in the middle of an operation (a
- * record it owns is not final). Drift made by hand is found by `cnm system
+ * record it owns is not final, or its lease is left: ops/process-lease.ts). Drift made by hand is found by `cnm system
  * reconcile`, a daemon's start, or the next reconcile that is needed.
  */
 import { bootId } from './boot-id.js';
@@ -14,6 +14,7 @@ import { native } from './native.js';
 import type { OpContext } from './ops/context.js';
 import { isAlive } from './owner.js';
 import { GRAVE_PREFIX, type GraveRecord } from './reaper.js';
+import { ProcessLease } from './ops/process-lease.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './types.js';
 
 const KEY = 'host/reconciled';
@@ -39,7 +40,9 @@ function halfDone(ctx: OpContext): boolean {
     ctx.store.range<SandboxRecord>('sb/').some(([, r]) => unfinished(r)) ||
     ctx.store.range<EndpointRecord>('ep/').some(([, r]) => unfinished(r)) ||
     // retired links a dead process did not reap
-    ctx.store.range<GraveRecord>(GRAVE_PREFIX).some(([, r]) => unfinished(r))
+    ctx.store.range<GraveRecord>(GRAVE_PREFIX).some(([, r]) => unfinished(r)) ||
+    // kernel work a dead process may have done ahead of its records
+    ProcessLease.dead(ctx.store).length > 0
   );
 }
 

@@ -17,6 +17,7 @@ import { rollbackNetwork } from './ops/networks.js';
 import { releaseSandbox, rollbackEndpoint } from './ops/sandboxes.js';
 import { linkEntries } from './ops/links.js';
 import { isAlive } from './owner.js';
+import { ProcessLease } from './ops/process-lease.js';
 import { GRAVE_PREFIX, type GraveRecord, Reaper, isGrave } from './reaper.js';
 import { allNetworks, allSandboxes, endpointsOfNetwork, endpointsOfSandbox, keys } from './records.js';
 import type { NetworkRecord, SandboxRecord } from './types.js';
@@ -110,6 +111,8 @@ export async function reconcile(ctx: OpContext, opts: { dryRun?: boolean } = {})
       const input: RepairInput = {
         networks,
         endpoints: () => networks.flatMap((n) => endpointsOfNetwork(store, n.id)).filter((e) => ids.has(e.networkId)),
+        // an empty write transaction waits for the writer lock, which a transaction in flight holds
+        ...(dryRun ? {} : { settled: () => store.txn(() => undefined) }),
         sandboxes: () =>
           allSandboxes(store)
             .filter((sb) => sb.mode === 'network')
@@ -150,6 +153,9 @@ export async function reconcile(ctx: OpContext, opts: { dryRun?: boolean } = {})
     }
   }
   await reapOrphanGraves(ctx, step, fail, dryRun);
+  // the repairs above removed what a dead process's kernel work left ahead of its records
+  const leases = ProcessLease.dead(store);
+  if (leases.length) await step(`drop ${leases.length} lease(s) of dead processes`, () => store.txn((tx) => leases.forEach((k) => tx.del(k))));
   return report;
 }
 

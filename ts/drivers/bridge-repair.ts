@@ -204,7 +204,9 @@ async function removeOrphans(input: RepairInput, host: string | null, links: Lin
     const l = net.bridge ? byName.get(net.bridge) : undefined;
     if (l) ours.set(l.index, net);
   }
-  // read after the links: a veth in the listing had its endpoint recorded before it was made
+  // read after the links, and after any transaction in flight: a veth in the listing
+  // had its endpoint recorded before it was made, or in the same transaction
+  await input.settled?.();
   const known = new Set(input.endpoints().map((e) => e.hostIfname));
   for (const l of links) {
     // a retired one (in the grave group) is the reaper's, a moment from now

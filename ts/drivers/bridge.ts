@@ -19,6 +19,8 @@ export class BridgeDriver implements Driver {
   readonly name = 'bridge';
   readonly usesIpam = true;
   readonly ownNetns = true;
+  // removeOrphans (bridge-repair.ts) deletes the veths on its bridges that no endpoint names
+  readonly joinAheadOfRecord = true;
   constructor(private readonly ctx: DriverContext) {}
 
   prepareNetwork(net: NetworkRecord): void {

@@ -39,6 +39,13 @@ export interface RepairInput {
    */
   endpoints(): EndpointRecord[];
   /**
+   * Resolves once no write transaction of any process is in flight (absent in a
+   * dry run). A join that ran ahead of its record (see
+   * {@link Driver.joinAheadOfRecord}) started inside the transaction recording
+   * it: endpoints read after this name every link in a listing made before.
+   */
+  settled?(): Promise<void>;
+  /**
    * The sandboxes with a netns of their own, each with the interface names its
    * endpoints (of any network) claim, read at the call.
    */
@@ -78,6 +85,12 @@ export interface Driver {
    * while): sandbox rm takes them out before it deletes the netns.
    */
   readonly leavesBeforeNetnsDelete?: boolean;
+  /**
+   * Its repair removes the links that no endpoint record names, so its join may
+   * start before the transaction that records the endpoint has committed (the
+   * commit's disk flush overlaps the kernel work; see ops/process-lease.ts).
+   */
+  readonly joinAheadOfRecord?: boolean;
   /**
    * Stop the endpoint's traffic at once, before sandbox rm deletes its netns (the
    * kernel keeps a deleted netns's links for a while): veth drivers set the

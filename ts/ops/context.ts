@@ -9,6 +9,7 @@ import type { DefaultPool } from '../ipam/default-pools.js';
 import type { Store } from '../store/store.js';
 import type { Cluster } from '../cluster/cluster.js';
 import type { CommitMarks } from './marks.js';
+import type { ProcessLease } from './process-lease.js';
 import type { Reaper } from '../reaper.js';
 
 /** Daemon-level settings after validation. */
@@ -33,6 +34,8 @@ export interface OpContext {
   readonly settings: Settings;
   /** endpoint commit marks waiting for this process's next transaction */
   readonly marks: CommitMarks;
+  /** held while this process's kernel work may run ahead of its records */
+  readonly lease: ProcessLease;
   /** deletes retired links (see reaper.ts) off the callers' path */
   readonly reaper: Reaper;
   /** this host's membership of a cluster (global networks), once joined */

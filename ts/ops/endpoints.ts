@@ -196,21 +196,73 @@ async function requestAddresses(ctx: OpContext, net: NetworkRecord, opts: Connec
  * Put a reserved endpoint into the kernel: the driver's join and its published
  * ports, in flight together. What succeeded is pushed onto `undo`.
  */
-export async function programEndpoint(plan: EndpointPlan, undo: Undo): Promise<void> {
-  const { net, sb, ep, driver } = plan;
-  const [joined, published] = await Promise.allSettled([
-    (async () => {
-      fault('connect.reserve');
-      return driver.join(net, ep, sb);
-    })(),
-    ep.ports?.length ? driver.programExternalConnectivity(net, ep) : Promise.resolve(),
-  ]);
-  if (joined.status === 'fulfilled') undo.push('take the endpoint out of the sandbox', () => driver.leave(net, ep, sb));
+export async function programEndpoint(plan: EndpointPlan, undo: Undo, joining?: Promise<{ mac?: string }>): Promise<void> {
+  const { net, ep, driver } = plan;
+  const [joined, published] = await Promise.allSettled([joining ?? startJoin(plan), ep.ports?.length ? driver.programExternalConnectivity(net, ep) : Promise.resolve()]);
+  if (joined.status === 'fulfilled') undo.push('take the endpoint out of the sandbox', () => driver.leave(net, ep, plan.sb));
   if (published.status === 'fulfilled' && ep.ports?.length) undo.push('withdraw its published ports', () => driver.revokeExternalConnectivity(net, ep));
   if (joined.status === 'rejected') throw joined.reason;
   if (published.status === 'rejected') throw published.reason;
   if (joined.value.mac) ep.mac = joined.value.mac;
   fault('connect.kernel');
+}
+
+/** The driver's join of a reserved endpoint, started. */
+async function startJoin(plan: EndpointPlan): Promise<{ mac?: string }> {
+  fault('connect.reserve');
+  return plan.driver.join(plan.net, plan.ep, plan.sb);
+}
+
+/**
+ * Reserve a planned endpoint in one transaction. With the process lease held
+ * and a driver whose repair removes unrecorded links, its join starts inside
+ * that transaction, once the writes are final, so that the kernel work overlaps
+ * the commit's disk flush (a crash in between leaves the lease, and reconcile
+ * removes the link); the join in flight is returned. A transaction that fails
+ * takes its join back out and gives the addresses back.
+ */
+async function reserveEndpoint(ctx: OpContext, plan: EndpointPlan): Promise<{ joining?: Promise<{ mac?: string }> }> {
+  if (plan.driver.joinAheadOfRecord !== true) {
+    await reserveOnly(ctx, plan);
+    return {};
+  }
+  const ahead = ctx.lease.held;
+  // the first connect of a process keeps its record first; its transaction writes the lease
+  ctx.lease.want();
+  let joining: Promise<{ mac?: string }> | undefined;
+  try {
+    await ctx.store.txn((tx) => {
+      plan.reserve(tx);
+      if (ahead && tx.beforeCommit) {
+        tx.beforeCommit(() => {
+          joining = startJoin(plan);
+          // awaited by the caller, or below when the commit fails
+          joining.catch(() => undefined);
+          fault('connect.ahead');
+        });
+      }
+    });
+  } catch (e) {
+    if (joining) {
+      await joining.then(
+        () => plan.driver.leave(plan.net, plan.ep, plan.sb).catch((u: unknown) => log.warn('taking out a join whose record did not commit failed; reconcile removes it', { endpoint: plan.ep.id, err: u })),
+        () => undefined,
+      );
+    }
+    await plan.release();
+    throw e;
+  }
+  // wrapped: an async function returning the promise itself would wait for it
+  return { joining };
+}
+
+async function reserveOnly(ctx: OpContext, plan: EndpointPlan): Promise<void> {
+  try {
+    await ctx.store.txn((tx) => plan.reserve(tx));
+  } catch (e) {
+    await plan.release();
+    throw e;
+  }
 }
 
 /** Mark a programmed endpoint active, inside the caller's transaction. */
@@ -277,12 +329,7 @@ async function connectTo(ctx: OpContext, net: NetworkRecord, sbRef: string, opts
   let committed = false;
   try {
     const plan = await planEndpoint(ctx, net, sb, opts, false);
-    try {
-      await ctx.store.txn((tx) => plan.reserve(tx));
-    } catch (e) {
-      await plan.release();
-      throw e;
-    }
+    const { joining } = await reserveEndpoint(ctx, plan);
     // its hosts file (a new address) is written beside the kernel work
     const files = refreshFilesOf(ctx, sb.id, net);
     const undo = new Undo();
@@ -292,7 +339,7 @@ async function connectTo(ctx: OpContext, net: NetworkRecord, sbRef: string, opts
     });
     undo.push('drop the endpoint records', () => forgetEndpoint(ctx, net, plan.ep));
     try {
-      await programEndpoint(plan, undo);
+      await programEndpoint(plan, undo, joining);
     } catch (e) {
       throw await undo.run(e, `connect ${sb.name} to ${net.name}`);
     }
