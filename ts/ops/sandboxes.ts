@@ -10,6 +10,7 @@ import { CnmError, invalid, toCnmError } from '../errors.js';
 import { fault } from '../fault.js';
 import { log } from '../log.js';
 import { native } from '../native.js';
+import { netnsFileExists } from '../net/netns-file.js';
 import type { SandboxCreateOptions } from '../options.js';
 import { currentOwner } from '../owner.js';
 import { endpointsOfSandbox, findSandbox, keys, sandboxUsers } from '../records.js';
@@ -55,7 +56,7 @@ export async function createSandbox(ctx: OpContext, req: SandboxCreateOptions): 
   }
   if (req.links !== undefined && mode !== 'network') throw invalid(`--link needs a network the two sandboxes share, not network mode ${mode}`, req.links);
   const links = net && mode === 'network' ? planLinks(ctx, req.links, req.name, net) : [];
-  if (await native.netnsExists(req.name)) {
+  if (netnsFileExists(req.name)) {
     throw new CnmError('ERR_NAME_CONFLICT', `a network namespace named ${req.name} already exists`, { value: req.name, sandbox: req.name });
   }
   const sb: SandboxRecord = {
@@ -174,6 +175,13 @@ export async function removeSandbox(ctx: OpContext, ref: string): Promise<void> 
   // are then deleted explicitly, all in flight together
   const undo = new Undo();
   undo.push('restore the sandbox record', () => ctx.store.txn((tx) => tx.put(keys.sb(sb.id), sb)));
+  // its files go beside the kernel work (several file system calls off the JS
+  // thread, about as long as the kernel work); the record says `deleting` from here on
+  const files = removeFilesOf(sb);
+  undo.push('write its files again', async () => {
+    await files;
+    await writeFilesOf(ctx, sb);
+  });
   try {
     fault('sandbox.rm.mark');
     await leaveFirst(ctx, sb);
@@ -183,8 +191,6 @@ export async function removeSandbox(ctx: OpContext, ref: string): Promise<void> 
   }
   // the netns is gone: from here on the removal only moves forward
   const fwd = new Forward(`remove sandbox ${sb.name}`);
-  // its files go beside the rest
-  const files = removeFilesOf(sb);
   await fwd.step('the step after the netns delete', () => fault('sandbox.rm.netns'));
   await fwd.step('take its links out', () => dropLinks(ctx, sb));
   const eps = endpointsOfSandbox(ctx.store, sb.id);
