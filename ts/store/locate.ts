@@ -2,16 +2,15 @@
  * Where a host's state lives, found after the options, the host netns and the
  * state dir are checked; nothing is opened or created (and lmdb-js not loaded).
  */
-import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { CnmError } from '../errors.js';
+import { netnsFileExists } from '../net/netns-file.js';
 import { type Checked, checkOptions } from '../ops/options.js';
 import type { ControllerOptions } from '../options.js';
 import { checkStateDir } from './state-dir.js';
 
 /** Where a host's state lives by default. */
 export const DEFAULT_STATE_DIR = '/var/lib/cnm';
-const NETNS_RUN_DIR = '/run/netns';
 
 export interface StoreLocation {
   checked: Checked;
@@ -24,9 +23,8 @@ export interface StoreLocation {
 export function locateStore(opts: ControllerOptions): StoreLocation {
   const checked = checkOptions(opts);
   const host = opts.hostNetns ?? null;
-  // a plain lstat, as netcore's netnsExists does (the name is checked above):
-  // a read-only command then never loads the native addon
-  if (host !== null && lstatSync(join(NETNS_RUN_DIR, host), { throwIfNoEntry: false }) === undefined) {
+  // a plain lstat (the name is checked above): a read-only command then never loads the native addon
+  if (host !== null && !netnsFileExists(host)) {
     throw new CnmError('ERR_NETNS_NOT_FOUND', `host netns ${host} does not exist (create it with "ip netns add ${host}")`, { netns: host });
   }
   const base = opts.stateDir ?? DEFAULT_STATE_DIR;
