@@ -31,22 +31,31 @@ export class BridgeDriver implements Driver {
     // an isolated family, or IPv4 with inhibit_ipv4, has no address on the bridge
     const addresses = gatewayAddresses(net);
     const gateway4 = net.ipam.config.find((c) => c.subnet.includes('.'))?.gateway ?? '';
-    const info = await native.ensureBridge({
-      netns: this.ctx.hostNetns,
-      name: net.bridge!,
-      mtu: net.mtu ?? null,
-      // A bridge made without a MAC takes the lowest one of its ports and changes it as
-      // endpoints come and go; a sandbox that learnt the gateway's MAC from an ARP in
-      // between then sends to a port that is gone, for seconds. A MAC given at creation
-      // stays (Docker sets one too); derived from the gateway, a bridge that reconcile
-      // makes again gets the same one. Only applied to a bridge this call creates.
-      mac: macFor(gateway4, net.id),
-      addresses,
-      up: true,
-    });
-    net.bridgeCreated = info.created;
-    if (net.mtu === undefined) net.mtu = info.mtu;
+    const entries = this.ctx.firewall.network(net);
+    // the firewall names the bridge (iifname/oifname) and needs no device: its entries
+    // go in beside the bridge's creation
+    const [made, firewalled] = await Promise.allSettled([
+      native.ensureBridge({
+        netns: this.ctx.hostNetns,
+        name: net.bridge!,
+        mtu: net.mtu ?? null,
+        // A bridge made without a MAC takes the lowest one of its ports and changes it as
+        // endpoints come and go; a sandbox that learnt the gateway's MAC from an ARP in
+        // between then sends to a port that is gone, for seconds. A MAC given at creation
+        // stays (Docker sets one too); derived from the gateway, a bridge that reconcile
+        // makes again gets the same one. Only applied to a bridge this call creates.
+        mac: macFor(gateway4, net.id),
+        addresses,
+        up: true,
+      }),
+      this.ctx.firewall.apply({ addNetworks: [entries] }),
+    ]);
+    const info = made.status === 'fulfilled' ? made.value : undefined;
     try {
+      if (made.status === 'rejected') throw made.reason;
+      if (firewalled.status === 'rejected') throw firewalled.reason;
+      net.bridgeCreated = made.value.created;
+      if (net.mtu === undefined) net.mtu = made.value.mtu;
       if (net.ipam.config.some((c) => c.subnet.includes(':'))) {
         if (this.ctx.ipForward) await native.sysctlSet(this.ctx.hostNetns, 'net.ipv6.conf.all.forwarding', '1');
         // The bridge's link-local address would stay tentative for a second of duplicate
@@ -60,9 +69,11 @@ export class BridgeDriver implements Driver {
         // the path form: a bridge name may hold dots (br.x), which the dotted form would split
         await native.sysctlSet(this.ctx.hostNetns, `net/ipv4/conf/${net.bridge}/route_localnet`, '1');
       }
-      await this.ctx.firewall.apply({ addNetworks: [this.ctx.firewall.network(net)] });
     } catch (e) {
-      if (info.created) {
+      if (firewalled.status === 'fulfilled') {
+        await this.ctx.firewall.apply({ removeNetworks: [entries] }).catch((u: unknown) => log.warn('withdrawing the firewall entries of a network not created failed', { network: net.name, err: u }));
+      }
+      if (info?.created) {
         await native.deleteLink(this.ctx.hostNetns, net.bridge!).catch((u: unknown) => log.warn('removing a bridge after a failed create failed', { bridge: net.bridge, err: u }));
       }
       throw e;
