@@ -93,8 +93,8 @@ export interface Driver {
   readonly joinAheadOfRecord?: boolean;
   /**
    * Stop the endpoint's traffic at once, before sandbox rm deletes its netns (the
-   * kernel keeps a deleted netns's links for a while): veth drivers set the
-   * sandbox end down. `leave` follows after the netns is gone.
+   * kernel keeps a deleted netns's links for a while): veth drivers take the
+   * sandbox end's addresses off. `leave` follows after the netns is gone.
    */
   quiesce?(net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void>;
   /** only one network of this driver may exist (host, null): the predefined one */

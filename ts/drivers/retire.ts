@@ -49,12 +49,15 @@ export function retireVeth(ctx: Ctx, ep: EndpointRecord, sb: Pick<SandboxRecord,
 }
 
 /**
- * Before sandbox rm deletes the netns: its end down (a deleted netns lingers in
- * the kernel a while, and would answer for its addresses); the netns delete
- * takes the rest.
+ * Before sandbox rm deletes the netns: its end loses its addresses (a deleted
+ * netns lingers in the kernel a while, and would answer for them); the netns
+ * delete takes the rest, or the reap the pair when something holds the netns.
+ * Not set down: the host end would lose its carrier, and a bridge port that
+ * does walks every port of its bridge under the kernel's lock (0.7 ms at 1 000
+ * ports against 0.24 ms for the addresses).
  */
 export function quiesceVeth(ctx: Ctx, ep: EndpointRecord, sb: Pick<SandboxRecord, 'netns'>): Promise<void> {
-  return retirePair(ctx, ep, sb, {});
+  return retirePair(ctx, ep, sb, { down: false, addresses: interfaceAddresses(ep) });
 }
 
 /**

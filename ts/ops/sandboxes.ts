@@ -222,7 +222,7 @@ export async function releaseSandbox(ctx: OpContext, sb: SandboxRecord): Promise
  * Before the netns goes: a deleted netns lingers in the kernel for a while with
  * its links up, and they would keep answering for their addresses. The endpoints
  * whose links live in the sandbox alone (macvlan) leave first; the veth ones are
- * quiesced (their sandbox end down), which costs well under a
+ * quiesced (their sandbox end without its addresses), which costs well under a
  * millisecond where deleting the pair costs an RCU wait: the netns delete then
  * takes the sandbox ends, the reaper what is left. A namespace the sandbox was
  * given (a runtime's) stays: there every endpoint leaves first.
