@@ -222,13 +222,10 @@ async function startJoin(plan: EndpointPlan): Promise<{ mac?: string }> {
  * takes its join back out and gives the addresses back.
  */
 async function reserveEndpoint(ctx: OpContext, plan: EndpointPlan): Promise<{ joining?: Promise<{ mac?: string }> }> {
-  if (plan.driver.joinAheadOfRecord !== true) {
-    await reserveOnly(ctx, plan);
-    return {};
-  }
-  const ahead = ctx.lease.held;
+  const canAhead = plan.driver.joinAheadOfRecord === true;
+  const ahead = canAhead && ctx.lease.held;
   // the first connect of a process keeps its record first; its transaction writes the lease
-  ctx.lease.want();
+  if (canAhead) ctx.lease.want();
   let joining: Promise<{ mac?: string }> | undefined;
   try {
     await ctx.store.txn((tx) => {
@@ -254,15 +251,6 @@ async function reserveEndpoint(ctx: OpContext, plan: EndpointPlan): Promise<{ jo
   }
   // wrapped: an async function returning the promise itself would wait for it
   return { joining };
-}
-
-async function reserveOnly(ctx: OpContext, plan: EndpointPlan): Promise<void> {
-  try {
-    await ctx.store.txn((tx) => plan.reserve(tx));
-  } catch (e) {
-    await plan.release();
-    throw e;
-  }
 }
 
 /** Mark a programmed endpoint active, inside the caller's transaction. */
